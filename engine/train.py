@@ -1,0 +1,103 @@
+"""The one training core every strategy shares, and evaluation.
+
+`fit` trains whatever parameters a strategy left trainable, with the parameter groups it chose,
+on tensors already resident on the device, for a fixed number of steps. It reports through an
+optional `on_step(step, steps, loss)` callback and stops early when `should_stop()` is true; it
+knows nothing about pages, stores or sweeps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    lr: float = 1e-3  # Adam learning rate of the head (and of every layer when training from scratch)
+    backbone_lr_mult: float = 0.1  # fine-tuning: pretrained layers train at lr * this
+    batch_size: int = 64  # examples per step (the whole labelled set when it is smaller)
+    epochs: int = 30  # passes over the labelled set, before clipping to [min_steps, max_steps]
+    min_steps: int = 60  # tiny labelled sets still get this many steps
+    max_steps: int = 150  # large labelled sets stop here, so a sweep's cost stays bounded
+
+    def __post_init__(self):
+        for name in ("lr", "backbone_lr_mult"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        for name in ("batch_size", "epochs", "min_steps", "max_steps"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value > 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.min_steps > self.max_steps:
+            raise ValueError("min_steps must not exceed max_steps")
+
+    def steps_for(self, n_train: int) -> int:
+        per_epoch = math.ceil(n_train / min(self.batch_size, n_train))
+        return max(self.min_steps, min(self.max_steps, self.epochs * per_epoch))
+
+
+@dataclass(frozen=True)
+class FitStats:
+    steps: int  # optimizer steps taken
+    final_loss: float  # training loss of the last step
+    seconds: float
+    stopped: bool  # True when should_stop() ended training early
+
+
+def fit(model: nn.Module, param_groups: list[dict], x: torch.Tensor, y: torch.Tensor, *,
+        steps: int, batch_size: int, seed: int,
+        on_step: Optional[Callable[[int, int, float], None]] = None,
+        should_stop: Optional[Callable[[], bool]] = None) -> FitStats:
+    """Train `model` with Adam over `param_groups` for `steps` minibatch steps.
+
+    x (N, ...) and y (N,) must already be on the model's device. Minibatches walk through a
+    seeded random permutation of the N examples, epoch after epoch, so a run is reproducible.
+    """
+    start = time.perf_counter()
+    model.train()
+    optimizer = torch.optim.Adam([{k: v for k, v in g.items() if k != "name"} for g in param_groups])
+    n = x.shape[0]
+    bs = min(batch_size, n)
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(n, generator=gen)
+    pos, loss_value, taken = 0, float("nan"), 0
+    for step in range(steps):
+        if should_stop is not None and should_stop():
+            break
+        if pos + bs > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        idx = order[pos:pos + bs].to(x.device)
+        pos += bs
+        logits = model(x[idx])  # (B, n_classes)
+        loss = F.cross_entropy(logits, y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        taken = step + 1
+        if on_step is not None:
+            loss_value = loss.item()
+            on_step(taken, steps, loss_value)
+    if on_step is None and taken:
+        loss_value = loss.item()
+    return FitStats(steps=taken, final_loss=loss_value, seconds=time.perf_counter() - start,
+                    stopped=taken < steps)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Class predictions (N,) for inputs x (N, ...) on the model's device."""
+    model.eval()
+    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, x.shape[0], batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy in percent."""
+    return float((predict(model, x) == y).float().mean().item() * 100.0)
