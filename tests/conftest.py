@@ -1,0 +1,50 @@
+"""Shared test set-up: one private data directory per test session, pretraining done once.
+
+TRANSFERLAB_HOME is pointed at a fresh temporary folder before any engine module is imported,
+so tests never read or write a user's cache and never touch the network. The default lesson's
+backbone is pretrained once per session (about 10 s on two cores) and reused by every test.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="transferlab-test-"))
+os.environ["TRANSFERLAB_HOME"] = str(SESSION_HOME)
+OUTPUT_DIR = ROOT / "test-output"  # screenshots and other artefacts kept with the test output
+
+
+@pytest.fixture(scope="session")
+def pretrained():
+    """The default lesson's pretrained backbone, trained once per test session."""
+    from engine.pretrain import PretrainConfig, pretrain
+
+    return pretrain(PretrainConfig())
+
+
+@pytest.fixture
+def fresh_store(tmp_path):
+    """An empty result store of the test's own."""
+    from engine.store import ResultStore
+
+    return ResultStore(tmp_path / "results.sqlite")
+
+
+@pytest.fixture
+def empty_default_store():
+    """Empties the session's default store (the one pages use) before the test."""
+    for suffix in ("", "-wal", "-shm"):
+        path = SESSION_HOME / f"results.sqlite{suffix}"
+        if path.exists():
+            path.unlink()
+    yield SESSION_HOME / "results.sqlite"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_HOME, ignore_errors=True)
