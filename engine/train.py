@@ -20,7 +20,7 @@ from torch import nn
 
 @dataclass(frozen=True)
 class TrainBudget:
-    lr: float = 1e-3  # Adam learning rate of the head (and of every layer when training from scratch)
+    lr: float = 3e-3  # Adam learning rate of the head (and of every layer when training from scratch)
     backbone_lr_mult: float = 0.1  # fine-tuning: pretrained layers train at lr * this
     batch_size: int = 64  # examples per step (the whole labelled set when it is smaller)
     epochs: int = 30  # passes over the labelled set, before clipping to [min_steps, max_steps]

@@ -1,0 +1,172 @@
+"""Command line for teachers and checks: `python -m engine sweep|pretrain ...`.
+
+Every failure a user can cause (unknown dataset, strategy or backbone, too many labels per
+class, zero seeds, an unwritable output file) ends with a one-line message on stderr and exit
+status 2, never a traceback. Ctrl-C stops a sweep; the runs finished so far stay stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from engine.datasets import ALL_LABELS
+from engine.device import describe_device, pick_device
+from engine.plots import head_start_sentence, point_label, summarize
+from engine.pretrain import PretrainConfig, pretrain
+from engine.store import ResultStore
+from engine.sweep import DEFAULT_LABELS, Progress, SweepSpec, run_sweep
+
+CSV_COLUMNS = ["strategy", "labels_per_class", "seed", "test_accuracy", "train_seconds", "device",
+               "n_train", "all_labels", "steps", "backbone", "source", "target", "code_version", "run_key"]
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported in one line, exit status 2."""
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_labels(text: str) -> tuple[int, ...]:
+    values = []
+    for part in _split(text):
+        if part.lower() == "all":
+            values.append(ALL_LABELS)
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise UsageError(f"labels per class must be positive integers or 'all', got '{part}'") from None
+        if value <= 0:
+            raise UsageError(f"labels per class must be positive, got {value}")
+        values.append(value)
+    if not values:
+        raise UsageError("give at least one labels-per-class value, e.g. --labels 1,2,5,all")
+    return tuple(values)
+
+
+def parse_device(text: str) -> torch.device:
+    if text == "auto":
+        return pick_device()
+    if text == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but no CUDA device is available")
+    if text not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown device '{text}'; use auto, cpu, cuda or mps")
+    return torch.device(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Transfer Lab's engine.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sweep = sub.add_parser("sweep", help="train strategies at several labelled-set sizes and seeds")
+    sweep.add_argument("--source", default="mnist5k", help="dataset the backbone is pretrained on")
+    sweep.add_argument("--target", default="uci_digits", help="dataset the strategies are compared on")
+    sweep.add_argument("--backbone", default="small_cnn")
+    sweep.add_argument("--strategies", default="scratch,probe,finetune", help="comma-separated")
+    sweep.add_argument("--labels", default=",".join(str(k or "all") for k in DEFAULT_LABELS),
+                       help="labels per class, comma-separated; 'all' uses every training label")
+    sweep.add_argument("--seeds", type=int, default=3, help="runs per point (seeds 0..N-1)")
+    sweep.add_argument("--out", help="write every run of the sweep to this CSV file")
+    sweep.add_argument("--store", help="result store file (default: results.sqlite in TRANSFERLAB_HOME)")
+    sweep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    pre = sub.add_parser("pretrain", help="pretrain a backbone on a source dataset (cached)")
+    pre.add_argument("--source", default="mnist5k")
+    pre.add_argument("--backbone", default="small_cnn")
+    pre.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
+    pre.add_argument("--device", default="auto")
+    return parser
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    spec = SweepSpec(source=args.source, target=args.target, backbone=args.backbone,
+                     strategies=tuple(_split(args.strategies)), labels_per_class=parse_labels(args.labels),
+                     seeds=args.seeds)
+    spec.check_target_capacity()
+    device = parse_device(args.device)
+    if args.out:
+        out_dir = Path(args.out).resolve().parent
+        if not out_dir.is_dir():
+            raise UsageError(f"cannot write {args.out}: folder {out_dir} does not exist")
+    store = ResultStore(args.store) if args.store else ResultStore()
+    bars: dict[str, tqdm] = {}
+
+    def on_progress(event: Progress) -> None:
+        if args.no_progress:
+            return
+        bar = bars.get(event.stage)
+        if bar is None:
+            for other in bars.values():  # a new stage: the previous one is over
+                other.close()
+            unit = "step" if event.stage == "pretrain" else "run"
+            bar = bars[event.stage] = tqdm(total=event.total, unit=unit, desc=event.stage, file=sys.stderr)
+        bar.n = event.done
+        bar.set_postfix_str(event.message[:60])
+        bar.refresh()
+
+    print(f"device: {describe_device(device)}", file=sys.stderr)
+    try:
+        result = run_sweep(spec, store, device=device, on_progress=on_progress)
+    except KeyboardInterrupt:
+        print("cancelled: every finished run is kept in the store", file=sys.stderr)
+        return 130
+    finally:
+        for bar in bars.values():
+            bar.close()
+    records = result.records
+    if args.out:
+        try:
+            records[[c for c in CSV_COLUMNS if c in records.columns]].to_csv(args.out, index=False)
+        except OSError as err:
+            raise UsageError(f"cannot write {args.out}: {err.strerror or err}") from None
+    if result.pretrain is not None:
+        p = result.pretrain
+        how = "loaded from cache" if p.cached else f"trained in {p.seconds:.1f} s"
+        print(f"pretrained {spec.backbone} on {spec.source}: source accuracy {p.source_accuracy:.1f}% ({how})")
+    print(f"runs: {result.trained} trained, {result.reused} reused from the store")
+    summary = summarize(records)
+    summary["order"] = summary["strategy"].map(spec.strategies.index)
+    for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
+        print(f"  {row['strategy']:>9}  {point_label(row['labels_per_class'], row['all_labels']):>9} labels/class"
+              f"  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} seeds)")
+    if not summary.empty:
+        sentence = head_start_sentence(records, int(summary["labels_per_class"].min()))
+        if sentence:
+            print(sentence)
+    if args.out:
+        print(f"wrote {len(records)} runs to {args.out}")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    config = PretrainConfig(backbone=args.backbone, source=args.source, epochs=args.epochs)
+    result = pretrain(config, device=parse_device(args.device))
+    how = "loaded from cache" if result.cached else f"trained in {result.seconds:.1f} s on {result.device}"
+    print(f"{config.backbone} on {config.source}: source accuracy {result.source_accuracy:.1f}% ({how})")
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        return cmd_pretrain(args)
+    except (UsageError, ValueError) as err:  # DatasetError, StrategyError, ... are ValueErrors
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
