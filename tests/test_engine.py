@@ -1,0 +1,221 @@
+"""Engine unit tests: sampling, strategies, the training core, pretraining cache, store, sweeps."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine.backbones import count_parameters, get_backbone
+from engine.datasets import (ALL_LABELS, DatasetError, load_dataset, max_labels_per_class,
+                             sample_labels, split_target)
+from engine.plots import head_start_sentence, summarize, transfer_curve_figure
+from engine.pretrain import PretrainConfig, load_cached, pretrain
+from engine.store import ResultStore
+from engine.strategies import STRATEGIES, get_strategy
+from engine.sweep import SweepSpec, plan_runs, run_sweep, stored_records
+from engine.train import TrainBudget, fit
+
+
+@pytest.fixture(scope="module")
+def target():
+    data = load_dataset("uci_digits")
+    return data, split_target(data.y)
+
+
+# --- datasets and sampling -------------------------------------------------------------------
+
+def test_builtin_datasets_have_backbone_input_format():
+    for name, n in (("mnist5k", 5000), ("uci_digits", 1797)):
+        data = load_dataset(name)
+        assert data.x.shape == (n, 1, 28, 28) and data.x.dtype == torch.float32
+        assert 0.0 <= float(data.x.min()) and float(data.x.max()) <= 1.0
+        assert data.n_classes == 10 and sorted(data.y.unique().tolist()) == list(range(10))
+
+
+def test_test_split_is_fixed_stratified_and_disjoint(target):
+    data, split = target
+    again = split_target(data.y)
+    assert np.array_equal(split.test_idx, again.test_idx)
+    assert not set(split.test_idx) & set(split.pool_idx)
+    assert len(split.test_idx) + len(split.pool_idx) == len(data.y)
+    counts = np.bincount(data.y.numpy()[split.test_idx], minlength=10)
+    totals = np.bincount(data.y.numpy(), minlength=10)
+    assert np.all(np.abs(counts - 0.3 * totals) <= 1)
+
+
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_sampling_is_stratified_reproducible_and_never_touches_test(target, k):
+    data, split = target
+    idx = sample_labels(data.y, split, k, seed=0)
+    assert np.array_equal(np.bincount(data.y.numpy()[idx], minlength=10), np.full(10, k))
+    assert np.array_equal(idx, sample_labels(data.y, split, k, seed=0))
+    assert not np.array_equal(idx, sample_labels(data.y, split, k, seed=1))
+    assert not set(idx) & set(split.test_idx)
+    assert set(sample_labels(data.y, split, 1, seed=0)) <= set(idx)  # nested within a seed
+
+
+def test_sampling_all_and_too_many(target):
+    data, split = target
+    assert np.array_equal(sample_labels(data.y, split, ALL_LABELS, seed=3), split.pool_idx)
+    limit = max_labels_per_class(data, split)
+    sample_labels(data.y, split, limit, seed=0)
+    with pytest.raises(DatasetError, match="cannot draw"):
+        sample_labels(data.y, split, limit + 1, seed=0)
+
+
+# --- strategies and the training core -----------------------------------------------------------
+
+def _train_a_few_steps(strategy_name, state):
+    torch.manual_seed(0)
+    model = get_backbone("small_cnn").build(10)
+    if get_strategy(strategy_name).uses_pretrained:
+        model.load_state_dict(state)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    groups = get_strategy(strategy_name).param_groups(model, 3e-3, 3e-4)
+    data = load_dataset("uci_digits")
+    fit(model, groups, data.x[:64], data.y[:64], steps=5, batch_size=32, seed=0)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    return model, changed
+
+
+@pytest.mark.parametrize("name,expect", [
+    ("scratch", "all"), ("probe", "head only"), ("finetune", "all"),
+])
+def test_exactly_the_intended_parameters_change(pretrained, name, expect):
+    model, changed = _train_a_few_steps(name, pretrained.load_state_dict())
+    names = {n for n, _ in model.named_parameters()}
+    head = {n for n in names if n.startswith("head.")}
+    assert changed == (names if expect == "all" else head)
+    trainable, total = count_parameters(model)
+    assert total == sum(p.numel() for p in model.parameters())
+    assert trainable == (total if expect == "all" else sum(p.numel() for p in model.head.parameters()))
+
+
+def test_finetune_gives_the_head_a_higher_learning_rate():
+    model = get_backbone("small_cnn").build(10)
+    groups = STRATEGIES["finetune"].param_groups(model, 3e-3, 3e-4)
+    lr = {g["name"]: g["lr"] for g in groups}
+    assert lr["head"] > lr["pretrained layers"]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_budget_validation_and_steps():
+    budget = TrainBudget()
+    assert budget.steps_for(10) == budget.min_steps
+    assert budget.steps_for(10_000) == budget.max_steps
+    for bad in ({"lr": 0}, {"lr": float("nan")}, {"batch_size": 0}, {"min_steps": 10, "max_steps": 5}):
+        with pytest.raises(ValueError):
+            TrainBudget(**bad)
+
+
+# --- pretraining cache ------------------------------------------------------------------------
+
+def test_pretraining_is_cached_and_reused(pretrained):
+    assert pretrained.source_accuracy > 85.0
+    again = pretrain(PretrainConfig())
+    assert again.cached and again.checkpoint == pretrained.checkpoint
+    assert again.source_accuracy == pretrained.source_accuracy
+
+
+def test_truncated_checkpoint_is_retrained_not_trusted():
+    config = PretrainConfig(epochs=1)  # a different key from the session's checkpoint
+    first = pretrain(config)
+    data = first.checkpoint.read_bytes()
+    first.checkpoint.write_bytes(data[: len(data) // 2])
+    assert load_cached(config) is None
+    second = pretrain(config)
+    assert not second.cached and second.checkpoint.stat().st_size == len(data)
+    torch.load(second.checkpoint, weights_only=True)
+
+
+# --- specs, store and sweeps ---------------------------------------------------------------------
+
+def test_spec_is_frozen_hashable_and_validated():
+    spec = SweepSpec(labels_per_class=(5, ALL_LABELS, 1, 5))
+    assert spec.labels_per_class == (1, 5, ALL_LABELS)
+    assert hash(spec) == hash(SweepSpec(labels_per_class=(1, 5, 0))) and spec.key() == SweepSpec(labels_per_class=(1, 5, 0)).key()
+    with pytest.raises(Exception):
+        spec.seeds = 4
+    for bad in ({"strategies": ()}, {"strategies": ("lora",)}, {"target": "nope"}, {"seeds": 0},
+                {"labels_per_class": (-1,)}, {"labels_per_class": ()}, {"backbone": "vgg"}):
+        with pytest.raises(ValueError):
+            SweepSpec(**bad)
+    with pytest.raises(DatasetError):
+        SweepSpec(labels_per_class=(1000,)).check_target_capacity()
+
+
+def test_run_keys_are_shared_between_overlapping_specs():
+    small = {p.run_key for p in plan_runs(SweepSpec(labels_per_class=(1, 2), seeds=1))}
+    big = {p.run_key for p in plan_runs(SweepSpec(labels_per_class=(1, 2, 5), seeds=2))}
+    assert len(small) == 6 and len(big) == 18 and small <= big
+
+
+def test_store_round_trips(tmp_path):
+    record = {"run_key": "abc", "strategy": "probe", "labels_per_class": 2, "seed": 0,
+              "test_accuracy": 81.25, "train_seconds": 0.5, "device": "cpu", "n_train": 20,
+              "all_labels": False}
+    ResultStore(tmp_path / "r.sqlite").put(record)
+    reopened = ResultStore(tmp_path / "r.sqlite")
+    (got,) = reopened.get_many(["abc", "missing"])
+    assert {k: got[k] for k in record} == record and reopened.count() == 1
+
+
+def test_repeated_spec_trains_nothing_and_overlap_trains_only_missing(pretrained, fresh_store):
+    spec = SweepSpec(strategies=("probe", "finetune"), labels_per_class=(1,), seeds=1)
+    first = run_sweep(spec, fresh_store)
+    assert (first.trained, first.reused) == (2, 0)
+    again = run_sweep(spec, fresh_store)
+    assert (again.trained, again.reused) == (0, 2)
+    pd.testing.assert_frame_equal(first.records, again.records)
+    wider = run_sweep(SweepSpec(strategies=("probe", "finetune"), labels_per_class=(1, 2), seeds=1), fresh_store)
+    assert (wider.trained, wider.reused) == (2, 2)
+
+
+def test_same_seed_gives_same_numbers(pretrained, tmp_path):
+    spec = SweepSpec(strategies=("scratch", "probe"), labels_per_class=(2,), seeds=1)
+    a = run_sweep(spec, ResultStore(tmp_path / "a.sqlite")).records
+    b = run_sweep(spec, ResultStore(tmp_path / "b.sqlite")).records
+    assert a["test_accuracy"].tolist() == b["test_accuracy"].tolist()
+
+
+def test_cancel_keeps_finished_runs(pretrained, fresh_store):
+    spec = SweepSpec(strategies=("probe",), labels_per_class=(1, 2, 5), seeds=1)
+    seen = []
+    result = run_sweep(spec, fresh_store, on_progress=lambda e: seen.append(e),
+                       should_stop=lambda: sum(e.record is not None for e in seen) >= 2)
+    assert result.cancelled and result.trained == 2
+    assert len(stored_records(spec, fresh_store)) == 2
+    resumed = run_sweep(spec, fresh_store)
+    assert (resumed.trained, resumed.reused) == (1, 2)
+
+
+# --- plots and sentences ---------------------------------------------------------------------
+
+def _records(rows):
+    return pd.DataFrame([{"strategy": s, "labels_per_class": k, "all_labels": False, "seed": i,
+                          "test_accuracy": acc, "n_train": 10 * k} for s, k, i, acc in rows])
+
+
+def test_summary_and_head_start_sentence():
+    df = _records([("scratch", 2, 0, 60.0), ("scratch", 2, 1, 62.0), ("scratch", 2, 2, 64.0),
+                   ("probe", 2, 0, 75.0), ("probe", 2, 1, 75.5), ("probe", 2, 2, 76.0),
+                   ("finetune", 2, 0, 70.0), ("finetune", 2, 1, 71.0), ("finetune", 2, 2, 72.0)])
+    summary = summarize(df).set_index("strategy")
+    assert summary.loc["scratch", "mean"] == pytest.approx(62.0)
+    assert summary.loc["scratch", "std"] == pytest.approx(2.0)
+    assert head_start_sentence(df, 2) == (
+        "At 2 labels per class, the linear probe beats training from scratch by 13.5 points (mean of 3 seeds).")
+    worse = _records([("scratch", 1, 0, 80.0), ("probe", 1, 0, 70.0)])
+    assert head_start_sentence(worse, 1) == (
+        "At 1 label per class, the linear probe trails training from scratch by 10.0 points (mean of 1 seed).")
+    assert head_start_sentence(worse, 5) is None
+
+
+def test_figure_has_one_legend_group_per_strategy_on_a_log_axis():
+    df = _records([(s, k, i, 50.0 + k + i) for s in ("scratch", "probe") for k in (1, 2, 5) for i in (0, 1)])
+    fig = transfer_curve_figure(df, ("scratch", "probe"), marker_n=2)
+    assert fig.layout.xaxis.type == "log"
+    assert {t.legendgroup for t in fig.data} == {"scratch", "probe"}
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [list(t.x) for t in lines] == [[1, 2, 5], [1, 2, 5]]
+    assert any(shape.x0 == 2 for shape in fig.layout.shapes)
