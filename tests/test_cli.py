@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from engine.device import pick_device
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,7 +46,7 @@ def test_sweep_writes_the_csv(pretrained, tmp_path):
     for col in ("strategy", "labels_per_class", "seed", "test_accuracy", "train_seconds", "device"):
         assert col in df.columns
     assert len(df) == 8 and set(df["strategy"]) == {"scratch", "probe"}
-    assert df["test_accuracy"].between(0, 100).all() and (df["device"] == "cpu").all()
+    assert df["test_accuracy"].between(0, 100).all() and (df["device"] == pick_device().type).all()
     assert "loaded from cache" in proc.stdout and "runs: 8 trained, 0 reused" in proc.stdout
     again = run_cli("sweep", "--strategies", "scratch,probe", "--labels", "1,2", "--seeds", "2",
                     "--store", str(tmp_path / "store.sqlite"), "--no-progress")
