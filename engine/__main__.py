@@ -1,4 +1,4 @@
-"""Command line for teachers and checks: `python -m engine sweep|pretrain ...`.
+"""Command line for teachers and checks: `python -m engine sweep|pack build|pretrain ...`.
 
 Every failure a user can cause (unknown dataset, strategy or backbone, too many labels per
 class, zero seeds, an unwritable output file) ends with a one-line message on stderr and exit
@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    pack = sub.add_parser("pack", help="lesson packs: precomputed results shipped with the app")
+    pack_sub = pack.add_subparsers(dest="pack_command", required=True)
+    build = pack_sub.add_parser("build", help="run a lesson's sweeps and write its pack")
+    build.add_argument("lesson", help="a lesson file, e.g. assets/lessons/default.yaml")
+    build.add_argument("--out-dir", help="where to write the pack (default: assets/packs)")
+    build.add_argument("--no-progress", action="store_true")
+
     pre = sub.add_parser("pretrain", help="pretrain a backbone on a source dataset (cached)")
     pre.add_argument("--source", default="mnist5k")
     pre.add_argument("--backbone", default="small_cnn")
@@ -86,23 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def progress_printer(enabled: bool):
+    """An on_progress callback drawing one tqdm bar per stage (pretraining, runs) on stderr."""
     from tqdm import tqdm
 
-    spec = SweepSpec(source=args.source, target=args.target, backbone=args.backbone,
-                     strategies=tuple(_split(args.strategies)), labels_per_class=parse_labels(args.labels),
-                     seeds=args.seeds)
-    spec.check_target_capacity()
-    device = parse_device(args.device)
-    if args.out:
-        out_dir = Path(args.out).resolve().parent
-        if not out_dir.is_dir():
-            raise UsageError(f"cannot write {args.out}: folder {out_dir} does not exist")
-    store = ResultStore(args.store) if args.store else ResultStore()
     bars: dict[str, tqdm] = {}
 
     def on_progress(event: Progress) -> None:
-        if args.no_progress:
+        if not enabled:
             return
         bar = bars.get(event.stage)
         if bar is None:
@@ -114,6 +112,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         bar.set_postfix_str(event.message[:60])
         bar.refresh()
 
+    on_progress.close = lambda: [bar.close() for bar in bars.values()]
+    return on_progress
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    spec = SweepSpec(source=args.source, target=args.target, backbone=args.backbone,
+                     strategies=tuple(_split(args.strategies)), labels_per_class=parse_labels(args.labels),
+                     seeds=args.seeds)
+    spec.check_target_capacity()
+    device = parse_device(args.device)
+    if args.out:
+        out_dir = Path(args.out).resolve().parent
+        if not out_dir.is_dir():
+            raise UsageError(f"cannot write {args.out}: folder {out_dir} does not exist")
+    store = ResultStore(args.store) if args.store else ResultStore()
+    on_progress = progress_printer(not args.no_progress)
+
     print(f"device: {describe_device(device)}", file=sys.stderr)
     try:
         result = run_sweep(spec, store, device=device, on_progress=on_progress)
@@ -121,8 +136,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("cancelled: every finished run is kept in the store", file=sys.stderr)
         return 130
     finally:
-        for bar in bars.values():
-            bar.close()
+        on_progress.close()
     records = result.records
     if args.out:
         try:
@@ -138,13 +152,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     summary["order"] = summary["strategy"].map(spec.strategies.index)
     for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
         print(f"  {row['strategy']:>9}  {point_label(row['labels_per_class'], row['all_labels']):>9} labels/class"
-              f"  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} seeds)")
+              f"  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})")
     if not summary.empty:
         sentence = head_start_sentence(records, int(summary["labels_per_class"].min()))
         if sentence:
             print(sentence)
     if args.out:
         print(f"wrote {len(records)} runs to {args.out}")
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from engine.packs import PACKS_DIR, build_pack
+
+    on_progress = progress_printer(not args.no_progress)
+    try:
+        path = build_pack(args.lesson, args.out_dir or PACKS_DIR, on_progress=on_progress)
+    except KeyboardInterrupt:
+        print("cancelled: every finished run is kept in the store; the pack was not written", file=sys.stderr)
+        return 130
+    finally:
+        on_progress.close()
+    print(f"wrote {path}")
     return 0
 
 
@@ -160,9 +189,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        return cmd_pretrain(args)
+        commands = {"sweep": cmd_sweep, "pack": cmd_pack, "pretrain": cmd_pretrain}
+        return commands[args.command](args)
     except (UsageError, ValueError) as err:  # DatasetError, StrategyError, ... are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,260 @@
+"""Sweeps as background jobs in worker processes, shared by every session of one server.
+
+Streamlit reruns a page's script on every widget change and abandons it when the tab goes
+away, so training cannot live in a script thread. A `JobManager` (one per server process; the
+app holds it with `st.cache_resource`) runs each distinct sweep in its own worker process,
+at most `max_workers` at a time, and queues the rest. Identical specs from any number of
+sessions attach to the same job. Workers never touch Streamlit: they write each finished run
+to the result store and send progress messages over a pipe, which a monitor thread folds into
+the job's status for pages to poll. Cancelling kills the worker process; the runs it finished
+are already committed to the store.
+
+Not here: what a page draws (that is the page's business) and the training itself (`sweep`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from engine.store import ResultStore
+from engine.sweep import SweepSpec, plan_runs
+
+ACTIVE = ("queued", "running")
+
+
+class JobLimitError(RuntimeError):
+    """Submitting would exceed the per-session or the server-wide cap on active jobs."""
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of one job, safe to hand to any page."""
+
+    job_id: str  # the spec's key: one job per distinct sweep
+    spec: SweepSpec
+    state: str  # queued | running | done | cancelled | failed
+    done: int  # runs of the spec in the store (including ones stored before this job)
+    total: int  # runs in the spec
+    trained: int  # runs this job has trained so far
+    stage: str  # "waiting", "pretrain" or "run"
+    message: str  # the latest progress line
+    submitted_at: float
+    started_at: Optional[float] = None  # when a worker began
+    finished_at: Optional[float] = None
+    queue_position: Optional[int] = None  # 1 = next to start; None unless queued
+    error: Optional[str] = None
+    watchers: int = 1  # sessions attached to this job
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def elapsed(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.time()) - self.started_at
+
+    def eta_seconds(self) -> Optional[float]:
+        """Seconds left, extrapolated from this job's own finished runs; None before the first."""
+        if self.state != "running" or self.trained == 0:
+            return None
+        remaining = self.total - self.done
+        return self.elapsed / self.trained * remaining
+
+
+def _worker_main(spec: SweepSpec, store_path: str, threads: int, conn) -> None:
+    """Entry point of a worker process: run the sweep, stream progress, report the end."""
+    import torch
+
+    from engine.sweep import run_sweep
+
+    torch.set_num_threads(max(1, threads))
+    try:
+        def on_progress(event) -> None:
+            conn.send(("progress", event.stage, event.done, event.total, event.message,
+                       event.record is not None))
+
+        result = run_sweep(spec, ResultStore(store_path), on_progress=on_progress)
+        conn.send(("finished", result.trained))
+    except BaseException as err:  # reported to the page; the finished runs are stored already
+        conn.send(("failed", f"{type(err).__name__}: {err}"))
+    finally:
+        conn.close()
+
+
+def default_workers() -> tuple[int, int]:
+    """(worker processes, torch threads each): about two cores per worker, at most 4 workers."""
+    cores = os.cpu_count() or 1
+    workers = max(1, min(4, cores // 2))
+    return workers, max(1, cores // workers)
+
+
+class JobManager:
+    """Runs sweeps in worker processes; thread-safe; one instance per server process."""
+
+    def __init__(self, store_path: Optional[str] = None, *, max_workers: Optional[int] = None,
+                 threads_per_worker: Optional[int] = None, per_session_cap: int = 2,
+                 max_active: int = 16, poll_interval: float = 0.1):
+        workers, threads = default_workers()
+        self.store_path = str(store_path or ResultStore().path)
+        self.max_workers = max_workers or workers
+        self.threads_per_worker = threads_per_worker or threads
+        self.per_session_cap = per_session_cap
+        self.max_active = max_active
+        self._ctx = mp.get_context("spawn")  # safe beside the server's threads and for CUDA
+        self._lock = threading.RLock()
+        self._jobs: dict[str, JobStatus] = {}
+        self._owners: dict[str, str] = {}  # job id -> session that started it
+        self._watchers: dict[str, set[str]] = {}
+        self._queue: deque[str] = deque()
+        self._procs: dict[str, tuple] = {}  # job id -> (process, connection)
+        self._closed = False
+        self.jobs_started = 0  # worker processes launched so far (for the load test)
+        self._poll_interval = poll_interval
+        self._monitor = threading.Thread(target=self._monitor_loop, name="transferlab-jobs", daemon=True)
+        self._monitor.start()
+
+    # ---- what pages call ----------------------------------------------------------------------
+
+    def submit(self, spec: SweepSpec, session_id: str = "cli") -> JobStatus:
+        """Start (or join) the job for `spec`. Runs already stored are never trained again."""
+        spec.check_target_capacity()
+        job_id = spec.key()
+        with self._lock:
+            current = self._jobs.get(job_id)
+            if current is not None and current.active:
+                self._watchers[job_id].add(session_id)
+                return self._snapshot(job_id)
+            total = len(plan_runs(spec))
+            stored = len(ResultStore(self.store_path).get_many(p.run_key for p in plan_runs(spec)))
+            now = time.time()
+            if stored == total:  # nothing to train: a finished job at once
+                self._jobs[job_id] = JobStatus(job_id, spec, "done", stored, total, 0, "run",
+                                               "every run was already stored", now, now, now)
+                self._watchers[job_id] = {session_id}
+                return self._snapshot(job_id)
+            mine = sum(1 for j, owner in self._owners.items()
+                       if owner == session_id and self._jobs[j].active)
+            if mine >= self.per_session_cap:
+                raise JobLimitError(f"you already have {mine} experiments running or queued; "
+                                    "wait for one to finish or cancel it")
+            if sum(1 for j in self._jobs.values() if j.active) >= self.max_active:
+                raise JobLimitError("the server is at its limit of experiments; try again in a minute")
+            self._jobs[job_id] = JobStatus(job_id, spec, "queued", stored, total, 0, "waiting",
+                                           "waiting for a free worker", now)
+            self._owners[job_id] = session_id
+            self._watchers[job_id] = {session_id}
+            self._queue.append(job_id)
+            self._start_queued()
+            return self._snapshot(job_id)
+
+    def status(self, job_id: str) -> Optional[JobStatus]:
+        with self._lock:
+            return self._snapshot(job_id) if job_id in self._jobs else None
+
+    def jobs(self) -> list[JobStatus]:
+        with self._lock:
+            return [self._snapshot(j) for j in self._jobs]
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop the job's worker for real; finished runs stay in the store. False if not active."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.active:
+                return False
+            if job_id in self._queue:
+                self._queue.remove(job_id)
+            proc_conn = self._procs.pop(job_id, None)
+            self._jobs[job_id] = replace(job, state="cancelled", finished_at=time.time(),
+                                         message="cancelled; the finished runs are kept")
+        if proc_conn is not None:
+            proc, conn = proc_conn
+            proc.terminate()
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+            conn.close()
+        with self._lock:
+            self._refresh_done(job_id)
+            self._start_queued()
+        return True
+
+    def shutdown(self) -> None:
+        """Kill every worker (finished runs are stored) and stop the monitor."""
+        self._closed = True
+        for job_id in list(self._procs):
+            self.cancel(job_id)
+        with self._lock:
+            for job_id in list(self._queue):
+                self.cancel(job_id)
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _snapshot(self, job_id: str) -> JobStatus:
+        job = self._jobs[job_id]
+        position = self._queue.index(job_id) + 1 if job_id in self._queue else None
+        return replace(job, queue_position=position, watchers=len(self._watchers.get(job_id, ())))
+
+    def _refresh_done(self, job_id: str) -> None:
+        job = self._jobs[job_id]
+        stored = len(ResultStore(self.store_path).get_many(p.run_key for p in plan_runs(job.spec)))
+        self._jobs[job_id] = replace(job, done=stored)
+
+    def _start_queued(self) -> None:
+        while self._queue and len(self._procs) < self.max_workers and not self._closed:
+            job_id = self._queue.popleft()
+            parent, child = self._ctx.Pipe(duplex=False)
+            proc = self._ctx.Process(target=_worker_main, name=f"transferlab-sweep-{job_id[:8]}",
+                                     args=(self._jobs[job_id].spec, self.store_path,
+                                           self.threads_per_worker, child), daemon=True)
+            proc.start()
+            child.close()
+            self.jobs_started += 1
+            self._procs[job_id] = (proc, parent)
+            self._jobs[job_id] = replace(self._jobs[job_id], state="running", started_at=time.time(),
+                                         message="starting a worker")
+
+    def _monitor_loop(self) -> None:
+        while not self._closed:
+            with self._lock:
+                for job_id, (proc, conn) in list(self._procs.items()):
+                    self._drain(job_id, proc, conn)
+                self._start_queued()
+            time.sleep(self._poll_interval)
+
+    def _drain(self, job_id: str, proc, conn) -> None:
+        job = self._jobs[job_id]
+        ended = None
+        try:
+            while conn.poll():
+                msg = conn.recv()
+                if msg[0] == "progress":
+                    _, stage, done, total, message, finished_run = msg
+                    job = replace(job, stage=stage, message=message,
+                                  done=done if stage == "run" else job.done,
+                                  trained=job.trained + (1 if finished_run else 0))
+                else:
+                    ended = msg
+        except (EOFError, OSError):
+            pass
+        if ended is None and not proc.is_alive():
+            ended = ("failed", f"the worker stopped unexpectedly (exit code {proc.exitcode})")
+        if ended is not None:
+            state = "done" if ended[0] == "finished" else "failed"
+            job = replace(job, state=state, finished_at=time.time(),
+                          error=ended[1] if state == "failed" else None,
+                          message="finished" if state == "done" else ended[1])
+            proc.join(5)
+            conn.close()
+            del self._procs[job_id]
+        self._jobs[job_id] = job
+        if ended is not None:
+            self._refresh_done(job_id)

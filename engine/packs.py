@@ -1,0 +1,120 @@
+"""Lesson packs: a lesson's sweeps, run once and shipped as results with their provenance.
+
+A lesson file (`assets/lessons/<name>.yaml`) lists sweeps. `build_pack` runs them through the
+job manager's same path (`run_sweep`, the result store) and writes `assets/packs/<name>.json`:
+every run's record plus where, when and with which code the numbers were made. The app shows a
+pack's curves at once on a CPU-only classroom machine, marked as precomputed, and can re-run
+them live. Nothing here draws; loading a pack never trains.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+import torch
+import yaml
+
+from engine import ENGINE_VERSION
+from engine.datasets import ALL_LABELS
+from engine.device import describe_device, pick_device
+from engine.store import ResultStore, records_frame
+from engine.sweep import Progress, SweepSpec, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS_DIR = ROOT / "assets" / "lessons"
+PACKS_DIR = ROOT / "assets" / "packs"
+
+
+class PackError(ValueError):
+    """A lesson or pack file that is missing or malformed."""
+
+
+def spec_from_dict(entry: dict) -> SweepSpec:
+    """A SweepSpec from a lesson's YAML entry ('all' allowed among labels_per_class)."""
+    if not isinstance(entry, dict):
+        raise PackError(f"a sweep must be a mapping of settings, got {entry!r}")
+    fields = dict(entry)
+    if "labels_per_class" in fields:
+        fields["labels_per_class"] = tuple(
+            ALL_LABELS if str(k).lower() == "all" else k for k in fields["labels_per_class"])
+    if "strategies" in fields:
+        fields["strategies"] = tuple(fields["strategies"])
+    allowed = {"source", "target", "backbone", "strategies", "labels_per_class", "seeds", "pretrain_epochs"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise PackError(f"unknown sweep setting(s): {', '.join(sorted(unknown))}")
+    return SweepSpec(**fields)
+
+
+def load_lesson(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        lesson = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PackError(f"lesson file {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise PackError(f"lesson file {path} is not valid YAML: {err}") from None
+    if not isinstance(lesson, dict) or not lesson.get("sweeps"):
+        raise PackError(f"lesson file {path} must have a name and a list of sweeps")
+    lesson.setdefault("name", path.stem)
+    lesson["specs"] = [spec_from_dict(s) for s in lesson["sweeps"]]
+    return lesson
+
+
+def build_pack(lesson_path: Path | str, out_dir: Path | str = PACKS_DIR,
+               store: Optional[ResultStore] = None,
+               on_progress: Optional[Callable[[Progress], None]] = None) -> Path:
+    """Run every sweep of a lesson (reusing stored runs) and write its pack; returns the path."""
+    lesson = load_lesson(lesson_path)
+    store = store or ResultStore()
+    device = pick_device()
+    sweeps = []
+    for spec in lesson["specs"]:
+        result = run_sweep(spec, store, device=device, on_progress=on_progress)
+        sweeps.append({"spec": asdict(spec), "spec_key": spec.key(),
+                       "records": json.loads(result.records.to_json(orient="records"))})
+    pack = {
+        "name": lesson["name"], "title": lesson.get("title", lesson["name"]),
+        "description": lesson.get("description", ""),
+        "provenance": {
+            "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "device": describe_device(device), "code_version": ENGINE_VERSION,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "seeds": sorted({s.seeds for s in lesson["specs"]}),
+        },
+        "sweeps": sweeps,
+    }
+    out = Path(out_dir) / f"{lesson['name']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(pack, indent=1))
+    return out
+
+
+def load_packs(packs_dir: Path | str = PACKS_DIR) -> list[dict]:
+    """Every readable pack; a malformed file is skipped, never fatal."""
+    packs = []
+    for path in sorted(Path(packs_dir).glob("*.json")):
+        try:
+            pack = json.loads(path.read_text())
+            if isinstance(pack, dict) and isinstance(pack.get("sweeps"), list):
+                packs.append(pack)
+        except (OSError, json.JSONDecodeError):
+            continue
+    return packs
+
+
+def pack_records(spec: SweepSpec, packs_dir: Path | str = PACKS_DIR) -> tuple[pd.DataFrame, Optional[dict]]:
+    """Precomputed records for exactly this spec and the pack's provenance, or (empty, None)."""
+    key = spec.key()
+    for pack in load_packs(packs_dir):
+        for sweep in pack["sweeps"]:
+            if sweep.get("spec_key") == key:
+                return records_frame(sweep.get("records", [])), dict(pack.get("provenance", {}),
+                                                                   title=pack.get("title", ""))
+    return records_frame([]), None

@@ -1,0 +1,123 @@
+"""Background jobs: one job per distinct sweep, caps, cancel, crash safety, concurrent writers."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.jobs import JobLimitError, JobManager
+from engine.store import ResultStore
+from engine.sweep import SweepSpec, plan_runs, stored_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wait_for(predicate, timeout=240.0, interval=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def manager(tmp_path, pretrained):
+    mgr = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1, per_session_cap=1)
+    yield mgr
+    mgr.shutdown()
+
+
+def test_identical_specs_from_two_sessions_share_one_job(manager):
+    spec = SweepSpec(strategies=("probe",), labels_per_class=(1, 2), seeds=2)
+    a = manager.submit(spec, "session-a")
+    b = manager.submit(spec, "session-b")
+    assert a.job_id == b.job_id and b.watchers == 2 and manager.jobs_started == 1
+    wait_for(lambda: manager.status(a.job_id).state == "done")
+    done = manager.status(a.job_id)
+    assert (done.done, done.total, done.trained) == (4, 4, 4) and done.error is None
+    assert len(stored_records(spec, ResultStore(manager.store_path))) == 4
+    again = manager.submit(spec, "session-c")  # everything stored: finished at once, no worker
+    assert again.state == "done" and manager.jobs_started == 1
+
+
+def test_caps_and_queue_position(manager):
+    first = SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5), seeds=2)
+    second = SweepSpec(strategies=("probe",), labels_per_class=(5,), seeds=1)
+    manager.submit(first, "alice")
+    with pytest.raises(JobLimitError, match="already have 1"):
+        manager.submit(second, "alice")
+    queued = manager.submit(second, "bob")
+    assert queued.state == "queued" and queued.queue_position == 1
+    manager.cancel(queued.job_id)
+    assert manager.status(queued.job_id).state == "cancelled"
+
+
+def test_cancel_kills_the_worker_and_keeps_finished_runs(manager):
+    spec = SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5, 10, 20, 50), seeds=2)
+    job = manager.submit(spec, "s")
+    wait_for(lambda: manager.status(job.job_id).trained >= 2)
+    proc, _ = manager._procs[job.job_id]
+    assert manager.cancel(job.job_id)
+    assert not proc.is_alive()
+    status = manager.status(job.job_id)
+    store = ResultStore(manager.store_path)
+    kept = len(stored_records(spec, store))
+    assert status.state == "cancelled" and 2 <= kept < status.total and status.done == kept
+    time.sleep(1.0)
+    assert len(stored_records(spec, store)) == kept  # nothing trains after the cancel
+    resumed = manager.submit(spec, "s")
+    wait_for(lambda: manager.status(resumed.job_id).state == "done")
+    assert manager.status(resumed.job_id).trained == status.total - kept
+
+
+def test_sigkill_mid_sweep_loses_no_finished_run(tmp_path, pretrained):
+    store_path = tmp_path / "crash.sqlite"
+    args = [sys.executable, "-m", "engine", "sweep", "--strategies", "scratch", "--labels", "1,2,5",
+            "--seeds", "3", "--store", str(store_path), "--no-progress"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: store_path.exists() and ResultStore(store_path).count() >= 2, interval=0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    con = sqlite3.connect(store_path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    kept = ResultStore(store_path).count()
+    assert 2 <= kept < 9
+    rerun = subprocess.run(args, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"runs: {9 - kept} trained, {kept} reused" in rerun.stdout
+
+
+WRITER = """
+import sys
+from engine.store import ResultStore
+store = ResultStore(sys.argv[1])
+for i in range(150):
+    store.put({"run_key": f"{sys.argv[2]}-{i}", "strategy": "probe", "labels_per_class": 1, "seed": i,
+               "test_accuracy": 50.0, "n_train": 10, "all_labels": False})
+"""
+
+
+def test_store_stays_consistent_with_concurrent_writers(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    ResultStore(path)
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"w{k}"], cwd=ROOT) for k in range(3)]
+    assert [p.wait(120) for p in procs] == [0, 0, 0]
+    store = ResultStore(path)
+    assert store.count() == 450
+    assert len(store.get_many(f"w1-{i}" for i in range(150))) == 150
+
+
+def test_plan_is_what_the_job_counts():
+    spec = SweepSpec(strategies=("probe", "scratch"), labels_per_class=(1, 2), seeds=3)
+    assert len(plan_runs(spec)) == 12
