@@ -1,0 +1,24 @@
+"""Transfer Lab: the Streamlit entry point (`streamlit run app.py`).
+
+Sets the page config, declares the pages with `st.Page` + `st.navigation` (the list lives in
+`ui.lessons`, shared with the home page's lesson path) and writes the sidebar: the device the
+engine trains on, the data directory and the number of stored runs. Each lesson is its own
+script under `pages/`; see `ui.shell` for why every page starts with `page_setup()`.
+"""
+
+import streamlit as st
+
+from ui.lessons import PAGES
+from ui.shell import app_run
+from ui.sidebar import show_stored_runs, sidebar_facts
+
+# An emoji favicon is drawn inline; a Material one would be fetched from Google's servers.
+st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide",
+                   initial_sidebar_state="expanded")
+
+page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.default)
+                      for p in PAGES])
+runs_slot = sidebar_facts()
+with app_run():
+    page.run()
+show_stored_runs(runs_slot)  # again, so runs the page has just trained are counted

@@ -1,0 +1,206 @@
+"""Page tests with Streamlit's AppTest: every page renders, and the transfer-curves page trains a
+tiny sweep, draws it, reuses stored runs without training, and reports bad settings.
+
+AppTest runs the scripts in this process, so the pages use the test session's data directory
+(conftest) and the default result store, which `empty_default_store` empties per test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+APP = ROOT / "app.py"
+CURVES = "pages/transfer_curves.py"
+TIMEOUT = 180  # seconds per script run; a tiny sweep takes a few
+
+
+def open_page(path: str | None = None) -> AppTest:
+    """app.py run once, then (optionally) switched to a page, as a visitor clicking the nav."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    if path is not None:
+        at.switch_page(path).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def widget(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def legend_groups(figure: dict) -> set[str]:
+    return {trace.get("legendgroup") for trace in figure["data"]}
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def press_run(at: AppTest, strategies, labels, seeds: int) -> AppTest:
+    widget(at.multiselect, "Strategies").set_value(list(strategies))
+    widget(at.multiselect, "Labels per class").set_value(list(labels))
+    widget(at.number_input, "Seeds").set_value(seeds)
+    return at.button[0].click().run()
+
+
+def store_count(path) -> int:
+    from engine.store import ResultStore
+
+    return ResultStore(path).count()
+
+
+def test_home_explains_and_links_every_lesson():
+    from engine.device import describe_device
+    from engine.store import home_dir
+    from engine.strategies import STRATEGIES
+    from ui.lessons import LESSONS
+
+    at = open_page()
+    assert at.title[0].value == "Transfer Lab"
+    assert "feature" in texts(at.markdown) and "edges" in texts(at.markdown)
+    assert {s.value for s in at.subheader} >= {s.label for s in STRATEGIES.values()}
+    for s in STRATEGIES.values():
+        assert s.description in texts(at.markdown)
+    links = [link.proto.page for link in at.get("page_link")]
+    assert len(links) == len(LESSONS)
+    assert describe_device() in texts(at.main.markdown)
+    sidebar = texts(at.sidebar.markdown)
+    assert describe_device() in sidebar and str(home_dir()) in sidebar and "Stored runs" in sidebar
+
+
+@pytest.mark.parametrize("path", ["pages/home.py", CURVES])
+def test_every_page_renders_with_the_sidebar(path):
+    from ui.lessons import PAGES
+
+    at = open_page(path)
+    assert at.title, f"{path} drew no title"
+    # Later AppTest runs execute the page without app.py (legacy pages/ mode, as on a fresh
+    # server); the page must still draw the device, data directory and run count.
+    assert "Device:" in texts(at.sidebar.markdown) and "Stored runs" in texts(at.sidebar.markdown)
+    assert path in {p.path for p in PAGES}
+
+
+def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default_store):
+    at = open_page(CURVES)
+    assert not charts(at), "an empty store must not draw curves"
+    assert "None of the 63 runs" in texts(at.info)
+
+    press_run(at, ["scratch", "probe"], [1, 2], 1)
+    assert not at.exception and not at.error, texts(at.error)
+    assert store_count(empty_default_store) == 4
+    (figure,) = charts(at)
+    assert legend_groups(figure) == {"scratch", "probe"}
+    assert "Trained 4 new runs" in at.status[0].proto.label
+    sentence = texts(at.markdown)
+    assert "At 2 labels per class, the linear probe" in sentence and "(mean of 1 seed)" in sentence
+    assert {m.label: m.value for m in at.metric}["Checkpoint"] == "reused"
+    table = at.dataframe[0].value
+    assert len(table) == 4 and list(table.columns) == [
+        "Strategy", "Labels per class", "Labelled examples", "Seed", "Test accuracy (%)",
+        "Train time (s)", "Device"]
+    assert set(table["Strategy"]) == {"From scratch", "Linear probe"}
+    assert at.get("download_button")[0].proto.label.startswith("Download")
+
+    # The n = slider moves the marker and rewrites the sentence, without training.
+    widget(at.select_slider, "n =").set_value(1).run()
+    assert "At 1 label per class" in texts(at.markdown)
+    assert [s["x0"] for s in charts(at)[0]["layout"]["shapes"]] == [1]
+
+    # Leaving and coming back shows the remembered settings' curves at once.
+    at.switch_page("pages/home.py").run()
+    at.switch_page(CURVES).run()
+    assert legend_groups(charts(at)[0]) == {"scratch", "probe"} and not at.status
+
+    # A new session asking for the same runs trains nothing.
+    again = open_page(CURVES)
+    press_run(again, ["probe", "scratch"], [2, 1], 1)
+    assert not again.exception and not again.status
+    assert "nothing was retrained" in texts(again.success)
+    assert legend_groups(charts(again)[0]) == {"scratch", "probe"}
+    assert store_count(empty_default_store) == 4
+
+
+def _live_sweep_script(stage: str) -> None:
+    """A page that feeds `LiveSweep` the events `run_sweep` would send, without training."""
+    import streamlit as st
+
+    from engine.store import records_frame
+    from engine.sweep import Progress, SweepSpec
+    from ui.curves import LiveSweep
+
+    spec = SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1, 2), seeds=1)
+    live = LiveSweep(spec, records_frame([]), st.empty())
+    live(Progress("pretrain", 40, 80, "pretraining on mnist5k: loss 0.512"))
+    if stage == "run":
+        live(Progress("run", 0, 4, "0 of 4 runs already stored"))
+        record = {"strategy": "probe", "labels_per_class": 1, "all_labels": False, "seed": 0,
+                  "test_accuracy": 71.25, "train_seconds": 0.2, "device": "cpu", "n_train": 10,
+                  "run_key": "k1"}
+        live(Progress("run", 1, 4, "probe", record))
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "run"])
+def test_live_progress_shows_pretraining_then_fills_the_chart(stage):
+    at = AppTest.from_function(_live_sweep_script, args=(stage,), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (bar,) = at.progress
+    if stage == "pretrain":
+        assert "Pretraining on MNIST" in at.status[0].label
+        assert bar.value == 50 and "step 40 of 80" in bar.text
+        assert not charts(at), "no run has finished, so there is nothing to draw yet"
+    else:
+        assert at.status[0].label == "Training runs: 1 of 4 done"
+        assert bar.value == 25
+        assert "Linear probe, 1 label per class, seed 0: 71.2% test accuracy" in bar.text
+        assert legend_groups(charts(at)[0]) == {"probe"}
+
+
+def _fake_record(plan, accuracy: float) -> dict:
+    """A stored run with chosen numbers, so the page's reading of them can be checked exactly."""
+    all_labels = plan.labels_per_class == 0
+    k = 126 if all_labels else plan.labels_per_class
+    return {"strategy": plan.strategy, "labels_per_class": k, "all_labels": all_labels,
+            "seed": plan.seed, "test_accuracy": accuracy, "train_seconds": 0.5, "device": "cpu",
+            "n_train": 10 * k, "steps": 60, "backbone": "small_cnn", "source": "mnist5k",
+            "target": "uci_digits", "code_version": "test", "run_key": plan.run_key}
+
+
+def test_stored_default_runs_show_on_first_load_without_training(empty_default_store):
+    from engine.store import ResultStore
+    from engine.sweep import SweepSpec, plan_runs
+
+    plans = plan_runs(SweepSpec())
+    accuracy = {"scratch": 40.0, "probe": 70.0, "finetune": 65.0}
+    store = ResultStore(empty_default_store)
+    for plan in plans[:-5]:
+        store.put(_fake_record(plan, accuracy[plan.strategy]))
+
+    at = open_page(CURVES)  # first render, default settings, nothing pressed
+    assert "5 of 63 runs" in texts(at.warning)
+    assert legend_groups(charts(at)[0]) == {"scratch", "probe", "finetune"}
+    assert not at.status and store.count() == len(plans) - 5
+
+    for plan in plans[-5:]:
+        store.put(_fake_record(plan, accuracy[plan.strategy]))
+    at = open_page(CURVES)
+    assert not at.warning and not at.status and store.count() == len(plans)
+    assert ("At 2 labels per class, the linear probe beats training from scratch by 30.0 points "
+            "(mean of 3 seeds).") in texts(at.markdown)
+    assert "all (126)" in widget(at.select_slider, "n =").options
+    assert len(at.dataframe[0].value) == len(plans)
+
+
+def test_no_strategy_shows_an_error_not_a_traceback(empty_default_store):
+    at = open_page(CURVES)
+    press_run(at, [], [1], 1)
+    assert not at.exception
+    assert "choose at least one strategy" in texts(at.error)
+    assert store_count(empty_default_store) == 0

@@ -1,0 +1,194 @@
+"""Panels of the transfer-curves lesson: engine results in, Streamlit elements out.
+
+`LiveSweep` is the `on_progress` listener a page hands to `engine.sweep.run_sweep`: it moves a
+progress bar and redraws the chart as each run finishes. The other helpers draw the data facts,
+the pretraining panel, the `n =` selector and the table of runs. Nothing here trains.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+
+from engine.backbones import get_backbone
+from engine.datasets import TEST_FRACTION, get_dataset_info, load_dataset, split_target
+from engine.plots import (head_start_sentence, point_label, strategy_label,
+                          transfer_curve_figure)
+from engine.pretrain import PretrainResult
+from engine.store import records_frame
+from engine.sweep import Progress, SweepResult, SweepSpec, plan_runs
+
+PREPROCESSING_NAMES = {"source": "Loaded from", "original_size": "Original size",
+                       "scaling": "Pixel scaling", "resize": "Resizing"}
+
+
+def plural(n: int, word: str, many: str = "") -> str:
+    """'1 run', '4 runs'; `many` for irregular plurals ('passes')."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {many or word + 's'}"
+
+
+def size_text(labels_per_class: int, all_labels: bool) -> str:
+    """'1 label per class', '5 labels per class', 'all (126) labels per class'."""
+    name = point_label(labels_per_class, all_labels)
+    return f"{name} label per class" if name == "1" else f"{name} labels per class"
+
+
+def describe_spec(spec: SweepSpec) -> str:
+    """One line naming what a spec trains, e.g. 'From scratch, Linear probe · labels per class
+    1, 2 · 1 seed · 4 runs'."""
+    labels = ", ".join("all" if k == 0 else str(k) for k in spec.labels_per_class)
+    return (f"{', '.join(strategy_label(s) for s in spec.strategies)} · labels per class {labels}"
+            f" · {plural(spec.seeds, 'seed')} · {plural(len(plan_runs(spec)), 'run')}")
+
+
+def lesson_data_facts(spec: SweepSpec) -> None:
+    """An expander with the source, the target, its preprocessing and its fixed test split."""
+    source, target = get_dataset_info(spec.source), get_dataset_info(spec.target)
+    data = load_dataset(spec.target)
+    split = split_target(data.y)
+    with st.expander("The data: source, target, preprocessing and test split"):
+        st.markdown(f"**Source: {source.title}.** {source.description}")
+        st.markdown(f"**Target: {data.title}.** {target.description} Preprocessing, so the target "
+                    "looks like the source to the network:")
+        st.markdown("\n".join(f"- {PREPROCESSING_NAMES.get(k, k.replace('_', ' ').capitalize())}: "
+                              f"`{v}`" for k, v in data.preprocessing.items()))
+        st.markdown(
+            f"**Test split:** {len(split.test_idx):,} images, {TEST_FRACTION:.0%} of each class, "
+            "chosen once with a fixed seed and never used for training, so every run is scored on "
+            f"the same images. **Training pool:** the other {len(split.pool_idx):,} images. A run "
+            "with k labels per class draws k images of each class from the pool with its seed; "
+            "for one seed, a larger k keeps the smaller draw and adds to it.")
+
+
+def pretraining_panel(spec: SweepSpec, result: Optional[PretrainResult]) -> None:
+    """What the backbone learned on the source, how long it took, and whether it was reused."""
+    source, backbone = get_dataset_info(spec.source), get_backbone(spec.backbone)
+    with st.container(border=True):
+        st.subheader("Step 1: pretraining on the source")
+        if not spec.needs_pretraining():
+            st.markdown("None of the chosen strategies starts from pretrained weights, so these "
+                        "runs need no pretraining.")
+            return
+        if result is None:
+            passes = plural(spec.pretrain_epochs, "pass", "passes")
+            st.info(f"No pretrained {backbone.title} for {source.title} exists yet. The first Run "
+                    f"pretrains it ({passes} over the source, about 10-60 s) and caches the "
+                    "checkpoint; every later run reuses it.", icon=":material/hourglass_empty:")
+            return
+        passes = plural(result.config.epochs, "pass", "passes")
+        st.markdown(f"**{backbone.title}** trained on **{source.title}**: "
+                    f"{result.n_source_train:,} images, {passes}.")
+        accuracy, seconds, device, checkpoint = st.columns(4)
+        accuracy.metric("Source accuracy", f"{result.source_accuracy:.1f}%",
+                        help=f"On the {result.config.holdout_fraction:.0%} of the source held out "
+                             "from pretraining.")
+        seconds.metric("Pretraining time", f"{result.seconds:.1f} s")
+        device.metric("Trained on", result.device.upper())
+        checkpoint.metric("Checkpoint", "reused" if result.cached else "trained now",
+                          help="Trained now: this Run pretrained the backbone. Reused: loaded "
+                               "from the checkpoint cache, trained earlier.")
+        written = datetime.fromtimestamp(result.created_at).strftime("%Y-%m-%d %H:%M")
+        st.caption(f"Checkpoint `{result.checkpoint.name}`, written {written}. Its name is a hash "
+                   "of everything that determines its weights, so it is trained once and reused.")
+
+
+class LiveSweep:
+    """`on_progress` listener: a status box with a progress bar, and the chart in `chart_slot`
+    redrawn each time a run finishes, so the curves fill in run by run."""
+
+    def __init__(self, spec: SweepSpec, stored: pd.DataFrame, chart_slot):
+        self.spec, self.chart_slot = spec, chart_slot
+        self.records = stored.to_dict("records")
+        self.started = time.perf_counter()
+        self.status = st.status("Training…", expanded=True)
+        with self.status:
+            self.bar = st.progress(0.0, text="Starting")
+            st.caption("Each run is stored the moment it finishes. Stop (top right) or leaving "
+                       "the page ends training after the run in progress; finished runs are "
+                       "kept and never trained again.")
+        if self.records:
+            self._draw("start")
+
+    def _draw(self, tag) -> None:
+        figure = transfer_curve_figure(records_frame(self.records), self.spec.strategies)
+        self.chart_slot.plotly_chart(figure, key=f"transfer_curve_live_{tag}")
+
+    def __call__(self, event: Progress) -> None:
+        fraction = event.done / event.total if event.total else 1.0
+        if event.stage == "pretrain":
+            self.status.update(label=f"Pretraining on {get_dataset_info(self.spec.source).title} "
+                                     "(once; the checkpoint is cached)")
+            self.bar.progress(fraction, text=f"Pretraining step {event.done:,} of {event.total:,}"
+                                             f" · {event.message}")
+            return
+        self.status.update(label=f"Training runs: {event.done} of {event.total} done")
+        text = f"{event.done} of {event.total} runs"
+        if event.record is not None:
+            r = event.record
+            self.records.append(r)
+            text += (f" · last: {strategy_label(r['strategy'])}, "
+                     f"{size_text(r['labels_per_class'], r['all_labels'])}, "
+                     f"seed {r['seed']}: {r['test_accuracy']:.1f}% test accuracy")
+            self._draw(event.done)
+        self.bar.progress(fraction, text=text)
+
+    def finish(self, result: SweepResult) -> None:
+        seconds = time.perf_counter() - self.started
+        reused = f"; {result.reused} were already stored" if result.reused else ""
+        self.status.update(label=f"Trained {plural(result.trained, 'new run')} in {seconds:.1f} s"
+                                 f"{reused}", state="complete", expanded=False)
+
+    def fail(self, message: str) -> None:
+        self.status.update(label=f"Stopped: {message}", state="error")
+
+
+def n_selector(records: pd.DataFrame) -> int:
+    """The `n =` slider over the labels-per-class values present in `records`."""
+    is_all = records.groupby("labels_per_class")["all_labels"].any()
+    values = [int(k) for k in sorted(is_all.index)]
+    names = {k: point_label(k, bool(is_all[k])) for k in values}
+    if len(values) == 1:
+        st.markdown(f"n = {names[values[0]]} labels per class")
+        return values[0]
+    return st.select_slider(
+        "n =", options=values, value=2 if 2 in values else values[0], format_func=names.get,
+        help="Labelled examples per class: moves the dashed marker and the sentence below.")
+
+
+def head_start_markdown(records: pd.DataFrame, n: int, strategies) -> str:
+    """The head-start sentence at `n` labels per class, or why there is none."""
+    sentence = head_start_sentence(records, n)
+    if sentence:
+        return f"#### {sentence}"
+    if "scratch" in strategies and len(strategies) > 1:
+        return ("*No head start to read at this size yet: it needs stored runs of From scratch "
+                "and of a transfer strategy here. Press Run to train the missing runs.*")
+    return "*Choose From scratch and at least one transfer strategy to read the head start.*"
+
+
+def runs_table(records: pd.DataFrame, strategies) -> None:
+    """Every run, one row each, with friendly columns, and the raw records as a CSV download."""
+    order = {s: i for i, s in enumerate(strategies)}
+    df = (records.assign(_order=records["strategy"].map(order))
+          .sort_values(["_order", "labels_per_class", "seed"], kind="stable"))
+    table = pd.DataFrame({
+        "Strategy": df["strategy"].map(strategy_label),
+        "Labels per class": [point_label(int(k), bool(a))
+                             for k, a in zip(df["labels_per_class"], df["all_labels"])],
+        "Labelled examples": df["n_train"].astype(int),
+        "Seed": df["seed"].astype(int),
+        "Test accuracy (%)": df["test_accuracy"].astype(float),
+        "Train time (s)": df["train_seconds"].astype(float),
+        "Device": df["device"],
+    })
+    st.dataframe(table, hide_index=True, column_config={
+        "Test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
+        "Train time (s)": st.column_config.NumberColumn(format="%.2f"),
+    })
+    st.download_button("Download the runs (CSV)", data=records.to_csv(index=False),
+                       file_name="transfer_curves.csv", mime="text/csv", on_click="ignore",
+                       icon=":material/download:")

@@ -1,0 +1,30 @@
+"""The lesson path: every page of the app, in the order a learner should take them.
+
+`app.py` builds its `st.Page` objects from this list and the home page links to each lesson
+from it, so a new lesson is added in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Lesson:
+    path: str  # the page script, relative to app.py
+    title: str  # the name in the navigation and on links
+    icon: str  # a Material icon, ":material/<name>:"
+    summary: str  # one sentence for the lesson path on the home page
+    default: bool = False  # the page "/" opens
+
+
+HOME = Lesson("pages/home.py", "Home", ":material/home:",
+              "What transfer learning is, and the three strategies compared here.", default=True)
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson("pages/transfer_curves.py", "Transfer curves", ":material/show_chart:",
+           "Pretrain a small CNN on MNIST, transfer it to other digits, and measure how much of a "
+           "head start it gives at each number of labels."),
+)
+
+PAGES: tuple[Lesson, ...] = (HOME, *LESSONS)

@@ -1,0 +1,47 @@
+"""How every page gets app.py's frame, even when Streamlit runs the page without it.
+
+`app.py` draws the frame (page config, navigation, sidebar) and runs the current page inside
+`app_run()`. Every page starts with `page_setup()`, which does nothing in that normal case.
+
+It matters on a fresh server. Until some script run has called `st.navigation`, Streamlit
+treats `pages/` as a legacy multipage folder: a visitor who opens a page URL directly gets the
+page script alone, with the legacy sidebar (file names and an "app" entry). `page_setup()` then
+runs app.py itself, which declares the real pages (leaving legacy mode for good), draws the
+sidebar and runs this page again as the navigation would; the legacy run then stops. Running
+the page through `st.navigation` in the same script run keeps its widget ids identical to later
+runs, so the visitor's first click is not lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import runpy
+from pathlib import Path
+from typing import Iterator
+
+import streamlit as st
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+
+# True while app.py runs a page in this thread; a ContextVar, so sessions never share it.
+_INSIDE_APP: contextvars.ContextVar[bool] = contextvars.ContextVar("transferlab_inside_app",
+                                                                  default=False)
+
+
+@contextlib.contextmanager
+def app_run() -> Iterator[None]:
+    """Wrap app.py's `page.run()`, so `page_setup()` knows the frame is drawn."""
+    token = _INSIDE_APP.set(True)
+    try:
+        yield
+    finally:
+        _INSIDE_APP.reset(token)
+
+
+def page_setup() -> None:
+    """Call first in every page: runs app.py when Streamlit ran the page without it."""
+    if _INSIDE_APP.get():
+        return
+    runpy.run_path(str(APP), run_name="__main__")
+    st.stop()  # app.py has drawn the frame and this page; the legacy run ends here
