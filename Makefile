@@ -1,0 +1,50 @@
+# Transfer Lab
+#   make run    start the app on the offline default lesson (http://localhost:$(PORT))
+#   make test   run the test suite (engine, pages, one real-browser test)
+#   make bench  run the benchmarks in bench/ (prints figures; not part of the tests);
+#               e.g. `make bench BENCH_ARGS=--quick`
+#   make clean  remove test output and caches (keeps .venv; `make distclean` removes it too)
+# `run`, `test` and `bench` create .venv when it is missing and (re)install requirements.txt
+# with pip whenever the file is newer than the last install (stamp: .venv/.installed).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+# Per-test limit in seconds (pytest-timeout); the whole suite should stay under 10 minutes.
+TEST_TIMEOUT ?= 300
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+.PHONY: run test bench install clean distclean
+
+run: $(STAMP)
+	$(BIN)/python -m streamlit run app.py --server.port=$(PORT)
+
+# pytest exits non-zero when a test fails and also when it collects no tests (exit 5),
+# so both fail `make test`.
+test: $(STAMP)
+	$(BIN)/python -m pytest tests -q -ra --durations=10 --timeout=$(TEST_TIMEOUT) $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@for f in bench/*.py; do \
+	  [ -e "$$f" ] || { echo "no benchmarks in bench/"; exit 1; }; \
+	  echo "== $$f"; $(BIN)/python "$$f" $(BENCH_ARGS) || exit $$?; \
+	done
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+clean:
+	rm -rf test-output .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
