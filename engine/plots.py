@@ -72,7 +72,7 @@ def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
         upper = (s["mean"] + s["std"]).clip(upper=100).tolist()
         lower = (s["mean"] - s["std"]).clip(lower=0).tolist()
         fig.add_trace(go.Scatter(
-            x=x + x[::-1], y=upper + lower[::-1], fill="toself", fillcolor=_rgba(color, 0.18),
+            x=x + x[::-1], y=upper + lower[::-1], mode="lines", fill="toself", fillcolor=_rgba(color, 0.18),
             line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=name,
             name=f"{label} ±1 std"))
         hover = [
