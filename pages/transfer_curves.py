@@ -1,16 +1,19 @@
 """Transfer curves: pretrain on MNIST, transfer to UCI digits, and plot accuracy against the
-number of labels for each strategy. UI only: the settings form yields a `SweepSpec`, the engine
-trains and stores the runs, and the page draws what the store holds."""
+number of labels for each strategy. UI only: the settings form yields a `SweepSpec`, Run submits
+it to the server's job manager (training runs in a worker process, never in this script), and
+the page draws what the store holds, live while the job runs."""
 
 import streamlit as st
 
 from engine.plots import transfer_curve_figure
 from engine.pretrain import load_cached
 from engine.store import ResultStore
-from engine.sweep import plan_runs, run_sweep, stored_records
+from engine.jobs import JobLimitError
+from engine.sweep import plan_runs, stored_records
 from ui.controls import curve_controls, last_curve_spec, remember_curve_spec
-from ui.curves import (LiveSweep, describe_spec, head_start_markdown, lesson_data_facts,
-                       n_selector, plural, pretraining_panel, runs_table)
+from ui.curves import (describe_spec, head_start_markdown, lesson_data_facts, n_selector,
+                       plural, pretraining_panel, runs_table)
+from ui.jobs import JOB_KEY, job_manager, job_summary, live_job_panel, session_id
 from ui.shell import page_setup
 
 page_setup()
@@ -40,9 +43,32 @@ if requested is not None:
     spec = requested
 
 store = ResultStore()
-records = stored_records(spec, store)
 total = len(plan_runs(spec))
 progress_area = st.container()  # right under the form: training progress and notes
+submitted = None
+if requested is not None:
+    try:
+        submitted = job_manager().submit(spec, session_id())
+    except ValueError as err:  # e.g. more labels per class than the target holds
+        progress_area.error(f"These settings cannot run: {err}.", icon=":material/error:")
+    except JobLimitError as err:
+        progress_area.error(f"Not started: {err}.", icon=":material/error:")
+    else:
+        if submitted.active:
+            st.session_state[JOB_KEY] = submitted.job_id
+        else:
+            progress_area.success(f"All {plural(total, 'run')} of these settings were already "
+                                  "stored: nothing was retrained.", icon=":material/check_circle:")
+
+job = job_manager().status(spec.key())
+active = job is not None and job.active
+# A job this session started has ended since the last full run: say how, once.
+finished = job_manager().status(st.session_state.get(JOB_KEY, ""))
+if finished is not None and not finished.active:
+    del st.session_state[JOB_KEY]
+    job_summary(finished, progress_area)
+
+records = stored_records(spec, store)
 pretrain_slot = st.empty()
 with pretrain_slot.container():
     pretraining_panel(spec, load_cached(spec.pretrain_config()) if spec.needs_pretraining()
@@ -50,43 +76,28 @@ with pretrain_slot.container():
 
 st.subheader("Step 2: train on the target and compare")
 st.caption(f"Showing: {describe_spec(spec)}")
-chart_slot = st.empty()
 
-if requested is not None and len(records) < total:
-    with progress_area:
-        live = LiveSweep(spec, records, chart_slot)
-    try:
-        result = run_sweep(spec, store, on_progress=live)
-    except ValueError as err:  # e.g. more labels per class than the target holds
-        live.fail(str(err))
-        progress_area.error(f"These settings cannot run: {err}.", icon=":material/error:")
-    else:
-        live.finish(result)
-        records = result.records
-        if result.pretrain is not None:
-            with pretrain_slot.container():
-                pretraining_panel(spec, result.pretrain)
-elif requested is not None:
-    progress_area.success(f"All {plural(total, 'run')} of these settings were already stored: "
-                          "nothing was retrained.", icon=":material/check_circle:")
-
-missing = total - len(records)
-if records.empty:
-    chart_slot.info(f"None of the {plural(total, 'run')} of these settings is stored yet. "
-                    "Press Run to train them; the curves fill in as each run finishes.",
-                    icon=":material/info:")
+if active:  # training in the background: progress and the curves so far, every second
+    live_job_panel(spec)
 else:
-    if missing:
-        progress_area.warning(f"{missing} of {plural(total, 'run')} of these settings are not "
-                              "stored yet, so some points are missing or average fewer seeds. "
-                              "Press Run to train only the missing runs.",
-                              icon=":material/warning:")
-    st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; the x axis "
-               "is logarithmic. Hover a point for its numbers.")
-    n = n_selector(records)
-    chart_slot.plotly_chart(transfer_curve_figure(records, spec.strategies, marker_n=n),
-                            key="transfer_curve")
-    st.markdown(head_start_markdown(records, n, spec.strategies))
+    chart_slot = st.empty()
+    missing = total - len(records)
+    if records.empty:
+        chart_slot.info(f"None of the {plural(total, 'run')} of these settings is stored yet. "
+                        "Press Run to train them; the curves fill in as each run finishes.",
+                        icon=":material/info:")
+    else:
+        if missing:
+            progress_area.warning(f"{missing} of {plural(total, 'run')} of these settings are not "
+                                  "stored yet, so some points are missing or average fewer seeds. "
+                                  "Press Run to train only the missing runs.",
+                                  icon=":material/warning:")
+        st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; the x axis "
+                   "is logarithmic. Hover a point for its numbers.")
+        n = n_selector(records)
+        chart_slot.plotly_chart(transfer_curve_figure(records, spec.strategies, marker_n=n),
+                                key="transfer_curve")
+        st.markdown(head_start_markdown(records, n, spec.strategies))
 
-    st.subheader("Every run")
-    runs_table(records, spec.strategies)
+        st.subheader("Every run")
+        runs_table(records, spec.strategies)

@@ -8,6 +8,7 @@ AppTest runs the scripts in this process, so the pages use the test session's da
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -16,7 +17,50 @@ from conftest import ROOT
 
 APP = ROOT / "app.py"
 CURVES = "pages/transfer_curves.py"
-TIMEOUT = 180  # seconds per script run; a tiny sweep takes a few
+TIMEOUT = 180  # seconds per script run
+JOB_TIMEOUT = 300  # seconds to wait for a background job; a tiny sweep takes a few
+
+
+@pytest.fixture(autouse=True)
+def no_jobs_left_running():
+    """Every test starts and ends with no active job on the app's shared job manager."""
+    from ui.jobs import job_manager
+
+    def cancel_all():
+        for job in job_manager().jobs():
+            if job.active:
+                job_manager().cancel(job.job_id)
+
+    cancel_all()
+    yield
+    cancel_all()
+
+
+def shown_spec(at: AppTest):
+    from ui.controls import SPEC_KEY
+
+    return at.session_state[SPEC_KEY]
+
+
+def wait_until(predicate, timeout: float = JOB_TIMEOUT, what: str = "the job") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def wait_for_job(at: AppTest) -> AppTest:
+    """Poll the shared job manager until the job of the page's spec ends, then rerun the page."""
+    from ui.jobs import job_manager
+
+    job_id = shown_spec(at).key()
+    wait_until(lambda: not (job_manager().status(job_id) or _Inactive).active)
+    return at.run()
+
+
+class _Inactive:
+    active = False
 
 
 def open_page(path: str | None = None) -> AppTest:
@@ -94,6 +138,9 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     assert "None of the 63 runs" in texts(at.info)
 
     press_run(at, ["scratch", "probe"], [1, 2], 1)
+    assert not at.exception and not at.error, texts(at.error)
+    # Training runs in a worker process; the page shows its progress until the job ends.
+    wait_for_job(at)
     assert not at.exception and not at.error, texts(at.error)
     assert store_count(empty_default_store) == 4
     (figure,) = charts(at)
@@ -204,3 +251,48 @@ def test_no_strategy_shows_an_error_not_a_traceback(empty_default_store):
     assert not at.exception
     assert "choose at least one strategy" in texts(at.error)
     assert store_count(empty_default_store) == 0
+
+
+def test_two_sessions_with_the_same_settings_share_one_job(pretrained, empty_default_store):
+    from ui.jobs import job_manager
+
+    started = job_manager().jobs_started
+    first, second = open_page(CURVES), open_page(CURVES)
+    press_run(first, ["scratch", "probe"], [1, 2, 5], 2)
+    press_run(second, ["scratch", "probe"], [1, 2, 5], 2)  # the same settings, another session
+    for at in (first, second):
+        assert not at.exception and not at.error, texts(at.error)
+    assert shown_spec(first).key() == shown_spec(second).key()
+    assert job_manager().jobs_started == started + 1
+    job = job_manager().status(shown_spec(first).key())
+    if job.active:  # the live panel: progress bar and a Cancel button
+        second.run()
+        assert second.progress and any(b.label == "Cancel" for b in second.button)
+    wait_for_job(first)
+    wait_for_job(second)
+    assert store_count(empty_default_store) == 12
+    assert legend_groups(charts(second)[0]) == {"scratch", "probe"}
+    assert job_manager().jobs_started == started + 1
+
+
+def test_cancel_ends_the_job_and_keeps_finished_runs(pretrained, empty_default_store):
+    from ui.jobs import job_manager
+
+    at = open_page(CURVES)
+    press_run(at, ["scratch", "probe", "finetune"], [1, 2, 5, 10, 20, 50], 3)  # 54 runs
+    assert not at.exception and not at.error, texts(at.error)
+    job_id = shown_spec(at).key()
+    assert job_manager().status(job_id).active
+    wait_until(lambda: store_count(empty_default_store) >= 1, what="the first stored run")
+    at.run()
+    assert at.progress, "an active job shows its progress"
+    widget(at.button, "Cancel").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    job = job_manager().status(job_id)
+    assert job.state == "cancelled" and not job.active
+    kept = store_count(empty_default_store)
+    assert 1 <= kept < 54
+    assert f"{kept} of 54 runs" in texts(at.warning)
+    assert charts(at), "the finished runs are drawn"
+    time.sleep(1.0)
+    assert store_count(empty_default_store) == kept, "a cancelled job trains nothing more"
