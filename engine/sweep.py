@@ -25,7 +25,7 @@ from engine.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError
 from engine.device import pick_device
 from engine.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
 from engine.store import ResultStore, records_frame
-from engine.strategies import get_strategy
+from engine.strategies import STRATEGIES, get_strategy
 from engine.train import TrainBudget, accuracy, fit
 
 DEFAULT_LABELS = (1, 2, 5, 10, 20, 50, ALL_LABELS)
@@ -47,11 +47,13 @@ class SweepSpec:
         get_dataset_info(self.source)
         get_dataset_info(self.target)
         get_backbone(self.backbone)
-        strategies = tuple(dict.fromkeys(self.strategies))  # de-duplicate, keep order
+        strategies = tuple(dict.fromkeys(self.strategies))
         if not strategies:
             raise ValueError("choose at least one strategy")
         for s in strategies:
             get_strategy(s)
+        # canonical order (the registry's), so the same set in any order is the same experiment
+        strategies = tuple(s for s in STRATEGIES if s in strategies)
         labels = tuple(self.labels_per_class)
         if not labels:
             raise ValueError("choose at least one labelled-set size")

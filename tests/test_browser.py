@@ -181,6 +181,10 @@ def test_transfer_curves_in_a_real_browser(server, empty_default_store):
 
             # The chart appears when the first run finishes; then the script trains the rest.
             _wait_for_curves(page, chart, exception, app, store)
+            # the job has ended once the live panel is gone and the final results are drawn
+            expect(page.get_by_text(re.compile(r"^At \d+ labels? per class,"))).to_be_visible(
+                timeout=RUN_TIMEOUT_S * 1000)
+            expect(page.locator("[data-testid='stProgress']")).to_have_count(0)
             expect(idle).to_be_attached(timeout=RUN_TIMEOUT_S * 1000)
             assert exception.count() == 0, "the app raised:\n" + "\n".join(exception.all_inner_texts())
             legend = chart.locator(".legendtext")  # SVG text, one per strategy's curve

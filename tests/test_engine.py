@@ -133,6 +133,8 @@ def test_truncated_checkpoint_is_retrained_not_trusted():
 def test_spec_is_frozen_hashable_and_validated():
     spec = SweepSpec(labels_per_class=(5, ALL_LABELS, 1, 5))
     assert spec.labels_per_class == (1, 5, ALL_LABELS)
+    shuffled = SweepSpec(strategies=("finetune", "scratch", "probe", "scratch"))
+    assert shuffled.strategies == ("scratch", "probe", "finetune") and shuffled.key() == SweepSpec().key()
     assert hash(spec) == hash(SweepSpec(labels_per_class=(1, 5, 0))) and spec.key() == SweepSpec(labels_per_class=(1, 5, 0)).key()
     with pytest.raises(Exception):
         spec.seeds = 4
