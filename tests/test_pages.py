@@ -175,41 +175,6 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     assert store_count(empty_default_store) == 4
 
 
-def _live_sweep_script(stage: str) -> None:
-    """A page that feeds `LiveSweep` the events `run_sweep` would send, without training."""
-    import streamlit as st
-
-    from engine.store import records_frame
-    from engine.sweep import Progress, SweepSpec
-    from ui.curves import LiveSweep
-
-    spec = SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1, 2), seeds=1)
-    live = LiveSweep(spec, records_frame([]), st.empty())
-    live(Progress("pretrain", 40, 80, "pretraining on mnist5k: loss 0.512"))
-    if stage == "run":
-        live(Progress("run", 0, 4, "0 of 4 runs already stored"))
-        record = {"strategy": "probe", "labels_per_class": 1, "all_labels": False, "seed": 0,
-                  "test_accuracy": 71.25, "train_seconds": 0.2, "device": "cpu", "n_train": 10,
-                  "run_key": "k1"}
-        live(Progress("run", 1, 4, "probe", record))
-
-
-@pytest.mark.parametrize("stage", ["pretrain", "run"])
-def test_live_progress_shows_pretraining_then_fills_the_chart(stage):
-    at = AppTest.from_function(_live_sweep_script, args=(stage,), default_timeout=TIMEOUT).run()
-    assert not at.exception, [e.value for e in at.exception]
-    (bar,) = at.progress
-    if stage == "pretrain":
-        assert "Pretraining on MNIST" in at.status[0].label
-        assert bar.value == 50 and "step 40 of 80" in bar.text
-        assert not charts(at), "no run has finished, so there is nothing to draw yet"
-    else:
-        assert at.status[0].label == "Training runs: 1 of 4 done"
-        assert bar.value == 25
-        assert "Linear probe, 1 label per class, seed 0: 71.2% test accuracy" in bar.text
-        assert legend_groups(charts(at)[0]) == {"probe"}
-
-
 def _fake_record(plan, accuracy: float) -> dict:
     """A stored run with chosen numbers, so the page's reading of them can be checked exactly."""
     all_labels = plan.labels_per_class == 0

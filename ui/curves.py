@@ -1,13 +1,11 @@
 """Panels of the transfer-curves lesson: engine results in, Streamlit elements out.
 
-`LiveSweep` is the `on_progress` listener a page hands to `engine.sweep.run_sweep`: it moves a
-progress bar and redraws the chart as each run finishes. The other helpers draw the data facts,
-the pretraining panel, the `n =` selector and the table of runs. Nothing here trains.
+These helpers draw the data facts, the pretraining panel, the `n =` selector, the head-start
+sentence and the table of runs; `ui.jobs` draws a running job's live panel. Nothing here trains.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Optional
 
@@ -16,11 +14,9 @@ import streamlit as st
 
 from engine.backbones import get_backbone
 from engine.datasets import TEST_FRACTION, get_dataset_info, load_dataset, split_target
-from engine.plots import (head_start_sentence, point_label, strategy_label,
-                          transfer_curve_figure)
+from engine.plots import head_start_sentence, point_label, strategy_label
 from engine.pretrain import PretrainResult
-from engine.store import records_frame
-from engine.sweep import Progress, SweepResult, SweepSpec, plan_runs
+from engine.sweep import SweepSpec, plan_runs
 
 PREPROCESSING_NAMES = {"source": "Loaded from", "original_size": "Original size",
                        "scaling": "Pixel scaling", "resize": "Resizing"}
@@ -94,56 +90,6 @@ def pretraining_panel(spec: SweepSpec, result: Optional[PretrainResult]) -> None
         written = datetime.fromtimestamp(result.created_at).strftime("%Y-%m-%d %H:%M")
         st.caption(f"Checkpoint `{result.checkpoint.name}`, written {written}. Its name is a hash "
                    "of everything that determines its weights, so it is trained once and reused.")
-
-
-class LiveSweep:
-    """`on_progress` listener: a status box with a progress bar, and the chart in `chart_slot`
-    redrawn each time a run finishes, so the curves fill in run by run."""
-
-    def __init__(self, spec: SweepSpec, stored: pd.DataFrame, chart_slot):
-        self.spec, self.chart_slot = spec, chart_slot
-        self.records = stored.to_dict("records")
-        self.started = time.perf_counter()
-        self.status = st.status("Training…", expanded=True)
-        with self.status:
-            self.bar = st.progress(0.0, text="Starting")
-            st.caption("Each run is stored the moment it finishes. Stop (top right) or leaving "
-                       "the page ends training after the run in progress; finished runs are "
-                       "kept and never trained again.")
-        if self.records:
-            self._draw("start")
-
-    def _draw(self, tag) -> None:
-        figure = transfer_curve_figure(records_frame(self.records), self.spec.strategies)
-        self.chart_slot.plotly_chart(figure, key=f"transfer_curve_live_{tag}")
-
-    def __call__(self, event: Progress) -> None:
-        fraction = event.done / event.total if event.total else 1.0
-        if event.stage == "pretrain":
-            self.status.update(label=f"Pretraining on {get_dataset_info(self.spec.source).title} "
-                                     "(once; the checkpoint is cached)")
-            self.bar.progress(fraction, text=f"Pretraining step {event.done:,} of {event.total:,}"
-                                             f" · {event.message}")
-            return
-        self.status.update(label=f"Training runs: {event.done} of {event.total} done")
-        text = f"{event.done} of {event.total} runs"
-        if event.record is not None:
-            r = event.record
-            self.records.append(r)
-            text += (f" · last: {strategy_label(r['strategy'])}, "
-                     f"{size_text(r['labels_per_class'], r['all_labels'])}, "
-                     f"seed {r['seed']}: {r['test_accuracy']:.1f}% test accuracy")
-            self._draw(event.done)
-        self.bar.progress(fraction, text=text)
-
-    def finish(self, result: SweepResult) -> None:
-        seconds = time.perf_counter() - self.started
-        reused = f"; {result.reused} were already stored" if result.reused else ""
-        self.status.update(label=f"Trained {plural(result.trained, 'new run')} in {seconds:.1f} s"
-                                 f"{reused}", state="complete", expanded=False)
-
-    def fail(self, message: str) -> None:
-        self.status.update(label=f"Stopped: {message}", state="error")
 
 
 def n_selector(records: pd.DataFrame) -> int:
