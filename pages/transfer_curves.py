@@ -31,7 +31,9 @@ st.markdown(
     "scratch is the head start that pretraining buys."
 )
 
-spec = last_curve_spec()
+spec, link_notices = last_curve_spec()
+for notice in link_notices:
+    st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
 lesson_data_facts(spec)
 try:
     requested = curve_controls(spec)

@@ -8,7 +8,7 @@ so it survives moving between pages and the form reopens with it.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Mapping, Optional
 
 import streamlit as st
 
@@ -25,13 +25,75 @@ def label_choice_text(k: int) -> str:
     return "all" if k == ALL_LABELS else str(k)
 
 
-def last_curve_spec() -> SweepSpec:
-    """The spec the page shows: the last one submitted in this session, else the default."""
-    return st.session_state.get(SPEC_KEY) or SweepSpec()
+MAX_QUERY_VALUE = 200  # characters; a longer URL value is refused, not parsed
+
+
+def spec_to_query(spec: SweepSpec) -> dict[str, str]:
+    """The URL form of a curve spec: ?strategies=scratch,probe&labels=1,2,all&seeds=3"""
+    return {"strategies": ",".join(spec.strategies),
+            "labels": ",".join(label_choice_text(k) for k in spec.labels_per_class),
+            "seeds": str(spec.seeds)}
+
+
+def spec_from_query(params: Mapping[str, str]) -> tuple[Optional[SweepSpec], list[str]]:
+    """Parse and validate a shared link's settings against the allowed values.
+
+    Returns (spec, notices): spec is None when the URL holds no settings; every value that is
+    malformed, unknown or too long falls back to the default, with a notice saying so.
+    """
+    keys = ("strategies", "labels", "seeds")
+    if not any(k in params for k in keys):
+        return None, []
+    default, notices, fields = SweepSpec(), [], {}
+
+    def items(name: str) -> Optional[list[str]]:
+        raw = params.get(name)
+        if raw is None:
+            return None
+        if len(raw) > MAX_QUERY_VALUE:
+            notices.append(f"the link's '{name}' value is too long; using the default")
+            return None
+        return [part.strip().lower() for part in raw.split(",") if part.strip()]
+
+    strategies = items("strategies")
+    if strategies is not None:
+        if strategies and all(s in CURVE_STRATEGIES for s in strategies):
+            fields["strategies"] = tuple(strategies)
+        else:
+            notices.append(f"the link's strategies are not all among {', '.join(CURVE_STRATEGIES)}; "
+                           "using the default")
+    labels = items("labels")
+    if labels is not None:
+        allowed = {label_choice_text(k): k for k in LABEL_CHOICES}
+        if labels and all(k in allowed for k in labels):
+            fields["labels_per_class"] = tuple(allowed[k] for k in labels)
+        else:
+            notices.append("the link's labels per class are not all among "
+                           f"{', '.join(allowed)}; using the default")
+    seeds = items("seeds")
+    if seeds is not None:
+        if len(seeds) == 1 and seeds[0].isdigit() and 1 <= int(seeds[0]) <= MAX_SEEDS:
+            fields["seeds"] = int(seeds[0])
+        else:
+            notices.append(f"the link's seeds must be a whole number from 1 to {MAX_SEEDS}; "
+                           "using the default")
+    return replace(default, **fields), notices
+
+
+def last_curve_spec() -> tuple[SweepSpec, list[str]]:
+    """The spec the page shows, and notices about a bad link: the URL's settings (a reload or a
+    shared link), else the last one submitted in this session, else the default."""
+    from_url, notices = spec_from_query(st.query_params.to_dict())
+    spec = from_url or st.session_state.get(SPEC_KEY) or SweepSpec()
+    if from_url is not None:
+        st.session_state[SPEC_KEY] = spec
+    return spec, notices
 
 
 def remember_curve_spec(spec: SweepSpec) -> None:
+    """Keep the spec in the session and in the URL, so a reload or a shared link reopens it."""
     st.session_state[SPEC_KEY] = spec
+    st.query_params.from_dict(spec_to_query(spec))
 
 
 def curve_controls(current: SweepSpec) -> Optional[SweepSpec]:
