@@ -9,6 +9,7 @@ from engine.plots import transfer_curve_figure
 from engine.pretrain import load_cached
 from engine.store import ResultStore
 from engine.jobs import JobLimitError
+from engine.packs import pack_records
 from engine.sweep import plan_runs, stored_records
 from ui.controls import curve_controls, last_curve_spec, remember_curve_spec
 from ui.curves import (describe_spec, head_start_markdown, lesson_data_facts, n_selector,
@@ -83,13 +84,23 @@ if active:  # training in the background: progress and the curves so far, every 
     live_job_panel(spec)
 else:
     chart_slot = st.empty()
+    precomputed = None
+    if records.empty:  # a first visit on a fresh machine: the lesson pack, if it has these settings
+        pack, precomputed = pack_records(spec)
+        if precomputed is not None:
+            records = pack
+            progress_area.info(
+                f"Precomputed results from the lesson pack: {plural(len(records), 'run')} trained "
+                f"on {precomputed['device']} on {precomputed['built_at'][:10]} (engine "
+                f"{precomputed['code_version']}). Press Run to re-run them live on this machine.",
+                icon=":material/inventory_2:")
     missing = total - len(records)
     if records.empty:
         chart_slot.info(f"None of the {plural(total, 'run')} of these settings is stored yet. "
                         "Press Run to train them; the curves fill in as each run finishes.",
                         icon=":material/info:")
     else:
-        if missing:
+        if missing and precomputed is None:
             progress_area.warning(f"{missing} of {plural(total, 'run')} of these settings are not "
                                   "stored yet, so some points are missing or average fewer seeds. "
                                   "Press Run to train only the missing runs.",
