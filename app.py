@@ -21,4 +21,4 @@ page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.defa
 runs_slot = sidebar_facts()
 with app_run():
     page.run()
-show_stored_runs(runs_slot)  # again, so runs the page has just trained are counted
+show_stored_runs(runs_slot)  # after the page, so the count is as fresh as the page's results

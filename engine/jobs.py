@@ -132,8 +132,9 @@ class JobManager:
             if current is not None and current.active:
                 self._watchers[job_id].add(session_id)
                 return self._snapshot(job_id)
-            total = len(plan_runs(spec))
-            stored = len(ResultStore(self.store_path).get_many(p.run_key for p in plan_runs(spec)))
+            plans = plan_runs(spec)
+            total = len(plans)
+            stored = len(ResultStore(self.store_path).get_many(p.run_key for p in plans))
             now = time.time()
             if stored == total:  # nothing to train: a finished job at once
                 self._jobs[job_id] = JobStatus(job_id, spec, "done", stored, total, 0, "run",

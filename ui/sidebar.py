@@ -11,16 +11,13 @@ from engine.store import ResultStore, home_dir
 def sidebar_facts():
     """Write the device and data directory to the sidebar; return a slot for the run count.
 
-    The count is filled by `show_stored_runs` after the page has run, so it includes the runs
-    a page has just trained.
+    app.py fills the slot with `show_stored_runs` after the page has run (one count per rerun).
     """
     with st.sidebar:
         st.markdown(f"**Device:** {describe_device()}")
         st.caption("Training uses CUDA when a GPU is available, otherwise the CPU.")
         st.markdown(f"**Data directory:** `{home_dir()}`")
-        slot = st.empty()
-    show_stored_runs(slot)
-    return slot
+        return st.empty()
 
 
 def show_stored_runs(slot) -> None:
