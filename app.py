@@ -2,15 +2,16 @@
 
 Sets the page config, declares the pages with `st.Page` + `st.navigation` (the list lives in
 `ui.lessons`, shared with the home page's lesson path) and writes the sidebar: the device the
-engine trains on, the data directory and the number of stored runs. Each lesson is its own
-script under `pages/`; see `ui.shell` for why every page starts with `page_setup()`.
+engine trains on, the data directory, the number of stored runs and the server's background
+jobs. Each lesson is its own script under `pages/`; see `ui.shell` for why every page starts
+with `page_setup()`.
 """
 
 import streamlit as st
 
 from ui.lessons import PAGES
 from ui.shell import app_run
-from ui.sidebar import show_stored_runs, sidebar_facts
+from ui.sidebar import show_server_state, sidebar_facts
 
 # An emoji favicon is drawn inline; a Material one would be fetched from Google's servers.
 st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide",
@@ -21,4 +22,4 @@ page = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=p.defa
 runs_slot = sidebar_facts()
 with app_run():
     page.run()
-show_stored_runs(runs_slot)  # after the page, so the count is as fresh as the page's results
+show_server_state(runs_slot)  # after the page, so the count is as fresh as the page's results

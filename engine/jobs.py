@@ -14,10 +14,13 @@ Not here: what a page draws (that is the page's business) and the training itsel
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import sys
 import threading
 import time
+import types
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -26,6 +29,9 @@ from engine.store import ResultStore
 from engine.sweep import SweepSpec, plan_runs
 
 ACTIVE = ("queued", "running")
+# Workers run at a lower CPU priority than the server process (Unix niceness 0..19). A classroom
+# of sessions polling one job needs the server's thread promptly; training soaks up the rest.
+WORKER_NICENESS = 10
 
 
 class JobLimitError(RuntimeError):
@@ -76,6 +82,10 @@ def _worker_main(spec: SweepSpec, store_path: str, threads: int, conn) -> None:
     from engine.sweep import run_sweep
 
     torch.set_num_threads(max(1, threads))
+    try:  # below the server in CPU priority: pages stay responsive, training takes what is left
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # not on this platform, or not allowed
+        pass
     try:
         def on_progress(event) -> None:
             conn.send(("progress", event.stage, event.done, event.total, event.message,
@@ -87,6 +97,24 @@ def _worker_main(spec: SweepSpec, store_path: str, threads: int, conn) -> None:
         conn.send(("failed", f"{type(err).__name__}: {err}"))
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def _bare_main():
+    """Hide the parent's `__main__` while a worker is spawned.
+
+    A spawned child re-imports the parent's main module before it runs the target. Under
+    `streamlit run`, `__main__` is the app script itself (Streamlit installs each run's module
+    there), so every worker would re-run app.py (pages, sidebar and a job manager of its own)
+    before training. A main module with neither `__file__` nor `__spec__` is not re-imported.
+    """
+    real = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if real is not None:
+            sys.modules["__main__"] = real
 
 
 def default_workers() -> tuple[int, int]:
@@ -164,6 +192,12 @@ class JobManager:
         with self._lock:
             return [self._snapshot(j) for j in self._jobs]
 
+    def load(self) -> dict[str, int]:
+        """Jobs running and queued now, and worker processes started since the server began."""
+        with self._lock:
+            return {"running": len(self._procs), "queued": len(self._queue),
+                    "started": self.jobs_started}
+
     def cancel(self, job_id: str) -> bool:
         """Stop the job's worker for real; finished runs stay in the store. False if not active."""
         with self._lock:
@@ -216,7 +250,8 @@ class JobManager:
             proc = self._ctx.Process(target=_worker_main, name=f"transferlab-sweep-{job_id[:8]}",
                                      args=(self._jobs[job_id].spec, self.store_path,
                                            self.threads_per_worker, child), daemon=True)
-            proc.start()
+            with _bare_main():
+                proc.start()
             child.close()
             self.jobs_started += 1
             self._procs[job_id] = (proc, parent)

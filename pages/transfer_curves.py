@@ -5,15 +5,14 @@ the page draws what the store holds, live while the job runs."""
 
 import streamlit as st
 
-from engine.plots import transfer_curve_figure
 from engine.pretrain import load_cached
 from engine.store import ResultStore
 from engine.jobs import JobLimitError
 from engine.packs import pack_records
 from engine.sweep import plan_runs, stored_records
 from ui.controls import curve_controls, last_curve_spec, remember_curve_spec
-from ui.curves import (describe_spec, head_start_markdown, lesson_data_facts, n_selector,
-                       plural, pretraining_panel, runs_table)
+from ui.curves import (curve_figure, describe_spec, head_start_markdown, lesson_data_facts,
+                       n_selector, plural, pretraining_panel, runs_table)
 from ui.jobs import JOB_KEY, job_manager, job_summary, live_job_panel, session_id
 from ui.shell import page_setup
 
@@ -108,7 +107,7 @@ else:
         st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; the x axis "
                    "is logarithmic. Hover a point for its numbers.")
         n = n_selector(records)
-        chart_slot.plotly_chart(transfer_curve_figure(records, spec.strategies, marker_n=n),
+        chart_slot.plotly_chart(curve_figure(records, spec.strategies, marker_n=n),
                                 key="transfer_curve")
         st.markdown(head_start_markdown(records, n, spec.strategies))
 

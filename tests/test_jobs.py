@@ -76,6 +76,26 @@ def test_cancel_kills_the_worker_and_keeps_finished_runs(manager):
     assert manager.status(resumed.job_id).trained == status.total - kept
 
 
+def test_a_killed_worker_is_reported_and_its_runs_kept(manager):
+    """A worker killed from outside (the kernel's OOM killer, an operator) ends its job as
+    failed with the exit code; the finished runs stay and a resubmit trains only the rest."""
+    spec = SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5, 10, 20, 50), seeds=2)
+    job = manager.submit(spec, "s")
+    wait_for(lambda: manager.status(job.job_id).trained >= 2)
+    proc, _ = manager._procs[job.job_id]
+    os.kill(proc.pid, signal.SIGKILL)
+    wait_for(lambda: manager.status(job.job_id).state == "failed", timeout=30)
+    failed = manager.status(job.job_id)
+    assert "stopped unexpectedly" in failed.error and str(-signal.SIGKILL) in failed.error
+    kept = len(stored_records(spec, ResultStore(manager.store_path)))
+    assert failed.done == kept and 2 <= kept < failed.total
+    assert manager.load() == {"running": 0, "queued": 0, "started": 1}
+    resumed = manager.submit(spec, "s")
+    wait_for(lambda: manager.status(resumed.job_id).state == "done")
+    assert manager.status(resumed.job_id).trained == failed.total - kept
+    assert manager.load()["started"] == 2
+
+
 def test_sigkill_mid_sweep_loses_no_finished_run(tmp_path, pretrained):
     store_path = tmp_path / "crash.sqlite"
     args = [sys.executable, "-m", "engine", "sweep", "--strategies", "scratch", "--labels", "1,2,5",

@@ -8,6 +8,7 @@ AppTest runs the scripts in this process, so the pages use the test session's da
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -118,6 +119,7 @@ def test_home_explains_and_links_every_lesson():
     assert describe_device() in texts(at.main.markdown)
     sidebar = texts(at.sidebar.markdown)
     assert describe_device() in sidebar and str(home_dir()) in sidebar and "Stored runs" in sidebar
+    assert re.search(r"Server jobs:\*\* \d+ running · \d+ queued · \d+ started since launch", sidebar)
 
 
 @pytest.mark.parametrize("path", ["pages/home.py", CURVES])

@@ -1,22 +1,50 @@
 """Panels of the transfer-curves lesson: engine results in, Streamlit elements out.
 
 These helpers draw the data facts, the pretraining panel, the `n =` selector, the head-start
-sentence and the table of runs; `ui.jobs` draws a running job's live panel. Nothing here trains.
+sentence and the table of runs, and share chart figures between sessions; `ui.jobs` draws a
+running job's live panel. Nothing here trains.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
-from typing import Optional
+from typing import Optional, Sequence
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from engine.backbones import get_backbone
 from engine.datasets import TEST_FRACTION, get_dataset_info, load_dataset, split_target
-from engine.plots import head_start_sentence, point_label, strategy_label
+from engine.plots import head_start_sentence, point_label, strategy_label, transfer_curve_figure
 from engine.pretrain import PretrainResult
 from engine.sweep import SweepSpec, plan_runs
+
+_FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
+_FIGURES_LOCK = threading.Lock()
+FIGURE_CACHE_SIZE = 32
+
+
+def curve_figure(records: pd.DataFrame, strategies: Sequence[str],
+                 marker_n: Optional[int] = None) -> go.Figure:
+    """`transfer_curve_figure`, built once per distinct set of results and shared by every
+    session of the server. A classroom watching one job asks for the same figure once a second
+    per student; building it costs tens of milliseconds, handing it out again nothing. Runs are
+    identified by key and accuracy, since a lesson pack and the store hold the same run keys.
+    The figure is shared: callers draw it and never change it."""
+    key = (tuple(zip(records["run_key"], records["test_accuracy"])), tuple(strategies), marker_n)
+    with _FIGURES_LOCK:  # one build at a time: sessions asking for a new figure together wait
+        if key in _FIGURES:  # for the first to build it instead of each building their own
+            _FIGURES.move_to_end(key)
+            return _FIGURES[key]
+        figure = transfer_curve_figure(records, strategies, marker_n=marker_n)
+        _FIGURES[key] = figure
+        while len(_FIGURES) > FIGURE_CACHE_SIZE:
+            _FIGURES.popitem(last=False)
+        return figure
+
 
 PREPROCESSING_NAMES = {"source": "Loaded from", "original_size": "Original size",
                        "scaling": "Pixel scaling", "resize": "Resizing"}

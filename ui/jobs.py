@@ -8,19 +8,23 @@ form, the slider) stays usable, and asks for a full rerun once the job is no lon
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
+import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine.datasets import get_dataset_info
 from engine.jobs import JobManager, JobStatus
-from engine.plots import transfer_curve_figure
 from engine.store import ResultStore
 from engine.sweep import SweepSpec, stored_records
-from ui.curves import plural
+from ui.curves import curve_figure, plural
 
 JOB_KEY = "transfer_curves.job"  # session_state key: the job this session last submitted
+POLL_SECONDS = 1.0  # how often a running job's panel refreshes
+_LIVE_LOCK = threading.Lock()
+_LIVE: dict[str, tuple[tuple, pd.DataFrame]] = {}  # job id -> (progress step, its stored runs)
 
 
 @st.cache_resource(max_entries=1)
@@ -67,7 +71,21 @@ def job_progress(job: JobStatus, spec: SweepSpec) -> None:
                   on_click=job_manager().cancel, args=(job.job_id,))
 
 
-@st.fragment(run_every=1.0)
+def live_records(job: JobStatus) -> pd.DataFrame:
+    """The stored runs of a running job, read from the store once per progress step and shared
+    by every session watching it (thirty students poll the same job once a second each).
+    Callers only read the frame."""
+    step = (job.done, job.trained, job.stage)
+    with _LIVE_LOCK:
+        cached = _LIVE.get(job.job_id)
+        if cached is None or cached[0] != step:
+            if len(_LIVE) > 64:  # jobs that ended long ago
+                _LIVE.clear()
+            cached = _LIVE[job.job_id] = (step, stored_records(job.spec, ResultStore()))
+        return cached[1]
+
+
+@st.fragment(run_every=POLL_SECONDS)
 def live_job_panel(spec: SweepSpec) -> None:
     """Reruns every second while the job for `spec` is active; the chart fills in run by run."""
     job = job_manager().status(spec.key())
@@ -75,12 +93,12 @@ def live_job_panel(spec: SweepSpec) -> None:
         st.rerun(scope="app")  # the job ended: draw the full results
         return
     job_progress(job, spec)
-    records = stored_records(spec, ResultStore())
+    records = live_records(job)
     if records.empty:
         st.info("No run of these settings is stored yet; the curves fill in as each run "
                 "finishes.", icon=":material/hourglass_empty:")
     else:
-        st.plotly_chart(transfer_curve_figure(records, spec.strategies), key="transfer_curve_live")
+        st.plotly_chart(curve_figure(records, spec.strategies), key="transfer_curve_live")
 
 
 def job_summary(job: JobStatus, area) -> None:
@@ -93,5 +111,5 @@ def job_summary(job: JobStatus, area) -> None:
         area.warning(f"Cancelled: {job.done} of {plural(job.total, 'run')} are stored and kept; "
                      "press Run to train only the missing runs.", icon=":material/stop_circle:")
     else:
-        area.error(f"Training stopped: {job.error or job.message}. The finished runs are kept.",
-                   icon=":material/error:")
+        area.error(f"Training stopped: {job.error or job.message}. The finished runs are kept; "
+                   "press Run to train only the missing runs.", icon=":material/error:")

@@ -1,4 +1,5 @@
-"""The sidebar facts every page shares: the compute device, the data directory, stored runs."""
+"""The sidebar facts every page shares: the compute device, the data directory, stored runs and
+the server's background jobs (the same numbers for every session of the server)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import streamlit as st
 
 from engine.device import describe_device
 from engine.store import ResultStore, home_dir
+from ui.jobs import job_manager
 
 
 def sidebar_facts():
     """Write the device and data directory to the sidebar; return a slot for the run count.
 
-    app.py fills the slot with `show_stored_runs` after the page has run (one count per rerun).
+    app.py fills the slot with `show_server_state` after the page has run (one count per rerun).
     """
     with st.sidebar:
         st.markdown(f"**Device:** {describe_device()}")
@@ -20,6 +22,11 @@ def sidebar_facts():
         return st.empty()
 
 
-def show_stored_runs(slot) -> None:
+def show_server_state(slot) -> None:
+    """Stored runs, and the job line: running and queued sweeps, workers started since launch."""
     count = ResultStore().count()
-    slot.markdown(f"**Stored runs:** {count:,}")
+    load = job_manager().load()
+    with slot.container():
+        st.markdown(f"**Stored runs:** {count:,}")
+        st.markdown(f"**Server jobs:** {load['running']} running · {load['queued']} queued · "
+                    f"{load['started']} started since launch")

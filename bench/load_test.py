@@ -1,0 +1,360 @@
+"""Classroom load test: N sessions press Run on the same default sweep of one server.
+
+    python bench/load_test.py --sessions 30            # the figure recorded in RESULTS.md
+    python bench/load_test.py --quick                  # 5 sessions, a smoke check
+
+It starts `streamlit run app.py` on a free 127.0.0.1 port with a fresh temporary
+TRANSFERLAB_HOME (so the one job has to pretrain and train all 63 runs), then drives N
+concurrent sessions over Streamlit's own websocket protocol, as a browser tab would: each opens
+the Transfer curves page, presses Run at a random moment within `--spread` seconds, answers the
+live panel's once-a-second fragment reruns, and waits until its page shows the finished curve
+(the full chart drawn from the store, no longer live, not the precomputed pack). Nothing leaves
+127.0.0.1.
+
+The last line is `sessions_ok=A/N jobs_started=J p95_ms=P rss_mb=M`:
+  sessions_ok   sessions whose page showed the finished curve before --timeout
+  jobs_started  worker processes the server started, read from the sidebar's job line
+                ("... N started since launch") that every page shows
+  p95_ms        95th percentile over the served sessions of the time from pressing Run to the
+                finished curve on that session's page
+  rss_mb        peak resident memory of the server: its own process plus the worker processes
+                it spawned, sampled every 0.2 s from /proc (Linux)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "transfer_curves"  # the page's URL path
+JOBS_LINE = re.compile(r"(\d+) started since launch")
+
+
+# ---- the server ---------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int, home: str) -> subprocess.Popen:
+    env = dict(os.environ, TRANSFERLAB_HOME=home)
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address=127.0.0.1",
+           f"--server.port={port}", "--server.headless=true", "--server.fileWatcherType=none",
+           "--browser.gatherUsageStats=false"]
+    log = open(Path(home) / "server.log", "w")
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("the server did not answer its health check")
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (workers and multiprocessing's helper), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of the server process alone and of the server plus its workers."""
+
+    def __init__(self, pid: int, every: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.peak_server_kb = self.peak_total_kb = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            server = rss_kb(self.pid)
+            total = server + sum(rss_kb(p) for p in descendants(self.pid))
+            self.peak_server_kb = max(self.peak_server_kb, server)
+            self.peak_total_kb = max(self.peak_total_kb, total)
+            self.stopped.wait(self.every)
+
+
+# ---- one browser tab, spoken in Streamlit's websocket protocol -----------------------------------
+
+@dataclass
+class Session:
+    index: int
+    press_at: float  # seconds after the start of the test
+    pressed: Optional[float] = None
+    finished: Optional[float] = None
+    jobs_started: Optional[int] = None
+    error: Optional[str] = None
+    full_runs: int = 0
+    fragment_runs: int = 0
+    endings: Counter = field(default_factory=Counter)  # script_finished statuses by name
+
+    @property
+    def latency_ms(self) -> Optional[float]:
+        if self.pressed is None or self.finished is None:
+            return None
+        return (self.finished - self.pressed) * 1000
+
+
+def rerun_msg(query: str, page_hash: str, *, trigger: Optional[str] = None,
+              fragment: Optional[str] = None):
+    """A rerun request as the browser sends it: the URL's query and page, widget states."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    msg = BackMsg()
+    msg.rerun_script.query_string = query
+    msg.rerun_script.page_name = PAGE
+    msg.rerun_script.page_script_hash = page_hash  # empty on the first request
+    if trigger is not None:  # a button press: the widget's trigger value is true for one run
+        state = msg.rerun_script.widget_states.widgets.add()
+        state.id = trigger
+        state.trigger_value = True
+    if fragment is not None:
+        msg.rerun_script.fragment_id = fragment
+        msg.rerun_script.is_auto_rerun = True
+    return msg.SerializeToString()
+
+
+async def drive(session: Session, port: int, t0: float, deadline: float) -> None:
+    """Open the page, press Run at `press_at`, answer fragment reruns, wait for the final curve."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.asyncio.client import connect
+
+    query = ""
+    page_hash = ""  # the page's script hash, learnt from the server's navigation message
+    run_run: Optional[str] = None  # the form's submit button id
+    timers: dict[str, asyncio.Task] = {}  # fragment id -> its auto-rerun task
+    send_lock = asyncio.Lock()
+
+    async with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"],
+                       max_size=None, open_timeout=60, ping_interval=None) as ws:
+
+        async def send(data: bytes) -> None:
+            async with send_lock:
+                await ws.send(data)
+
+        async def auto_rerun(fragment: str, interval: float) -> None:
+            while True:  # what the browser does for st.fragment(run_every=...)
+                await asyncio.sleep(interval)
+                await send(rerun_msg(query, page_hash, fragment=fragment))
+
+        async def press_later() -> None:
+            await asyncio.sleep(max(0.0, t0 + session.press_at - time.time()))
+            while run_run is None:
+                await asyncio.sleep(0.1)
+            session.pressed = time.time()
+            await send(rerun_msg(query, page_hash, trigger=run_run))
+
+        await send(rerun_msg(query, page_hash))
+        presser = asyncio.create_task(press_later())
+        texts: list[str] = []  # alerts and markdown of the current run
+        final_chart = False
+        seen: set[str] = set()  # fragments that asked for auto-reruns in the current run
+        try:
+            while time.time() < deadline:
+                try:
+                    data = await asyncio.wait_for(ws.recv(), timeout=max(0.1, deadline - time.time()))
+                except asyncio.TimeoutError:
+                    break
+                msg = ForwardMsg()
+                msg.ParseFromString(data)
+                kind = msg.WhichOneof("type")
+                if kind == "new_session":  # a run starts (a full run or a fragment rerun)
+                    texts, final_chart, seen = [], False, set()
+                elif kind == "navigation":
+                    page_hash = msg.navigation.page_script_hash
+                elif kind == "page_info_changed":
+                    query = msg.page_info_changed.query_string
+                elif kind == "auto_rerun":
+                    fragment = msg.auto_rerun.fragment_id
+                    seen.add(fragment)
+                    if fragment not in timers:
+                        timers[fragment] = asyncio.create_task(
+                            auto_rerun(fragment, msg.auto_rerun.interval))
+                elif kind == "stop_auto_rerun":
+                    for fragment in msg.stop_auto_rerun.fragment_ids:
+                        task = timers.pop(fragment, None)
+                        if task is not None:
+                            task.cancel()
+                elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                    element = msg.delta.new_element
+                    what = element.WhichOneof("type")
+                    if what == "button" and element.button.is_form_submitter \
+                            and element.button.label == "Run":
+                        run_run = element.button.id
+                    elif what in ("markdown", "alert"):
+                        texts.append(getattr(element, what).body)
+                    elif what == "plotly_chart" and element.plotly_chart.id.endswith("-transfer_curve"):
+                        final_chart = True
+                elif kind == "script_finished":
+                    status = msg.script_finished
+                    session.endings[ForwardMsg.ScriptFinishedStatus.Name(status)] += 1
+                    if status == ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY:
+                        session.fragment_runs += 1
+                        continue
+                    if status != ForwardMsg.FINISHED_SUCCESSFULLY:
+                        continue
+                    session.full_runs += 1
+                    if os.environ.get("LOAD_DEBUG"):
+                        print(session.index, round(time.time() - t0, 1), "full run:", final_chart,
+                              sorted(seen), sorted(timers), [t[:50] for t in texts[-6:]])
+                    for fragment in set(timers) - seen:  # as the browser: fragments not drawn
+                        timers.pop(fragment).cancel()  # by the full run stop rerunning
+                    body = "\n".join(texts)
+                    for text in texts:
+                        match = JOBS_LINE.search(text)
+                        if match:
+                            session.jobs_started = int(match.group(1))
+                    if (session.pressed is not None and final_chart and not timers
+                            and "Precomputed" not in body and "not stored yet" not in body):
+                        session.finished = time.time()
+                        break
+            if session.finished is None and session.error is None:
+                session.error = "timed out" if time.time() >= deadline else "no finished curve"
+        finally:
+            presser.cancel()
+            for task in timers.values():
+                task.cancel()
+
+
+async def drive_all(sessions: list[Session], port: int, timeout: float) -> None:
+    t0 = time.time()
+    deadline = t0 + timeout
+
+    async def one(session: Session) -> None:
+        try:
+            await drive(session, port, t0, deadline)
+        except Exception as err:  # one broken session is a finding, not a crash of the test
+            session.error = f"{type(err).__name__}: {err}"
+
+    await asyncio.gather(*(one(s) for s in sessions))
+
+
+# ---- the report ---------------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, int(-(-q * len(ordered) // 100)))  # ceil(q/100 * n)
+    return ordered[rank - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=30, help="concurrent sessions (30)")
+    parser.add_argument("--spread", type=float, default=20.0,
+                        help="sessions press Run at random moments within this many seconds (20)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="give up on sessions not finished after this many seconds (900)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the press moments (0)")
+    parser.add_argument("--quick", action="store_true", help="5 sessions, for a smoke check")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    args = parser.parse_args()
+    if args.quick:
+        args.sessions = min(args.sessions, 5)
+    if args.sessions < 1:
+        print("error: --sessions must be at least 1", file=sys.stderr)
+        return 2
+
+    home = tempfile.mkdtemp(prefix="transferlab-load-")
+    port = free_port()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"server: 127.0.0.1:{port}, data directory {home}")
+    server = start_server(port, home)
+    sampler = MemorySampler(server.pid)
+    try:
+        wait_healthy(port, server)
+        sampler.start()
+        rng = random.Random(args.seed)
+        sessions = [Session(i, rng.uniform(0, args.spread)) for i in range(args.sessions)]
+        started = time.time()
+        asyncio.run(drive_all(sessions, port, args.timeout))
+        wall = time.time() - started
+    finally:
+        sampler.stopped.set()
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+    served = [s for s in sessions if s.finished is not None]
+    latencies = [s.latency_ms for s in served]
+    jobs = max((s.jobs_started for s in sessions if s.jobs_started is not None), default=-1)
+    for s in sessions:
+        if s.error:
+            pressed = "never pressed Run" if s.pressed is None else "pressed Run"
+            print(f"session {s.index}: {s.error} ({pressed}; {s.full_runs} full page runs, "
+                  f"{s.fragment_runs} fragment reruns)")
+    if latencies:
+        print(f"submit-to-finished-curve: min {min(latencies):.0f} ms, median "
+              f"{percentile(latencies, 50):.0f} ms, max {max(latencies):.0f} ms")
+    endings = sum((s.endings for s in sessions), Counter())
+    print("script runs ended: " + ", ".join(f"{k} {v}" for k, v in sorted(endings.items())))
+    print(f"fragment reruns answered: {sum(s.fragment_runs for s in sessions)}; "
+          f"full page runs: {sum(s.full_runs for s in sessions)}; wall {wall:.1f} s")
+    print(f"peak RSS: server process {sampler.peak_server_kb / 1024:.0f} MB, server plus workers "
+          f"{sampler.peak_total_kb / 1024:.0f} MB")
+    p95 = percentile(latencies, 95) if latencies else float("nan")
+    print(f"sessions_ok={len(served)}/{len(sessions)} jobs_started={jobs} p95_ms={p95:.0f} "
+          f"rss_mb={sampler.peak_total_kb / 1024:.0f}")
+    return 0 if len(served) == len(sessions) and jobs == 1 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
