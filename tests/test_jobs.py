@@ -141,3 +141,22 @@ def test_store_stays_consistent_with_concurrent_writers(tmp_path):
 def test_plan_is_what_the_job_counts():
     spec = SweepSpec(strategies=("probe", "scratch"), labels_per_class=(1, 2), seeds=3)
     assert len(plan_runs(spec)) == 12
+
+
+def test_workers_do_not_rerun_the_servers_main_script(tmp_path, monkeypatch, manager):
+    """Under `streamlit run`, `__main__` is the app script; a spawned worker must not import it
+    again (it would draw pages and build a job manager of its own before training)."""
+    import types
+
+    marker = tmp_path / "main-was-imported"
+    script = tmp_path / "fake_app.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    spec = SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=1)
+    job = manager.submit(spec, "s")
+    wait_for(lambda: manager.status(job.job_id).state != "running", timeout=120)
+    assert manager.status(job.job_id).state == "done"
+    assert sys.modules["__main__"] is fake_main  # restored after the spawn
+    assert not marker.exists()

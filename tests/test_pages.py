@@ -265,3 +265,18 @@ def test_cancel_ends_the_job_and_keeps_finished_runs(pretrained, empty_default_s
     assert charts(at), "the finished runs are drawn"
     time.sleep(1.0)
     assert store_count(empty_default_store) == kept, "a cancelled job trains nothing more"
+
+
+def test_curve_figures_are_shared_between_identical_results():
+    from engine.packs import pack_records
+    from engine.sweep import SweepSpec
+    from ui.curves import curve_figure
+
+    spec = SweepSpec()
+    records, _ = pack_records(spec)
+    first = curve_figure(records, spec.strategies)
+    assert curve_figure(records.copy(), spec.strategies) is first  # built once, handed out again
+    changed = records.copy()
+    changed.loc[0, "test_accuracy"] += 1.0  # same run keys, another result (e.g. pack vs store)
+    assert curve_figure(changed, spec.strategies) is not first
+    assert curve_figure(records, spec.strategies, marker_n=5) is not first
