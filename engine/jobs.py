@@ -32,6 +32,10 @@ ACTIVE = ("queued", "running")
 # Workers run at a lower CPU priority than the server process (Unix niceness 0..19). A classroom
 # of sessions polling one job needs the server's thread promptly; training soaks up the rest.
 WORKER_NICENESS = 10
+# A worker killed from outside (the kernel's out-of-memory killer, an operator) is replaced this
+# many times; the new worker trains only the runs the store still lacks. An exception inside the
+# sweep is not retried: it would fail the same way again.
+MAX_RESTARTS = 1
 
 
 class JobLimitError(RuntimeError):
@@ -56,6 +60,7 @@ class JobStatus:
     queue_position: Optional[int] = None  # 1 = next to start; None unless queued
     error: Optional[str] = None
     watchers: int = 1  # sessions attached to this job
+    restarts: int = 0  # times a killed worker was replaced
 
     @property
     def active(self) -> bool:
@@ -255,8 +260,10 @@ class JobManager:
             child.close()
             self.jobs_started += 1
             self._procs[job_id] = (proc, parent)
-            self._jobs[job_id] = replace(self._jobs[job_id], state="running", started_at=time.time(),
-                                         message="starting a worker")
+            job = self._jobs[job_id]
+            self._jobs[job_id] = replace(  # a restarted job keeps its start and its reason
+                job, state="running", started_at=job.started_at or time.time(),
+                message=job.message if job.restarts else "starting a worker")
 
     def _monitor_loop(self) -> None:
         while not self._closed:
@@ -283,6 +290,16 @@ class JobManager:
             pass
         if ended is None and not proc.is_alive():
             ended = ("failed", f"the worker stopped unexpectedly (exit code {proc.exitcode})")
+            if job.restarts < MAX_RESTARTS:  # killed from outside: start a fresh worker once
+                proc.join(5)
+                conn.close()
+                del self._procs[job_id]
+                self._jobs[job_id] = replace(job, state="queued", stage="waiting",
+                                             restarts=job.restarts + 1,
+                                             message=f"{ended[1]}; restarting it")
+                self._queue.appendleft(job_id)
+                self._refresh_done(job_id)
+                return
         if ended is not None:
             state = "done" if ended[0] == "finished" else "failed"
             job = replace(job, state=state, finished_at=time.time(),

@@ -76,24 +76,36 @@ def test_cancel_kills_the_worker_and_keeps_finished_runs(manager):
     assert manager.status(resumed.job_id).trained == status.total - kept
 
 
-def test_a_killed_worker_is_reported_and_its_runs_kept(manager):
-    """A worker killed from outside (the kernel's OOM killer, an operator) ends its job as
-    failed with the exit code; the finished runs stay and a resubmit trains only the rest."""
+def test_a_killed_worker_is_replaced_once_then_reported(manager):
+    """A worker killed from outside (the kernel's OOM killer, an operator) is replaced once by a
+    worker that trains only the missing runs; killed again, the job ends as failed with the exit
+    code. Finished runs stay in the store throughout, and a resubmit trains only the rest."""
     spec = SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5, 10, 20, 50), seeds=2)
     job = manager.submit(spec, "s")
-    wait_for(lambda: manager.status(job.job_id).trained >= 2)
-    proc, _ = manager._procs[job.job_id]
-    os.kill(proc.pid, signal.SIGKILL)
+    store = ResultStore(manager.store_path)
+
+    def kill_after(n_stored):
+        wait_for(lambda: manager.status(job.job_id).state == "running"
+                 and job.job_id in manager._procs
+                 and len(stored_records(spec, store)) >= n_stored)
+        proc, _ = manager._procs[job.job_id]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(10)
+
+    kill_after(2)
+    wait_for(lambda: manager.status(job.job_id).restarts == 1, timeout=30)
+    assert "stopped unexpectedly" in manager.status(job.job_id).message
+    kill_after(len(stored_records(spec, store)) + 1)  # the new worker trains on from the store
     wait_for(lambda: manager.status(job.job_id).state == "failed", timeout=30)
     failed = manager.status(job.job_id)
     assert "stopped unexpectedly" in failed.error and str(-signal.SIGKILL) in failed.error
-    kept = len(stored_records(spec, ResultStore(manager.store_path)))
-    assert failed.done == kept and 2 <= kept < failed.total
-    assert manager.load() == {"running": 0, "queued": 0, "started": 1}
+    kept = len(stored_records(spec, store))
+    assert failed.done == kept and 3 <= kept < failed.total
+    assert manager.load() == {"running": 0, "queued": 0, "started": 2}
     resumed = manager.submit(spec, "s")
     wait_for(lambda: manager.status(resumed.job_id).state == "done")
     assert manager.status(resumed.job_id).trained == failed.total - kept
-    assert manager.load()["started"] == 2
+    assert manager.load()["started"] == 3
 
 
 def test_sigkill_mid_sweep_loses_no_finished_run(tmp_path, pretrained):

@@ -62,6 +62,9 @@ def job_progress(job: JobStatus, spec: SweepSpec) -> None:
         facts = [f"Elapsed: {seconds_text(job.elapsed)}"]
         if job.state == "running":
             facts.append(f"ETA: {seconds_text(job.eta_seconds())}")
+        if job.restarts:
+            facts.append("the worker was stopped from outside and restarted; it trains only the "
+                         "runs not yet stored")
         if job.watchers > 1:
             facts.append(f"{job.watchers} sessions are watching this experiment")
         st.caption(" · ".join(facts) + ". Training runs on the server in the background: each "
