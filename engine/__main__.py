@@ -1,4 +1,5 @@
-"""Command line for teachers and checks: `python -m engine sweep|pack build|pretrain ...`.
+"""Command line for teachers and checks:
+`python -m engine sweep|pack build|pretrain|predict|fetch-weights ...`.
 
 Every failure a user can cause (unknown dataset, strategy or backbone, too many labels per
 class, zero seeds, an unwritable output file) ends with a one-line message on stderr and exit
@@ -16,6 +17,7 @@ import torch
 
 from engine.datasets import ALL_LABELS
 from engine.device import describe_device, pick_device
+from engine.imagenet import WeightsUnavailable
 from engine.plots import head_start_sentence, point_label, summarize
 from engine.pretrain import PretrainConfig, pretrain
 from engine.store import ResultStore
@@ -90,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--backbone", default="small_cnn")
     pre.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
     pre.add_argument("--device", default="auto")
+
+    pred = sub.add_parser("predict", help="top ImageNet classes of an image: is the backbone what "
+                                          "it claims to be?")
+    pred.add_argument("--backbone", default="efficientnet_lite0", help="an ImageNet backbone")
+    pred.add_argument("--image", required=True, help="an image file (PNG, JPEG, ...)")
+    pred.add_argument("--top", type=int, default=5, help="how many classes to print")
+
+    fetch = sub.add_parser("fetch-weights", help="download a torchvision backbone's ImageNet "
+                                                 "weights into the data directory")
+    fetch.add_argument("backbone", help="resnet18, resnet50, mobilenet_v3_small or efficientnet_b0")
     return parser
 
 
@@ -186,12 +198,40 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from engine.imagenet import get_imagenet_model, load_image, predict, weights_path, weights_status
+
+    info = get_imagenet_model(args.backbone)
+    if weights_path(args.backbone) is None:
+        raise WeightsUnavailable(f"{info.title}: {weights_status(args.backbone)[1]}")
+    if not 1 <= args.top <= 1000:
+        raise UsageError(f"--top must be between 1 and 1000, got {args.top}")
+    if not Path(args.image).is_file():
+        raise UsageError(f"no image file at {args.image}")
+    image = load_image(args.image)  # (3, H, W)
+    print(f"{info.title} on {args.image} ({image.shape[2]}x{image.shape[1]} pixels):")
+    for rank, (label, prob) in enumerate(predict(args.backbone, image, args.top), start=1):
+        print(f"  {rank}. {label:<30} {prob * 100:5.1f}%")
+    return 0
+
+
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
+    from engine.imagenet import fetch_weights, get_imagenet_model
+
+    get_imagenet_model(args.backbone)
+    path = fetch_weights(args.backbone)
+    print(f"{args.backbone}: weights at {path}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"sweep": cmd_sweep, "pack": cmd_pack, "pretrain": cmd_pretrain}
+        commands = {"sweep": cmd_sweep, "pack": cmd_pack, "pretrain": cmd_pretrain,
+                    "predict": cmd_predict, "fetch-weights": cmd_fetch_weights}
         return commands[args.command](args)
-    except (UsageError, ValueError) as err:  # DatasetError, StrategyError, ... are ValueErrors
+    except (UsageError, ValueError, WeightsUnavailable) as err:  # DatasetError, StrategyError,
+        # ... are ValueErrors; WeightsUnavailable says which file is missing and how to get it
         print(f"error: {err}", file=sys.stderr)
         return 2
 
