@@ -1,5 +1,5 @@
 """Command line for teachers and checks:
-`python -m engine sweep|pack build|pretrain|predict|fetch-weights ...`.
+`python -m engine sweep|pack build|pretrain|predict|fetch-weights|download ...`.
 
 Every failure a user can cause (unknown dataset, strategy or backbone, too many labels per
 class, zero seeds, an unwritable output file) ends with a one-line message on stderr and exit
@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch-weights", help="download a torchvision backbone's ImageNet "
                                                  "weights into the data directory")
     fetch.add_argument("backbone", help="resnet18, resnet50, mobilenet_v3_small or efficientnet_b0")
+
+    down = sub.add_parser("download", help="download a dataset into the data directory")
+    down.add_argument("dataset", help="e.g. fashion_mnist, cifar10, svhn, dermamnist, pneumoniamnist")
+    down.add_argument("--no-progress", action="store_true")
     return parser
 
 
@@ -224,11 +228,39 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.remote import describe_status, download, get_remote
+
+    info = get_remote(args.dataset)
+    bar = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal bar
+        if args.no_progress:
+            return
+        if bar is None:
+            big = total > 1000  # bytes (MedMNIST) or files (torchvision)
+            bar = tqdm(total=total or None, unit="B" if big else "file", unit_scale=big,
+                       desc=args.dataset, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        path = download(args.dataset, on_progress=on_progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{info.title}: {describe_status(args.dataset)} in {path}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"sweep": cmd_sweep, "pack": cmd_pack, "pretrain": cmd_pretrain,
-                    "predict": cmd_predict, "fetch-weights": cmd_fetch_weights}
+                    "predict": cmd_predict, "fetch-weights": cmd_fetch_weights,
+                    "download": cmd_download}
         return commands[args.command](args)
     except (UsageError, ValueError, WeightsUnavailable) as err:  # DatasetError, StrategyError,
         # ... are ValueErrors; WeightsUnavailable says which file is missing and how to get it

@@ -2,8 +2,10 @@
 
 Every model the engine trains is a `Classifier`: `features` maps an input batch to a feature
 vector, `head` maps features to class logits. Transfer means keeping `features` from a source
-task and attaching a fresh `head` for the target. This module builds architectures only; the
-pretraining that fills them with weights lives in `engine.pretrain`.
+task and attaching a fresh `head` for the target. Two kinds of backbone: the engine's own small
+CNN, which `engine.pretrain` trains on a source dataset, and ImageNet models whose weights come
+from a file (`engine.imagenet`); their features start with `ImageNetInput`, so they read the
+engine's (B, C, H, W) images in [0, 1] like the small CNN does.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from engine.imagenet import (IMAGENET_MODELS, ImageNetInput, build_imagenet_model,
+                             split_classifier)
+
+IMAGENET_INPUT = 96  # side the lessons feed ImageNet backbones (224 is their native size)
 
 
 class Classifier(nn.Module):
@@ -55,10 +62,27 @@ class BackboneInfo:
     feature_dim: int
     build_features: Callable[[], nn.Module]
     arch: str  # a short architecture signature, part of the pretrained checkpoint's key
+    imagenet: bool = False  # weights come from an ImageNet file, not from engine pretraining
 
     def build(self, n_classes: int) -> Classifier:
         """A randomly initialised classifier (seed torch's RNG first for reproducibility)."""
         return Classifier(self.build_features(), self.feature_dim, n_classes)
+
+    def build_imagenet(self, n_classes: int) -> Classifier:
+        """The ImageNet-trained features with a new head (raises WeightsUnavailable offline)."""
+        if not self.imagenet:
+            raise BackboneError(f"{self.name} has no ImageNet weights")
+        body, _ = split_classifier(build_imagenet_model(self.name, pretrained=True))
+        features = nn.Sequential(ImageNetInput(IMAGENET_INPUT, IMAGENET_MODELS[self.name].interpolation),
+                                 body)
+        return Classifier(features, self.feature_dim, n_classes)
+
+
+def _imagenet_features(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:  # random weights, same architecture (the "untrained" source)
+        body, _ = split_classifier(build_imagenet_model(name, pretrained=False))
+        return nn.Sequential(ImageNetInput(IMAGENET_INPUT, IMAGENET_MODELS[name].interpolation), body)
+    return build
 
 
 BACKBONES: dict[str, BackboneInfo] = {
@@ -73,6 +97,11 @@ BACKBONES: dict[str, BackboneInfo] = {
         build_features=small_cnn_features,
         arch="conv3x3[16,32,64]-maxpool-fc128",
     ),
+    **{m.name: BackboneInfo(
+        name=m.name, title=m.title, description=m.description,
+        input_shape=(3, IMAGENET_INPUT, IMAGENET_INPUT), feature_dim=m.feature_dim,
+        build_features=_imagenet_features(m.name), arch=f"{m.name}-imagenet", imagenet=True,
+    ) for m in IMAGENET_MODELS.values()},
 }
 
 

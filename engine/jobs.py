@@ -133,7 +133,7 @@ class JobManager:
     """Runs sweeps in worker processes; thread-safe; one instance per server process."""
 
     def __init__(self, store_path: Optional[str] = None, *, max_workers: Optional[int] = None,
-                 threads_per_worker: Optional[int] = None, per_session_cap: int = 2,
+                 threads_per_worker: Optional[int] = None, per_session_cap: int = 4,
                  max_active: int = 16, poll_interval: float = 0.1):
         workers, threads = default_workers()
         self.store_path = str(store_path or ResultStore().path)

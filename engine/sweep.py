@@ -23,6 +23,7 @@ from engine.backbones import get_backbone
 from engine.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
                              load_dataset, max_labels_per_class, sample_labels, split_target)
 from engine.device import pick_device
+from engine.features import cached_features
 from engine.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
 from engine.store import ResultStore, records_frame
 from engine.strategies import STRATEGIES, get_strategy
@@ -30,11 +31,14 @@ from engine.train import TrainBudget, accuracy, fit
 
 DEFAULT_LABELS = (1, 2, 5, 10, 20, 50, ALL_LABELS)
 MAX_SEEDS = 20
+IMAGENET = "imagenet"  # source of an ImageNet backbone: its weights file
+UNTRAINED = "untrained"  # source meaning "no pretraining": the backbone keeps its random init
+UNTRAINED_SEED = 0  # the one random backbone every run of an untrained source shares
 
 
 @dataclass(frozen=True)
 class SweepSpec:
-    source: str = "mnist5k"  # dataset the backbone is pretrained on
+    source: str = "mnist5k"  # dataset the backbone is pretrained on, or IMAGENET or UNTRAINED
     target: str = "uci_digits"  # dataset the strategies are compared on
     backbone: str = "small_cnn"  # architecture, key in BACKBONES
     strategies: tuple[str, ...] = ("scratch", "probe", "finetune")  # keys in STRATEGIES
@@ -44,9 +48,15 @@ class SweepSpec:
     pretrain_epochs: int = 8  # passes over the source when pretraining the backbone
 
     def __post_init__(self):
-        get_dataset_info(self.source)
+        info = get_backbone(self.backbone)
+        if self.source == IMAGENET and not info.imagenet:
+            raise ValueError(f"{self.backbone} has no ImageNet weights; pretrain it on a dataset")
+        if info.imagenet and self.source not in (IMAGENET, UNTRAINED):
+            raise ValueError(f"{self.backbone} comes pretrained on ImageNet: use source "
+                             f"'{IMAGENET}' (or '{UNTRAINED}' for random weights)")
+        if self.source not in (IMAGENET, UNTRAINED):
+            get_dataset_info(self.source)
         get_dataset_info(self.target)
-        get_backbone(self.backbone)
         strategies = tuple(dict.fromkeys(self.strategies))
         if not strategies:
             raise ValueError("choose at least one strategy")
@@ -67,17 +77,35 @@ class SweepSpec:
             raise ValueError("budget must be a TrainBudget")
         object.__setattr__(self, "strategies", strategies)
         object.__setattr__(self, "labels_per_class", labels)
-        self.pretrain_config()  # validates pretrain_epochs
+        if self.engine_pretrains():
+            self.pretrain_config()  # validates pretrain_epochs
+
+    def engine_pretrains(self) -> bool:
+        """True when the source is a dataset the engine pretrains the backbone on."""
+        return self.source not in (IMAGENET, UNTRAINED)
 
     def pretrain_config(self) -> PretrainConfig:
         return PretrainConfig(backbone=self.backbone, source=self.source, epochs=self.pretrain_epochs)
+
+    def source_key(self) -> str:
+        """What determines the starting weights: the pretraining's key, the ImageNet file, or
+        the fixed seed of the untrained backbone."""
+        if self.source == IMAGENET:
+            from engine.imagenet import get_imagenet_model
+
+            return f"{IMAGENET}:{get_imagenet_model(self.backbone).file_name}"
+        if self.source == UNTRAINED:
+            return f"{UNTRAINED}:{UNTRAINED_SEED}"
+        return self.pretrain_config().key()
 
     def key(self) -> str:
         """Hash of the whole spec: identifies an experiment (for jobs, URLs and packs)."""
         return _digest(asdict(self))
 
     def needs_pretraining(self) -> bool:
-        return any(get_strategy(s).uses_pretrained for s in self.strategies)
+        """True when some strategy starts from weights the engine must pretrain (or load)."""
+        return self.engine_pretrains() and any(get_strategy(s).uses_pretrained
+                                               for s in self.strategies)
 
     def check_target_capacity(self) -> None:
         """Raise DatasetError when a labels-per-class value exceeds what the target holds."""
@@ -106,7 +134,7 @@ def plan_runs(spec: SweepSpec) -> list[RunPlan]:
     """All runs of a spec, seed-major so every curve gains a point early in a sweep."""
     common = {
         "backbone": spec.backbone, "source": spec.source, "target": spec.target,
-        "pretrain": spec.pretrain_config().key(), "budget": asdict(spec.budget),
+        "pretrain": spec.source_key(), "budget": asdict(spec.budget),
         "split": [SPLIT_SEED, TEST_FRACTION], "engine": ENGINE_VERSION,
     }
     return [
@@ -152,7 +180,14 @@ class SweepContext:
         info = get_backbone(self.spec.backbone)
         torch.manual_seed(seed)
         strategy = get_strategy(strategy_name)
-        if strategy.uses_pretrained:
+        if strategy.uses_pretrained and self.spec.source == IMAGENET:
+            model = info.build_imagenet(self.data.n_classes)  # the head is drawn from `seed`
+        elif strategy.uses_pretrained and self.spec.source == UNTRAINED:
+            torch.manual_seed(UNTRAINED_SEED)  # one fixed random backbone for every run
+            model = info.build(self.data.n_classes)
+            torch.manual_seed(seed)
+            model.replace_head(self.data.n_classes)
+        elif strategy.uses_pretrained:
             model = info.build(load_dataset(self.spec.source).n_classes)
             model.load_state_dict(self.pretrained_state)
             model.replace_head(self.data.n_classes)  # the new head is drawn from `seed`
@@ -163,11 +198,18 @@ class SweepContext:
     def features(self) -> torch.Tensor:
         """Pretrained features of every target image, (N, D), computed once per sweep."""
         if self._features is None:
-            model = self.new_model("probe", 0)
-            model.eval()
-            with torch.no_grad():
-                self._features = torch.cat([model.features(self.x[i:i + 1024])
-                                            for i in range(0, len(self.x), 1024)])
+            if self.spec.source == IMAGENET:  # a big network: its features are kept on disk
+                features, _ = cached_features(
+                    lambda: self.new_model("probe", 0).features, f"{self.spec.backbone}@"
+                    f"{self.spec.source_key()}", self.data.x, {"input": get_backbone(
+                        self.spec.backbone).input_shape}, self.device)
+                self._features = features.to(self.device)
+            else:
+                model = self.new_model("probe", 0)
+                model.eval()
+                with torch.no_grad():
+                    self._features = torch.cat([model.features(self.x[i:i + 1024])
+                                                for i in range(0, len(self.x), 1024)])
         return self._features
 
     def run(self, plan: RunPlan, should_stop: Optional[Callable[[], bool]] = None) -> Optional[dict]:

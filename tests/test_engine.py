@@ -221,3 +221,34 @@ def test_figure_has_one_legend_group_per_strategy_on_a_log_axis():
     lines = [t for t in fig.data if t.mode == "lines+markers"]
     assert [list(t.x) for t in lines] == [[1, 2, 5], [1, 2, 5]]
     assert any(shape.x0 == 2 for shape in fig.layout.shapes)
+
+
+def test_sources_pair_with_the_right_backbones_and_key_their_runs_apart():
+    import pytest
+
+    from engine.sweep import IMAGENET, UNTRAINED, SweepSpec, plan_runs
+
+    with pytest.raises(ValueError, match="small_cnn has no ImageNet weights"):
+        SweepSpec(source=IMAGENET)
+    with pytest.raises(ValueError, match="comes pretrained on ImageNet"):
+        SweepSpec(source="mnist5k", backbone="efficientnet_lite0")
+    mnist = SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=1)
+    photos = SweepSpec(source=IMAGENET, backbone="efficientnet_lite0", strategies=("probe",),
+                       labels_per_class=(1,), seeds=1)
+    random = SweepSpec(source=UNTRAINED, strategies=("probe",), labels_per_class=(1,), seeds=1)
+    assert not photos.needs_pretraining() and not random.needs_pretraining() and mnist.needs_pretraining()
+    assert photos.source_key() == "imagenet:efficientnet-lite0-57934424.pth"
+    keys = {plan_runs(s)[0].run_key for s in (mnist, photos, random)}
+    assert len(keys) == 3
+
+
+def test_an_untrained_source_probes_one_fixed_random_backbone():
+    import torch
+
+    from engine.sweep import UNTRAINED, SweepContext, SweepSpec
+
+    spec = SweepSpec(source=UNTRAINED, strategies=("probe",), labels_per_class=(1,), seeds=2)
+    ctx = SweepContext(spec, torch.device("cpu"), None)
+    a, b = ctx.new_model("probe", 0), ctx.new_model("probe", 1)
+    assert all(torch.equal(p, q) for p, q in zip(a.features.parameters(), b.features.parameters()))
+    assert not torch.equal(a.head.weight, b.head.weight)  # each seed draws its own head

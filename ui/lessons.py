@@ -25,6 +25,9 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("pages/transfer_curves.py", "Transfer curves", ":material/show_chart:",
            "Pretrain a small CNN on MNIST, transfer it to other digits, and measure how much of a "
            "head start it gives at each number of labels."),
+    Lesson("pages/which_source.py", "Which source?", ":material/compare_arrows:",
+           "Put digit features, ImageNet photo features and random features side by side on the "
+           "same target, and see that domain match matters more than model size."),
 )
 
 PAGES: tuple[Lesson, ...] = (HOME, *LESSONS)

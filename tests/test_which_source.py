@@ -1,0 +1,62 @@
+"""The "Which source?" lesson: three sources of frozen features on one target, one chart."""
+
+from __future__ import annotations
+
+import json
+
+from test_pages import TIMEOUT, open_page, texts, wait_until, widget
+
+PAGE = "pages/which_source.py"
+
+
+def test_page_explains_the_comparison_before_anything_is_stored(empty_default_store):
+    at = open_page(PAGE)
+    assert at.title[0].value == "Which source?"
+    body = texts(at.markdown)
+    assert "ImageNet" in body and "untrained" in body and "Domain match" not in body  # no results yet
+    assert "None of the" in texts(at.info)
+
+
+def test_run_draws_every_source_and_explains_why(pretrained, empty_default_store):
+    from engine.features import features_dir
+    from ui.jobs import job_manager
+    from ui.sources import CURVES, comparison_specs
+
+    at = open_page(PAGE)
+    widget(at.multiselect, "Labels per class").set_value([1, 20])
+    widget(at.number_input, "Seeds").set_value(1)
+    at.button[0].click().run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    specs = comparison_specs((1, 20), 1)
+    assert len(specs) == 3  # MNIST (scratch + probe), ImageNet probe, untrained probe
+
+    def all_done():
+        jobs = [job_manager().status(s.key()) for s in specs]
+        return all(j is not None and not j.active for j in jobs)
+
+    wait_until(all_done, what="the comparison's jobs")
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {t.get("legendgroup") for t in figure["data"]} == {c.label for c in CURVES}
+    table = at.table[0].value
+    assert len(table) == 4
+    accuracies = {row["Features from"]: float(row["Mean test accuracy"].rstrip("%"))
+                  for _, row in table.iterrows()}
+    mnist, imagenet = CURVES[1].label, CURVES[2].label
+    assert accuracies[mnist] > accuracies[imagenet]  # domain match beats size at 1 label
+    assert "Domain match matters more than size" in texts(at.markdown)
+    assert list(features_dir().glob("*.pt"))  # ImageNet features kept on disk for later runs
+    assert at.query_params["labels"] == "1,20" and at.query_params["seeds"] == "1"
+
+
+def test_a_bad_link_falls_back_with_a_notice():
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["seeds"] = "many"
+    at.run()
+    at.switch_page(PAGE).run()
+    assert any("seeds must be a whole number" in w.value for w in at.warning)
