@@ -1,11 +1,14 @@
 """Dataset registry and label sampling.
 
-A dataset loader returns a `DatasetData`: image tensors already preprocessed to the backbone's
-input format (1 x 28 x 28, values in [0, 1]), integer labels, class names and the facts of its
-preprocessing. This module also owns the fixed, stratified test split of a target dataset and
-the reproducible draw of a labelled training subset from what remains.
+A dataset loader returns a `DatasetData`: images as (N, C, H, W) floats in [0, 1] (C = 1 or
+3, at the dataset's own size; the built-ins are MNIST-like 1 x 28 x 28), integer labels, class
+names and the facts of its preprocessing. `adapt_images` turns them into what a backbone reads.
+The registry resolves three kinds of name: the offline built-ins below, downloadable datasets
+(`engine.remote`, only once their files are on disk) and a user's upload (`user:<digest>`,
+`engine.userdata`). This module also owns the fixed, stratified test split of a target dataset
+and the reproducible draw of a labelled training subset from what remains.
 
-It does not train or cache models; only offline built-ins live here for now.
+It does not train or cache models.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class DatasetError(ValueError):
 class DatasetData:
     name: str
     title: str
-    x: torch.Tensor  # (N, 1, 28, 28) float32 in [0, 1]
+    x: torch.Tensor  # (N, C, H, W) float32 in [0, 1], C = 1 or 3
     y: torch.Tensor  # (N,) int64 in [0, n_classes)
     class_names: tuple[str, ...]
     preprocessing: dict = field(default_factory=dict)  # facts shown to the learner
@@ -101,10 +104,41 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+USER_PREFIX = "user:"  # names of uploaded datasets: "user:" + the zip's SHA-256
+
+
 def get_dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset '{name}'; choose one of: {', '.join(DATASETS)}")
-    return DATASETS[name]
+    """The built-in, downloadable or uploaded dataset called `name` (its files are checked only
+    when it is loaded, so a missing download fails with what to fetch and where)."""
+    if name in DATASETS:
+        return DATASETS[name]
+    from engine.remote import REMOTE_DATASETS, load_remote  # imports this module: no cycle at
+    from engine.userdata import load_user_dataset           # call time
+
+    if name in REMOTE_DATASETS:
+        info = REMOTE_DATASETS[name]
+        return DatasetInfo(name, info.title, info.description, False, lambda: load_remote(name))
+    if name.startswith(USER_PREFIX):
+        digest = name[len(USER_PREFIX):]
+        return DatasetInfo(name, f"Your upload {digest[:12]}", "Images you uploaded.", True,
+                           lambda: load_user_dataset(digest))
+    known = ", ".join([*DATASETS, *REMOTE_DATASETS])
+    raise DatasetError(f"unknown dataset '{name}'; choose one of: {known} (or an upload)")
+
+
+def adapt_images(x: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """(N, C, H, W) in [0, 1] -> (N, *shape): RGB to grey by luminance (or grey repeated to
+    three channels) and bilinear resizing, so any dataset can feed any backbone."""
+    channels, height, width = shape
+    if x.shape[1] == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+        x = (x * weights).sum(1, keepdim=True)
+    elif x.shape[1] == 1 and channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-2:] != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False,
+                          antialias=True).clamp(0.0, 1.0)
+    return x.contiguous()
 
 
 @functools.lru_cache(maxsize=8)

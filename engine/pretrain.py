@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from engine import ENGINE_VERSION
 from engine.backbones import get_backbone
-from engine.datasets import get_dataset_info, load_dataset, split_target
+from engine.datasets import adapt_images, get_dataset_info, load_dataset, split_target
 from engine.device import pick_device
 from engine.store import home_dir
 from engine.strategies import get_strategy
@@ -120,14 +120,16 @@ def _train_and_save(config, ckpt: Path, meta_path: Path, device, on_step) -> Pre
     data = load_dataset(config.source)
     split = split_target(data.y, test_fraction=config.holdout_fraction)
     torch.manual_seed(config.seed)
-    model = get_backbone(config.backbone).build(data.n_classes).to(device)
+    info = get_backbone(config.backbone)
+    model = info.build(data.n_classes).to(device)
     groups = get_strategy("scratch").param_groups(model, config.lr, config.lr)
-    x_train = data.x[split.pool_idx].to(device)
+    x = adapt_images(data.x, info.input_shape)  # (N, C, H, W) as the backbone reads it
+    x_train = x[split.pool_idx].to(device)
     y_train = data.y[split.pool_idx].to(device)
     per_epoch = -(-len(split.pool_idx) // config.batch_size)
     fit(model, groups, x_train, y_train, steps=config.epochs * per_epoch,
         batch_size=config.batch_size, seed=config.seed, on_step=on_step)
-    source_acc = accuracy(model, data.x[split.test_idx].to(device), data.y[split.test_idx].to(device))
+    source_acc = accuracy(model, x[split.test_idx].to(device), data.y[split.test_idx].to(device))
     seconds = time.perf_counter() - start
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

@@ -20,7 +20,7 @@ import torch
 
 from engine import ENGINE_VERSION
 from engine.backbones import get_backbone
-from engine.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
+from engine.datasets import (ALL_LABELS, adapt_images, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
                              load_dataset, max_labels_per_class, sample_labels, split_target)
 from engine.device import pick_device
 from engine.features import cached_features
@@ -170,7 +170,10 @@ class SweepContext:
         self.device = device
         self.data = load_dataset(spec.target)
         self.split = split_target(self.data.y)
-        self.x = self.data.x.to(device)  # (N, 1, 28, 28)
+        shape = get_backbone(spec.backbone).input_shape
+        # ImageNet backbones resize inside their features; the small CNN reads 1 x 28 x 28
+        self.x = (self.data.x if get_backbone(spec.backbone).imagenet
+                  else adapt_images(self.data.x, shape)).to(device)  # (N, C, H, W)
         self.y = self.data.y.to(device)  # (N,)
         self.test_idx = torch.as_tensor(self.split.test_idx, device=device)
         self.pretrained_state = pretrained.load_state_dict() if pretrained else None
