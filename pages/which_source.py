@@ -17,7 +17,8 @@ from ui.curves import plural
 from ui.jobs import job_manager, session_id
 from ui.shell import page_setup
 from ui.sources import (CURVES, IMAGENET_BACKBONE, active_jobs, comparison_records,
-                        comparison_specs, draw_comparison, live_comparison, total_runs)
+                        comparison_specs, draw_comparison, live_comparison, target_choices,
+                        total_runs)
 
 
 
@@ -36,8 +37,9 @@ page_setup()
 st.title("Which source?")
 st.markdown(
     "Pretraining helps when the source taught the network features the target needs. This "
-    "lesson keeps the **target** fixed (the UCI optical digits, 8x8 scans upsampled to 28x28) "
-    "and changes only where the frozen features come from, then trains a linear probe on them:\n"
+    "lesson keeps the **target** fixed (by default the UCI optical digits, 8x8 scans upsampled "
+    "to 28x28) and changes only where the frozen features come from, then trains a linear probe "
+    "on them:\n"
     "- a **small CNN pretrained on MNIST**: other people's handwritten digits, the same task in "
     "a slightly different style;\n"
     "- **EfficientNet-Lite0 trained on ImageNet**: 1.28 million colour photographs of animals, "
@@ -49,6 +51,14 @@ st.markdown(
 from_url, notices = spec_from_query({k: v for k, v in st.query_params.to_dict().items()
                                      if k in ("labels", "seeds")})
 settings = from_url or st.session_state.get(STATE_KEY) or DEFAULT
+targets = target_choices()
+url_target = st.query_params.get("target")
+if url_target is not None and url_target in targets:
+    settings = replace(settings, target=url_target)
+elif url_target is not None:
+    notices.append("the link's target is not a dataset this server has; using the UCI digits")
+if settings.target not in targets:
+    settings = replace(settings, target="uci_digits")
 for notice in notices:
     st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
 
@@ -58,6 +68,10 @@ if not ready:
                "runs without it.", icon=":material/cloud_off:")
 
 with st.form("which_source_settings", border=True):
+    target = st.selectbox("Target", list(targets), index=list(targets).index(settings.target),
+                          format_func=targets.get,
+                          help="The task every source is probed on. Download datasets or upload "
+                               "your own images on the Data and models page.")
     left, right = st.columns(2)
     labels = left.multiselect("Labels per class", options=list(LABEL_CHOICES),
                               format_func=label_choice_text,
@@ -69,17 +83,18 @@ with st.form("which_source_settings", border=True):
 notes = st.container()
 if run:
     try:
-        settings = replace(DEFAULT, labels_per_class=tuple(labels), seeds=int(seeds))
+        settings = replace(DEFAULT, target=target, labels_per_class=tuple(labels),
+                           seeds=int(seeds))
     except ValueError as err:
         notes.error(f"These settings cannot run: {err}.", icon=":material/error:")
     else:
         st.session_state[STATE_KEY] = settings
         st.query_params.from_dict({"labels": ",".join(label_choice_text(k)
                                                       for k in settings.labels_per_class),
-                                   "seeds": str(settings.seeds)})
+                                   "seeds": str(settings.seeds), "target": settings.target})
         try:
-            started = [job_manager().submit(spec, session_id())
-                       for spec in comparison_specs(settings.labels_per_class, settings.seeds)]
+            started = [job_manager().submit(spec, session_id()) for spec in
+                       comparison_specs(settings.labels_per_class, settings.seeds, settings.target)]
         except (ValueError, JobLimitError) as err:
             notes.error(f"Not started: {err}.", icon=":material/error:")
         else:
@@ -87,7 +102,7 @@ if run:
                 notes.success("Every run of these settings was already stored: nothing was "
                               "retrained.", icon=":material/check_circle:")
 
-specs = comparison_specs(settings.labels_per_class, settings.seeds)
+specs = comparison_specs(settings.labels_per_class, settings.seeds, settings.target)
 if active_jobs(specs):
     live_comparison(specs)
     st.stop()
@@ -114,19 +129,33 @@ st.subheader(f"At {k} label{'s' if k != 1 else ''} per class")
 st.table({"Features from": [c.label for c in CURVES if c.label in at_k.index],
           "Mean test accuracy": [f"{at_k[c.label]:.1f}%" for c in CURVES if c.label in at_k.index]})
 
-st.subheader("Why the bigger network loses here")
+best = max((c.label for c in CURVES if c.label in at_k.index), key=at_k.get)
+st.markdown(f"At {k} label{'s' if k != 1 else ''} per class the best features here are: "
+            f"**{best.lower()}** ({at_k[best]:.1f}%).")
 small, big = parameter_counts()
-st.markdown(
-    f"EfficientNet-Lite0's feature layers hold {big:,} weights, trained on more than a million "
-    f"labelled photos; the small CNN's hold {small:,}, trained on 5,000 digits. Yet with very few "
-    "labels the probe on MNIST features is far ahead, and the ImageNet probe can trail even "
-    "training from scratch. A linear probe can only reweight the features it is given. The "
-    "MNIST network's last layer already separates strokes, loops and digit shapes, so a few "
-    "examples per class are enough to point the probe at the right ones. ImageNet's features "
-    "describe fur, wheels, textures and colour in natural photographs; a blurry grey 8x8 digit "
-    "blown up to 96x96 pixels lands in a corner of that space where the digit classes are not "
-    "laid out apart, so the probe needs many more labels to find a boundary. Random features "
-    "carry no knowledge at all, only a random projection of the pixels.\n\n"
-    "**Domain match matters more than size.** Pretraining transfers what the source taught; "
-    "when the source's world looks like the target's, a small model wins. With more labels the "
-    "gaps narrow, as every strategy learns more from the target itself.")
+if settings.target == "uci_digits":
+    st.subheader("Why the bigger network loses here")
+    st.markdown(
+        f"EfficientNet-Lite0's feature layers hold {big:,} weights, trained on more than a "
+        f"million labelled photos; the small CNN's hold {small:,}, trained on 5,000 digits. Yet "
+        "with very few labels the probe on MNIST features is far ahead, and the ImageNet probe "
+        "can trail even training from scratch. A linear probe can only reweight the features it "
+        "is given. The MNIST network's last layer already separates strokes, loops and digit "
+        "shapes, so a few examples per class are enough to point the probe at the right ones. "
+        "ImageNet's features describe fur, wheels, textures and colour in natural photographs; "
+        "a blurry grey 8x8 digit blown up to 96x96 pixels lands in a corner of that space where "
+        "the digit classes are not laid out apart, so the probe needs many more labels to find "
+        "a boundary. Random features carry no knowledge at all, only a random projection of the "
+        "pixels.\n\n"
+        "**Domain match matters more than size.** Pretraining transfers what the source taught; "
+        "when the source's world looks like the target's, a small model wins. With more labels "
+        "the gaps narrow, as every strategy learns more from the target itself.")
+else:
+    st.subheader("Reading the result")
+    st.markdown(
+        f"EfficientNet-Lite0's feature layers hold {big:,} weights learnt from a million "
+        f"photographs; the small CNN's hold {small:,} learnt from 5,000 grey digits. Which one "
+        "helps depends on what the target's images look like: colour, texture and natural "
+        "shapes favour ImageNet's features, pen strokes on a plain background favour the digit "
+        "network's. **Domain match matters more than size**: a source helps as far as its "
+        "features separate the target's classes, which is what the probe measures.")

@@ -30,4 +30,9 @@ LESSONS: tuple[Lesson, ...] = (
            "same target, and see that domain match matters more than model size."),
 )
 
-PAGES: tuple[Lesson, ...] = (HOME, *LESSONS)
+TOOLS: tuple[Lesson, ...] = (
+    Lesson("pages/data_models.py", "Data and models", ":material/dataset:",
+           "Which backbones and datasets this server has; downloads; your own images."),
+)
+
+PAGES: tuple[Lesson, ...] = (HOME, *LESSONS, *TOOLS)

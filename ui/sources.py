@@ -13,9 +13,12 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
+from engine.datasets import DATASETS, USER_PREFIX
 from engine.imagenet import weights_status
+from engine.remote import REMOTE_DATASETS, missing_files
 from engine.store import ResultStore
 from engine.sweep import IMAGENET, UNTRAINED, SweepSpec, plan_runs, stored_records
+from engine.userdata import list_uploads
 from ui.curves import curve_figure
 from ui.jobs import POLL_SECONDS, job_manager, seconds_text
 
@@ -38,15 +41,27 @@ CURVES = (
 ORDER = tuple(c.label for c in CURVES)
 
 
-def comparison_specs(labels: tuple[int, ...], seeds: int) -> list[SweepSpec]:
-    """The three sweeps of the comparison (MNIST's shares its runs with the curves lesson)."""
-    specs = [SweepSpec(strategies=("scratch", "probe"), labels_per_class=labels, seeds=seeds),
-             SweepSpec(source=UNTRAINED, strategies=("probe",), labels_per_class=labels,
-                       seeds=seeds)]
+def comparison_specs(labels: tuple[int, ...], seeds: int,
+                     target: str = "uci_digits") -> list[SweepSpec]:
+    """The three sweeps of the comparison (on the default target, MNIST's shares its runs with
+    the curves lesson)."""
+    common = dict(target=target, labels_per_class=labels, seeds=seeds)
+    specs = [SweepSpec(strategies=("scratch", "probe"), **common),
+             SweepSpec(source=UNTRAINED, strategies=("probe",), **common)]
     if weights_status(IMAGENET_BACKBONE)[0]:
         specs.insert(1, SweepSpec(source=IMAGENET, backbone=IMAGENET_BACKBONE,
-                                  strategies=("probe",), labels_per_class=labels, seeds=seeds))
+                                  strategies=("probe",), **common))
     return specs
+
+
+def target_choices() -> dict[str, str]:
+    """Targets this server can use now: name -> title (built-in digits, downloaded datasets,
+    uploads)."""
+    choices = {"uci_digits": DATASETS["uci_digits"].title}
+    choices.update({name: info.title for name, info in REMOTE_DATASETS.items()
+                    if not missing_files(name)})
+    choices.update({f"{USER_PREFIX}{u.digest}": f"Your upload: {u.name}" for u in list_uploads()})
+    return choices
 
 
 def comparison_records(specs: list[SweepSpec]) -> pd.DataFrame:
