@@ -8,7 +8,7 @@ from dataclasses import replace
 import streamlit as st
 
 from engine.backbones import count_parameters, get_backbone
-from engine.imagenet import weights_status
+from engine.imagenet import IMAGENET_MODELS, weights_status
 from engine.jobs import JobLimitError
 from engine.plots import summarize
 from engine.sweep import MAX_SEEDS, SweepSpec
@@ -16,22 +16,23 @@ from ui.controls import LABEL_CHOICES, label_choice_text, spec_from_query
 from ui.curves import plural
 from ui.jobs import job_manager, session_id
 from ui.shell import page_setup
-from ui.sources import (CURVES, IMAGENET_BACKBONE, active_jobs, comparison_records,
-                        comparison_specs, draw_comparison, live_comparison, target_choices,
+from ui.sources import (IMAGENET_BACKBONE, active_jobs, comparison_records, comparison_specs,
+                        draw_comparison, live_comparison, spec_curves, target_choices,
                         total_runs)
 
 
 
-@st.cache_resource(max_entries=1)
-def parameter_counts() -> tuple[int, int]:
+@st.cache_resource(max_entries=5)
+def parameter_counts(photo_net: str) -> tuple[int, int]:
     """Exact weight counts of the two feature extractors (heads excluded)."""
     small = count_parameters(get_backbone("small_cnn").build(10).features)[1]
-    big = count_parameters(get_backbone(IMAGENET_BACKBONE).build(10).features)[1]
+    big = count_parameters(get_backbone(photo_net).build(10).features)[1]
     return small, big
 
 
 DEFAULT = SweepSpec(labels_per_class=(1, 2, 5, 10, 20, 50), seeds=3)
 STATE_KEY = "which_source.settings"
+PHOTO_KEY = "which_source.imagenet"
 
 page_setup()
 st.title("Which source?")
@@ -42,7 +43,8 @@ st.markdown(
     "on them:\n"
     "- a **small CNN pretrained on MNIST**: other people's handwritten digits, the same task in "
     "a slightly different style;\n"
-    "- **EfficientNet-Lite0 trained on ImageNet**: 1.28 million colour photographs of animals, "
+    "- an **ImageNet network** (EfficientNet-Lite0 unless you pick another) trained on ImageNet's "
+    "1.28 million colour photographs of animals, "
     "objects and scenes, a far bigger and stronger network, but a different world;\n"
     "- the **same small CNN left untrained**: random weights, no source at all.\n\n"
     "Training the small CNN **from scratch** on the target labels is the baseline.")
@@ -62,16 +64,24 @@ if settings.target not in targets:
 for notice in notices:
     st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
 
-ready, status = weights_status(IMAGENET_BACKBONE)
-if not ready:
-    st.warning(f"EfficientNet-Lite0 is not available on this server ({status}); the comparison "
-               "runs without it.", icon=":material/cloud_off:")
+url_photo = st.query_params.get("imagenet")
+photo_net = st.session_state.get(PHOTO_KEY, IMAGENET_BACKBONE)
+if url_photo is not None and url_photo in IMAGENET_MODELS:
+    photo_net = url_photo
+elif url_photo is not None:
+    st.warning("This link's ImageNet network is not one this app knows; using "
+               "EfficientNet-Lite0.", icon=":material/link_off:")
 
 with st.form("which_source_settings", border=True):
     target = st.selectbox("Target", list(targets), index=list(targets).index(settings.target),
                           format_func=targets.get,
                           help="The task every source is probed on. Download datasets or upload "
                                "your own images on the Data and models page.")
+    photo_choice = st.selectbox(
+        "ImageNet network", list(IMAGENET_MODELS), index=list(IMAGENET_MODELS).index(photo_net),
+        format_func=lambda n: IMAGENET_MODELS[n].title + ("" if weights_status(n)[0]
+                                                           else " (weights not downloaded)"),
+        help="EfficientNet-Lite0 works offline; torchvision's networks need their weights file.")
     left, right = st.columns(2)
     labels = left.multiselect("Labels per class", options=list(LABEL_CHOICES),
                               format_func=label_choice_text,
@@ -89,12 +99,15 @@ if run:
         notes.error(f"These settings cannot run: {err}.", icon=":material/error:")
     else:
         st.session_state[STATE_KEY] = settings
+        st.session_state[PHOTO_KEY] = photo_net = photo_choice
         st.query_params.from_dict({"labels": ",".join(label_choice_text(k)
                                                       for k in settings.labels_per_class),
-                                   "seeds": str(settings.seeds), "target": settings.target})
+                                   "seeds": str(settings.seeds), "target": settings.target,
+                                   "imagenet": photo_net})
         try:
             started = [job_manager().submit(spec, session_id()) for spec in
-                       comparison_specs(settings.labels_per_class, settings.seeds, settings.target)]
+                       comparison_specs(settings.labels_per_class, settings.seeds, settings.target,
+                                        photo_net)]
         except (ValueError, JobLimitError) as err:
             notes.error(f"Not started: {err}.", icon=":material/error:")
         else:
@@ -102,7 +115,12 @@ if run:
                 notes.success("Every run of these settings was already stored: nothing was "
                               "retrained.", icon=":material/check_circle:")
 
-specs = comparison_specs(settings.labels_per_class, settings.seeds, settings.target)
+ready, status = weights_status(photo_net)
+if not ready:
+    st.warning(f"{IMAGENET_MODELS[photo_net].title} is not available on this server: {status}. "
+               "The comparison runs without it.", icon=":material/cloud_off:")
+specs = comparison_specs(settings.labels_per_class, settings.seeds, settings.target, photo_net)
+curves = spec_curves(specs)
 if active_jobs(specs):
     live_comparison(specs)
     st.stop()
@@ -111,8 +129,9 @@ records = comparison_records(specs)
 total = total_runs(specs)
 if records.empty:
     st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run: the "
-            "first run computes EfficientNet-Lite0's features of every target image once (about "
-            "20 s on two CPU cores); they are kept on disk for every later run.",
+            "first run computes the ImageNet network's features of every target image once "
+            "(about 20 s for EfficientNet-Lite0 on the UCI digits on two CPU cores); they are kept "
+            "on disk for every later run.",
             icon=":material/info:")
     st.stop()
 if len(records) < total:
@@ -120,23 +139,24 @@ if len(records) < total:
                   "to train only the missing ones.", icon=":material/warning:")
 
 st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; log x axis.")
-draw_comparison(records, "which_source")
+draw_comparison(records, specs, "which_source")
 
 summary = summarize(records)
 k = int(summary["labels_per_class"].min())
 at_k = summary[summary["labels_per_class"] == k].set_index("strategy")["mean"]
 st.subheader(f"At {k} label{'s' if k != 1 else ''} per class")
-st.table({"Features from": [c.label for c in CURVES if c.label in at_k.index],
-          "Mean test accuracy": [f"{at_k[c.label]:.1f}%" for c in CURVES if c.label in at_k.index]})
+st.table({"Features from": [c.label for c in curves if c.label in at_k.index],
+          "Mean test accuracy": [f"{at_k[c.label]:.1f}%" for c in curves if c.label in at_k.index]})
 
-best = max((c.label for c in CURVES if c.label in at_k.index), key=at_k.get)
+best = max((c.label for c in curves if c.label in at_k.index), key=at_k.get)
 st.markdown(f"At {k} label{'s' if k != 1 else ''} per class the best features here are: "
             f"**{best.lower()}** ({at_k[best]:.1f}%).")
-small, big = parameter_counts()
+small, big = parameter_counts(photo_net)
+photo_title = IMAGENET_MODELS[photo_net].title.split(" (")[0]
 if settings.target == "uci_digits":
     st.subheader("Why the bigger network loses here")
     st.markdown(
-        f"EfficientNet-Lite0's feature layers hold {big:,} weights, trained on more than a "
+        f"{photo_title}'s feature layers hold {big:,} weights, trained on more than a "
         f"million labelled photos; the small CNN's hold {small:,}, trained on 5,000 digits. Yet "
         "with very few labels the probe on MNIST features is far ahead, and the ImageNet probe "
         "can trail even training from scratch. A linear probe can only reweight the features it "
@@ -153,7 +173,7 @@ if settings.target == "uci_digits":
 else:
     st.subheader("Reading the result")
     st.markdown(
-        f"EfficientNet-Lite0's feature layers hold {big:,} weights learnt from a million "
+        f"{photo_title}'s feature layers hold {big:,} weights learnt from a million "
         f"photographs; the small CNN's hold {small:,} learnt from 5,000 grey digits. Which one "
         "helps depends on what the target's images look like: colour, texture and natural "
         "shapes favour ImageNet's features, pen strokes on a plain background favour the digit "

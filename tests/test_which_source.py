@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from test_pages import TIMEOUT, open_page, texts, wait_until, widget
+from test_pages import TIMEOUT, no_jobs_left_running, open_page, texts, wait_until, widget  # noqa: F401
 
 PAGE = "pages/which_source.py"
 
@@ -60,3 +60,21 @@ def test_a_bad_link_falls_back_with_a_notice():
     at.run()
     at.switch_page(PAGE).run()
     assert any("seeds must be a whole number" in w.value for w in at.warning)
+
+
+def test_a_missing_imagenet_network_is_named_and_left_out(monkeypatch, tmp_path):
+    from ui.sources import comparison_specs
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights
+    at = open_page(PAGE)
+    picker = widget(at.selectbox, "ImageNet network")
+    assert "(weights not downloaded)" in picker.format_func("resnet18")
+    picker.set_value("resnet18")
+    widget(at.multiselect, "Labels per class").set_value([1])
+    widget(at.number_input, "Seeds").set_value(1)
+    at.button[0].click().run(timeout=TIMEOUT)
+    warning = texts(at.warning)
+    assert "ResNet-18" in warning and "resnet18-f37072fd.pth" in warning
+    assert at.query_params["imagenet"] == "resnet18"
+    assert [s.source for s in comparison_specs((1,), 1, imagenet="resnet18")] == ["mnist5k",
+                                                                                  "untrained"]

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.datasets import DATASETS, USER_PREFIX
-from engine.imagenet import weights_status
+from engine.imagenet import IMAGENET_MODELS, weights_status
 from engine.remote import REMOTE_DATASETS, missing_files
 from engine.store import ResultStore
 from engine.sweep import IMAGENET, UNTRAINED, SweepSpec, plan_runs, stored_records
@@ -32,26 +32,36 @@ class Curve:
     strategy: str  # the strategy whose runs draw this curve
 
 
-CURVES = (
-    Curve("From scratch (small CNN, no pretraining)", "mnist5k", "scratch"),
-    Curve("Probe on the small CNN pretrained on MNIST digits", "mnist5k", "probe"),
-    Curve("Probe on EfficientNet-Lite0 trained on ImageNet photos", IMAGENET, "probe"),
-    Curve("Probe on the small CNN left untrained (random weights)", UNTRAINED, "probe"),
-)
-ORDER = tuple(c.label for c in CURVES)
+def curves_for(imagenet: str = IMAGENET_BACKBONE) -> tuple[Curve, ...]:
+    """The comparison's curves, in legend order, with `imagenet` as the photo network."""
+    title = IMAGENET_MODELS[imagenet].title.split(" (")[0]
+    return (
+        Curve("From scratch (small CNN, no pretraining)", "mnist5k", "scratch"),
+        Curve("Probe on the small CNN pretrained on MNIST digits", "mnist5k", "probe"),
+        Curve(f"Probe on {title} trained on ImageNet photos", IMAGENET, "probe"),
+        Curve("Probe on the small CNN left untrained (random weights)", UNTRAINED, "probe"),
+    )
 
 
-def comparison_specs(labels: tuple[int, ...], seeds: int,
-                     target: str = "uci_digits") -> list[SweepSpec]:
+CURVES = curves_for()
+
+
+def comparison_specs(labels: tuple[int, ...], seeds: int, target: str = "uci_digits",
+                     imagenet: str = IMAGENET_BACKBONE) -> list[SweepSpec]:
     """The three sweeps of the comparison (on the default target, MNIST's shares its runs with
-    the curves lesson)."""
+    the curves lesson); the ImageNet one only when `imagenet`'s weights are on disk."""
     common = dict(target=target, labels_per_class=labels, seeds=seeds)
     specs = [SweepSpec(strategies=("scratch", "probe"), **common),
              SweepSpec(source=UNTRAINED, strategies=("probe",), **common)]
-    if weights_status(IMAGENET_BACKBONE)[0]:
-        specs.insert(1, SweepSpec(source=IMAGENET, backbone=IMAGENET_BACKBONE,
-                                  strategies=("probe",), **common))
+    if weights_status(imagenet)[0]:
+        specs.insert(1, SweepSpec(source=IMAGENET, backbone=imagenet, strategies=("probe",),
+                                  **common))
     return specs
+
+
+def spec_curves(specs: list[SweepSpec]) -> tuple[Curve, ...]:
+    photo = next((s.backbone for s in specs if s.source == IMAGENET), IMAGENET_BACKBONE)
+    return curves_for(photo)
 
 
 def target_choices() -> dict[str, str]:
@@ -70,7 +80,7 @@ def comparison_records(specs: list[SweepSpec]) -> pd.DataFrame:
     store = ResultStore()
     for spec in specs:
         records = stored_records(spec, store)
-        for curve in CURVES:
+        for curve in spec_curves(specs):
             if curve.source == spec.source:
                 part = records[records["strategy"] == curve.strategy].copy()
                 part["strategy"] = curve.label
@@ -89,9 +99,10 @@ def active_jobs(specs: list[SweepSpec]) -> list:
     return [j for j in jobs if j is not None and j.active]
 
 
-def draw_comparison(records: pd.DataFrame, key: str) -> None:
-    st.plotly_chart(curve_figure(records, [c for c in ORDER if c in set(records["strategy"])]),
-                    key=key)
+def draw_comparison(records: pd.DataFrame, specs: list[SweepSpec], key: str) -> None:
+    present = set(records["strategy"])
+    st.plotly_chart(curve_figure(records, [c.label for c in spec_curves(specs)
+                                           if c.label in present]), key=key)
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -118,4 +129,4 @@ def live_comparison(specs: list[SweepSpec]) -> None:
         st.button("Cancel", icon=":material/stop:", key="cancel_comparison",
                   on_click=lambda: [job_manager().cancel(j.job_id) for j in jobs])
     if not records.empty:
-        draw_comparison(records, "which_source_live")
+        draw_comparison(records, specs, "which_source_live")
