@@ -14,35 +14,20 @@ It does not train or cache models.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine import remote, userdata
+from engine.datatypes import DIGIT_NAMES, DatasetData, DatasetError  # noqa: F401 (re-exported)
+
 INPUT_SIZE = 28  # every built-in is delivered as (1, 28, 28), MNIST's own format
 TEST_FRACTION = 0.3  # share of a target dataset held out for testing, per class
 SPLIT_SEED = 20240601  # the test split is fixed: it never depends on a run's seed
 ALL_LABELS = 0  # labels_per_class value meaning "every labelled example outside the test split"
-
-
-class DatasetError(ValueError):
-    """A dataset that is unknown, unavailable, or cannot satisfy a request."""
-
-
-@dataclass(frozen=True)
-class DatasetData:
-    name: str
-    title: str
-    x: torch.Tensor  # (N, C, H, W) float32 in [0, 1], C = 1 or 3
-    y: torch.Tensor  # (N,) int64 in [0, n_classes)
-    class_names: tuple[str, ...]
-    preprocessing: dict = field(default_factory=dict)  # facts shown to the learner
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.class_names)
 
 
 @dataclass(frozen=True)
@@ -52,9 +37,6 @@ class DatasetInfo:
     description: str
     offline: bool
     loader: Callable[[], DatasetData]
-
-
-DIGIT_NAMES = tuple(str(i) for i in range(10))
 
 
 def _load_mnist5k() -> DatasetData:
@@ -112,17 +94,15 @@ def get_dataset_info(name: str) -> DatasetInfo:
     when it is loaded, so a missing download fails with what to fetch and where)."""
     if name in DATASETS:
         return DATASETS[name]
-    from engine.remote import REMOTE_DATASETS, load_remote  # imports this module: no cycle at
-    from engine.userdata import load_user_dataset           # call time
-
-    if name in REMOTE_DATASETS:
-        info = REMOTE_DATASETS[name]
-        return DatasetInfo(name, info.title, info.description, False, lambda: load_remote(name))
+    if name in remote.REMOTE_DATASETS:
+        info = remote.REMOTE_DATASETS[name]
+        return DatasetInfo(name, info.title, info.description, False,
+                           lambda: remote.load_remote(name))
     if name.startswith(USER_PREFIX):
         digest = name[len(USER_PREFIX):]
         return DatasetInfo(name, f"Your upload {digest[:12]}", "Images you uploaded.", True,
-                           lambda: load_user_dataset(digest))
-    known = ", ".join([*DATASETS, *REMOTE_DATASETS])
+                           lambda: userdata.load_user_dataset(digest))
+    known = ", ".join([*DATASETS, *remote.REMOTE_DATASETS])
     raise DatasetError(f"unknown dataset '{name}'; choose one of: {known} (or an upload)")
 
 

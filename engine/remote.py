@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from engine.datasets import DIGIT_NAMES, DatasetData, DatasetError
+from engine.datatypes import DIGIT_NAMES, DatasetData, DatasetError
 from engine.store import home_dir
 
 CAP_SEED = 20240602  # fixed seed of the per-class cap: the same files always give the same pool

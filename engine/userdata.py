@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.datasets import DatasetData, DatasetError
+from engine.datatypes import DatasetData, DatasetError
 from engine.store import home_dir
 
 MB = 1024 * 1024
