@@ -1,0 +1,152 @@
+"""Speed of the engine against the loop a user would write, on the same sweep, in one process.
+
+    python bench/speed.py            # the default sweep: 3 strategies x 7 label counts x 3 seeds
+    python bench/speed.py --quick    # 3 strategies x 3 label counts x 2 seeds (a few minutes)
+
+The naive loop is what the official PyTorch transfer-learning tutorial does, run after run: a
+`DataLoader` over the labelled subset (shuffled, batch 64), the whole model forward on every
+batch (the probe too, with its backbone frozen), and a `DataLoader` over the test set. It takes
+the same number of optimizer steps as the engine, from the same pretrained checkpoint, so both
+should reach the same accuracy. The engine's side is `run_sweep` on an empty store.
+
+It prints both times, both mean accuracies, the sweep's FLOPs (counted with
+`torch.utils.flop_counter.FlopCounterMode` on a separate pass of the engine) and the achieved
+FLOP/s against the device's peak (on a CPU: the best of a large float32 matmul measured here; on
+CUDA: the datasheet's dense figure when the GPU is known). It ends with one line
+`speedup=X accuracy_gap=Y` (Y in points, engine minus naive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CUDA_PEAKS = {"H100": 67e12, "H200": 67e12, "A100": 19.5e12}  # dense float32 FLOP/s (no TF32)
+
+
+def naive_sweep(spec, device) -> list[float]:
+    """Every run of `spec`, one after another, the tutorial's way; test accuracies in order."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from engine.datasets import adapt_images, load_dataset, sample_labels, split_target
+    from engine.pretrain import load_cached
+    from engine.strategies import get_strategy
+    from engine.sweep import SweepContext, plan_runs
+
+    ctx = SweepContext(spec, device, load_cached(spec.pretrain_config()))
+    data = load_dataset(spec.target)
+    x = adapt_images(data.x, (1, 28, 28))
+    split = split_target(data.y)
+    test = DataLoader(TensorDataset(x[split.test_idx], data.y[split.test_idx]), batch_size=256)
+    budget = spec.budget
+    accuracies = []
+    for plan in plan_runs(spec):
+        idx = sample_labels(data.y, split, plan.labels_per_class, plan.seed)
+        model = ctx.new_model(plan.strategy, plan.seed)
+        groups = get_strategy(plan.strategy).param_groups(model, budget.lr,
+                                                          budget.lr * budget.backbone_lr_mult)
+        optimizer = torch.optim.Adam([{k: v for k, v in g.items() if k != "name"} for g in groups])
+        loader = DataLoader(TensorDataset(x[idx], data.y[idx]), batch_size=budget.batch_size,
+                            shuffle=True, generator=torch.Generator().manual_seed(plan.seed))
+        steps, taken = budget.steps_for(len(idx)), 0
+        for _ in range(math.ceil(steps / len(loader))):
+            model.train()
+            for xb, yb in loader:
+                if taken == steps:
+                    break
+                xb, yb = xb.to(device), yb.to(device)
+                loss = F.cross_entropy(model(xb), yb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                taken += 1
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for xb, yb in test:
+                correct += (model(xb.to(device)).argmax(1).cpu() == yb).sum().item()
+        accuracies.append(100.0 * correct / len(split.test_idx))
+    return accuracies
+
+
+def cpu_peak_flops(threads: int) -> float:
+    """Best float32 FLOP/s of a 2048 x 2048 matmul on this machine (an attainable peak)."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = 0.0
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * 2048 ** 3 / (time.perf_counter() - start))
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 label counts x 2 seeds")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    args = parser.parse_args()
+    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-speed-")
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from engine.device import describe_device, pick_device
+    from engine.pretrain import pretrain
+    from engine.store import ResultStore
+    from engine.sweep import SweepSpec, run_sweep
+
+    device = pick_device() if args.device == "auto" else torch.device(args.device)
+    spec = (SweepSpec(labels_per_class=(1, 5, 20), seeds=2) if args.quick else SweepSpec())
+    runs = len(spec.strategies) * len(spec.labels_per_class) * spec.seeds
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{describe_device(device)}")
+    print(f"sweep: {', '.join(spec.strategies)} x labels {spec.labels_per_class} x {spec.seeds} "
+          f"seeds = {runs} runs")
+    pretrain(spec.pretrain_config(), device=device)  # cached before either side is timed
+
+    start = time.perf_counter()
+    naive = naive_sweep(spec, device)
+    naive_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = run_sweep(spec, ResultStore(Path(os.environ["TRANSFERLAB_HOME"]) / "a.sqlite"),
+                       device=device)
+    engine_s = time.perf_counter() - start
+    engine_acc = float(result.records["test_accuracy"].mean())
+    naive_acc = sum(naive) / len(naive)
+
+    with FlopCounterMode(display=False) as counter:  # a separate, untimed pass
+        run_sweep(spec, ResultStore(Path(os.environ["TRANSFERLAB_HOME"]) / "b.sqlite"),
+                  device=device)
+    flops = counter.get_total_flops()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        peak = next((v for k, v in CUDA_PEAKS.items() if k in name), float("nan"))
+        peak_what = f"{name} datasheet float32"
+    else:
+        peak = cpu_peak_flops(torch.get_num_threads())
+        peak_what = f"best 2048x2048 float32 matmul here, {torch.get_num_threads()} threads"
+    print(f"naive loop: {naive_s:.1f} s, mean test accuracy {naive_acc:.2f}%")
+    print(f"engine:     {engine_s:.1f} s, mean test accuracy {engine_acc:.2f}%")
+    print(f"sweep FLOPs: {flops / 1e9:.1f} GFLOP; engine achieved {flops / engine_s / 1e9:.1f} "
+          f"GFLOP/s = {100 * flops / engine_s / peak:.1f}% of peak {peak / 1e9:.0f} GFLOP/s "
+          f"({peak_what})")
+    print(f"speedup={naive_s / engine_s:.2f} accuracy_gap={engine_acc - naive_acc:+.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
