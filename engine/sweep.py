@@ -22,7 +22,7 @@ from engine import ENGINE_VERSION
 from engine.backbones import get_backbone
 from engine.datasets import (ALL_LABELS, adapt_images, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
                              load_dataset, max_labels_per_class, sample_labels, split_target)
-from engine.device import pick_device
+from engine.device import pick_device, precision_name
 from engine.features import cached_features
 from engine.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
 from engine.store import ResultStore, records_frame
@@ -244,6 +244,7 @@ class SweepContext:
             "test_accuracy": round(test_acc, 4),
             "train_seconds": round(time.perf_counter() - start, 4),
             "device": self.device.type,
+            "precision": precision_name(self.device),
             "n_train": int(len(idx)),
             "steps": stats.steps,
             "backbone": self.spec.backbone,

@@ -1,7 +1,8 @@
 """The one training core every strategy shares, and evaluation.
 
 `fit` trains whatever parameters a strategy left trainable, with the parameter groups it chose,
-on tensors already resident on the device, for a fixed number of steps. It reports through an
+on tensors already resident on the device, for a fixed number of steps, in bfloat16 autocast
+where the hardware computes it natively (`engine.device.autocast_dtype`). It reports through an
 optional `on_step(step, steps, loss)` callback and stops early when `should_stop()` is true; it
 knows nothing about pages, stores or sweeps.
 """
@@ -16,6 +17,8 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from engine.device import autocast_dtype
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def fit(model: nn.Module, param_groups: list[dict], x: torch.Tensor, y: torch.Te
     optimizer = torch.optim.Adam([{k: v for k, v in g.items() if k != "name"} for g in param_groups])
     n = x.shape[0]
     bs = min(batch_size, n)
+    dtype = autocast_dtype(x.device)  # bfloat16 where the hardware has it natively
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(n, generator=gen)
     pos, loss_value, taken = 0, float("nan"), 0
@@ -76,8 +80,9 @@ def fit(model: nn.Module, param_groups: list[dict], x: torch.Tensor, y: torch.Te
             order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos:pos + bs].to(x.device)
         pos += bs
-        logits = model(x[idx])  # (B, n_classes)
-        loss = F.cross_entropy(logits, y[idx])
+        with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(x[idx])  # (B, n_classes)
+        loss = F.cross_entropy(logits.float(), y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -95,7 +100,10 @@ def fit(model: nn.Module, param_groups: list[dict], x: torch.Tensor, y: torch.Te
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Class predictions (N,) for inputs x (N, ...) on the model's device."""
     model.eval()
-    return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, x.shape[0], batch_size)])
+    dtype = autocast_dtype(x.device)
+    with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        return torch.cat([model(x[i:i + batch_size]).argmax(1)
+                          for i in range(0, x.shape[0], batch_size)])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

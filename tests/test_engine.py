@@ -252,3 +252,28 @@ def test_an_untrained_source_probes_one_fixed_random_backbone():
     a, b = ctx.new_model("probe", 0), ctx.new_model("probe", 1)
     assert all(torch.equal(p, q) for p, q in zip(a.features.parameters(), b.features.parameters()))
     assert not torch.equal(a.head.weight, b.head.weight)  # each seed draws its own head
+
+
+def test_bfloat16_only_where_the_hardware_has_it_and_never_when_forced_off(monkeypatch):
+    import torch
+
+    from engine import device as dev
+
+    cpu = torch.device("cpu")
+    monkeypatch.delenv(dev.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(dev, "_cpu_has_bf16", lambda: True)
+    assert dev.autocast_dtype(cpu) == torch.bfloat16 and dev.precision_name(cpu) == "bf16 autocast"
+    monkeypatch.setattr(dev, "_cpu_has_bf16", lambda: False)
+    assert dev.autocast_dtype(cpu) is None and dev.precision_name(cpu) == "fp32"
+    monkeypatch.setattr(dev, "_cpu_has_bf16", lambda: True)
+    monkeypatch.setenv(dev.PRECISION_ENV, "fp32")
+    assert dev.autocast_dtype(cpu) is None
+
+
+def test_a_run_records_its_precision(pretrained, fresh_store):
+    from engine.device import precision_name
+    from engine.sweep import SweepSpec, run_sweep
+
+    spec = SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=1)
+    record = run_sweep(spec, fresh_store).records.iloc[0]
+    assert record["precision"] == precision_name(torch.device("cpu"))
