@@ -2,6 +2,8 @@
 
     python bench/speed.py            # the default sweep: 3 strategies x 7 label counts x 3 seeds
     python bench/speed.py --quick    # 3 strategies x 3 label counts x 2 seeds (a few minutes)
+    python bench/speed.py --precision   # the engine in float32 and in its default precision,
+                                        # alternated twice in one process (ratio and accuracy)
 
 The naive loop is what the official PyTorch transfer-learning tutorial does, run after run: a
 `DataLoader` over the labelled subset (shuffled, batch 64), the whole model forward on every
@@ -94,10 +96,36 @@ def cpu_peak_flops(threads: int) -> float:
     return best
 
 
+def compare_precision(spec, device) -> int:
+    """The engine's sweep in float32 and in its default precision, alternated twice."""
+    from engine.device import PRECISION_ENV, precision_name
+    from engine.store import ResultStore
+    from engine.sweep import run_sweep
+
+    times: dict[str, list[float]] = {}
+    for turn, forced in enumerate(("fp32", "", "fp32", "")):
+        os.environ[PRECISION_ENV] = forced
+        name = precision_name(device)
+        start = time.perf_counter()
+        result = run_sweep(spec, ResultStore(Path(os.environ["TRANSFERLAB_HOME"]) / f"p{turn}.sqlite"),
+                           device=device)
+        times.setdefault(name, []).append(time.perf_counter() - start)
+        print(f"{name}: {times[name][-1]:.1f} s, mean test accuracy "
+              f"{result.records['test_accuracy'].mean():.2f}%")
+    if len(times) == 1:
+        print("this device has no faster precision than float32 here")
+        return 0
+    fast = min(times, key=lambda k: sum(times[k]))
+    print(f"precision_speedup={sum(times['fp32']) / sum(times[fast]):.2f} ({fast} against fp32)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 label counts x 2 seeds")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--precision", action="store_true",
+                        help="compare the engine's float32 and default precision instead")
     args = parser.parse_args()
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-speed-")
 
@@ -117,6 +145,8 @@ def main() -> int:
     print(f"sweep: {', '.join(spec.strategies)} x labels {spec.labels_per_class} x {spec.seeds} "
           f"seeds = {runs} runs")
     pretrain(spec.pretrain_config(), device=device)  # cached before either side is timed
+    if args.precision:
+        return compare_precision(spec, device)
 
     start = time.perf_counter()
     naive = naive_sweep(spec, device)
