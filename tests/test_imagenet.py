@@ -163,3 +163,20 @@ def test_features_are_computed_once_then_read_from_disk():
     _, hit = cached_features(build, "toy@v1", x + 0.1, {"size": 4}, torch.device("cpu"))  # other data
     assert not hit and calls == [1, 1, 1]
     assert tensor_digest(x) == tensor_digest(x.clone()) != tensor_digest(x[:9])
+
+
+def test_fetch_weights_installs_a_file_downloaded_by_hand(tmp_path):
+    import torchvision.models as tvm
+
+    torch.save(tvm.mobilenet_v3_small(weights=None).state_dict(), tmp_path / "by-hand.pth")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "other.pth")
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch-home"),
+               TRANSFERLAB_HOME=str(tmp_path / "home"))
+    cmd = [sys.executable, "-m", "engine", "fetch-weights", "mobilenet_v3_small", "--file"]
+    wrong = subprocess.run([*cmd, str(tmp_path / "other.pth")], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 2 and "is not MobileNetV3-Small" in wrong.stderr
+    right = subprocess.run([*cmd, str(tmp_path / "by-hand.pth")], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert right.returncode == 0, right.stderr
+    assert (tmp_path / "home" / "weights" / "mobilenet_v3_small-047dcff4.pth").is_file()
