@@ -248,9 +248,6 @@ async def drive(session: Session, port: int, t0: float, deadline: float) -> None
                     if status != ForwardMsg.FINISHED_SUCCESSFULLY:
                         continue
                     session.full_runs += 1
-                    if os.environ.get("LOAD_DEBUG"):
-                        print(session.index, round(time.time() - t0, 1), "full run:", final_chart,
-                              sorted(seen), sorted(timers), [t[:50] for t in texts[-6:]])
                     for fragment in set(timers) - seen:  # as the browser: fragments not drawn
                         timers.pop(fragment).cancel()  # by the full run stop rerunning
                     body = "\n".join(texts)

@@ -10,6 +10,7 @@ engine's (B, C, H, W) images in [0, 1] like the small CNN does.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -113,6 +114,12 @@ def get_backbone(name: str) -> BackboneInfo:
     if name not in BACKBONES:
         raise BackboneError(f"unknown backbone '{name}'; choose one of: {', '.join(BACKBONES)}")
     return BACKBONES[name]
+
+
+@functools.lru_cache(maxsize=None)
+def feature_weights(name: str) -> int:
+    """Exact number of weights in a backbone's feature layers (head excluded); built once."""
+    return count_parameters(get_backbone(name).build(10).features)[1]
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from engine.store import home_dir
+from engine.store import home_dir, write_atomic
 
 BATCH = 256  # images per forward pass when extracting
 
@@ -67,12 +65,5 @@ def cached_features(build_model: Callable[[], nn.Module], backbone_id: str, x: t
         except Exception:  # a truncated or foreign file: compute again and replace it
             pass
     features = extract(build_model(), x, device)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(features, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomic(path, lambda fh: torch.save(features, fh))
     return features, False

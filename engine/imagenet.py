@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.datatypes import to_rgb
 from engine.store import home_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -231,24 +232,18 @@ def imagenet_classes() -> tuple[str, ...]:
     return tuple(_tv_weights("ResNet18_Weights.IMAGENET1K_V1").meta["categories"])
 
 
-def load_image(path: Path | str) -> torch.Tensor:
-    """An image file as (3, H, W) float in [0, 1] (grey, palette, alpha and 16-bit converted)."""
+def load_image(path) -> torch.Tensor:
+    """An image file (path or file object) as (3, H, W) float in [0, 1]; grey, palette,
+    transparency and 16-bit images are converted as uploads are (`datatypes.to_rgb`)."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img, dtype=np.float32) / 65535.0
-                return torch.from_numpy(np.clip(arr, 0, 1)).unsqueeze(0).expand(3, -1, -1).clone()
-            if img.mode in ("RGBA", "LA", "P"):
-                img = img.convert("RGBA")
-                white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, img)
-            rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
+            rgb = np.asarray(to_rgb(img), dtype=np.float32) / 255.0  # (H, W, 3)
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path} is not a readable image ({err})") from err
+        raise ValueError(f"{getattr(path, 'name', path)} is not a readable image ({err})") from err
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 

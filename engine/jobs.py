@@ -288,26 +288,22 @@ class JobManager:
                     ended = msg
         except (EOFError, OSError):
             pass
-        if ended is None and not proc.is_alive():
+        killed = ended is None and not proc.is_alive()  # it died without saying why
+        if killed:
             ended = ("failed", f"the worker stopped unexpectedly (exit code {proc.exitcode})")
-            if job.restarts < MAX_RESTARTS:  # killed from outside: start a fresh worker once
-                proc.join(5)
-                conn.close()
-                del self._procs[job_id]
-                self._jobs[job_id] = replace(job, state="queued", stage="waiting",
-                                             restarts=job.restarts + 1,
-                                             message=f"{ended[1]}; restarting it")
-                self._queue.appendleft(job_id)
-                self._refresh_done(job_id)
-                return
-        if ended is not None:
+        if ended is None:
+            self._jobs[job_id] = job
+            return
+        proc.join(5)  # the worker has ended: reap it and free its slot
+        conn.close()
+        del self._procs[job_id]
+        if killed and job.restarts < MAX_RESTARTS:  # killed from outside: a fresh worker, once
+            self._jobs[job_id] = replace(job, state="queued", stage="waiting",
+                                         restarts=job.restarts + 1, message=f"{ended[1]}; restarting it")
+            self._queue.appendleft(job_id)
+        else:
             state = "done" if ended[0] == "finished" else "failed"
-            job = replace(job, state=state, finished_at=time.time(),
-                          error=ended[1] if state == "failed" else None,
-                          message="finished" if state == "done" else ended[1])
-            proc.join(5)
-            conn.close()
-            del self._procs[job_id]
-        self._jobs[job_id] = job
-        if ended is not None:
-            self._refresh_done(job_id)
+            self._jobs[job_id] = replace(job, state=state, finished_at=time.time(),
+                                         error=ended[1] if state == "failed" else None,
+                                         message="finished" if state == "done" else ended[1])
+        self._refresh_done(job_id)

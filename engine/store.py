@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterable
@@ -88,3 +89,15 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(records)
     cols = [c for c in RECORD_COLUMNS if c in df.columns] + [c for c in df.columns if c not in RECORD_COLUMNS]
     return df[cols].sort_values(["strategy", "labels_per_class", "seed"], kind="stable").reset_index(drop=True)
+
+
+def write_atomic(path: Path, write) -> None:
+    """write(file) into a temporary file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

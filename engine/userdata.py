@@ -20,7 +20,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 import zipfile
 import zlib
@@ -32,8 +31,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.datatypes import DatasetData, DatasetError
-from engine.store import home_dir
+from engine.datatypes import DatasetData, DatasetError, to_rgb
+from engine.store import home_dir, write_atomic
 
 MB = 1024 * 1024
 MAX_ZIP_BYTES = 50 * MB  # size of the uploaded zip itself (compressed)
@@ -199,29 +198,6 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> byt
     return b"".join(chunks)
 
 
-def _sixteen_bit_to_8(img: Image.Image) -> Image.Image:
-    """16/32-bit grey ('I;16*', 'I', 'F') to 8-bit 'L': /257 for the 16-bit range, else stretch."""
-    a = np.asarray(img).astype(np.float64)  # (H, W)
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if img.mode != "F" and lo >= 0 and hi <= 65535:
-        a = a / 257.0  # 65535 -> 255, 32896 -> 128: the full 16-bit range onto 8 bits
-    elif img.mode == "F" and lo >= 0 and hi <= 1:
-        a = a * 255.0
-    else:
-        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8))
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode to RGB; transparency is composited onto white."""
-    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        return _sixteen_bit_to_8(img).convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-    return img if img.mode == "RGB" else img.convert("RGB")
-
-
 def _decode(raw: bytes) -> tuple[np.ndarray, str]:
     """One file's bytes -> (3, IMAGE_SIZE, IMAGE_SIZE) uint8 RGB and the image's original mode.
 
@@ -245,7 +221,7 @@ def _decode(raw: bytes) -> tuple[np.ndarray, str]:
             img.draft("RGB", (IMAGE_SIZE, IMAGE_SIZE))  # let libjpeg skip detail we resize away
         img.load()
         img = ImageOps.exif_transpose(img)  # camera photos upright
-        small = _to_rgb(img).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+        small = to_rgb(img).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
     except Image.DecompressionBombError as exc:
         raise _BadImage("large", "far too large") from exc
     except Exception as exc:  # noqa: BLE001 - truncated, corrupt or unconvertible data
@@ -265,18 +241,6 @@ def _image_refusal(bad: dict[str, list[str]]) -> UploadError:
         parts.append(f"Images over {MAX_PIXELS:,} pixels (width x height): "
                      f"{_names(bad['large'])}.")
     return UploadError(" ".join(parts))
-
-
-def _write_atomic(path: Path, write) -> None:
-    """write(file) into a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _info_from_meta(meta: dict, reused: bool) -> UserDatasetInfo:
@@ -346,13 +310,13 @@ def import_zip(data: bytes | str | os.PathLike, *, min_per_class: int = 1,
     x = np.stack(pixels).astype(np.uint8)  # (N, 3, S, S)
     y = np.asarray(labels, dtype=np.int64)  # (N,)
     folder = uploads_dir()
-    _write_atomic(folder / f"{digest}.npz", lambda f: np.savez_compressed(
+    write_atomic(folder / f"{digest}.npz", lambda f: np.savez_compressed(
         f, x=x, y=y, class_names=np.asarray(class_names, dtype=str)))
     meta = {"digest": digest, "name": name, "class_names": list(class_names),
             "counts": list(counts), "n_images": int(len(y)),
             "converted": dict(sorted(converted.items())),
             "image_size": IMAGE_SIZE, "created_at": time.time()}
-    _write_atomic(folder / f"{digest}.json",
+    write_atomic(folder / f"{digest}.json",
                   lambda f: f.write(json.dumps(meta, indent=1).encode("utf-8")))
     return _info_from_meta(meta, reused=False)
 

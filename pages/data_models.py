@@ -4,7 +4,7 @@ UI only: every check, download, import and prediction is an engine call."""
 
 import streamlit as st
 
-from engine.backbones import BACKBONES, count_parameters
+from engine.backbones import BACKBONES, feature_weights
 from engine.datasets import DATASETS, USER_PREFIX, DatasetError
 from engine.imagenet import (IMAGENET_MODELS, WeightsUnavailable, load_image, predict,
                              weights_status)
@@ -20,22 +20,13 @@ st.markdown(
     "are downloaded on request into the data directory, once.")
 
 st.header("Backbones")
-
-
-@st.cache_resource(max_entries=1)
-def backbone_sizes() -> dict[str, int]:
-    """Exact parameter counts of every backbone's feature layers (random weights suffice)."""
-    return {name: count_parameters(info.build(10).features)[1] for name, info in BACKBONES.items()}
-
-
-sizes = backbone_sizes()
 rows = []
 for name, info in BACKBONES.items():
     if info.imagenet:
         ready, status = weights_status(name)
     else:
         ready, status = True, "trained here on a source dataset (cached after the first time)"
-    rows.append({"Backbone": info.title, "Name": name, "Feature weights": f"{sizes[name]:,}",
+    rows.append({"Backbone": info.title, "Name": name, "Feature weights": f"{feature_weights(name):,}",
                  "Ready": "yes" if ready else "no", "Status": status})
 st.dataframe(rows, hide_index=True)
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from engine.backbones import count_parameters, get_backbone
+from engine.backbones import feature_weights
 from engine.imagenet import IMAGENET_MODELS, weights_status
 from engine.jobs import JobLimitError
 from engine.plots import summarize
@@ -19,16 +19,6 @@ from ui.shell import page_setup
 from ui.sources import (IMAGENET_BACKBONE, active_jobs, comparison_records, comparison_specs,
                         draw_comparison, live_comparison, spec_curves, target_choices,
                         total_runs)
-
-
-
-@st.cache_resource(max_entries=5)
-def parameter_counts(photo_net: str) -> tuple[int, int]:
-    """Exact weight counts of the two feature extractors (heads excluded)."""
-    small = count_parameters(get_backbone("small_cnn").build(10).features)[1]
-    big = count_parameters(get_backbone(photo_net).build(10).features)[1]
-    return small, big
-
 
 DEFAULT = SweepSpec(labels_per_class=(1, 2, 5, 10, 20, 50), seeds=3)
 STATE_KEY = "which_source.settings"
@@ -151,7 +141,7 @@ st.table({"Features from": [c.label for c in curves if c.label in at_k.index],
 best = max((c.label for c in curves if c.label in at_k.index), key=at_k.get)
 st.markdown(f"At {k} label{'s' if k != 1 else ''} per class the best features here are: "
             f"**{best.lower()}** ({at_k[best]:.1f}%).")
-small, big = parameter_counts(photo_net)
+small, big = feature_weights("small_cnn"), feature_weights(photo_net)
 photo_title = IMAGENET_MODELS[photo_net].title.split(" (")[0]
 if settings.target == "uci_digits":
     st.subheader("Why the bigger network loses here")
