@@ -5,6 +5,13 @@ on tensors already resident on the device, for a fixed number of steps, in bfloa
 where the hardware computes it natively (`engine.device.autocast_dtype`). It reports through an
 optional `on_step(step, steps, loss)` callback and stops early when `should_stop()` is true; it
 knows nothing about pages, stores or sweeps.
+
+Two hooks let other lessons reuse this one loop instead of writing their own:
+- `before_step(step, steps)` runs before each step: a schedule that changes which parameters
+  train (gradual unfreezing, LP-FT) sets `requires_grad` there; Adam skips a parameter whose
+  gradient is None, so a frozen parameter stays bit-identical.
+- `loss_fn(model, xb, yb, step)` replaces the default `cross_entropy(model(xb), yb)`: a penalty
+  (EWC) or extra examples (replay) are added there. It runs inside the autocast region.
 """
 
 from __future__ import annotations
@@ -58,7 +65,10 @@ class FitStats:
 def fit(model: nn.Module, param_groups: list[dict], x: torch.Tensor, y: torch.Tensor, *,
         steps: int, batch_size: int, seed: int,
         on_step: Optional[Callable[[int, int, float], None]] = None,
-        should_stop: Optional[Callable[[], bool]] = None) -> FitStats:
+        should_stop: Optional[Callable[[], bool]] = None,
+        before_step: Optional[Callable[[int, int], None]] = None,
+        loss_fn: Optional[Callable[[nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor]] = None,
+        ) -> FitStats:
     """Train `model` with Adam over `param_groups` for `steps` minibatch steps.
 
     x (N, ...) and y (N,) must already be on the model's device. Minibatches walk through a
@@ -80,9 +90,15 @@ def fit(model: nn.Module, param_groups: list[dict], x: torch.Tensor, y: torch.Te
             order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos:pos + bs].to(x.device)
         pos += bs
+        if before_step is not None:
+            before_step(step, steps)
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(x[idx])  # (B, n_classes)
-        loss = F.cross_entropy(logits.float(), y[idx])
+            if loss_fn is not None:
+                loss = loss_fn(model, x[idx], y[idx], step).float()
+            else:
+                logits = model(x[idx])  # (B, n_classes)
+        if loss_fn is None:
+            loss = F.cross_entropy(logits.float(), y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
