@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.strategies import STRATEGIES
+from engine.strategies import StrategyError, get_strategy
 
 # Colour-blind-safe (Okabe-Ito) colours, one per strategy, stable across pages.
 COLORS = {"scratch": "#D55E00", "probe": "#0072B2", "finetune": "#009E73"}
@@ -22,7 +22,10 @@ SUMMARY_COLUMNS = ["strategy", "labels_per_class", "all_labels", "mean", "std", 
 
 
 def strategy_label(name: str) -> str:
-    return STRATEGIES[name].label if name in STRATEGIES else name
+    try:
+        return get_strategy(name).label
+    except StrategyError:
+        return name
 
 
 def strategy_color(name: str, order: Sequence[str] = ()) -> str:

@@ -26,7 +26,7 @@ from engine.device import pick_device, precision_name
 from engine.features import cached_features
 from engine.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
 from engine.store import ResultStore, records_frame
-from engine.strategies import STRATEGIES, get_strategy
+from engine.strategies import get_strategy, strategy_order
 from engine.train import TrainBudget, accuracy, fit
 
 DEFAULT_LABELS = (1, 2, 5, 10, 20, 50, ALL_LABELS)
@@ -41,7 +41,7 @@ class SweepSpec:
     source: str = "mnist5k"  # dataset the backbone is pretrained on, or IMAGENET or UNTRAINED
     target: str = "uci_digits"  # dataset the strategies are compared on
     backbone: str = "small_cnn"  # architecture, key in BACKBONES
-    strategies: tuple[str, ...] = ("scratch", "probe", "finetune")  # keys in STRATEGIES
+    strategies: tuple[str, ...] = ("scratch", "probe", "finetune")  # names get_strategy knows
     labels_per_class: tuple[int, ...] = DEFAULT_LABELS  # sizes of the labelled set; 0 = all
     seeds: int = 3  # runs per point, with seeds 0 .. seeds-1 (label draw, init, batch order)
     budget: TrainBudget = field(default_factory=TrainBudget)  # optimisation settings per run
@@ -63,7 +63,7 @@ class SweepSpec:
         for s in strategies:
             get_strategy(s)
         # canonical order (the registry's), so the same set in any order is the same experiment
-        strategies = tuple(s for s in STRATEGIES if s in strategies)
+        strategies = tuple(sorted(strategies, key=strategy_order))
         labels = tuple(self.labels_per_class)
         if not labels:
             raise ValueError("choose at least one labelled-set size")
@@ -230,7 +230,8 @@ class SweepContext:
             inputs, trained, evaluated = self.x, model, model
         steps = budget.steps_for(len(idx))
         stats = fit(trained, groups, inputs[idx], self.y[idx], steps=steps,
-                    batch_size=budget.batch_size, seed=plan.seed, should_stop=should_stop)
+                    batch_size=budget.batch_size, seed=plan.seed, should_stop=should_stop,
+                    before_step=strategy.schedule(model, steps))
         if stats.stopped:
             return None
         test_acc = accuracy(evaluated, inputs[self.test_idx], self.y[self.test_idx])
