@@ -1,0 +1,237 @@
+"""Lesson content: flashcard decks and quiz question banks, read from YAML files and validated.
+
+`assets/cards/*.yaml` each hold one deck and `assets/quizzes/*.yaml` each hold one question
+bank. `load_content()` reads both folders, checks every field (ids, types, unknown keys, an
+answer that is one of its options, ids unique across files) and raises `ContentError` naming
+the file and the item when something is wrong, so a typo in a deck fails loudly at load time
+instead of showing a broken card. Everything returned is frozen, so one loaded copy can be
+shared by every session.
+
+This module only reads and checks content: scheduling lives in `engine.srs`, the Anki export in
+`engine.anki`, and questions computed from a learner's own runs in `engine.run_questions`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+CARDS_DIR = ASSETS / "cards"
+QUIZZES_DIR = ASSETS / "quizzes"
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # lower-case slug: stable keys on disk
+KINDS = ("concept", "scenario", "run")  # "run": computed from the learner's own results
+MIN_OPTIONS, MAX_OPTIONS = 2, 6
+
+
+class ContentError(ValueError):
+    """A deck or question file that is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Flashcard:
+    id: str  # unique across every deck; the key of the learner's progress
+    front: str  # the prompt (Markdown)
+    back: str  # the answer (Markdown)
+    tags: tuple[str, ...] = ()  # topics, carried into the Anki export
+
+
+@dataclass(frozen=True)
+class Deck:
+    id: str  # stable slug; also seeds the Anki deck id
+    title: str
+    description: str
+    cards: tuple[Flashcard, ...]
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str  # unique across every bank
+    prompt: str  # the question (Markdown)
+    options: tuple[str, ...]  # the choices, in the order they are shown
+    answer: str  # the correct option, exactly as written among `options`
+    explanation: str  # shown after answering, right or wrong
+    kind: str = "concept"  # one of KINDS
+    topic: str = ""  # a short label shown with the question
+
+    def __post_init__(self):
+        if self.answer not in self.options:
+            raise ContentError(f"question '{self.id}': the answer is not among its options")
+
+    def is_correct(self, choice: str | None) -> bool:
+        return choice == self.answer
+
+
+@dataclass(frozen=True)
+class QuestionBank:
+    id: str
+    title: str
+    description: str
+    questions: tuple[Question, ...]
+
+
+@dataclass(frozen=True)
+class Content:
+    decks: tuple[Deck, ...]
+    banks: tuple[QuestionBank, ...]
+
+    def deck(self, deck_id: str) -> Deck:
+        for deck in self.decks:
+            if deck.id == deck_id:
+                return deck
+        raise KeyError(deck_id)
+
+    def bank(self, bank_id: str) -> QuestionBank:
+        for bank in self.banks:
+            if bank.id == bank_id:
+                return bank
+        raise KeyError(bank_id)
+
+    @property
+    def cards(self) -> tuple[Flashcard, ...]:
+        return tuple(card for deck in self.decks for card in deck.cards)
+
+    @property
+    def questions(self) -> tuple[Question, ...]:
+        return tuple(q for bank in self.banks for q in bank.questions)
+
+
+def _text(value: Any, where: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ContentError(f"{where}: '{name}' must be non-empty text")
+    return value.strip()
+
+
+def _slug(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        raise ContentError(f"{where}: id {value!r} must be a lower-case slug "
+                           "(letters, digits and '-', at most 64 characters)")
+    return value
+
+
+def _mapping(value: Any, where: str, required: set[str], optional: set[str]) -> dict:
+    if not isinstance(value, dict):
+        raise ContentError(f"{where}: expected a mapping of fields")
+    missing = required - value.keys()
+    if missing:
+        raise ContentError(f"{where}: missing {', '.join(sorted(missing))}")
+    unknown = value.keys() - required - optional
+    if unknown:
+        raise ContentError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    return value
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ContentError(f"{path.name}: not valid YAML ({err})") from err
+    except OSError as err:
+        raise ContentError(f"{path.name}: cannot be read ({err})") from err
+    return data
+
+
+def _tags(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) and ID_PATTERN.match(t)
+                                              for t in value):
+        raise ContentError(f"{where}: tags must be a list of lower-case slugs")
+    return tuple(value)
+
+
+def parse_deck(data: Any, name: str) -> Deck:
+    """One deck from a file's parsed YAML; `name` is used in error messages."""
+    data = _mapping(data, name, {"id", "title", "description", "cards"}, set())
+    deck_id = _slug(data["id"], name)
+    if not isinstance(data["cards"], list) or not data["cards"]:
+        raise ContentError(f"{name}: 'cards' must be a non-empty list")
+    cards = []
+    for i, raw in enumerate(data["cards"], start=1):
+        where = f"{name}, card {i}"
+        raw = _mapping(raw, where, {"id", "front", "back"}, {"tags"})
+        card_id = _slug(raw["id"], where)
+        where = f"{name}, card '{card_id}'"
+        cards.append(Flashcard(card_id, _text(raw["front"], where, "front"),
+                               _text(raw["back"], where, "back"), _tags(raw.get("tags"), where)))
+    _unique((c.id for c in cards), f"{name}: card")
+    return Deck(deck_id, _text(data["title"], name, "title"),
+                _text(data["description"], name, "description"), tuple(cards))
+
+
+def parse_question(raw: Any, where: str) -> Question:
+    raw = _mapping(raw, where, {"id", "prompt", "options", "answer", "explanation"},
+                   {"kind", "topic"})
+    qid = _slug(raw["id"], where)
+    where = f"{where.rsplit(',', 1)[0]}, question '{qid}'"
+    options = raw["options"]
+    if not isinstance(options, list) or not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+        raise ContentError(f"{where}: 'options' must list {MIN_OPTIONS} to {MAX_OPTIONS} choices")
+    options = tuple(_text(o, where, "options") for o in options)
+    if len(set(options)) != len(options):
+        raise ContentError(f"{where}: two options are the same")
+    answer = _text(raw["answer"], where, "answer")
+    if answer not in options:
+        raise ContentError(f"{where}: the answer {answer!r} is not one of its options")
+    kind = raw.get("kind", "concept")
+    if kind not in KINDS:
+        raise ContentError(f"{where}: kind must be one of {', '.join(KINDS)}")
+    topic = raw.get("topic", "")
+    if not isinstance(topic, str):
+        raise ContentError(f"{where}: 'topic' must be text")
+    return Question(qid, _text(raw["prompt"], where, "prompt"), options, answer,
+                    _text(raw["explanation"], where, "explanation"), kind, topic.strip())
+
+
+def parse_bank(data: Any, name: str) -> QuestionBank:
+    """One question bank from a file's parsed YAML."""
+    data = _mapping(data, name, {"id", "title", "description", "questions"}, set())
+    bank_id = _slug(data["id"], name)
+    if not isinstance(data["questions"], list) or not data["questions"]:
+        raise ContentError(f"{name}: 'questions' must be a non-empty list")
+    questions = tuple(parse_question(raw, f"{name}, question {i}")
+                      for i, raw in enumerate(data["questions"], start=1))
+    _unique((q.id for q in questions), f"{name}: question")
+    return QuestionBank(bank_id, _text(data["title"], name, "title"),
+                        _text(data["description"], name, "description"), questions)
+
+
+def _unique(ids: Iterable[str], what: str) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ContentError(f"{what} id '{item}' is used twice")
+        seen.add(item)
+
+
+def _files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise ContentError(f"content folder {directory} does not exist")
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
+        raise ContentError(f"content folder {directory} holds no .yaml files")
+    return files
+
+
+def load_decks(directory: Path = CARDS_DIR) -> tuple[Deck, ...]:
+    decks = tuple(parse_deck(_read_yaml(p), p.name) for p in _files(directory))
+    _unique((d.id for d in decks), "deck")
+    _unique((c.id for d in decks for c in d.cards), "card")
+    return decks
+
+
+def load_banks(directory: Path = QUIZZES_DIR) -> tuple[QuestionBank, ...]:
+    banks = tuple(parse_bank(_read_yaml(p), p.name) for p in _files(directory))
+    _unique((b.id for b in banks), "question bank")
+    _unique((q.id for b in banks for q in b.questions), "question")
+    return banks
+
+
+def load_content(cards_dir: Path = CARDS_DIR, quizzes_dir: Path = QUIZZES_DIR) -> Content:
+    """Every deck and question bank, validated; raises ContentError on the first problem."""
+    return Content(load_decks(cards_dir), load_banks(quizzes_dir))
