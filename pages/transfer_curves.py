@@ -14,6 +14,7 @@ from ui.controls import curve_controls, last_curve_spec, remember_curve_spec
 from ui.curves import (curve_figure, describe_spec, head_start_markdown, lesson_data_facts,
                        n_selector, plural, pretraining_panel, runs_table)
 from ui.jobs import JOB_KEY, job_manager, job_summary, live_job_panel, session_id
+from ui.predict import figure_with_predictions, prediction_panel, prediction_report
 from ui.shell import page_setup
 
 page_setup()
@@ -70,6 +71,8 @@ if finished is not None and not finished.active:
     del st.session_state[JOB_KEY]
     job_summary(finished, progress_area)
 
+predictions = prediction_panel(spec)  # the learner's own guesses, before or after running
+
 records = stored_records(spec, store)
 pretrain_slot = st.empty()
 with pretrain_slot.container():
@@ -107,9 +110,11 @@ else:
         st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; the x axis "
                    "is logarithmic. Hover a point for its numbers.")
         n = n_selector(records)
-        chart_slot.plotly_chart(curve_figure(records, spec.strategies, marker_n=n),
+        figure = curve_figure(records, spec.strategies, marker_n=n)
+        chart_slot.plotly_chart(figure_with_predictions(figure, predictions, spec.strategies),
                                 key="transfer_curve")
         st.markdown(head_start_markdown(records, n, spec.strategies))
+        prediction_report(records, predictions)
 
         st.subheader("Every run")
         runs_table(records, spec.strategies)

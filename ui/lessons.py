@@ -28,6 +28,16 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("pages/which_source.py", "Which source?", ":material/compare_arrows:",
            "Put digit features, ImageNet photo features and random features side by side on the "
            "same target, and see that domain match matters more than model size."),
+    Lesson("pages/advisor.py", "Strategy advisor", ":material/recommend:",
+           "Describe your labels, domain, compute, storage and tasks; get a strategy with its "
+           "reasons and the experiment that shows it."),
+    Lesson("pages/pipeline.py", "Design a pipeline", ":material/account_tree:",
+           "Plan a transfer learning project in five steps and download it as Markdown."),
+    Lesson("pages/flashcards.py", "Flashcards", ":material/style:",
+           "Review the key ideas with spaced repetition; your progress is kept under your name."),
+    Lesson("pages/quiz.py", "Quiz", ":material/quiz:",
+           "Multiple-choice and scenario questions with explanations, including questions "
+           "answered by your own runs."),
 )
 
 TOOLS: tuple[Lesson, ...] = (

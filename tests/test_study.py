@@ -1,0 +1,428 @@
+"""Flashcards, quizzes and the advisor, engine side: the content files, FSRS scheduling against
+the published formulas, progress that outlives its process, the Anki export, questions from
+stored runs, predictions against results, and the advisor's decisions."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from engine.content import ContentError, load_banks, load_content, load_decks
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+# --- content -------------------------------------------------------------------------------
+
+def test_every_deck_and_bank_parses_with_enough_unique_items():
+    content = load_content()
+    cards, questions = content.cards, content.questions
+    assert len(cards) >= 60 and len(questions) >= 40
+    assert len({c.id for c in cards}) == len(cards)
+    assert len({q.id for q in questions}) == len(questions)
+    assert len({d.id for d in content.decks}) == len(content.decks)
+    for q in questions:
+        assert q.answer in q.options and len(set(q.options)) == len(q.options)
+        assert q.explanation.strip() and q.prompt.strip()
+    assert sum(q.kind == "scenario" for q in questions) >= 10
+
+
+@pytest.mark.parametrize("idea", [
+    "feature", "edges", "linear probe", "10 to 100 times", "partial", "discriminative",
+    "2.6", "gradual unfreezing", "slanted triangular", "LoRA", "r × (d_in + d_out)",
+    "adapter", "prefix tuning", "prompt tuning", "QLoRA", "NF4", "instruction", "RLHF",
+    "catastrophic forgetting", "EWC", "Fisher", "replay", "negative transfer", "domain shift",
+    "domain adaptation", "probing", "CKA", "foundation model", "in-context", "few-shot",
+    "zero-shot", "Yosinski", "ULMFiT", "500 labelled medical images", "tens of thousands",
+    "storage", "tasks",
+])
+def test_content_covers_each_idea_of_the_lessons(idea):
+    assert idea.lower() in _all_text()
+
+
+@functools.lru_cache(maxsize=1)
+def _all_text() -> str:
+    content = load_content()
+    return " ".join([c.front + " " + c.back for c in content.cards]
+                    + [q.prompt + " " + " ".join(q.options) + " " + q.explanation
+                       for q in content.questions]).lower()
+
+
+def test_content_states_the_checked_numbers():
+    content = load_content()
+    cards = {c.id: c for c in content.cards}
+    questions = {q.id: q for q in content.questions}
+    # LoRA on GPT-3 175B: 96 layers, Wq and Wv, width 12,288, rank 1
+    assert f"{96 * 2 * 1 * (12288 + 12288):,}" in cards["lora-gpt3-count"].back
+    assert f"{8 * (1024 + 4096):,}" == questions["q-lora-count"].answer
+    assert f"{4096 * 4096:,}" in cards["lora-count"].back
+    assert f"{8 * (4096 + 4096):,}" in cards["lora-count"].back
+    assert f"{0.01 / 2.6:.4f}" in questions["q-ulmfit-factor"].answer
+    assert "(λ/2) Σ_i F_i (θ_i − θ*_i)²" in cards["ewc-penalty"].back
+    assert "A is (r × d_in)" in cards["lora-shapes"].back and "B is (d_out × r)" in \
+        cards["lora-shapes"].back
+    assert "48 GB" in cards["qlora"].back and "65" in cards["qlora"].back
+
+
+def _write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD_CARD = "id: d\ntitle: T\ndescription: D\ncards:\n  - {id: c1, front: F, back: B}\n"
+
+
+@pytest.mark.parametrize("deck,message", [
+    ("id: d\ntitle: T\ndescription: D\ncards: []\n", "non-empty list"),
+    ("id: d\ntitle: T\ndescription: D\ncards:\n  - {id: c1, front: F}\n", "missing back"),
+    ("id: d\ntitle: T\ndescription: D\ncards:\n  - {id: c1, front: F, back: B, bakc: x}\n",
+     "unknown field"),
+    ("id: d\ntitle: T\ndescription: D\ncards:\n  - {id: C 1, front: F, back: B}\n", "slug"),
+    ("id: d\ntitle: T\ndescription: D\ncards:\n  - {id: c1, front: F, back: B}\n"
+     "  - {id: c1, front: G, back: H}\n", "used twice"),
+    ("id: d\ntitle: [T\n", "not valid YAML"),
+])
+def test_a_broken_deck_is_refused_with_a_clear_message(tmp_path, deck, message):
+    _write(tmp_path / "deck.yaml", deck)
+    with pytest.raises(ContentError, match=message):
+        load_decks(tmp_path)
+
+
+def test_card_ids_must_be_unique_across_decks(tmp_path):
+    _write(tmp_path / "a.yaml", GOOD_CARD)
+    _write(tmp_path / "b.yaml", GOOD_CARD.replace("id: d", "id: e"))
+    with pytest.raises(ContentError, match="card id 'c1' is used twice"):
+        load_decks(tmp_path)
+
+
+def test_a_question_whose_answer_is_not_an_option_is_refused(tmp_path):
+    _write(tmp_path / "bank.yaml", "id: b\ntitle: T\ndescription: D\nquestions:\n"
+           "  - {id: q1, prompt: P, options: [a, b], answer: c, explanation: E}\n")
+    with pytest.raises(ContentError, match="q1.*not one of its options"):
+        load_banks(tmp_path)
+
+
+# --- FSRS scheduling -----------------------------------------------------------------------
+
+# FSRS-6 default parameters as published with the algorithm (py-fsrs 6.x).
+W = (0.212, 1.2931, 2.3065, 8.2956, 6.4133, 0.8334, 3.0194, 0.001, 1.8722, 0.1666, 0.796,
+     1.4835, 0.0614, 0.2629, 1.6483, 0.6014, 1.8729, 0.5425, 0.0912, 0.0658, 0.1542)
+DECAY = -W[20]
+FACTOR = 0.9 ** (1 / DECAY) - 1
+AGAIN, HARD, GOOD, EASY = 1, 2, 3, 4
+
+
+def _interval(s: float, retention: float) -> int:
+    return max(1, round(s / FACTOR * (retention ** (1 / DECAY) - 1)))
+
+
+def _d0(g: int) -> float:
+    return W[4] - math.exp(W[5] * (g - 1)) + 1
+
+
+def _next_d(d: float, g: int) -> float:
+    damped = d + (-W[6] * (g - 3)) * (10 - d) / 9
+    return min(max(W[7] * _d0(EASY) + (1 - W[7]) * damped, 1), 10)
+
+
+def _retrievability(days: int, s: float) -> float:
+    return (1 + FACTOR * days / s) ** DECAY
+
+
+def _recall_s(d, s, r, g):
+    return s * (1 + math.exp(W[8]) * (11 - d) * s ** -W[9] * (math.exp((1 - r) * W[10]) - 1)
+                * (W[15] if g == HARD else 1) * (W[16] if g == EASY else 1))
+
+
+def _forget_s(d, s, r):
+    return min(W[11] * d ** -W[12] * ((s + 1) ** W[13] - 1) * math.exp((1 - r) * W[14]),
+               s / math.exp(W[17] * W[18]))
+
+
+def _expected_schedule(retention: float) -> list[timedelta]:
+    """The published formulas, by hand, for: new Good, Good after 10 min, Good on the due day,
+    Again on the next due day, then Good after the 10-minute relearning step."""
+    out = [timedelta(minutes=10)]  # first learning step passed: on to the 10-minute step
+    s, d = W[GOOD - 1], min(max(_d0(GOOD), 1), 10)
+    s = s * max(math.exp(W[17] * (GOOD - 3 + W[18])) * s ** -W[19], 1.0)  # same-day review
+    d = _next_d(d, GOOD)
+    first = _interval(s, retention)
+    out.append(timedelta(days=first))
+    s, d = _recall_s(d, s, _retrievability(first, s), GOOD), _next_d(d, GOOD)
+    second = _interval(s, retention)
+    out.append(timedelta(days=second))
+    s, d = _forget_s(d, s, _retrievability(second, s)), _next_d(d, AGAIN)
+    out.append(timedelta(minutes=10))  # relearning step
+    s = s * max(math.exp(W[17] * (GOOD - 3 + W[18])) * s ** -W[19], 1.0)
+    out.append(timedelta(days=_interval(s, retention)))
+    return out
+
+
+@pytest.mark.parametrize("retention", [0.9, 0.8])
+def test_intervals_on_a_fixed_history_follow_the_fsrs_formulas(tmp_path, retention):
+    from engine.srs import SrsStore
+
+    store = SrsStore(tmp_path / "srs.sqlite")
+    store.set_retention("ada", retention)
+    ratings = [GOOD, GOOD, GOOD, AGAIN, GOOD]
+    now, got = T0, []
+    for rating in ratings:
+        card = store.review("ada", "lora-shapes", rating, now)
+        got.append(card.due - now)
+        now = card.due
+    assert got == _expected_schedule(retention)
+    assert [r.rating for r in store.history("Ada", "lora-shapes")] == ratings
+
+
+def test_lower_desired_retention_gives_longer_intervals(tmp_path):
+    from engine.srs import SrsStore
+
+    store = SrsStore(tmp_path / "srs.sqlite")
+    store.set_retention("strict", 0.95)
+    store.set_retention("relaxed", 0.75)
+    for who in ("strict", "relaxed"):
+        store.review(who, "c", GOOD, T0)
+    strict = store.preview("strict", "c", T0 + timedelta(minutes=10))
+    relaxed = store.preview("relaxed", "c", T0 + timedelta(minutes=10))
+    assert relaxed[GOOD] > strict[GOOD] and relaxed[EASY] > strict[EASY]
+    assert strict[AGAIN] == relaxed[AGAIN] == timedelta(minutes=1)  # minutes steps don't scale
+
+
+def test_counts_and_next_card_follow_the_schedule(tmp_path):
+    from engine.srs import SrsStore
+
+    store, ids = SrsStore(tmp_path / "srs.sqlite"), ["a", "b", "c"]
+    assert store.counts("ada", ids, T0).new == 3 and store.next_card("ada", ids, T0) == "a"
+    store.review("ada", "a", EASY, T0)  # straight to days
+    store.review("ada", "b", AGAIN, T0)  # back in 1 minute
+    counts = store.counts("ada", ids, T0)
+    assert (counts.new, counts.due, counts.learning, counts.later) == (1, 0, 1, 2)
+    assert store.next_card("ada", ids, T0) == "c"  # new before learning-ahead
+    store.review("ada", "c", GOOD, T0)
+    assert store.next_card("ada", ids, T0) == "b"  # learning card due within 20 minutes
+    later = T0 + timedelta(days=60)
+    assert store.counts("ada", ids, later).due == 3
+    assert store.counts("someone else", ids, T0).new == 3  # progress is per learner
+    assert store.forget("ada", ids) == 3 and store.counts("ada", ids, T0).new == 3
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 41, "<b>me</b>", "a;drop"])
+def test_bad_learner_names_are_refused(tmp_path, name):
+    from engine.srs import SrsStore
+
+    with pytest.raises(ValueError):
+        SrsStore(tmp_path / "srs.sqlite").review(name, "c", GOOD, T0)
+
+
+def test_progress_survives_a_new_process(tmp_path):
+    from engine.srs import SrsStore
+
+    path = tmp_path / "srs.sqlite"
+    script = (
+        "import sys; from datetime import datetime, timezone; sys.path.insert(0, sys.argv[2]);"
+        "from engine.srs import SrsStore; s = SrsStore(sys.argv[1]);"
+        "s.set_retention('Grace', 0.85);"
+        "[s.review('Grace', c, 3, datetime(2025, 3, 1, 9, tzinfo=timezone.utc)) "
+        "for c in ('c1', 'c2')]")
+    subprocess.run([sys.executable, "-c", script, str(path), str(ROOT)], check=True,
+                   timeout=60, capture_output=True)
+    reopened = SrsStore(path)  # a new store in this process: only the file connects them
+    assert reopened.retention("grace") == 0.85
+    assert set(reopened.cards("GRACE", ["c1", "c2", "c3"])) == {"c1", "c2"}
+    assert reopened.counts("Grace", ["c1", "c2", "c3"], T0).new == 1
+    assert [r.rating for r in reopened.history("Grace", "c1")] == [GOOD]
+
+
+# --- Anki export ---------------------------------------------------------------------------
+
+def test_a_deck_exports_to_an_apkg_with_every_note(tmp_path):
+    from engine.anki import MODEL_ID, deck_id, export_apkg
+
+    deck = load_content().deck("peft")
+    data = export_apkg(deck, timestamp=1_700_000_000)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert "collection.anki2" in z.namelist()
+        collection = z.read("collection.anki2")
+    path = tmp_path / "collection.anki2"
+    path.write_bytes(collection)
+    con = sqlite3.connect(path)
+    try:
+        notes = con.execute("SELECT guid, mid, flds, tags FROM notes").fetchall()
+        decks = json.loads(con.execute("SELECT decks FROM col").fetchone()[0])
+        models = json.loads(con.execute("SELECT models FROM col").fetchone()[0])
+        cards = con.execute("SELECT COUNT(*), COUNT(DISTINCT did) FROM cards").fetchone()
+    finally:
+        con.close()
+    assert len(notes) == len(deck.cards) and cards == (len(deck.cards), 1)
+    fields = {f.split("\x1f")[2]: f.split("\x1f") for _, _, f, _ in notes}
+    assert set(fields) == {c.id for c in deck.cards}
+    shapes = fields["lora-shapes"]
+    assert shapes[0].startswith("For a layer mapping d_in") and "(d_out × r)" in shapes[1]
+    assert all(mid == MODEL_ID for _, mid, _, _ in notes) and str(MODEL_ID) in models
+    assert str(deck_id("peft")) in decks and decks[str(deck_id("peft"))]["name"].endswith(
+        deck.title)
+    assert all({"transferlab", "peft"} <= set(tags.split()) for *_, tags in notes)
+
+
+def test_export_ids_are_stable_and_text_is_escaped():
+    from engine.anki import build_package, deck_id, markdown_to_html
+
+    assert deck_id("peft") == deck_id("peft") != deck_id("decisions")
+    assert 1 << 30 <= deck_id("peft") < 1 << 31
+    deck = load_content().deck("peft")
+    first = [n.guid for n in build_package(deck).decks[0].notes]
+    assert first == [n.guid for n in build_package(deck).decks[0].notes]
+    assert markdown_to_html("r << d and **bold** `x<y>`") == (
+        "r &lt;&lt; d and <b>bold</b> <code>x&lt;y&gt;</code>")
+    assert markdown_to_html("Intro\n1. one\n2. two") == "Intro<br><br><ol><li>one</li><li>two</li></ol>"
+
+
+# --- questions from runs and predictions ---------------------------------------------------
+
+def _records(accuracy: dict) -> pd.DataFrame:
+    """Records with chosen accuracies: {(strategy, k): [accuracy per seed]}; k 0 means 'all'."""
+    rows = []
+    for (strategy, k), values in accuracy.items():
+        for seed, value in enumerate(values):
+            rows.append({"strategy": strategy, "labels_per_class": k or 126,
+                         "all_labels": k == 0, "seed": seed, "test_accuracy": value,
+                         "n_train": 10 * (k or 126)})
+    return pd.DataFrame(rows)
+
+
+RUNS = {("scratch", 1): [20.0, 24.0], ("probe", 1): [60.0, 62.0], ("finetune", 1): [50.0, 52.0],
+        ("scratch", 2): [34.0, 36.0], ("probe", 2): [70.0, 72.0], ("finetune", 2): [66.0, 68.0],
+        ("scratch", 0): [95.0, 95.0], ("probe", 0): [90.0, 92.0], ("finetune", 0): [97.0, 97.0]}
+
+
+def test_questions_from_runs_are_answered_by_the_records():
+    from engine.run_questions import run_questions
+
+    questions = {q.id: q for q in run_questions(_records(RUNS))}
+    assert {"run-winner-1", "run-winner-2", "run-winner-126", "run-margin-2", "run-head-start",
+            "run-scratch-gain"} <= set(questions)
+    assert questions["run-winner-2"].answer == "Linear probe"
+    assert questions["run-winner-126"].answer == "Fine-tune"
+    assert questions["run-margin-2"].answer == "4.0 points"  # 71 - 67
+    assert questions["run-margin-126"].answer == "2.0 points"  # fine-tune 97 - scratch 95
+    assert questions["run-head-start"].answer == "1"  # leads: +39 at 1, +36 at 2, +2 at all
+    assert questions["run-scratch-gain"].answer == "73.0 points"  # 95 - 22
+    for q in questions.values():
+        assert q.answer in q.options and len(set(q.options)) == len(q.options)
+        assert q.kind == "run"
+    numbers = [float(o.split()[0]) for o in questions["run-margin-2"].options]
+    assert numbers == sorted(numbers) and min(b - a for a, b in zip(numbers, numbers[1:])) >= 1
+    assert "Linear probe 71.0%" in questions["run-winner-2"].explanation
+
+
+def test_no_questions_without_two_strategies_at_a_size():
+    from engine.run_questions import run_questions
+
+    assert run_questions(_records({("scratch", 1): [20.0], ("probe", 2): [60.0]})) == ()
+    assert run_questions(_records({})) == ()
+
+
+def test_predictions_are_compared_and_drawn_apart_from_results():
+    from engine.plots import transfer_curve_figure
+    from engine.predictions import compare, comparison_sentences, with_predictions
+
+    records = _records(RUNS)
+    predictions = {("probe", 2): 60.0, ("scratch", 1): 22.0, ("finetune", 5): 80.0}
+    table = compare(records, predictions)
+    assert len(table) == 2  # nothing stored at 5 labels per class
+    probe = table[table["strategy"] == "probe"].iloc[0]
+    assert probe["measured"] == 71.0 and probe["error"] == 11.0
+    sentences = comparison_sentences(table)
+    assert ("Linear probe at 2 labels per class: you predicted 60.0%, the runs averaged 71.0% "
+            "over 2 seeds (11.0 points higher than you predicted).") in sentences
+    assert "(spot on)" in sentences[1] or "(spot on)" in sentences[0]
+    assert sentences[-1] == "Across your 2 predictions you were off by 5.5 points on average."
+    figure = transfer_curve_figure(records, ["scratch", "probe", "finetune"])
+    drawn = with_predictions(figure, predictions, ["scratch", "probe", "finetune"])
+    added = [t for t in drawn.data if "your prediction" in (t.name or "")]
+    assert len(drawn.data) == len(figure.data) + 3 and len(added) == 3
+    assert all(t.line.dash == "dash" and t.marker.symbol == "diamond-open" for t in added)
+    probe_trace = next(t for t in added if t.name == "Linear probe: your prediction")
+    assert list(probe_trace.x) == [2] and list(probe_trace.y) == [60.0]
+
+
+# --- the advisor ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("inputs,strategy", [
+    (dict(labelled_examples=500, classes=5, domain="related"), "probe"),
+    (dict(labelled_examples=3_000, classes=2, domain="near"), "probe"),
+    (dict(labelled_examples=8_000, classes=10, domain="related"), "partial"),
+    (dict(labelled_examples=50_000, classes=2, domain="near"), "finetune"),
+    (dict(labelled_examples=50_000, classes=2, domain="near", compute="cpu"), "partial"),
+    (dict(labelled_examples=5_000_000, classes=10, domain="far"), "scratch"),
+    (dict(labelled_examples=50_000, classes=2, domain="related", storage="tight", tasks=40),
+     "lora"),
+    (dict(labelled_examples=20, classes=2, model_size="large"), "prompting"),
+    (dict(labelled_examples=5_000, classes=2, model_size="large", compute="cpu"), "prompting"),
+    (dict(labelled_examples=5_000, classes=2, model_size="large"), "qlora"),
+    (dict(labelled_examples=5_000, classes=2, model_size="large", compute="cluster"), "lora"),
+    (dict(labelled_examples=200_000, classes=2, model_size="large", compute="cluster",
+          domain="far"), "finetune"),
+])
+def test_the_advisor_recommends_by_the_decision_rules(inputs, strategy):
+    from engine.advisor import AdvisorInputs, advise
+
+    advice = advise(AdvisorInputs(**inputs))
+    assert advice.strategy == strategy, advice.reasons
+    assert advice.reasons and advice.cautions and advice.title
+
+
+def test_advisor_links_open_experiments_the_pages_accept():
+    from engine.advisor import AdvisorInputs, advise
+    from ui.controls import spec_from_query
+
+    advice = advise(AdvisorInputs(500, classes=5, domain="related"))  # 100 per class
+    pages = {link.page: link.query() for link in advice.links}
+    assert set(pages) == {"transfer_curves", "which_source"}
+    assert pages["transfer_curves"] == {"strategies": "scratch,probe",
+                                        "labels": "1,2,5,10,20,50,all", "seeds": "3"}
+    for query in pages.values():
+        spec, notices = spec_from_query(query)
+        assert spec is not None and notices == []
+    tiny = advise(AdvisorInputs(6, classes=3, domain="far"))  # 2 per class
+    assert dict(tiny.links[0].params)["labels"] == "1,2"
+    assert dict(tiny.links[1].params)["labels"] == "1"
+    assert [link.page for link in advise(AdvisorInputs(500, classes=5)).links] == [
+        "transfer_curves"]
+
+
+@pytest.mark.parametrize("bad", [dict(labelled_examples=-1), dict(labelled_examples=10, classes=1),
+                                 dict(labelled_examples=10, domain="space"),
+                                 dict(labelled_examples=10, tasks=0),
+                                 dict(labelled_examples=True)])
+def test_advisor_inputs_are_validated(bad):
+    from engine.advisor import AdvisorInputs
+
+    with pytest.raises(ValueError):
+        AdvisorInputs(**bad)
+
+
+def test_the_pipeline_plan_exports_markdown_and_names_missing_steps():
+    from engine.pipeline import PipelinePlan, missing_steps, plan_markdown
+
+    plan = PipelinePlan(task="Detect spam in SMS messages", backbone="DistilBERT", labels=3000,
+                        strategy="Full fine-tuning")
+    assert missing_steps(plan) == ["2. Backbone", "3. Labels and strategy",
+                                   "4. Biggest domain-shift risk",
+                                   "5. Failure mode to test before deploying"]
+    text = plan_markdown(plan)
+    assert text.startswith("# A transfer learning pipeline") and "**Model:** DistilBERT" in text
+    assert "3,000" in text and "_(not answered yet)_" in text
+    with pytest.raises(ValueError):
+        PipelinePlan(strategy="Magic")

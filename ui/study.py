@@ -1,0 +1,90 @@
+"""Helpers shared by the flashcards and quiz pages: the loaded content, the learner's name, and
+the questions and cards drawn from the learner's own runs. Nothing here schedules or scores;
+that is `engine.srs` and the pages.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+
+from engine.content import Content, Deck, Flashcard, Question, load_content
+from engine.run_questions import run_questions
+from engine.srs import MAX_LEARNER_CHARS, check_learner
+from engine.store import ResultStore
+from engine.sweep import SweepSpec, stored_records
+from ui.controls import SPEC_KEY
+from ui.curves import describe_spec
+
+NAME_KEY = "study.learner"  # session_state: the learner's name, kept while moving between pages
+RUNS_DECK_ID = "your-runs"
+
+
+@st.cache_resource(max_entries=1, ttl=600)
+def study_content() -> Content:
+    """Every deck and question bank, validated once and shared (all of it is frozen).
+    Raises engine.content.ContentError when a file is broken; the page shows the message."""
+    return load_content()
+
+
+def learner_name() -> Optional[str]:
+    """The learner's name input. Returns the name when it is valid, else None after saying why.
+    The name lives in the session, so it stays filled in on the flashcards and quiz pages."""
+    st.session_state.setdefault(NAME_KEY, "")
+    name = st.text_input(
+        "Your name", value=st.session_state[NAME_KEY], max_chars=MAX_LEARNER_CHARS,
+        key=f"{NAME_KEY}.input", placeholder="e.g. Ada",
+        help="Your progress is saved on this server under this name, so you can pick up where "
+             "you left off after a restart. There are no accounts or passwords: anyone who "
+             "types the same name shares the same progress.")
+    st.session_state[NAME_KEY] = name
+    if not name.strip():
+        st.info("Type a name to start: your progress is kept under it.", icon=":material/person:")
+        return None
+    try:
+        check_learner(name)
+    except ValueError as err:
+        st.error(f"That name cannot be used: {err}.", icon=":material/error:")
+        return None
+    return " ".join(name.split())
+
+
+def your_runs() -> tuple[SweepSpec, pd.DataFrame]:
+    """The Transfer curves settings this session last used (else the default) and the runs of
+    them that the result store holds."""
+    spec = st.session_state.get(SPEC_KEY) or SweepSpec()
+    return spec, stored_records(spec, ResultStore())
+
+
+def runs_caption(spec: SweepSpec, records: pd.DataFrame) -> str:
+    return (f"From your stored runs of: {describe_spec(spec)} ({len(records):,} of them stored). "
+            "Change the settings or run more on the Transfer curves page.")
+
+
+def runs_deck(spec: SweepSpec, questions: tuple[Question, ...]) -> Optional[Deck]:
+    """Flashcards made from the questions about the learner's runs: the question on the front,
+    the computed answer and its explanation on the back. Card ids carry the spec's key, so
+    progress on one experiment's cards never carries over to another's."""
+    if not questions:
+        return None
+    tag = spec.key()[:10]
+    cards = tuple(Flashcard(f"{q.id}-{tag}", q.prompt, f"**{q.answer}**\n\n{q.explanation}",
+                            ("your-runs",)) for q in questions)
+    return Deck(RUNS_DECK_ID, "From your runs", "Cards whose answers come from your own stored "
+                "runs on the Transfer curves page.", cards)
+
+
+def your_run_questions() -> tuple[SweepSpec, pd.DataFrame, tuple[Question, ...]]:
+    spec, records = your_runs()
+    return spec, records, run_questions(records)
+
+
+def shown_options(question: Question) -> list[str]:
+    """The question's options in a fixed shuffled order of its own (the same on every rerun),
+    so the right answer does not sit in the position it was written in."""
+    options = list(question.options)
+    random.Random(question.id).shuffle(options)
+    return options
