@@ -158,9 +158,10 @@ def main() -> int:
     engine_acc = float(result.records["test_accuracy"].mean())
     naive_acc = sum(naive) / len(naive)
 
-    with FlopCounterMode(display=False) as counter:  # a separate, untimed pass
+    # a separate, untimed pass, one run at a time: the counter sees only its own thread's work
+    with FlopCounterMode(display=False) as counter:
         run_sweep(spec, ResultStore(Path(os.environ["TRANSFERLAB_HOME"]) / "b.sqlite"),
-                  device=device)
+                  device=device, concurrency=1)
     flops = counter.get_total_flops()
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
