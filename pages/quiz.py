@@ -43,18 +43,17 @@ def start(set_id: str, size: int, shuffle: bool) -> None:
 
 quiz = st.session_state.get(QUIZ_KEY)
 if quiz is None or quiz["set"] not in sets:
-    with st.form("quiz_setup"):
-        set_id = st.selectbox(
-            "Question set", list(sets), format_func=lambda s: f"{sets[s][0]} "
-            f"({len(sets[s][1])} questions)",
-            help="Concepts: one idea per question. Scenarios: a team, its data and its "
-                 "constraints. From your runs: answers computed from your own stored results.")
-        size = st.number_input("Questions", min_value=1, max_value=len(library.questions),
-                               value=10, step=1, help="How many questions this round asks "
-                               "(at most as many as the set has).")
-        shuffle = st.checkbox("Shuffle the questions", value=True)
-        go = st.form_submit_button("Start the quiz", type="primary",
-                                   icon=":material/play_arrow:")
+    set_id = st.selectbox(
+        "Question set", list(sets), key="quiz.set", format_func=lambda s: f"{sets[s][0]} "
+        f"({len(sets[s][1])} questions)",
+        help="Concepts: one idea per question. Scenarios: a team, its data and its "
+             "constraints. From your runs: answers computed from your own stored results.")
+    left, right = st.columns(2)
+    size = left.number_input("Questions", min_value=1, max_value=len(library.questions),
+                             value=10, step=1, key="quiz.size", help="How many questions "
+                             "this round asks (at most as many as the set has).")
+    shuffle = right.checkbox("Shuffle the questions", value=True, key="quiz.shuffle")
+    go = st.button("Start the quiz", type="primary", icon=":material/play_arrow:")
     if set_id == RUNS:
         if run_qs:
             st.caption(runs_caption(spec, records))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -25,13 +24,14 @@ MAX_SIZES = 4  # labelled-set sizes offered for predictions
 
 
 def prediction_sizes(spec: SweepSpec) -> list[int]:
-    """Up to MAX_SIZES of the spec's labels per class, spread from the smallest to the largest
-    ('all' is left out: its size is only known once the run has drawn it)."""
+    """Up to MAX_SIZES of the spec's labels per class: the two smallest (where pretraining
+    matters most), the largest, and one from the middle. 'all' is left out: its size is only
+    known once the run has drawn it."""
     sizes = [k for k in spec.labels_per_class if k != ALL_LABELS]
     if len(sizes) <= MAX_SIZES:
         return sizes
-    picks = np.linspace(0, len(sizes) - 1, MAX_SIZES).round().astype(int)
-    return [sizes[i] for i in dict.fromkeys(picks.tolist())]
+    middle = sizes[2:-1]
+    return [sizes[0], sizes[1], middle[len(middle) // 2], sizes[-1]]
 
 
 def _size_text(k: int) -> str:

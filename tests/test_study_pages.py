@@ -1,0 +1,219 @@
+"""Page tests (AppTest) for the flashcards, quiz, advisor and pipeline pages, and for predict
+first on the Transfer curves page. No training: results come from records written to the
+session's store with chosen numbers."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import parse_qs
+
+from test_pages import (CURVES, _fake_record, charts, no_jobs_left_running, open_page,  # noqa: F401
+                        texts, widget)
+
+FLASHCARDS, QUIZ, ADVISOR, PIPELINE = ("pages/flashcards.py", "pages/quiz.py",
+                                       "pages/advisor.py", "pages/pipeline.py")
+ACCURACY = {"scratch": 40.0, "probe": 70.0, "finetune": 65.0}
+
+
+def _no_errors(at):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, texts(at.error)
+
+
+def _metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def _button(at, prefix: str):
+    return next(b for b in at.button if b.label.startswith(prefix))
+
+
+def _store_default_runs(path) -> None:
+    from engine.store import ResultStore
+    from engine.sweep import SweepSpec, plan_runs
+
+    store = ResultStore(path)
+    for plan in plan_runs(SweepSpec()):
+        store.put(_fake_record(plan, ACCURACY[plan.strategy]))
+
+
+def test_flashcards_reveal_grade_and_keep_progress():
+    from engine.content import load_content
+    from engine.srs import SrsStore
+
+    learner = f"Tester {uuid.uuid4().hex[:8]}"
+    at = open_page(FLASHCARDS)
+    _no_errors(at)
+    assert "Type a name" in texts(at.info) and not at.metric
+    at.text_input[0].set_value(learner).run()
+    _no_errors(at)
+    deck = load_content().decks[0]
+    assert at.selectbox[0].value == deck.id
+    assert _metrics(at) == {"New": str(len(deck.cards)), "Due now": "0", "Learning": "0",
+                            "Not due yet": "0"}
+    first = deck.cards[0]
+    assert first.front in texts(at.markdown) and first.back not in texts(at.markdown)
+    assert at.get("download_button")[0].proto.label.startswith("Export this deck to Anki")
+
+    _button(at, "Show answer").click().run()
+    _no_errors(at)
+    assert first.back in texts(at.markdown)
+    assert [b.label.split(" · ")[0] for b in at.button if " · " in b.label] == [
+        "Again", "Hard", "Good", "Easy"]
+    assert _button(at, "Good").label == "Good · 10 min"
+
+    _button(at, "Good").click().run()
+    _no_errors(at)
+    assert _metrics(at) == {"New": str(len(deck.cards) - 1), "Due now": "0", "Learning": "1",
+                            "Not due yet": "1"}
+    assert "Graded **Good**" in texts(at.caption)
+    assert deck.cards[1].front in texts(at.markdown)  # the next new card
+    assert at.selectbox[0].options[0] == f"{deck.title} · 0 due · {len(deck.cards) - 1} new"
+
+    # The progress is on disk under the name, for any later session or process.
+    history = SrsStore().history(learner.upper(), first.id)
+    assert [int(r.rating) for r in history] == [3]
+    again = open_page(FLASHCARDS)
+    again.text_input[0].set_value(learner.lower()).run()
+    assert _metrics(again)["New"] == str(len(deck.cards) - 1)
+
+
+def test_flashcards_refuse_a_bad_name():
+    at = open_page(FLASHCARDS)
+    at.text_input[0].set_value("<script>").run()
+    assert not at.exception and "cannot be used" in texts(at.error) and not at.metric
+
+
+def _start_quiz(at, set_id: str, size: int):
+    widget(at.selectbox, "Question set").set_value(set_id)
+    widget(at.number_input, "Questions").set_value(size)
+    widget(at.checkbox, "Shuffle the questions").set_value(False)
+    return _button(at, "Start the quiz").click().run()
+
+
+def test_quiz_answer_explain_score_and_retry_the_missed():
+    from engine.content import load_content
+
+    bank = load_content().bank("concepts")
+    first, second = bank.questions[:2]
+    at = _start_quiz(open_page(QUIZ), "concepts", 2)
+    _no_errors(at)
+    assert first.prompt in texts(at.markdown) and "Question 1 of 2" in at.progress[0].proto.text
+
+    wrong = next(o for o in first.options if o != first.answer)
+    at.radio[0].set_value(wrong)
+    _button(at, "Check answer").click().run()
+    assert "Not quite" in texts(at.error) and first.answer in texts(at.error)
+    assert first.explanation in texts(at.info)
+    _button(at, "Next question").click().run()
+
+    assert second.prompt in texts(at.markdown)
+    _button(at, "Check answer").click().run()  # nothing chosen yet: a hint, no verdict
+    assert "Choose an answer first" in texts(at.warning) and not at.info
+    at.radio[0].set_value(second.answer)
+    _button(at, "Check answer").click().run()
+    assert "Correct" in texts(at.success) and second.explanation in texts(at.info)
+    _button(at, "See your score").click().run()
+
+    _no_errors(at)
+    assert _metrics(at)["Score"] == "1 of 2"
+    assert first.prompt in texts(at.markdown)  # listed as missed
+    _button(at, "Retry the 1 missed").click().run()
+    assert first.prompt in texts(at.markdown) and "Question 1 of 1" in at.progress[0].proto.text
+    assert at.radio[0].value is None  # a fresh answer for the retry
+    at.radio[0].set_value(first.answer)
+    _button(at, "Check answer").click().run()
+    _button(at, "See your score").click().run()
+    assert _metrics(at)["Score"] == "1 of 1" and "Every answer right" in texts(at.success)
+
+
+def test_quiz_from_your_runs_is_answered_by_the_stored_results(empty_default_store):
+    at = open_page(QUIZ)
+    widget(at.selectbox, "Question set").set_value("your-runs").run()
+    assert "No questions from your runs yet" in texts(at.info)
+
+    _store_default_runs(empty_default_store)
+    at = _start_quiz(open_page(QUIZ), "your-runs", 10)
+    _no_errors(at)
+    assert "In your runs at **1 label per class**" in texts(at.markdown)
+    at.radio[0].set_value("Linear probe")  # 70% against 65% and 40% in the stored runs
+    _button(at, "Check answer").click().run()
+    assert "Correct" in texts(at.success)
+    assert "Linear probe 70.0%, Fine-tune 65.0%, From scratch 40.0%" in texts(at.info)
+    _button(at, "Next question").click().run()
+    at.radio[0].set_value("5.0 points")
+    _button(at, "Check answer").click().run()
+    assert "Correct" in texts(at.success)
+
+
+def test_advisor_recommends_and_links_the_experiment():
+    at = open_page(ADVISOR)
+    _no_errors(at)
+    assert "Recommend a strategy" in texts(at.info)
+    widget(at.number_input, "Labelled examples").set_value(500)
+    widget(at.number_input, "Classes").set_value(5)
+    at.radio[0].set_value("related")
+    _button(at, "Recommend a strategy").click().run()
+    _no_errors(at)
+    assert any("linear probe" in s.value for s in at.subheader)
+    assert "500 labelled examples" in texts(at.markdown) and "about 100 per class" in \
+        texts(at.caption)
+    links = {link.proto.label: link.proto for link in at.get("page_link")}
+    curves = links["Transfer curves at your scale"]
+    assert curves.page == "transfer_curves"
+    assert parse_qs(curves.query_string) == {"strategies": ["scratch,probe"],
+                                             "labels": ["1,2,5,10,20,50,all"], "seeds": ["3"]}
+    assert links["Which source? with the same labels"].page == "which_source"
+
+    widget(at.number_input, "Labelled examples").set_value(20)
+    at.radio[1].set_value("large")
+    _button(at, "Recommend a strategy").click().run()
+    assert any("prompting" in s.value for s in at.subheader)
+
+
+def test_pipeline_form_exports_the_plan_as_markdown():
+    at = open_page(PIPELINE)
+    _no_errors(at)
+    assert "Still to answer" in texts(at.warning)
+    at.radio[0].set_value("sms")
+    widget(at.text_input, "Backbone").set_value("DistilBERT")
+    widget(at.text_area, "What it pretrained on, and why that transfers").set_value(
+        "English web text; SMS is English too.")
+    widget(at.number_input, "Labelled examples you could realistically collect").set_value(3000)
+    widget(at.selectbox, "Strategy").set_value("Partial fine-tuning")
+    widget(at.text_area, "Why this strategy for that many labels?").set_value("Thousands.")
+    widget(at.text_area, "How does your target data differ from the pretraining data?") \
+        .set_value("Slang <b>and</b> abbreviations.")
+    widget(at.text_area, "What could go wrong once the model is in use?").set_value("New scams.")
+    at = widget(at.text_area, "How would you detect it before deploying?").set_value(
+        "A held-out month.").run()
+    _no_errors(at)
+    assert "All five steps answered" in texts(at.success)
+    document = at.get("code")[0].value
+    assert "Detect spam in SMS messages" in document and "**Model:** DistilBERT" in document
+    assert "3,000" in document and "Slang <b>and</b> abbreviations." in document
+    assert at.get("download_button")[0].proto.label.startswith("Download your plan")
+
+
+def test_predict_first_draws_predictions_against_stored_results(empty_default_store):
+    _store_default_runs(empty_default_store)
+    at = open_page(CURVES)
+    _no_errors(at)
+    assert not [t for t in charts(at)[0]["data"] if "your prediction" in t.get("name", "")]
+    widget(at.number_input, "Linear probe at 2 labels per class (%)").set_value(50.0)
+    widget(at.number_input, "From scratch at 1 label per class (%)").set_value(40.0)
+    at = _button(at, "Save my predictions").click().run()
+    _no_errors(at)
+    traces = {t["name"]: t for t in charts(at)[0]["data"] if "your prediction" in t.get("name", "")}
+    assert set(traces) == {"Linear probe: your prediction", "From scratch: your prediction"}
+    assert traces["Linear probe: your prediction"]["x"] == [2]
+    assert traces["Linear probe: your prediction"]["y"] == [50.0]
+    assert traces["Linear probe: your prediction"]["line"]["dash"] == "dash"
+    body = texts(at.markdown)
+    assert ("Linear probe at 2 labels per class: you predicted 50.0%, the runs averaged 70.0% "
+            "over 3 seeds (20.0 points higher than you predicted).") in body
+    assert "From scratch at 1 label per class: you predicted 40.0%" in body and "spot on" in body
+    assert "off by 10.0 points on average" in body
+    # The predictions stay with the session: another rerun still draws them.
+    at.run()
+    assert len([t for t in charts(at)[0]["data"] if "your prediction" in t.get("name", "")]) == 2
