@@ -14,8 +14,13 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import itertools
 import re
+import sqlite3
+import tempfile
 import time
+import zipfile
+from pathlib import Path
 from typing import Optional
 
 import genanki
@@ -102,11 +107,24 @@ def build_package(deck: Deck) -> genanki.Package:
 
 
 def export_apkg(deck: Deck, timestamp: Optional[float] = None) -> bytes:
-    """The deck as the bytes of an `.apkg` file. `timestamp` fixes the notes' creation times
-    (seconds since the epoch), so the same deck and timestamp give the same collection."""
+    """The deck as the bytes of an `.apkg` file: a zip holding the SQLite collection
+    (`collection.anki2`) and an empty media list, as `genanki.Package.write_to_file` writes it,
+    but with the collection in a temporary folder that is removed afterwards. `timestamp`
+    fixes the notes' creation times (seconds since the epoch)."""
+    timestamp = time.time() if timestamp is None else timestamp
     buffer = io.BytesIO()
-    build_package(deck).write_to_file(buffer, timestamp=time.time() if timestamp is None
-                                      else timestamp)
+    with tempfile.TemporaryDirectory(prefix="transferlab-apkg-") as folder:
+        path = Path(folder) / "collection.anki2"
+        con = sqlite3.connect(path)
+        try:
+            build_package(deck).write_to_db(con.cursor(), timestamp,
+                                            itertools.count(int(timestamp * 1000)))
+            con.commit()
+        finally:
+            con.close()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(path, "collection.anki2")
+            z.writestr("media", "{}")
     return buffer.getvalue()
 
 
