@@ -34,7 +34,7 @@ def _store_default_runs(path) -> None:
 
     store = ResultStore(path)
     for plan in plan_runs(SweepSpec()):
-        store.put(_fake_record(plan, ACCURACY[plan.strategy]))
+        store.put(_fake_record(plan, ACCURACY.get(plan.strategy, 30.0)))
 
 
 def test_flashcards_reveal_grade_and_keep_progress():
