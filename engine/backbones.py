@@ -122,6 +122,38 @@ def feature_weights(name: str) -> int:
     return count_parameters(get_backbone(name).build(10).features)[1]
 
 
+SMALL_CNN_BLOCKS = ("conv1", "conv2", "conv3", "fc")  # the small CNN's feature blocks, bottom up
+
+
+def _has_params(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+def feature_blocks(features: nn.Module) -> list[nn.Module]:
+    """The feature extractor's blocks from the input up: what "freeze the first k" and "train
+    the last k" count. The small CNN has four (three conv blocks and the dense one). For other
+    networks: the top-level children that hold weights, looking through single-child wrappers
+    and opening a container of stages (timm's `blocks`, torchvision's `features`) into them."""
+    children = [m for m in features.children() if _has_params(m)]
+    if len(children) == 1 and any(True for _ in children[0].children()):
+        return feature_blocks(children[0])
+    blocks: list[nn.Module] = []
+    for child in children:
+        stages = [m for m in child.children() if _has_params(m)]
+        if isinstance(child, (nn.Sequential, nn.ModuleList)) and len(stages) > 1 and len(children) > 1:
+            blocks.extend(stages)
+        else:
+            blocks.append(child)
+    return blocks
+
+
+@functools.lru_cache(maxsize=None)
+def block_count(name: str) -> int:
+    """Number of feature blocks of a backbone (its architecture built once on the meta device)."""
+    with torch.device("meta"):
+        return len(feature_blocks(get_backbone(name).build_features()))
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; formatting is the caller's business."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from torch import nn
 
-from engine.backbones import Classifier
+from engine.backbones import Classifier, feature_blocks
 
 
 class StrategyError(ValueError):
@@ -38,7 +38,8 @@ class Strategy:
         A strategy may also change the model in place here (LoRA wraps layers)."""
         raise NotImplementedError
 
-    def schedule(self, model: Classifier, steps: int) -> Optional[Callable[[int, int], None]]:
+    def schedule(self, model: Classifier, steps: int,
+                 steps_per_epoch: int) -> Optional[Callable[[int, int], None]]:
         """A `before_step(step, steps)` hook for `train.fit` when the trainable set changes
         during training (gradual unfreezing, LP-FT); None when it is fixed."""
         return None
@@ -71,6 +72,122 @@ class FineTune(Strategy):
         ]
 
 
+def _blocks(model: Classifier, k: int, name: str) -> list[nn.Module]:
+    blocks = feature_blocks(model.features)
+    if k > len(blocks):
+        raise StrategyError(f"{name}: this backbone has {len(blocks)} blocks, not {k}")
+    return blocks
+
+
+def _params(modules) -> list[nn.Parameter]:
+    return [p for m in modules for p in m.parameters()]
+
+
+def _block_groups(blocks: list[nn.Module], lrs: list[float], model: Classifier, lr: float) -> list[dict]:
+    """One group per feature block (bottom up) with its learning rate, then the head."""
+    groups = [{"params": list(b.parameters()), "lr": r, "name": f"block {i + 1}"}
+              for i, (b, r) in enumerate(zip(blocks, lrs))]
+    return groups + [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+
+class GradualUnfreeze(Strategy):
+    """Every block is in the optimizer from the start; only `requires_grad` changes. A frozen
+    parameter gets no gradient, and Adam leaves a parameter without a gradient untouched."""
+
+    def param_groups(self, model, lr, backbone_lr):
+        blocks = feature_blocks(model.features)
+        _set_trainable(model.features, False)
+        _set_trainable(model.head, True)
+        return _block_groups(blocks, [backbone_lr] * len(blocks), model, lr)
+
+    def schedule(self, model, steps, steps_per_epoch):
+        blocks = feature_blocks(model.features)
+        # one block per epoch (ULMFiT); when an epoch is only a step or two, a stage lasts
+        # 1/(blocks + 1) of training instead, so each stage still trains for a while
+        stage = max(1, steps_per_epoch, steps // (len(blocks) + 1))
+
+        def before_step(step: int, _steps: int) -> None:
+            if step % stage == 0:
+                unfrozen = min(len(blocks), step // stage)
+                for block in blocks[len(blocks) - unfrozen:]:
+                    _set_trainable(block, True)
+        return before_step
+
+
+class LinearProbeThenFineTune(Strategy):
+    """LP-FT (Kumar et al., 2022): a good head first, so fine-tuning does not start by pushing
+    large, random-head gradients into the pretrained features."""
+
+    def param_groups(self, model, lr, backbone_lr):
+        _set_trainable(model.features, False)
+        _set_trainable(model.head, True)
+        return [{"params": list(model.features.parameters()), "lr": backbone_lr, "name": "pretrained layers"},
+                {"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+    def schedule(self, model, steps, steps_per_epoch):
+        switch = steps // 2
+
+        def before_step(step: int, _steps: int) -> None:
+            if step == switch:
+                _set_trainable(model.features, True)
+        return before_step
+
+
+@dataclass(frozen=True)
+class PartialFineTune(Strategy):
+    """`partial:<k>`: the last k feature blocks fine-tune (smaller learning rate), the first ones
+    stay frozen; k = 0 is a linear probe, k = all blocks is fine-tuning."""
+    k: int = 0
+
+    def param_groups(self, model, lr, backbone_lr):
+        blocks = _blocks(model, self.k, self.name)
+        _set_trainable(model, False)
+        tuned = blocks[len(blocks) - self.k:] if self.k else []
+        for module in [*tuned, model.head]:
+            _set_trainable(module, True)
+        groups = [{"params": _params(tuned), "lr": backbone_lr, "name": f"last {self.k} blocks"}] if tuned else []
+        return groups + [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+
+@dataclass(frozen=True)
+class Discriminative(Strategy):
+    """`discriminative:<factor>`: the head at lr, the top block at lr x factor, each block below
+    at the rate of the one above times factor again (ULMFiT divides by 2.6: factor 0.38)."""
+    factor: float = 0.5
+
+    def param_groups(self, model, lr, backbone_lr):
+        blocks = feature_blocks(model.features)
+        _set_trainable(model, True)
+        n = len(blocks)
+        return _block_groups(blocks, [lr * self.factor ** (n - i) for i in range(n)], model, lr)
+
+
+@dataclass(frozen=True)
+class CopyLayers(Strategy):
+    """`copy-frozen:<k>` / `copy-tuned:<k>` (Yosinski et al., 2014): the first k blocks keep their
+    pretrained weights, the blocks above are re-initialised at random, and the copied blocks
+    are either frozen or fine-tuned (at the smaller learning rate); the rest train at lr."""
+    k: int = 0
+    tuned: bool = False
+
+    def param_groups(self, model, lr, backbone_lr):
+        blocks = _blocks(model, self.k, self.name)
+        copied, fresh = blocks[:self.k], blocks[self.k:]
+        for module in fresh:  # random again, drawn from the run's seed (see SweepContext)
+            for sub in module.modules():
+                if hasattr(sub, "reset_parameters"):
+                    sub.reset_parameters()
+        _set_trainable(model, True)
+        for module in copied:
+            _set_trainable(module, self.tuned)
+        groups = []
+        if copied and self.tuned:
+            groups.append({"params": _params(copied), "lr": backbone_lr, "name": f"first {self.k} blocks (copied)"})
+        if fresh:
+            groups.append({"params": _params(fresh), "lr": lr, "name": f"blocks {self.k + 1}+ (re-initialised)"})
+        return groups + [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
     for s in (
@@ -84,6 +201,14 @@ STRATEGIES: dict[str, Strategy] = {
                  "Starts from the pretrained weights and trains everything: the new head at the "
                  "full learning rate, the pretrained layers at a smaller one.",
                  uses_pretrained=True, frozen_features=False),
+        GradualUnfreeze("gradual", "Gradual unfreezing",
+                        "ULMFiT's schedule: the head trains alone first, then one more pretrained "
+                        "block joins each epoch, from the top down, at the smaller learning rate.",
+                        uses_pretrained=True, frozen_features=False),
+        LinearProbeThenFineTune("lpft", "LP-FT",
+                                "A linear probe for the first half of training, then fine-tuning "
+                                "of everything from that trained head.",
+                                uses_pretrained=True, frozen_features=False),
     )
 }
 
@@ -121,3 +246,51 @@ def strategy_order(name: str) -> tuple:
     families = list(FAMILIES)
     return (len(STRATEGIES) + (families.index(family) if family in families else len(families)),
             1, name)
+
+
+def _parse_int(family: str, setting: str, what: str) -> int:
+    if not setting.isdigit() or str(int(setting)) != setting or int(setting) > 99:
+        raise StrategyError(f"'{family}:{setting}': write {family}:<{what}>, a whole number from 0, "
+                            f"e.g. {family}:2")
+    return int(setting)
+
+
+def partial(k: int) -> PartialFineTune:
+    return PartialFineTune(f"partial:{k}", f"Fine-tune last {k} blocks" if k else "Last 0 blocks (probe)",
+                           f"The first blocks stay frozen; the last {k} pretrained blocks fine-tune "
+                           "at the smaller learning rate, with a new head.",
+                           uses_pretrained=True, frozen_features=k == 0, k=k)
+
+
+def discriminative(factor: float) -> Discriminative:
+    return Discriminative(f"discriminative:{factor:g}", f"Discriminative LR x{factor:g}",
+                          f"Fine-tunes everything; each block down learns at {factor:g} times the "
+                          "rate of the block above it (the head at the full rate).",
+                          uses_pretrained=True, frozen_features=False, factor=factor)
+
+
+def _parse_discriminative(setting: str) -> Discriminative:
+    try:
+        factor = float(setting)
+    except ValueError:
+        factor = float("nan")
+    if not 0 < factor <= 1:  # also refuses NaN
+        raise StrategyError(f"'discriminative:{setting}': the factor must be a number in (0, 1], "
+                            "e.g. discriminative:0.38")
+    if f"{factor:g}" != setting:
+        raise StrategyError(f"'discriminative:{setting}' is written 'discriminative:{factor:g}'")
+    return discriminative(factor)
+
+
+def copy_layers(k: int, tuned: bool) -> CopyLayers:
+    how = "fine-tuned" if tuned else "frozen"
+    return CopyLayers(f"copy-{'tuned' if tuned else 'frozen'}:{k}", f"Copy {k} blocks, {how}",
+                      f"The first {k} blocks copied from the pretrained network and {how}; the "
+                      "blocks above re-initialised and trained from scratch.",
+                      uses_pretrained=True, frozen_features=False, k=k, tuned=tuned)
+
+
+register_family("partial", lambda s: partial(_parse_int("partial", s, "k")))
+register_family("discriminative", _parse_discriminative)
+register_family("copy-frozen", lambda s: copy_layers(_parse_int("copy-frozen", s, "k"), False))
+register_family("copy-tuned", lambda s: copy_layers(_parse_int("copy-tuned", s, "k"), True))

@@ -191,6 +191,18 @@ class SweepContext:
             model = self._build_model(strategy_name, seed)
         return model.to(self.device, memory_format=torch.channels_last)
 
+    def prepared_model(self, strategy_name: str, seed: int):
+        """(model, parameter groups) for one run. The strategy prepares the model right after
+        it is built, under the same lock, so whatever it draws at random (a re-initialised
+        layer, a LoRA matrix) comes from `seed` alone, whichever thread runs it."""
+        budget = self.spec.budget
+        with self._init_lock:
+            model = self._build_model(strategy_name, seed)
+            groups = get_strategy(strategy_name).param_groups(
+                model, budget.lr, budget.lr * budget.backbone_lr_mult)
+        # moving keeps each Parameter object, so the groups still point at the model's weights
+        return model.to(self.device, memory_format=torch.channels_last), groups
+
     def _build_model(self, strategy_name: str, seed: int):
         info = get_backbone(self.spec.backbone)
         torch.manual_seed(seed)
@@ -233,9 +245,8 @@ class SweepContext:
         strategy = get_strategy(plan.strategy)
         idx = torch.as_tensor(sample_labels(self.data.y, self.split, plan.labels_per_class, plan.seed),
                               device=self.device)
-        model = self.new_model(plan.strategy, plan.seed)
+        model, groups = self.prepared_model(plan.strategy, plan.seed)
         budget = self.spec.budget
-        groups = strategy.param_groups(model, budget.lr, budget.lr * budget.backbone_lr_mult)
         if strategy.frozen_features:  # identical maths, but the frozen layers run once per sweep
             inputs, trained, evaluated = self.features(), model.head, model.head
         else:
@@ -243,7 +254,7 @@ class SweepContext:
         steps = budget.steps_for(len(idx))
         stats = fit(trained, groups, inputs[idx], self.y[idx], steps=steps,
                     batch_size=budget.batch_size, seed=plan.seed, should_stop=should_stop,
-                    before_step=strategy.schedule(model, steps))
+                    before_step=strategy.schedule(model, steps, budget.steps_per_epoch(len(idx))))
         if stats.stopped:
             return None
         test_acc = accuracy(evaluated, inputs[self.test_idx], self.y[self.test_idx])

@@ -49,9 +49,11 @@ class TrainBudget:
         if self.min_steps > self.max_steps:
             raise ValueError("min_steps must not exceed max_steps")
 
+    def steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / min(self.batch_size, n_train))
+
     def steps_for(self, n_train: int) -> int:
-        per_epoch = math.ceil(n_train / min(self.batch_size, n_train))
-        return max(self.min_steps, min(self.max_steps, self.epochs * per_epoch))
+        return max(self.min_steps, min(self.max_steps, self.epochs * self.steps_per_epoch(n_train)))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,30 @@ from engine.datasets import ALL_LABELS
 from engine.plots import strategy_label
 from engine.sweep import DEFAULT_LABELS, MAX_SEEDS, SweepSpec
 
-CURVE_STRATEGIES = ("scratch", "probe", "finetune")  # the strategies this lesson compares
+# the strategies this lesson compares: the three basic ones, then the depth-wise refinements
+CURVE_STRATEGIES = ("scratch", "probe", "finetune", "discriminative", "gradual", "lpft")
+DECAY_FACTORS = (0.1, 0.2, 0.38, 0.5, 0.7, 1.0)  # layer-wise factors offered; 0.38 = ULMFiT's 1/2.6
+DEFAULT_DECAY = 0.38
+
+
+def _curve_name(option: str, factor: float) -> str:
+    """A curve option to the engine's strategy name (the decay factor goes into the name)."""
+    return f"discriminative:{factor:g}" if option == "discriminative" else option
+
+
+def _curve_option(name: str) -> Optional[tuple[str, Optional[float]]]:
+    """An engine strategy name back to (option, factor); None when this lesson does not offer it."""
+    if name in CURVE_STRATEGIES and name != "discriminative":
+        return name, None
+    family, _, setting = name.partition(":")
+    allowed = {f"{f:g}": f for f in DECAY_FACTORS}
+    if family == "discriminative" and setting in allowed:
+        return "discriminative", allowed[setting]
+    return None
+
+
+def _option_label(option: str) -> str:
+    return "Discriminative learning rates" if option == "discriminative" else strategy_label(option)
 LABEL_CHOICES = DEFAULT_LABELS  # labelled-set sizes offered; ALL_LABELS (0) is "all"
 SPEC_KEY = "transfer_curves.spec"  # session_state key of the last valid spec
 
@@ -57,11 +80,14 @@ def spec_from_query(params: Mapping[str, str]) -> tuple[Optional[SweepSpec], lis
 
     strategies = items("strategies")
     if strategies is not None:
-        if strategies and all(s in CURVE_STRATEGIES for s in strategies):
+        options = [_curve_option(s) for s in strategies]
+        if strategies and all(options) and sum(o[0] == "discriminative" for o in options) <= 1:
             fields["strategies"] = tuple(strategies)
         else:
-            notices.append(f"the link's strategies are not all among {', '.join(CURVE_STRATEGIES)}; "
-                           "using the default")
+            allowed = [_curve_name(o, DEFAULT_DECAY) for o in CURVE_STRATEGIES]
+            notices.append(f"the link's strategies are not all among {', '.join(allowed)} (the "
+                           "decay factor one of "
+                           f"{', '.join(f'{f:g}' for f in DECAY_FACTORS)}); using the default")
     labels = items("labels")
     if labels is not None:
         allowed = {label_choice_text(k): k for k in LABEL_CHOICES}
@@ -102,13 +128,21 @@ def curve_controls(current: SweepSpec) -> Optional[SweepSpec]:
     Returns the new spec when Run is pressed and None otherwise. Raises ValueError (from
     `SweepSpec`'s validation) when Run is pressed with settings that cannot run.
     """
+    chosen = [o for o in map(_curve_option, current.strategies) if o is not None]
+    factor = next((f for o, f in chosen if f is not None), DEFAULT_DECAY)
     with st.form("curve_settings", border=True):
         left, right = st.columns(2)
         strategies = left.multiselect(
-            "Strategies", options=list(CURVE_STRATEGIES), format_func=strategy_label,
-            default=[s for s in current.strategies if s in CURVE_STRATEGIES],
+            "Strategies", options=list(CURVE_STRATEGIES), format_func=_option_label,
+            default=[o for o, _ in chosen],
             help="Each strategy gets its own curve. From scratch is the baseline the others "
-                 "are measured against.")
+                 "are measured against. The last three refine fine-tuning block by block: see "
+                 "the lesson 'How much of the network to train'.")
+        factor = left.select_slider(
+            "Decay factor (discriminative learning rates)", options=list(DECAY_FACTORS),
+            value=factor, format_func=lambda f: f"{f:g}",
+            help="The head learns at the full rate; the top block at rate x factor, each block "
+                 "below at the rate above x factor again. ULMFiT used 1/2.6 = 0.38.")
         labels = right.multiselect(
             "Labels per class", options=list(LABEL_CHOICES), format_func=label_choice_text,
             default=[k for k in current.labels_per_class if k in LABEL_CHOICES],
@@ -122,5 +156,5 @@ def curve_controls(current: SweepSpec) -> Optional[SweepSpec]:
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     if not run:
         return None
-    return replace(current, strategies=tuple(strategies), labels_per_class=tuple(labels),
-                   seeds=int(seeds))
+    return replace(current, strategies=tuple(_curve_name(o, factor) for o in strategies),
+                   labels_per_class=tuple(labels), seeds=int(seeds))
