@@ -31,7 +31,8 @@ def _size(k: int, all_labels: bool) -> str:
 def _means_text(at: pd.DataFrame) -> str:
     rows = at.sort_values("mean", ascending=False)
     seeds = int(rows["seeds"].min())
-    listed = ", ".join(f"{strategy_label(s)} {m:.1f}%" for s, m in zip(rows["strategy"], rows["mean"]))
+    listed = ", ".join(f"{strategy_label(s)} {m:.1f}%"
+                       for s, m in zip(rows["strategy"], rows["mean"]))
     return f"{listed} (mean of {seeds} seed{'s' if seeds != 1 else ''})"
 
 

@@ -88,10 +88,11 @@ def _utc(now: Optional[datetime]) -> datetime:
 
 @dataclass(frozen=True)
 class DeckCounts:
+    """How a learner's cards of one deck stand at a moment; the first four add up to total."""
     new: int  # never reviewed
     due: int  # reviewed before and due now
-    learning: int  # in the short learning or relearning steps (due within minutes)
-    later: int  # reviewed and not due yet
+    learning: int  # in the short learning or relearning steps, due within minutes, not yet
+    later: int  # graduated to intervals of days, not due yet
     total: int
 
 
@@ -218,9 +219,10 @@ class SrsStore:
         now, stored = _utc(now), self.cards(learner, card_ids)
         ids = list(dict.fromkeys(card_ids))
         due = sum(1 for c in stored.values() if c.due <= now)
-        learning = sum(1 for c in stored.values() if c.state in (State.Learning, State.Relearning))
+        learning = sum(1 for c in stored.values()
+                       if c.due > now and c.state in (State.Learning, State.Relearning))
         return DeckCounts(new=len([i for i in ids if i not in stored]), due=due,
-                          learning=learning, later=len(stored) - due, total=len(ids))
+                          learning=learning, later=len(stored) - due - learning, total=len(ids))
 
     def next_card(self, learner: str, card_ids: Sequence[str],
                   now: Optional[datetime] = None) -> Optional[str]:
@@ -234,7 +236,8 @@ class SrsStore:
             if card_id not in stored:
                 return card_id
         soon = sorted((c.due, i) for i, c in stored.items()
-                      if c.state in (State.Learning, State.Relearning) and c.due <= now + LEARN_AHEAD)
+                      if c.state in (State.Learning, State.Relearning)
+                      and c.due <= now + LEARN_AHEAD)
         return soon[0][1] if soon else None
 
     def next_due(self, learner: str, card_ids: Sequence[str]) -> Optional[datetime]:

@@ -207,12 +207,13 @@ def test_counts_and_next_card_follow_the_schedule(tmp_path):
     store.review("ada", "a", EASY, T0)  # straight to days
     store.review("ada", "b", AGAIN, T0)  # back in 1 minute
     counts = store.counts("ada", ids, T0)
-    assert (counts.new, counts.due, counts.learning, counts.later) == (1, 0, 1, 2)
+    assert (counts.new, counts.due, counts.learning, counts.later) == (1, 0, 1, 1)
     assert store.next_card("ada", ids, T0) == "c"  # new before learning-ahead
     store.review("ada", "c", GOOD, T0)
     assert store.next_card("ada", ids, T0) == "b"  # learning card due within 20 minutes
     later = T0 + timedelta(days=60)
     assert store.counts("ada", ids, later).due == 3
+    assert store.counts("ada", ids, T0 + timedelta(minutes=2)).due == 1  # b's 1-minute step
     assert store.counts("someone else", ids, T0).new == 3  # progress is per learner
     assert store.forget("ada", ids) == 3 and store.counts("ada", ids, T0).new == 3
 
@@ -285,7 +286,8 @@ def test_export_ids_are_stable_and_text_is_escaped():
     assert first == [n.guid for n in build_package(deck).decks[0].notes]
     assert markdown_to_html("r << d and **bold** `x<y>`") == (
         "r &lt;&lt; d and <b>bold</b> <code>x&lt;y&gt;</code>")
-    assert markdown_to_html("Intro\n1. one\n2. two") == "Intro<br><br><ol><li>one</li><li>two</li></ol>"
+    assert markdown_to_html("Intro\n1. one\n2. two") == (
+        "Intro<br><br><ol><li>one</li><li>two</li></ol>")
 
 
 # --- questions from runs and predictions ---------------------------------------------------

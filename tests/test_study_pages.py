@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from urllib.parse import parse_qs
 
+import pytest
+
 from test_pages import (CURVES, _fake_record, charts, no_jobs_left_running, open_page,  # noqa: F401
                         texts, widget)
 
@@ -49,6 +51,7 @@ def test_flashcards_reveal_grade_and_keep_progress():
     _no_errors(at)
     deck = load_content().decks[0]
     assert at.selectbox[0].value == deck.id
+    assert at.dataframe[0].value.set_index("Deck").loc[deck.title, "New"] == len(deck.cards)
     assert _metrics(at) == {"New": str(len(deck.cards)), "Due now": "0", "Learning": "0",
                             "Not due yet": "0"}
     first = deck.cards[0]
@@ -65,10 +68,12 @@ def test_flashcards_reveal_grade_and_keep_progress():
     _button(at, "Good").click().run()
     _no_errors(at)
     assert _metrics(at) == {"New": str(len(deck.cards) - 1), "Due now": "0", "Learning": "1",
-                            "Not due yet": "1"}
+                            "Not due yet": "0"}
     assert "Graded **Good**" in texts(at.caption)
     assert deck.cards[1].front in texts(at.markdown)  # the next new card
-    assert at.selectbox[0].options[0] == f"{deck.title} · 0 due · {len(deck.cards) - 1} new"
+    table = at.dataframe[0].value.set_index("Deck")
+    assert table.loc[deck.title, "New"] == len(deck.cards) - 1
+    assert table.loc[deck.title, "Learning"] == 1 and table.loc[deck.title, "Due now"] == 0
 
     # The progress is on disk under the name, for any later session or process.
     history = SrsStore().history(learner.upper(), first.id)
@@ -217,3 +222,13 @@ def test_predict_first_draws_predictions_against_stored_results(empty_default_st
     # The predictions stay with the session: another rerun still draws them.
     at.run()
     assert len([t for t in charts(at)[0]["data"] if "your prediction" in t.get("name", "")]) == 2
+
+
+@pytest.mark.parametrize("path", [FLASHCARDS, QUIZ, ADVISOR, PIPELINE])
+def test_practice_pages_are_listed_and_keep_the_whole_sidebar(path):
+    from ui.lessons import LESSONS
+
+    at = open_page(path)  # with no name, quiz or inputs yet: each page ends early
+    _no_errors(at)
+    assert at.title and path in {lesson.path for lesson in LESSONS}
+    assert "Stored runs" in texts(at.sidebar.markdown)  # app.py's frame ran to its end
