@@ -82,7 +82,9 @@ def main() -> None:
             "drop to your desired retention. New cards first go through two short steps (1 and "
             "10 minutes) before their first interval in days.")
         st.caption(f"Progress is stored in `{store.path}` under the name you typed.")
-        if st.button("Forget my progress on this deck", key="flashcards.forget"):
+        sure = st.checkbox("I want to start this deck over", key="flashcards.sure")
+        if st.button("Forget my progress on this deck", key="flashcards.forget",
+                     disabled=not sure):
             removed = store.forget(learner, [c.id for c in deck.cards])
             st.session_state[REVEALED_KEY] = None
             st.session_state[LAST_KEY] = f"Progress on {removed} card(s) of this deck was cleared."

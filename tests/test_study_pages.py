@@ -82,6 +82,13 @@ def test_flashcards_reveal_grade_and_keep_progress():
     again.text_input[0].set_value(learner.lower()).run()
     assert _metrics(again)["New"] == str(len(deck.cards) - 1)
 
+    # Starting the deck over needs a tick first, then clears the stored progress.
+    assert _button(again, "Forget my progress").disabled
+    widget(again.checkbox, "I want to start this deck over").check().run()
+    _button(again, "Forget my progress").click().run()
+    assert _metrics(again)["New"] == str(len(deck.cards)) and not SrsStore().history(learner,
+                                                                                      first.id)
+
 
 def test_flashcards_refuse_a_bad_name():
     at = open_page(FLASHCARDS)
