@@ -28,6 +28,9 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("pages/which_source.py", "Which source?", ":material/compare_arrows:",
            "Put digit features, ImageNet photo features and random features side by side on the "
            "same target, and see that domain match matters more than model size."),
+    Lesson("pages/depth.py", "How much to train", ":material/layers:",
+           "Freeze the early layers or not, copy k layers Yosinski-style, discriminative learning "
+           "rates, gradual unfreezing and LP-FT, each a real run with its PyTorch code."),
     Lesson("pages/advisor.py", "Strategy advisor", ":material/recommend:",
            "Describe your labels, domain, compute, storage and tasks; get a strategy with its "
            "reasons and the experiment that shows it."),
