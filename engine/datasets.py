@@ -5,7 +5,8 @@ A dataset loader returns a `DatasetData`: images as (N, C, H, W) floats in [0, 1
 names and the facts of its preprocessing. `adapt_images` turns them into what a backbone reads.
 The registry resolves three kinds of name: the offline built-ins below, downloadable datasets
 (`engine.remote`, only once their files are on disk) and a user's upload (`user:<digest>`,
-`engine.userdata`). This module also owns the fixed, stratified test split of a target dataset
+`engine.userdata`); any of them with one fixed transform applied is a derived dataset
+(`<name>~<shift>`, `engine.shifts`). This module also owns the fixed, stratified test split of a target dataset
 and the reproducible draw of a labelled training subset from what remains.
 
 It does not train or cache models.
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine import remote, userdata
+from engine import remote, shifts, userdata
 from engine.datatypes import DIGIT_NAMES, DatasetData, DatasetError  # noqa: F401 (re-exported)
 
 INPUT_SIZE = 28  # every built-in is delivered as (1, 28, 28), MNIST's own format
@@ -98,6 +99,12 @@ def get_dataset_info(name: str) -> DatasetInfo:
         info = remote.REMOTE_DATASETS[name]
         return DatasetInfo(name, info.title, info.description, False,
                            lambda: remote.load_remote(name))
+    if shifts.SEPARATOR in name:  # a derived dataset: '<base>~<shift>[:<severity>]'
+        base, shift = shifts.split_name(name)
+        base_info = get_dataset_info(base)
+        return DatasetInfo(name, f"{base_info.title}, {shift.describe()}",
+                           f"{base_info.description} Derived: {shift.describe()}.",
+                           base_info.offline, lambda: shift.apply(load_dataset(base), name))
     if name.startswith(USER_PREFIX):
         digest = name[len(USER_PREFIX):]
         return DatasetInfo(name, f"Your upload {digest[:12]}", "Images you uploaded.", True,

@@ -9,12 +9,18 @@ to the result store and send progress messages over a pipe, which a monitor thre
 the job's status for pages to poll. Cancelling kills the worker process; the runs it finished
 are already committed to the store.
 
+Besides a `SweepSpec`, a job can run any frozen, hashable experiment object that follows the
+small `Experiment` protocol below (its key, its stored and total units, and a `run` that stores
+each unit as it finishes): `SweepGroup` (several sweeps as one job), the forgetting experiment
+and the fine-tuning diagnostics use it.
+
 Not here: what a page draws (that is the page's business) and the training itself (`sweep`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import multiprocessing as mp
 import os
 import sys
@@ -23,10 +29,10 @@ import time
 import types
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Callable, Optional, Protocol, Union, runtime_checkable
 
 from engine.store import ResultStore
-from engine.sweep import SweepSpec, plan_runs
+from engine.sweep import Progress, SweepSpec, plan_runs, run_sweep
 
 ACTIVE = ("queued", "running")
 # Workers run at a lower CPU priority than the server process (Unix niceness 0..19). A classroom
@@ -42,12 +48,88 @@ class JobLimitError(RuntimeError):
     """Submitting would exceed the per-session or the server-wide cap on active jobs."""
 
 
+@runtime_checkable
+class Experiment(Protocol):
+    """What a job runs besides a `SweepSpec`: a frozen (picklable, hashable) description.
+
+    Its units (runs, arms, ...) are stored one by one as they finish, so a cancelled or killed
+    job loses nothing finished, and a resubmitted one trains only what the store lacks."""
+
+    def key(self) -> str:
+        """Identifies the experiment: one job per key."""
+
+    def check(self) -> None:
+        """Raise ValueError when it cannot run (checked before a job is queued)."""
+
+    def units(self, store_path: str) -> tuple[int, int]:
+        """(units the store at `store_path` holds, units in the experiment)."""
+
+    def run(self, store_path: str, on_progress: Callable[[Progress], None],
+            should_stop: Callable[[], bool]) -> int:
+        """Train the missing units, storing each as it finishes; return how many it trained.
+        Progress events with a `record` mark a finished unit."""
+
+
+JobSpec = Union[SweepSpec, Experiment]
+
+
+def spec_units(spec: JobSpec, store_path: str) -> tuple[int, int]:
+    """(stored, total) units of a job's spec: runs of a sweep, units of an experiment."""
+    if isinstance(spec, SweepSpec):
+        plans = plan_runs(spec)
+        return len(ResultStore(store_path).get_many(p.run_key for p in plans)), len(plans)
+    return spec.units(store_path)
+
+
+@dataclass(frozen=True)
+class SweepGroup:
+    """Several sweeps run one after another as one job (one worker, one progress bar), e.g.
+    one sweep per severity of a domain shift."""
+
+    specs: tuple[SweepSpec, ...]  # in the order they run
+
+    def __post_init__(self):
+        object.__setattr__(self, "specs", tuple(self.specs))
+        if not self.specs or not all(isinstance(s, SweepSpec) for s in self.specs):
+            raise ValueError("a sweep group needs at least one SweepSpec")
+
+    def key(self) -> str:
+        return hashlib.sha256(" ".join(s.key() for s in self.specs).encode()).hexdigest()[:20]
+
+    def check(self) -> None:
+        for spec in self.specs:
+            spec.check_target_capacity()
+
+    def units(self, store_path: str) -> tuple[int, int]:
+        counts = [spec_units(s, store_path) for s in self.specs]
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+    def run(self, store_path: str, on_progress: Callable[[Progress], None],
+            should_stop: Callable[[], bool]) -> int:
+        store, trained = ResultStore(store_path), 0
+        totals = [len(plan_runs(s)) for s in self.specs]
+        for i, spec in enumerate(self.specs):
+            if should_stop():
+                break
+            before, total = sum(totals[:i]), sum(totals)
+
+            def shifted(event: Progress, before=before, total=total) -> None:
+                done = before + event.done if event.stage == "run" else event.done
+                on_progress(replace(event, done=done, total=total if event.stage == "run"
+                                    else event.total))
+            result = run_sweep(spec, store, on_progress=shifted, should_stop=should_stop)
+            trained += result.trained
+            if result.cancelled:
+                break
+        return trained
+
+
 @dataclass(frozen=True)
 class JobStatus:
     """A snapshot of one job, safe to hand to any page."""
 
     job_id: str  # the spec's key: one job per distinct sweep
-    spec: SweepSpec
+    spec: JobSpec  # a SweepSpec or an Experiment
     state: str  # queued | running | done | cancelled | failed
     done: int  # runs of the spec in the store (including ones stored before this job)
     total: int  # runs in the spec
@@ -80,11 +162,9 @@ class JobStatus:
         return self.elapsed / self.trained * remaining
 
 
-def _worker_main(spec: SweepSpec, store_path: str, threads: int, conn) -> None:
+def _worker_main(spec: JobSpec, store_path: str, threads: int, conn) -> None:
     """Entry point of a worker process: run the sweep, stream progress, report the end."""
     import torch
-
-    from engine.sweep import run_sweep
 
     torch.set_num_threads(max(1, threads))
     try:  # below the server in CPU priority: pages stay responsive, training takes what is left
@@ -96,8 +176,11 @@ def _worker_main(spec: SweepSpec, store_path: str, threads: int, conn) -> None:
             conn.send(("progress", event.stage, event.done, event.total, event.message,
                        event.record is not None))
 
-        result = run_sweep(spec, ResultStore(store_path), on_progress=on_progress)
-        conn.send(("finished", result.trained))
+        if isinstance(spec, SweepSpec):
+            trained = run_sweep(spec, ResultStore(store_path), on_progress=on_progress).trained
+        else:
+            trained = spec.run(store_path, on_progress, lambda: False)
+        conn.send(("finished", trained))
     except BaseException as err:  # reported to the page; the finished runs are stored already
         conn.send(("failed", f"{type(err).__name__}: {err}"))
     finally:
@@ -156,18 +239,21 @@ class JobManager:
 
     # ---- what pages call ----------------------------------------------------------------------
 
-    def submit(self, spec: SweepSpec, session_id: str = "cli") -> JobStatus:
+    def submit(self, spec: JobSpec, session_id: str = "cli") -> JobStatus:
         """Start (or join) the job for `spec`. Runs already stored are never trained again."""
-        spec.check_target_capacity()
+        if isinstance(spec, SweepSpec):
+            spec.check_target_capacity()
+        elif isinstance(spec, Experiment):
+            spec.check()
+        else:
+            raise TypeError(f"a job runs a SweepSpec or an Experiment, not {type(spec).__name__}")
         job_id = spec.key()
         with self._lock:
             current = self._jobs.get(job_id)
             if current is not None and current.active:
                 self._watchers[job_id].add(session_id)
                 return self._snapshot(job_id)
-            plans = plan_runs(spec)
-            total = len(plans)
-            stored = len(ResultStore(self.store_path).get_many(p.run_key for p in plans))
+            stored, total = spec_units(spec, self.store_path)
             now = time.time()
             if stored == total:  # nothing to train: a finished job at once
                 self._jobs[job_id] = JobStatus(job_id, spec, "done", stored, total, 0, "run",
@@ -245,8 +331,7 @@ class JobManager:
 
     def _refresh_done(self, job_id: str) -> None:
         job = self._jobs[job_id]
-        stored = len(ResultStore(self.store_path).get_many(p.run_key for p in plan_runs(job.spec)))
-        self._jobs[job_id] = replace(job, done=stored)
+        self._jobs[job_id] = replace(job, done=spec_units(job.spec, self.store_path)[0])
 
     def _start_queued(self) -> None:
         while self._queue and len(self._procs) < self.max_workers and not self._closed:
