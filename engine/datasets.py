@@ -6,8 +6,8 @@ names and the facts of its preprocessing. `adapt_images` turns them into what a 
 The registry resolves three kinds of name: the offline built-ins below, downloadable datasets
 (`engine.remote`, only once their files are on disk) and a user's upload (`user:<digest>`,
 `engine.userdata`); any of them with one fixed transform applied is a derived dataset
-(`<name>~<shift>`, `engine.shifts`). This module also owns the fixed, stratified test split of a target dataset
-and the reproducible draw of a labelled training subset from what remains.
+(`<name>~<shift>`, `engine.shifts`). This module also owns the fixed, stratified test split
+of a target dataset and the reproducible draw of a labelled training subset from what remains.
 
 It does not train or cache models.
 """

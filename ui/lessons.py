@@ -28,6 +28,12 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("pages/which_source.py", "Which source?", ":material/compare_arrows:",
            "Put digit features, ImageNet photo features and random features side by side on the "
            "same target, and see that domain match matters more than model size."),
+    Lesson("pages/when_transfer_hurts.py", "When transfer hurts", ":material/trending_down:",
+           "Pretrain on a source that teaches the wrong things, shift the target's look, and "
+           "watch the transfer curve fall towards, and below, training from scratch."),
+    Lesson("pages/forgetting.py", "Forgetting", ":material/history:",
+           "Watch fine-tuning erase the source task, hold it with a lower learning rate, frozen "
+           "layers, EWC or replay, and find the layers fine-tuning rewrote."),
     Lesson("pages/depth.py", "How much to train", ":material/layers:",
            "Freeze the early layers or not, copy k layers Yosinski-style, discriminative learning "
            "rates, gradual unfreezing and LP-FT, each a real run with its PyTorch code."),
