@@ -1,5 +1,5 @@
 """Command line for teachers and checks:
-`python -m engine sweep|pack build|pretrain|predict|fetch-weights|download ...`.
+`python -m engine sweep|pack build|pretrain|predict|fetch-weights|download|lora-params ...`.
 
 Every failure a user can cause (unknown dataset, strategy or backbone, too many labels per
 class, zero seeds, an unwritable output file) ends with a one-line message on stderr and exit
@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "weights into the data directory")
     fetch.add_argument("backbone", help="resnet18, resnet50, mobilenet_v3_small or efficientnet_b0")
     fetch.add_argument("--file", help="a weights file downloaded by hand: checked, then installed")
+
+    lora = sub.add_parser("lora-params", help="exact LoRA parameter counts of an architecture: "
+                                              "prints {trainable, total, percent} as JSON")
+    lora.add_argument("--preset", required=True, help="gpt3-175b, llama-2-7b, gpt2, bert-base-"
+                                                      "uncased, resnet18, small-cnn, ...")
+    lora.add_argument("--rank", type=int, required=True, help="r: A is (r, d_in), B is (d_out, r)")
+    lora.add_argument("--targets", required=True, help="module names, comma-separated, matched "
+                                                       "as peft matches them, e.g. q_proj,v_proj")
+    lora.add_argument("--alpha", type=float, help="scales the update by alpha/r; changes no count")
 
     down = sub.add_parser("download", help="download a dataset into the data directory")
     down.add_argument("dataset", help="e.g. fashion_mnist, cifar10, svhn, dermamnist, pneumoniamnist")
@@ -234,6 +243,19 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lora_params(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from engine.lora_presets import count_preset
+
+    if args.alpha is not None and not (math.isfinite(args.alpha) and args.alpha > 0):
+        raise UsageError(f"--alpha must be a positive number, got {args.alpha}")
+    count = count_preset(args.preset, args.rank, _split(args.targets))
+    print(json.dumps({"trainable": count.trainable, "total": count.total, "percent": count.percent}))
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -266,7 +288,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         commands = {"sweep": cmd_sweep, "pack": cmd_pack, "pretrain": cmd_pretrain,
                     "predict": cmd_predict, "fetch-weights": cmd_fetch_weights,
-                    "download": cmd_download}
+                    "download": cmd_download, "lora-params": cmd_lora_params}
         return commands[args.command](args)
     except (UsageError, ValueError, WeightsUnavailable) as err:  # DatasetError, StrategyError,
         # ... are ValueErrors; WeightsUnavailable says which file is missing and how to get it

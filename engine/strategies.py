@@ -294,3 +294,85 @@ register_family("partial", lambda s: partial(_parse_int("partial", s, "k")))
 register_family("discriminative", _parse_discriminative)
 register_family("copy-frozen", lambda s: copy_layers(_parse_int("copy-frozen", s, "k"), False))
 register_family("copy-tuned", lambda s: copy_layers(_parse_int("copy-tuned", s, "k"), True))
+
+
+# --- LoRA --------------------------------------------------------------------------------------
+# `lora:r<rank>` wraps every conv and dense layer of the features with a rank-r adapter;
+# `lora:r<rank>@<layer>+<layer>` only the named ones (conv1, conv2, conv3, fc on the small CNN).
+
+import functools  # noqa: E402
+import re  # noqa: E402
+
+import torch  # noqa: E402
+
+from engine.backbones import small_cnn_features  # noqa: E402
+from engine.lora import inject_lora, short_layer_names  # noqa: E402
+
+LORA_ALPHA = 8.0  # alpha of every LoRA strategy, fixed across ranks as in the LoRA paper
+LORA_MAX_RANK = 256
+_LORA_SETTING = re.compile(r"r(\d+)(?:@([A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*))?")
+
+
+@functools.lru_cache(maxsize=1)
+def lora_layer_names() -> tuple[str, ...]:
+    """Short names of the small CNN's layers LoRA can wrap, in order (built on the meta device,
+    so the global random state is untouched)."""
+    with torch.device("meta"):
+        return tuple(short_layer_names(small_cnn_features()))
+
+
+@dataclass(frozen=True)
+class LoRA(Strategy):
+    rank: int = 4  # r: A is (r, d_in), B is (d_out, r)
+    layers: tuple[str, ...] = ()  # short layer names (conv1, ..., fc); empty: every one
+    alpha: float = LORA_ALPHA  # the update is scaled by alpha / r
+
+    def param_groups(self, model, lr, backbone_lr):
+        """Freeze everything, wrap the chosen feature layers, train A and B at the pretrained
+        layers' learning rate (they change those layers) and the new head at the full one (a
+        target's head is new and random, so it must learn, as peft's `modules_to_save` does)."""
+        _set_trainable(model, False)
+        names = short_layer_names(model.features)
+        missing = [layer for layer in self.layers if layer not in names]
+        if missing:
+            raise StrategyError(f"{self.name}: this backbone has no layer '{missing[0]}'; its "
+                                f"LoRA layers are {', '.join(names)}")
+        wrapped = inject_lora(model.features, [names[k] for k in self.layers or names],
+                              self.rank, self.alpha)
+        _set_trainable(model.head, True)
+        return [{"params": [p for w in wrapped.values() for p in w.lora_parameters()],
+                 "lr": backbone_lr, "name": "LoRA matrices A, B"},
+                {"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+
+def lora_name(rank: int, layers=()) -> str:
+    """The canonical strategy name: lora:r4, or lora:r4@conv3+fc for some layers only."""
+    known = lora_layer_names()
+    chosen = tuple(k for k in known if k in set(layers))
+    return f"lora:r{rank}" + (f"@{'+'.join(chosen)}" if chosen and chosen != known else "")
+
+
+def _parse_lora(setting: str) -> LoRA:
+    match = _LORA_SETTING.fullmatch(setting)
+    if match is None:
+        raise StrategyError(f"'lora:{setting}' is not a LoRA strategy: write lora:r<rank> or "
+                            "lora:r<rank>@<layer>+<layer>, e.g. lora:r4 or lora:r4@conv3+fc")
+    rank = int(match.group(1))
+    if not 1 <= rank <= LORA_MAX_RANK:
+        raise StrategyError(f"the LoRA rank must be an integer from 1 to {LORA_MAX_RANK}, got {rank}")
+    known = lora_layer_names()
+    layers = match.group(2).split("+") if match.group(2) else []
+    unknown = [layer for layer in layers if layer not in known]
+    if unknown:
+        raise StrategyError(f"'{unknown[0]}' is not a layer LoRA can wrap; choose among "
+                            f"{', '.join(known)}")
+    chosen = tuple(k for k in known if k in layers)
+    chosen = () if chosen == known else chosen  # every layer is the plain lora:r<rank>
+    where = ", ".join(chosen) if chosen else "every conv and dense layer"
+    return LoRA(lora_name(rank, chosen), f"LoRA r={rank}" + (f" on {'+'.join(chosen)}" if chosen else ""),
+                f"Pretrained layers frozen; a trainable rank-{rank} update (alpha/r)·B·A beside "
+                f"{where}, and the new head trains.",
+                uses_pretrained=True, frozen_features=False, rank=rank, layers=chosen)
+
+
+register_family("lora", _parse_lora)

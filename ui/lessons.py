@@ -37,6 +37,9 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("pages/depth.py", "How much to train", ":material/layers:",
            "Freeze the early layers or not, copy k layers Yosinski-style, discriminative learning "
            "rates, gradual unfreezing and LP-FT, each a real run with its PyTorch code."),
+    Lesson("pages/lora_lab.py", "LoRA lab", ":material/tune:",
+           "Count a low-rank adapter's parameters, bytes and training memory on real "
+           "architectures, then train LoRA at several ranks against the probe and fine-tuning."),
     Lesson("pages/advisor.py", "Strategy advisor", ":material/recommend:",
            "Describe your labels, domain, compute, storage and tasks; get a strategy with its "
            "reasons and the experiment that shows it."),
