@@ -147,10 +147,10 @@ def head_start_figure(frame: pd.DataFrame, kind: str) -> go.Figure:
             part = part.sort_values("severity")
             label = f"{names[strategy]}, {k} label{'s' if k != 1 else ''}/class"
             fig.add_trace(go.Scatter(
-                x=part["severity"], y=part["head_start"], mode="lines+markers", name=label,
-                line={"color": COLORS[strategy], "dash": dashes[i % len(dashes)], "width": 3},
-                error_y={"type": "data", "array": part["std"], "visible": True, "thickness": 1},
-                customdata=np.stack([part["accuracy"], part["scratch"], part["seeds"]], axis=1),
+                x=part["severity"].tolist(), y=part["head_start"].tolist(), mode="lines+markers",
+                name=label, line={"color": COLORS[strategy], "dash": dashes[i % len(dashes)], "width": 3},
+                error_y={"type": "data", "array": part["std"].tolist(), "visible": True, "thickness": 1},
+                customdata=part[["accuracy", "scratch", "seeds"]].values.tolist(),
                 hovertemplate=(f"<b>{label}</b><br>severity %{{x}}<br>head-start %{{y:+.1f}} points"
                                "<br>accuracy %{customdata[0]:.1f}% vs scratch %{customdata[1]:.1f}%"
                                "<br>seeds %{customdata[2]}<extra></extra>")))
@@ -158,7 +158,7 @@ def head_start_figure(frame: pd.DataFrame, kind: str) -> go.Figure:
                   annotation_text="no head-start (scratch)", annotation_position="bottom right")
     unit = SHIFTS[kind].unit
     fig.update_xaxes(title=f"severity of {SHIFTS[kind].title.lower()}" + (f" ({unit})" if unit else ""),
-                     tickvals=sorted(frame["severity"].unique()))
+                     tickvals=sorted(float(v) for v in frame["severity"].unique()))
     fig.update_yaxes(title="accuracy minus scratch (points)")
     fig.update_layout(height=440, margin={"l": 60, "r": 20, "t": 20, "b": 60},
                       legend_title_text="strategy, labelled set", hovermode="closest")

@@ -1,0 +1,144 @@
+"""The "When transfer hurts" and "Forgetting" lessons: each section renders, runs a tiny real
+experiment through the server's job manager, and reads the run's own numbers back."""
+
+from __future__ import annotations
+
+import json
+
+from test_pages import TIMEOUT, no_jobs_left_running, open_page, texts, wait_until  # noqa: F401
+
+HURTS = "pages/when_transfer_hurts.py"
+FORGETTING = "pages/forgetting.py"
+
+
+def run_buttons(at):
+    return [b for b in at.button if b.label == "Run"]
+
+
+def wait_for(spec, what: str) -> None:
+    from ui.jobs import job_manager
+
+    def ended():
+        job = job_manager().status(spec.key())
+        return job is not None and not job.active
+    wait_until(ended, what=what)
+    job = job_manager().status(spec.key())
+    assert job.state == "done", (job.state, job.error)
+
+
+def no_exception(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_hurts_page_explains_both_failure_modes_before_anything_is_stored(empty_default_store):
+    at = open_page(HURTS)
+    assert at.title[0].value == "When transfer hurts"
+    assert [h.value for h in at.header] == ["Negative transfer: a source that teaches the wrong things",
+                                            "Domain shift: the same digits, a different look"]
+    body = texts(at.markdown)
+    assert "Negative transfer" in body and "head-start" in body
+    assert "None of the 24 runs" in texts(at.info)  # 2 sources x 2 strategies x 3 sizes x 2 seeds
+    assert len(at.get("image")) == 4  # the severity preview (0, 30, 60, 90°) needs no training
+    assert len(run_buttons(at)) == 2
+
+
+def test_both_sections_run_and_read_their_own_numbers(pretrained, empty_default_store):
+    from ui.hurts import negative_group, shift_group, shift_levels
+
+    at = open_page(HURTS)
+    at.radio[0].set_value("randlabels")
+    at.multiselect(key="neg_labels").set_value([1])
+    at.number_input(key="neg_seeds").set_value(1)
+    run_buttons(at)[0].click().run(timeout=TIMEOUT)
+    no_exception(at)
+    assert any(b.label == "Cancel" for b in at.button)  # the live panel of the running job
+    at.selectbox(key="shift_kind").set_value("noise").run(timeout=TIMEOUT)
+    next(s for s in at.slider if s.label.startswith("Highest severity")).set_value(0.6)
+    next(s for s in at.slider if s.label == "Severity levels above 0").set_value(2)
+    at.multiselect(key="shift_labels").set_value([1])
+    at.number_input(key="shift_seeds").set_value(1)
+    run_buttons(at)[1].click().run(timeout=TIMEOUT)
+    no_exception(at)
+    assert at.query_params["neg"] == "randlabels" and at.query_params["shift"] == "noise"
+
+    wait_for(negative_group("randlabels", (1,), 1), "the negative-transfer job")
+    levels = shift_levels("noise", 0.6, 2)
+    assert levels == (0.0, 0.3, 0.6)
+    wait_for(shift_group("noise", levels, (1,), 1), "the domain-shift job")
+    at.run(timeout=TIMEOUT)
+    no_exception(at)
+    curves, shift = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+    assert {t.get("legendgroup") for t in curves["data"]} >= {
+        "From scratch", "Fine-tune from MNIST (matched source)",
+        "Fine-tune from MNIST with random labels", "Probe on MNIST with random labels"}
+    table = at.dataframe[0].value
+    gap = table["Mismatched fine-tune minus scratch (points)"].iloc[0]
+    scratch = table["From scratch"].iloc[0]
+    assert gap == round(table["Fine-tune from MNIST with random labels"].iloc[0] - scratch, 1)
+    body = texts(at.markdown)
+    assert ("below training from scratch at 1 of 1 label counts" in body) == (gap < 0)
+    assert "on held-out images of its own task" in body and "Why it hurts" in texts(at.subheader)
+    names = {t["name"] for t in shift["data"]}
+    assert names == {"Linear probe, 1 label/class", "Fine-tune, 1 label/class"}
+    assert [list(t["x"]) for t in shift["data"]] == [[0.0, 0.3, 0.6]] * 2
+    assert "head-start at 1 label per class" in body and "Noise puts bright speckles" in body
+
+
+def test_a_bad_link_falls_back_with_notices():
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"neg": "scrambled", "shift_max": "nan", "shift_labels": "1,7",
+                            "f_lambda": "3", "d_lrs": "fast"})
+    at.run()
+    at.switch_page(HURTS).run()
+    no_exception(at)
+    warnings = texts(at.warning)
+    assert "neg 'scrambled' is not one of" in warnings and "shift_max must be a number" in warnings
+    assert "shift_labels must list sizes" in warnings
+    at.switch_page(FORGETTING).run()
+    no_exception(at)
+    warnings = texts(at.warning)
+    assert "f_lambda must list values among" in warnings and "d_lrs must list values" in warnings
+
+
+def test_forgetting_page_runs_both_sections(pretrained, empty_default_store):
+    from engine.diagnostics import DiagnosticsConfig
+    from engine.forgetting import ForgettingConfig
+
+    at = open_page(FORGETTING)
+    assert [h.value for h in at.header] == ["Catastrophic forgetting",
+                                            "Where fine-tuning changed the network"]
+    assert "None of the 5 arms" in texts(at.info)
+    next(s for s in at.select_slider if s.label == "Target labels per class").set_value(10)
+    next(s for s in at.slider if s.label == "Epochs").set_value(2)
+    next(s for s in at.select_slider if s.label == "EWC λ").set_value(10000.0)
+    run_buttons(at)[0].click().run(timeout=TIMEOUT)
+    no_exception(at)
+    next(s for s in at.select_slider if s.label == "Fine-tune labels per class").set_value(5)
+    next(s for s in at.select_slider if s.label == "Probe labels per class").set_value(5)
+    next(m for m in at.multiselect if m.label.startswith("Learning rates")).set_value([0.001])
+    run_buttons(at)[1].click().run(timeout=TIMEOUT)
+    no_exception(at)
+
+    wait_for(ForgettingConfig(labels_per_class=10, epochs=2, ewc_lambda=10000.0), "forgetting")
+    wait_for(DiagnosticsConfig(labels_per_class=5, probe_labels_per_class=5, backbone_lrs=(0.001,)),
+             "diagnostics")
+    at.run(timeout=TIMEOUT)
+    no_exception(at)
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(figures) == 4  # source and target per epoch, probes per layer, CKA per block
+    source = figures[0]
+    assert [t["name"] for t in source["data"]] == ["Plain fine-tune", "Lower learning rate",
+                                                    "Early layers frozen", "EWC", "Replay"]
+    assert all(list(t["x"]) == [0, 1, 2] for t in source["data"])
+    table = at.dataframe[0].value
+    plain = table.loc["Plain fine-tune"]
+    assert plain["Source change (points)"] == round(plain["Source after (%)"] - plain["Source before (%)"], 1)
+    body = texts(at.markdown)
+    assert f"{plain['Source before (%)']:.1f}%" in body  # the reading quotes this run
+    assert "λ = 10000" in table.loc["EWC", "Setting"]
+    assert "CKA" in body and "lr **0.001**" in body
+    assert at.query_params["f_lambda"] == "10000" and at.query_params["d_lrs"] == "0.001"
