@@ -386,19 +386,20 @@ def qlora_memory(n_params: int, n_quantized: int, n_lora: int, activations: Memo
 @dataclass(frozen=True)
 class Published:
     what: str
-    value: float  # bytes
+    stated: str  # the figure as the paper states it
+    value: float  # the same in bytes
     source: str
 
 
 # Figures as the papers state them, to set beside the estimates; they are not computed here.
+_LORA_PAPER = "Hu et al. 2021 (LoRA), section 4.2"
 PUBLISHED = {
-    "gpt3_full_train": Published("GPT-3 175B, full fine-tuning, training memory", 1.2e12,
-                                 "Hu et al. 2021, LoRA, section 4.2"),
-    "gpt3_lora_train": Published("GPT-3 175B, LoRA, training memory", 350e9,
-                                 "Hu et al. 2021, LoRA, section 4.2"),
-    "gpt3_full_ckpt": Published("GPT-3 175B, checkpoint", 350e9, "Hu et al. 2021, LoRA, section 4.2"),
-    "gpt3_lora_ckpt": Published("GPT-3 175B, LoRA checkpoint at r = 4 on Wq and Wv", 35e6,
-                                "Hu et al. 2021, LoRA, section 4.2"),
-    "qlora_65b": Published("a 65B-parameter model fine-tuned with QLoRA on one GPU of", 48e9,
-                           "Dettmers et al. 2023, QLoRA, abstract"),
+    "gpt3_full_train": Published("GPT-3 175B, full fine-tuning: training memory", "1.2 TB", 1.2e12,
+                                 _LORA_PAPER),
+    "gpt3_lora_train": Published("GPT-3 175B, LoRA: training memory", "350 GB", 350e9, _LORA_PAPER),
+    "gpt3_full_ckpt": Published("GPT-3 175B: checkpoint", "350 GB", 350e9, _LORA_PAPER),
+    "gpt3_lora_ckpt": Published("GPT-3 175B, LoRA at r = 4 on Wq and Wv: checkpoint", "about 35 MB",
+                                35e6, _LORA_PAPER),
+    "qlora_65b": Published("A 65B model fine-tuned with QLoRA: GPU memory", "fits one 48 GB GPU",
+                           48e9, "Dettmers et al. 2023 (QLoRA), abstract"),
 }

@@ -17,7 +17,7 @@ from ui.jobs import job_manager, session_id
 from ui.lora import (DEFAULT_PRESET, LABEL_CHOICES, RANK_CHOICES, LabSettings, bytes_text, count_text,
                      lab_spec, live_tradeoff, memory_figure, memory_table, preset_counts, rank_figure,
                      settings_from, settings_from_query, target_label, tradeoff_figure,
-                     tradeoff_table)
+                     tradeoff_sentence, tradeoff_table)
 from ui.shell import page_setup
 
 STATE_KEY = "lora_lab.settings"
@@ -80,7 +80,9 @@ if count is not None:
         f"({bytes_text(count.base_total * 4)} in fp32): "
         f"{count.base_total / count.trainable:,.0f} times smaller. (Tensor data only; a file's "
         "header adds a few kilobytes.)")
-    st.dataframe(count.breakdown(), hide_index=True)
+    st.dataframe(count.breakdown(), hide_index=True, column_config={
+        k: st.column_config.NumberColumn(format="localized")
+        for k in ("count", "weights each", "LoRA each", "LoRA total")})
 st.markdown("**Trainable parameters against rank** (exact counts; both axes logarithmic): "
             "doubling r doubles the adapter, and it stays far below the whole model.")
 st.plotly_chart(rank_figure(preset), key="rank_chart")
@@ -112,22 +114,27 @@ if count is not None:
         "byte a weight. The activations are the same for all three: the adapter barely changes them.")
 
 st.subheader("Beside the published figures")
-gpt3, q65 = count_preset("gpt3-175b", 4, ["q_proj", "v_proj"]), None
+gpt3 = count_preset("gpt3-175b", 4, ["q_proj", "v_proj"])
 g = memory_estimates("gpt3-175b", 4, ["q_proj", "v_proj"], "bf16", 1, 2048, True)
 q65 = memory_estimates("llama-65b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True)[2]
 st.table({
-    "Published": [f"{p.what}: {bytes_text(p.value)} ({p.source})" for p in PUBLISHED.values()],
+    "Published figure": [p.what for p in PUBLISHED.values()],
+    "As published": [p.stated for p in PUBLISHED.values()],
     "This lab's estimate": [
         f"{bytes_text(g[0].total)} (bf16 weights, fp32 master copy and Adam, 2048 tokens)",
         f"{bytes_text(g[1].total)} (bf16 frozen weights, r = 4 on Wq and Wv)",
         f"{bytes_text(gpt3.base_total * 2)} ({gpt3.base_total:,} weights in fp16)",
         f"{bytes_text(gpt3.trainable * 2)} ({gpt3.trainable:,} LoRA weights in fp16)",
-        f"{bytes_text(q65.total)} (LLaMA 65B, r = 8 on q and v, 512 tokens, checkpointing)"]})
+        f"{bytes_text(q65.total)} (LLaMA 65B, r = 8 on q and v, 512 tokens, checkpointing)"],
+    "Source": [p.source for p in PUBLISHED.values()]})
 st.markdown(
-    f"The paper's 1.2 TB for full fine-tuning is {PUBLISHED['gpt3_full_train'].value / gpt3.base_total:.1f} "
-    "bytes a weight, so its optimizer state was kept more compactly than this lab assumes (fp32 "
-    "Adam moments and master weights, 16 bytes a weight); the frozen 16-bit model behind the 350 GB "
-    "and the 35 MB adapter agree with the counts here.")
+    f"The paper's 1.2 TB for full fine-tuning works out at "
+    f"{PUBLISHED['gpt3_full_train'].value / gpt3.base_total:.1f} bytes a weight, less than the 16 "
+    "assumed here (bf16 weights and gradients, an fp32 master copy, fp32 Adam moments). The paper "
+    "does not list its terms, so the gap is one of assumptions about how the optimizer state is "
+    "stored. The frozen 16-bit model behind the 350 GB and the 35 MB adapter match the exact "
+    f"counts here, and the QLoRA estimate for LLaMA 65B, {bytes_text(q65.total)}, "
+    f"{'fits' if q65.total < PUBLISHED['qlora_65b'].value else 'does not fit'} in one 48 GB GPU.")
 
 # ---- 3. Train --------------------------------------------------------------------------------
 st.header("3. LoRA on the lesson's model")
@@ -188,12 +195,15 @@ else:
                           "press Run to train only the missing ones.", icon=":material/warning:")
         table = tradeoff_table(records)
         st.plotly_chart(tradeoff_figure(table), key="lora_tradeoff")
+        st.markdown(tradeoff_sentence(table))
         st.dataframe(table.drop(columns=["strategy", "rank"]), hide_index=True, column_config={
+            "Trainable parameters": st.column_config.NumberColumn(format="localized"),
             "% of the model": st.column_config.NumberColumn(format="%.2f"),
             "Mean test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
             "± std": st.column_config.NumberColumn(format="%.1f")})
         st.caption(f"{settings.labels_per_class} labels per class; points are means over seeds, "
-                   "bars ±1 standard deviation. Trainable parameters are counted on the built model.")
+                   "bars ±1 standard deviation (none with one seed). Gaps smaller than the bars are "
+                   "run-to-run noise. Trainable parameters are counted on the built model.")
 
 # ---- 4. Merge --------------------------------------------------------------------------------
 st.header("4. Merge the adapter into W")

@@ -200,6 +200,27 @@ def tradeoff_table(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("Trainable parameters", kind="stable")
 
 
+def tradeoff_sentence(table: pd.DataFrame) -> str:
+    """What the stored runs say: the best LoRA rank against the probe and fine-tuning."""
+    rows = {r["strategy"]: r for _, r in table.iterrows()}
+    lora = table[table["strategy"].str.startswith("lora:")]
+    if lora.empty:
+        return ""
+    best = lora.loc[lora["Mean test accuracy (%)"].idxmax()]
+    parts = [f"The best LoRA rank here is **{best['Strategy']}**: "
+             f"{best['Mean test accuracy (%)']:.1f}% with {best['Trainable parameters']:,} "
+             f"trainable parameters ({best['% of the model']:.1f}% of the model)"]
+    for name, what in (("finetune", "fine-tuning"), ("probe", "the linear probe")):
+        if name in rows:
+            r = rows[name]
+            gap = best["Mean test accuracy (%)"] - r["Mean test accuracy (%)"]
+            parts.append(f"{what} reaches {r['Mean test accuracy (%)']:.1f}% with "
+                         f"{r['Trainable parameters']:,} ({abs(gap):.1f} points "
+                         f"{'below' if gap > 0 else 'above'} it)")
+    seeds = int(table["Seeds"].min())
+    return "; ".join(parts) + f" (mean of {seeds} seed{'s' if seeds != 1 else ''})."
+
+
 COLORS = {"probe": "#0072B2", "finetune": "#009E73", "lora": "#CC79A7"}
 
 
