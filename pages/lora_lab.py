@@ -21,6 +21,7 @@ from ui.lora import (DEFAULT_PRESET, LABEL_CHOICES, RANK_CHOICES, LabSettings, b
 from ui.shell import page_setup
 
 STATE_KEY = "lora_lab.settings"
+PRESET_KEY = "lora_lab.preset"
 
 
 @st.cache_data(max_entries=16, show_spinner="Training one LoRA run and merging it…")
@@ -49,8 +50,10 @@ url_preset = st.query_params.get("preset")
 if url_preset is not None and url_preset not in PRESETS:
     st.warning("This link's architecture is not one the lab knows; showing GPT-3 175B.",
                icon=":material/link_off:")
+if PRESET_KEY not in st.session_state:  # a link opens its architecture; later, the widget rules
+    st.session_state[PRESET_KEY] = url_preset if url_preset in PRESETS else DEFAULT_PRESET
 preset = st.selectbox("Architecture", list(PRESETS), format_func=lambda n: PRESETS[n].title,
-                      index=list(PRESETS).index(url_preset if url_preset in PRESETS else DEFAULT_PRESET))
+                      key=PRESET_KEY)
 if preset != DEFAULT_PRESET or "preset" in st.query_params:
     st.query_params["preset"] = preset
 arch = preset_architecture(preset)

@@ -29,8 +29,11 @@ def test_counts_follow_the_chosen_architecture():
     assert f"{bert.trainable:,}" in texts(at.markdown) and f"{bert.total:,}" in texts(at.markdown)
     assert widget(at.multiselect, "Target modules").value == ["query", "value"]
     assert at.query_params["preset"] == "bert-base-uncased"
+    widget(at.selectbox, "Architecture").set_value("gpt2").run(timeout=TIMEOUT)  # a second change holds
+    assert f"{count_preset('gpt2', 8, ['c_attn']).total:,}" in texts(at.markdown)
+    assert at.query_params["preset"] == "gpt2"
     widget(at.number_input, "Rank r").set_value(2).run(timeout=TIMEOUT)
-    assert f"{count_preset('bert-base-uncased', 2, ['query', 'value']).trainable:,}" in texts(at.markdown)
+    assert f"{count_preset('gpt2', 2, ['c_attn']).trainable:,}" in texts(at.markdown)
     widget(at.multiselect, "Target modules").set_value([]).run(timeout=TIMEOUT)
     assert "at least one target" in texts(at.error) and not at.exception
 
