@@ -17,10 +17,11 @@ Probes train through `engine.train.fit`; nothing here draws.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +109,22 @@ class LinearProbes(nn.Module):
         return torch.stack([h(part) for h, part in zip(self.heads, x.split(self.dims, dim=1))])
 
 
+@contextlib.contextmanager
+def one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """Run a block on one CPU thread (the process-wide setting is restored afterwards). A linear
+    probe's steps are far too small to split: on a busy two-core machine, handing each one
+    between two threads cost ten times the work itself."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def probe_accuracies(train: list[torch.Tensor], train_y: torch.Tensor, test: list[torch.Tensor],
                      test_y: torch.Tensor, n_classes: int, *, steps: int = 300, lr: float = 1e-2,
                      batch_size: int = 128, seed: int = 0) -> list[float]:
@@ -121,11 +138,12 @@ def probe_accuracies(train: list[torch.Tensor], train_y: torch.Tensor, test: lis
 
     def loss(model, xb, yb, step):  # the probes' cross-entropies, summed
         return sum(F.cross_entropy(o.float(), yb) for o in model(xb))
-    fit(probes, [{"params": list(probes.parameters()), "lr": lr}], x_train, train_y, steps=steps,
-        batch_size=batch_size, seed=seed, loss_fn=loss)
-    probes.eval()
-    with torch.no_grad():
-        hits = (probes(x_test).argmax(-1) == test_y).float().mean(1) * 100.0  # (L,)
+    with one_cpu_thread(x_train.device):
+        fit(probes, [{"params": list(probes.parameters()), "lr": lr}], x_train, train_y,
+            steps=steps, batch_size=batch_size, seed=seed, loss_fn=loss)
+        probes.eval()
+        with torch.no_grad():
+            hits = (probes(x_test).argmax(-1) == test_y).float().mean(1) * 100.0  # (L,)
     return [round(float(h), 4) for h in hits]
 
 

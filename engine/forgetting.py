@@ -264,8 +264,6 @@ class ForgettingConfig:
         if self.labels_per_class > limit:
             raise DatasetError(f"{self.target} holds at most {limit} training labels per class "
                                f"outside its test split; {self.labels_per_class} is too many")
-        if load_dataset(self.source).x.shape[0] < 2:
-            raise DatasetError(f"{self.source} is too small to pretrain on")
 
     def units(self, store_path: str) -> tuple[int, int]:
         return len(stored_arms(self, ResultStore(store_path))), len(self.arms)
