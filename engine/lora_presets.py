@@ -252,7 +252,7 @@ def activation_term(name: str, batch: int, seq: int, checkpointing: bool, weight
     per_block = s * batch * t.hidden * (34 + 5 * t.heads * s / t.hidden) * b / 2
     source = (f"Korthikanti et al. 2022: s·b·h·(34 + 5·a·s/h) bytes per block in 16 bits; "
               f"s = {s} tokens, b = {batch}, h = {t.hidden}, a = {t.heads}, {t.layers} blocks")
-    if t.layers == 48 and name == "mt0-large":
+    if name == "mt0-large":
         source += " (24 encoder + 24 decoder blocks, cross-attention's extra not counted)"
     if checkpointing:
         kept = 2 * s * batch * t.hidden * t.layers * b / 2

@@ -40,8 +40,8 @@ st.markdown(
     "A projects the input down to r numbers, B projects them back up. A layer with "
     "d_in x d_out weights gains r x (d_in + d_out) trainable ones: for a 4096 x 4096 projection at "
     "r = 8 that is 65,536 instead of 16.8 million. B starts at zero, so training starts from "
-    "exactly the pretrained model, and alpha/r scales the update so that changing r does not "
-    "change its size much. A convolution gets an A with the same kernel (r x C_in x k x k) and a "
+    "exactly the pretrained model. With alpha held fixed, the factor alpha/r keeps the update "
+    "about the same size when r changes, so the learning rate need not be tuned again. A convolution gets an A with the same kernel (r x C_in x k x k) and a "
     "1x1 B; an embedding table gets an A of r x vocabulary and a B of width x r.")
 
 # ---- 1. Count --------------------------------------------------------------------------------
@@ -114,7 +114,8 @@ if count is not None:
         "Full fine-tuning pays for a gradient and two Adam moments for every weight, about 16 "
         "bytes a weight. LoRA pays them only for A and B, so a frozen 16-bit model costs 2 bytes a "
         "weight. QLoRA also stores the frozen linear layers in 4-bit NormalFloat, about half a "
-        "byte a weight. The activations are the same for all three: the adapter barely changes them.")
+        "byte a weight. The activations are the same for all three: the gradient still has to flow "
+        "back through every frozen layer to reach the adapters, so the same activations are kept.")
 
 st.subheader("Beside the published figures")
 gpt3 = count_preset("gpt3-175b", 4, ["q_proj", "v_proj"])
