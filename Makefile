@@ -5,12 +5,15 @@
 #               e.g. `make bench BENCH_ARGS=--quick`
 #   make clean  remove test output and caches (keeps .venv; `make distclean` removes it too)
 # `run`, `test` and `bench` create .venv when it is missing and (re)install requirements.txt
-# with pip whenever the file is newer than the last install (stamp: .venv/.installed).
+# with pip whenever the file is newer than the last install (stamp: .venv/.installed). `test`
+# also installs requirements-ray.txt (Ray, for the cluster tests; stamp: .venv/.installed-ray);
+# `run` does not need Ray.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
 PORT ?= 8501
 # Per-test limit in seconds (pytest-timeout); the whole suite should stay under 10 minutes.
 TEST_TIMEOUT ?= 300
@@ -24,7 +27,7 @@ run: $(STAMP)
 
 # pytest exits non-zero when a test fails and also when it collects no tests (exit 5),
 # so both fail `make test`.
-test: $(STAMP)
+test: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest tests -q -ra --durations=10 --timeout=$(TEST_TIMEOUT) $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -40,6 +43,10 @@ $(BIN)/python:
 
 $(STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(RAY_STAMP): requirements-ray.txt $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-ray.txt
 	touch $@
 
 clean:

@@ -20,6 +20,7 @@ from engine.device import describe_device, pick_device
 from engine.imagenet import WeightsUnavailable
 from engine.plots import head_start_sentence, point_label, summarize
 from engine.pretrain import PretrainConfig, pretrain
+from engine.ray_backend import RayError
 from engine.store import ResultStore
 from engine.sweep import DEFAULT_LABELS, Progress, SweepSpec, run_sweep
 
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--store", help="result store file (default: results.sqlite in TRANSFERLAB_HOME)")
     sweep.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--ray", metavar="ADDRESS", help="train the runs as tasks on a Ray cluster "
+                                                        "(auto, or the head's HOST:PORT)")
 
     pack = sub.add_parser("pack", help="lesson packs: precomputed results shipped with the app")
     pack_sub = pack.add_subparsers(dest="pack_command", required=True)
@@ -86,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("lesson", help="a lesson file, e.g. assets/lessons/default.yaml")
     build.add_argument("--out-dir", help="where to write the pack (default: assets/packs)")
     build.add_argument("--no-progress", action="store_true")
+    build.add_argument("--ray", metavar="ADDRESS", help="run the sweeps on a Ray cluster (auto or HOST:PORT)")
 
     pre = sub.add_parser("pretrain", help="pretrain a backbone on a source dataset (cached)")
     pre.add_argument("--source", default="mnist5k")
@@ -157,7 +161,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     print(f"device: {describe_device(device)}", file=sys.stderr)
     try:
-        result = run_sweep(spec, store, device=device, on_progress=on_progress)
+        if args.ray:
+            from engine.ray_backend import run_sweep_on_ray
+
+            result = run_sweep_on_ray(spec, store, args.ray, on_progress)
+        else:
+            result = run_sweep(spec, store, device=device, on_progress=on_progress)
     except KeyboardInterrupt:
         print("cancelled: every finished run is kept in the store", file=sys.stderr)
         return 130
@@ -193,7 +202,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
     on_progress = progress_printer(not args.no_progress)
     try:
-        path = build_pack(args.lesson, args.out_dir or PACKS_DIR, on_progress=on_progress)
+        path = build_pack(args.lesson, args.out_dir or PACKS_DIR, on_progress=on_progress,
+                          ray_address=args.ray)
     except KeyboardInterrupt:
         print("cancelled: every finished run is kept in the store; the pack was not written", file=sys.stderr)
         return 130
@@ -290,7 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "predict": cmd_predict, "fetch-weights": cmd_fetch_weights,
                     "download": cmd_download, "lora-params": cmd_lora_params}
         return commands[args.command](args)
-    except (UsageError, ValueError, WeightsUnavailable) as err:  # DatasetError, StrategyError,
+    except (UsageError, ValueError, WeightsUnavailable, RayError) as err:  # DatasetError, StrategyError,
         # ... are ValueErrors; WeightsUnavailable says which file is missing and how to get it
         print(f"error: {err}", file=sys.stderr)
         return 2

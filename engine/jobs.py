@@ -7,7 +7,9 @@ at most `max_workers` at a time, and queues the rest. Identical specs from any n
 sessions attach to the same job. Workers never touch Streamlit: they write each finished run
 to the result store and send progress messages over a pipe, which a monitor thread folds into
 the job's status for pages to poll. Cancelling kills the worker process; the runs it finished
-are already committed to the store.
+are already committed to the store. With TRANSFERLAB_RAY_ADDRESS set, a sweep's worker is a
+Ray driver instead: its runs train as tasks on the cluster (`ray_backend`), the worker stores
+what they return, and killing the worker cancels them.
 
 Besides a `SweepSpec`, a job can run any frozen, hashable experiment object that follows the
 small `Experiment` protocol below (its key, its stored and total units, and a `run` that stores
@@ -176,7 +178,11 @@ def _worker_main(spec: JobSpec, store_path: str, threads: int, conn) -> None:
             conn.send(("progress", event.stage, event.done, event.total, event.message,
                        event.record is not None))
 
-        if isinstance(spec, SweepSpec):
+        from engine.ray_backend import ray_address, run_sweep_on_ray
+
+        if isinstance(spec, SweepSpec) and ray_address():  # TRANSFERLAB_RAY_ADDRESS: the cluster
+            trained = run_sweep_on_ray(spec, ResultStore(store_path), ray_address(), on_progress).trained
+        elif isinstance(spec, SweepSpec):
             trained = run_sweep(spec, ResultStore(store_path), on_progress=on_progress).trained
         else:
             trained = spec.run(store_path, on_progress, lambda: False)

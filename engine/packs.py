@@ -69,14 +69,21 @@ def load_lesson(path: Path | str) -> dict:
 
 def build_pack(lesson_path: Path | str, out_dir: Path | str = PACKS_DIR,
                store: Optional[ResultStore] = None,
-               on_progress: Optional[Callable[[Progress], None]] = None) -> Path:
-    """Run every sweep of a lesson (reusing stored runs) and write its pack; returns the path."""
+               on_progress: Optional[Callable[[Progress], None]] = None,
+               ray_address: Optional[str] = None) -> Path:
+    """Run every sweep of a lesson (reusing stored runs) and write its pack; returns the path.
+    With `ray_address` the runs train as tasks on that Ray cluster (`ray_backend`)."""
     lesson = load_lesson(lesson_path)
     store = store or ResultStore()
     device = pick_device()
     sweeps = []
     for spec in lesson["specs"]:
-        result = run_sweep(spec, store, device=device, on_progress=on_progress)
+        if ray_address:
+            from engine.ray_backend import run_sweep_on_ray
+
+            result = run_sweep_on_ray(spec, store, ray_address, on_progress)
+        else:
+            result = run_sweep(spec, store, device=device, on_progress=on_progress)
         sweeps.append({"spec": asdict(spec), "spec_key": spec.key(),
                        "records": json.loads(result.records.to_json(orient="records"))})
     pack = {
@@ -84,7 +91,9 @@ def build_pack(lesson_path: Path | str, out_dir: Path | str = PACKS_DIR,
         "description": lesson.get("description", ""),
         "provenance": {
             "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "device": describe_device(device), "code_version": ENGINE_VERSION,
+            "device": (describe_device(device) if not ray_address else "Ray cluster: " + ", ".join(
+                sorted({r["device"] for s in sweeps for r in s["records"]}))),
+            "code_version": ENGINE_VERSION,
             "torch": torch.__version__, "python": platform.python_version(),
             "seeds": sorted({s.seeds for s in lesson["specs"]}),
         },
