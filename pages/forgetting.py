@@ -127,8 +127,9 @@ elif not f_records:
 else:
     ended_note(f_config, f_notes)
     if len(f_records) < len(f_config.arms):
-        f_notes.warning(f"{len(f_config.arms) - len(f_records)} arms are not stored yet; press Run "
-                        "to train only those.", icon=":material/warning:")
+        missing = plural(len(f_config.arms) - len(f_records), "arm")
+        f_notes.warning(f"{missing} of these settings not stored yet; press Run to train only "
+                        "what is missing.", icon=":material/warning:")
     draw_forgetting(f_records, "forgetting")
     st.dataframe(forgetting_table(f_records, f_config))
     st.markdown(forgetting_reading(f_records))
@@ -148,7 +149,7 @@ else:
     st.latex(r"\mathcal{L} = \mathcal{L}_\text{target} + \frac{\lambda}{2}\sum_i F_i\,"
              r"(\theta_i - \theta^*_i)^2")
     st.markdown(
-        f"F_i is the diagonal **Fisher information** of weight i, estimated here on "
+        f"$F_i$ is the diagonal **Fisher information** of weight $i$, estimated here on "
         f"{f_config.fisher_samples} MNIST training images: the average squared gradient of the "
         "log-probability of a class drawn from the pretrained model's own prediction. It is large "
         "where a small change of the weight would change the MNIST predictions a lot. λ sets the "

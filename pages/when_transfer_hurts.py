@@ -176,8 +176,8 @@ else:
     ended_note(shifts, shift_notes)
     missing = total_runs(shifts) - stored_runs(shifts)
     if missing:
-        shift_notes.warning(f"{plural(missing, 'run')} of these settings are not stored yet; press "
-                            "Run to train only those.", icon=":material/warning:")
+        shift_notes.warning(f"{plural(missing, 'run')} of these settings not stored yet; press "
+                            "Run to train only what is missing.", icon=":material/warning:")
     st.plotly_chart(head_start_figure(frame, sh["kind"]), key="shift")
     st.caption("Each point: mean over seeds of (strategy accuracy − scratch accuracy) on the same "
                "labelled examples; error bars: ±1 standard deviation of that difference.")

@@ -42,8 +42,9 @@ def forgetting_figure(records: dict[str, dict], task: str) -> go.Figure:
              else "Target task (test split, new head)")
     fig.update_xaxes(title="epochs of fine-tuning on the target", dtick=1)
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(title=title, height=400, margin={"l": 60, "r": 20, "t": 50, "b": 60},
-                      legend_title_text="arm", hovermode="x unified")
+    fig.update_layout(title=title, height=440, margin={"l": 60, "r": 20, "t": 50, "b": 60},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+                      hovermode="x unified")
     return fig
 
 

@@ -166,7 +166,7 @@ def head_start_figure(frame: pd.DataFrame, kind: str) -> go.Figure:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def preview_strip(kind: str, level: float, count: int = 8) -> np.ndarray:
+def preview_strip(kind: str, level: float, count: int = 6) -> np.ndarray:
     """The first test image of each of the first `count` classes of the target at one severity,
     side by side as one grey image (28 x 28 * count, uint8)."""
     data = load_dataset(shifted_name(TARGET, kind, level))
@@ -206,7 +206,7 @@ def shift_reading(frame: pd.DataFrame, kind: str) -> str:
     info = SHIFTS[kind]
     fmt = lambda v: info.format_severity(v) + info.unit  # noqa: E731
     lines = []
-    for strategy, name in (("probe", "linear probe"), ("finetune", "fine-tuning")):
+    for strategy, name in (("probe", "The linear probe's"), ("finetune", "Fine-tuning's")):
         part = frame[(frame["strategy"] == strategy) & (frame["labels_per_class"] == k)]
         part = part.sort_values("severity")
         if len(part) < 2:
@@ -214,13 +214,13 @@ def shift_reading(frame: pd.DataFrame, kind: str) -> str:
         first, last = part.iloc[0], part.iloc[-1]
         change = last.head_start - first.head_start
         verb = "shrank" if change < 0 else "grew"
-        lines.append(f"- The {name}'s head-start at {k} label{'s' if k != 1 else ''} per class "
+        lines.append(f"- {name} head-start at {k} label{'s' if k != 1 else ''} per class "
                      f"{verb} from **{first.head_start:+.1f}** points at severity "
                      f"{fmt(first.severity)} to **{last.head_start:+.1f}** at {fmt(last.severity)} "
                      f"({last.accuracy:.1f}% against scratch's {last.scratch:.1f}%).")
         steps = part["head_start"].diff().dropna()
         if ((steps > 0).any() and (steps < 0).any()):
-            lines.append(f"- The {name}'s head-start does not move in one direction across the "
+            lines.append(f"- {name} head-start does not move in one direction across the "
                          "severities; compare the size of each step with the error bars before "
                          "reading much into it (more seeds make them smaller).")
     return "\n".join(lines)
