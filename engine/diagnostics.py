@@ -29,7 +29,7 @@ from torch import nn
 
 from engine import ENGINE_VERSION
 from engine.backbones import Classifier, get_backbone
-from engine.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
+from engine.datasets import (SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
                              get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
                              split_target)
 from engine.device import pick_device
