@@ -4,18 +4,21 @@
 `ResultStore` keeps one row per finished run in SQLite (WAL journal, so several processes can
 write at once and a reader never sees half a row). A run's key is a hash of everything that
 determines its numbers, so the same run is never trained twice, whichever spec asked for it.
-This module knows nothing about training.
+A data directory that cannot be written, or a store file that is not a readable SQLite database,
+raises `StoreError` with a sentence for the user; a damaged store is never replaced or
+overwritten. This module knows nothing about training.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import pandas as pd
 
@@ -26,10 +29,29 @@ RECORD_COLUMNS = [
 ]
 
 
+_HOME_HINT = ("Transfer Lab keeps its results, checkpoints and uploads there: make it writable, "
+              "or set TRANSFERLAB_HOME to a folder that is.")
+
+
+class StoreError(ValueError):
+    """The data directory or the result store cannot be used; the message is a full sentence.
+
+    A ValueError, like `DatasetError`, so the command line and the pages report it as they
+    report any other bad input: one line, no traceback."""
+
+
 def home_dir() -> Path:
-    """The data directory, created on first use."""
+    """The data directory, created on first use; StoreError when it cannot be written."""
     path = Path(os.environ.get("TRANSFERLAB_HOME") or Path.home() / ".cache" / "transferlab")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"The data directory {path} cannot be created "
+                         f"({err.strerror or err}). {_HOME_HINT}") from err
+    # access() also answers for root: False on a read-only file system, True on a folder root
+    # may write whatever its mode says.
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(f"The data directory {path} is read-only. {_HOME_HINT}")
     return path
 
 
@@ -38,15 +60,42 @@ class ResultStore:
 
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path is not None else home_dir() / "results.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"The folder of the result store {self.path} cannot be created "
+                             f"({err.strerror or err}).") from err
         with self._connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS runs (run_key TEXT PRIMARY KEY, record TEXT NOT NULL)")
 
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30.0)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        return con
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one transaction: committed on leaving, always closed; SQLite's
+        errors become a StoreError that says what is wrong with the file."""
+        con = None
+        try:
+            con = sqlite3.connect(self.path, timeout=30.0)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            with con:  # commits, or rolls back when the block raises
+                yield con
+        except sqlite3.Error as err:
+            raise self._error(err) from err
+        finally:
+            if con is not None:
+                con.close()
+
+    def _error(self, err: sqlite3.Error) -> StoreError:
+        text = str(err)
+        if isinstance(err, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+            return StoreError(f"The result store {self.path} is damaged or is not a Transfer Lab "
+                              f"result store (SQLite says: {text}). It was left as it is: move it "
+                              "away or delete it to start an empty store, or restore it from a "
+                              "backup.")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return StoreError(f"The result store {self.path} cannot be opened for writing "
+                              f"(SQLite says: {text}). {_HOME_HINT}")
+        return StoreError(f"The result store {self.path} could not be used (SQLite says: {text}).")
 
     def put(self, record: dict) -> None:
         """Persist one finished run at once (a committed transaction per run)."""
@@ -54,32 +103,24 @@ class ResultStore:
         with self._connect() as con:
             con.execute("INSERT OR REPLACE INTO runs (run_key, record) VALUES (?, ?)",
                         (record["run_key"], json.dumps(record)))
-        # sqlite3's context manager commits; close explicitly so no handle lingers.
-        con.close()
 
     def get_many(self, run_keys: Iterable[str]) -> list[dict]:
         keys = list(run_keys)
         found: list[dict] = []
-        con = self._connect()
-        try:
+        with self._connect() as con:
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = con.execute(f"SELECT record FROM runs WHERE run_key IN ({marks})", chunk)
                 found.extend(json.loads(r[0]) for r in rows)
-        finally:
-            con.close()
         return found
 
     def has(self, run_key: str) -> bool:
         return bool(self.get_many([run_key]))
 
     def count(self) -> int:
-        con = self._connect()
-        try:
+        with self._connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
-        finally:
-            con.close()
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:

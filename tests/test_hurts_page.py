@@ -96,7 +96,7 @@ def test_a_bad_link_falls_back_with_notices():
     at.switch_page(HURTS).run()
     no_exception(at)
     warnings = texts(at.warning)
-    assert "neg 'scrambled' is not one of" in warnings and "shift_max must be a number" in warnings
+    assert "neg `scrambled` is not one of" in warnings and "shift_max must be a number" in warnings
     assert "shift_labels must list sizes" in warnings
     at.switch_page(FORGETTING).run()
     no_exception(at)

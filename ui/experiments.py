@@ -15,8 +15,10 @@ from urllib.parse import quote
 import streamlit as st
 
 from engine.jobs import JobLimitError, JobSpec, JobStatus
+from ui.controls import MAX_QUERY_VALUE
 from ui.curves import plural
 from ui.jobs import POLL_SECONDS, job_manager, seconds_text, session_id
+from ui.shell import link_text
 
 
 def submit_job(spec: JobSpec, area) -> Optional[JobStatus]:
@@ -83,23 +85,32 @@ def ended_note(spec: JobSpec, area) -> None:
 
 class QueryReader:
     """Reads a page's settings from its URL: each bad value falls back to the default and adds
-    a notice for the page to show (a link never breaks the page)."""
+    a notice for the page to show (a link never breaks the page). A value longer than
+    MAX_QUERY_VALUE is refused unread; a notice repeats a bad value only shortened, as code."""
 
     def __init__(self, params):
         self.params = dict(params)
         self.notices: list[str] = []
 
-    def choice(self, key: str, choices, default):
+    def _get(self, key: str):
+        """The link's value for `key`; None when absent or refused for its length."""
         value = self.params.get(key)
+        if value is not None and len(value) > MAX_QUERY_VALUE:
+            self.notices.append(f"the link's '{key}' value is too long; using the default")
+            return None
+        return value
+
+    def choice(self, key: str, choices, default):
+        value = self._get(key)
         if value is None:
             return default
         if value in choices:
             return value
-        self.notices.append(f"{key} '{value}' is not one of {', '.join(map(str, choices))}")
+        self.notices.append(f"{key} {link_text(value)} is not one of {', '.join(map(str, choices))}")
         return default
 
     def integer(self, key: str, low: int, high: int, default: int) -> int:
-        value = self.params.get(key)
+        value = self._get(key)
         if value is None:
             return default
         try:
@@ -107,12 +118,13 @@ class QueryReader:
         except ValueError:
             number = None
         if number is None or not low <= number <= high:
-            self.notices.append(f"{key} must be a whole number from {low} to {high}, got '{value}'")
+            self.notices.append(f"{key} must be a whole number from {low} to {high}, got "
+                                f"{link_text(value)}")
             return default
         return number
 
     def number(self, key: str, low: float, high: float, default: float) -> float:
-        value = self.params.get(key)
+        value = self._get(key)
         if value is None:
             return default
         try:
@@ -120,7 +132,8 @@ class QueryReader:
         except ValueError:
             number = None
         if number is None or not low <= number <= high:  # also refuses nan
-            self.notices.append(f"{key} must be a number from {low:g} to {high:g}, got '{value}'")
+            self.notices.append(f"{key} must be a number from {low:g} to {high:g}, got "
+                                f"{link_text(value)}")
             return default
         return number
 
@@ -128,13 +141,13 @@ class QueryReader:
         """One labels-per-class value from `allowed` ('all' is 0)."""
         found = self.labels(key, allowed, (default,))
         if len(found) != 1:
-            self.notices.append(f"{key} must be one size, got '{self.params.get(key)}'")
+            self.notices.append(f"{key} must be one size, got {link_text(self.params.get(key))}")
             return default
         return found[0]
 
     def numbers(self, key: str, allowed: tuple[float, ...], default: tuple[float, ...]) -> tuple[float, ...]:
         """Comma-separated numbers, each one of `allowed`."""
-        value = self.params.get(key)
+        value = self._get(key)
         if value is None:
             return default
         try:
@@ -143,13 +156,13 @@ class QueryReader:
             parsed = ()
         if not parsed or any(v not in allowed for v in parsed):
             self.notices.append(f"{key} must list values among {', '.join(f'{v:g}' for v in allowed)}, "
-                                f"got '{value}'")
+                                f"got {link_text(value)}")
             return default
         return parsed
 
     def labels(self, key: str, allowed: tuple[int, ...], default: tuple[int, ...]) -> tuple[int, ...]:
         """Comma-separated labels per class from `allowed` ('all' is 0)."""
-        value = self.params.get(key)
+        value = self._get(key)
         if value is None:
             return default
         try:
@@ -158,7 +171,7 @@ class QueryReader:
             parsed = ()
         if not parsed or any(k not in allowed for k in parsed):
             shown = ", ".join("all" if k == 0 else str(k) for k in allowed)
-            self.notices.append(f"{key} must list sizes among {shown}, got '{value}'")
+            self.notices.append(f"{key} must list sizes among {shown}, got {link_text(value)}")
             return default
         return parsed
 

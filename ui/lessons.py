@@ -16,6 +16,8 @@ class Lesson:
     icon: str  # a Material icon, ":material/<name>:"
     summary: str  # one sentence for the lesson path on the home page
     default: bool = False  # the page "/" opens
+    query_keys: tuple[str, ...] = ()  # URL parameters the page reads (each checks its values);
+    # any other parameter in a link is named in a warning and ignored
 
 
 HOME = Lesson("pages/home.py", "Home", ":material/home:",
@@ -24,22 +26,30 @@ HOME = Lesson("pages/home.py", "Home", ":material/home:",
 LESSONS: tuple[Lesson, ...] = (
     Lesson("pages/transfer_curves.py", "Transfer curves", ":material/show_chart:",
            "Pretrain a small CNN on MNIST, transfer it to other digits, and measure how much of a "
-           "head start it gives at each number of labels."),
+           "head start it gives at each number of labels.",
+           query_keys=("strategies", "labels", "seeds")),
     Lesson("pages/which_source.py", "Which source?", ":material/compare_arrows:",
            "Put digit features, ImageNet photo features and random features side by side on the "
-           "same target, and see that domain match matters more than model size."),
+           "same target, and see that domain match matters more than model size.",
+           query_keys=("labels", "seeds", "target", "imagenet")),
     Lesson("pages/when_transfer_hurts.py", "When transfer hurts", ":material/trending_down:",
            "Pretrain on a source that teaches the wrong things, shift the target's look, and "
-           "watch the transfer curve fall towards, and below, training from scratch."),
+           "watch the transfer curve fall towards, and below, training from scratch.",
+           query_keys=("neg", "neg_labels", "neg_seeds", "shift", "shift_max", "shift_steps",
+                       "shift_labels", "shift_seeds")),
     Lesson("pages/forgetting.py", "Forgetting", ":material/history:",
            "Watch fine-tuning erase the source task, hold it with a lower learning rate, frozen "
-           "layers, EWC or replay, and find the layers fine-tuning rewrote."),
+           "layers, EWC or replay, and find the layers fine-tuning rewrote.",
+           query_keys=("f_labels", "f_epochs", "f_lr", "f_low", "f_freeze", "f_lambda", "f_replay",
+                       "f_seed", "d_labels", "d_lrs", "d_probe")),
     Lesson("pages/depth.py", "How much to train", ":material/layers:",
            "Freeze the early layers or not, copy k layers Yosinski-style, discriminative learning "
-           "rates, gradual unfreezing and LP-FT, each a real run with its PyTorch code."),
+           "rates, gradual unfreezing and LP-FT, each a real run with its PyTorch code.",
+           query_keys=("labels", "seeds")),
     Lesson("pages/lora_lab.py", "LoRA lab", ":material/tune:",
            "Count a low-rank adapter's parameters, bytes and training memory on real "
-           "architectures, then train LoRA at several ranks against the probe and fine-tuning."),
+           "architectures, then train LoRA at several ranks against the probe and fine-tuning.",
+           query_keys=("preset", "labels", "seeds", "ranks", "layers")),
     Lesson("pages/advisor.py", "Strategy advisor", ":material/recommend:",
            "Describe your labels, domain, compute, storage and tasks; get a strategy with its "
            "reasons and the experiment that shows it."),

@@ -22,6 +22,8 @@ from typing import Iterator
 
 import streamlit as st
 
+from ui.lessons import Lesson
+
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
 # True while app.py runs a page in this thread; a ContextVar, so sessions never share it.
@@ -45,3 +47,26 @@ def page_setup() -> None:
         return
     runpy.run_path(str(APP), run_name="__main__")
     st.stop()  # app.py has drawn the frame and this page; the legacy run ends here
+
+
+MAX_NAMES_SHOWN = 3  # unused parameters named before "and N more"
+MAX_SHOWN_CHARS = 40  # a longer name or value from a link is cut where a page repeats it
+
+
+def link_text(text: str, width: int = MAX_SHOWN_CHARS) -> str:
+    """Text from a URL as Markdown inline code: shortened, without backticks, so it shows
+    literally (never as a link, emphasis or formula) however it was crafted."""
+    text = " ".join(str(text).replace("`", "'").split()) or "(empty)"
+    return f"`{text if len(text) <= width else text[:width - 1] + '…'}`"
+
+
+def warn_unused_params(lesson: Lesson) -> None:
+    """A warning naming the link's parameters that `lesson` does not read (they are ignored)."""
+    unused = [k for k in st.query_params if k not in lesson.query_keys]
+    if not unused:
+        return
+    shown = ", ".join(link_text(k) for k in unused[:MAX_NAMES_SHOWN])
+    if len(unused) > MAX_NAMES_SHOWN:
+        shown += f" and {len(unused) - MAX_NAMES_SHOWN} more"
+    st.warning(f"This link has settings this page does not use, so they were ignored: {shown}.",
+               icon=":material/link_off:")

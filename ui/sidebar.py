@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.device import describe_device
-from engine.store import ResultStore, home_dir
+from engine.store import ResultStore, StoreError, home_dir
 from ui.jobs import job_manager
 
 
@@ -18,14 +18,25 @@ def sidebar_facts():
     with st.sidebar:
         st.markdown(f"**Device:** {describe_device()}")
         st.caption("Training uses CUDA when a GPU is available, otherwise the CPU.")
-        st.markdown(f"**Data directory:** `{home_dir()}`")
+        try:
+            st.markdown(f"**Data directory:** `{home_dir()}`")
+        except StoreError as err:  # read-only or impossible to create: said here, every page
+            st.error(str(err), icon=":material/folder_off:")
         return st.empty()
 
 
 def show_server_state(slot) -> None:
     """Stored runs, and the job line: running and queued sweeps, workers started since launch."""
-    count = ResultStore().count()
-    load = job_manager().load()
+    try:
+        home_dir()
+    except StoreError:  # sidebar_facts has said what is wrong with the data directory
+        return
+    try:
+        count = ResultStore().count()
+        load = job_manager().load()
+    except StoreError as err:  # a damaged store: said on every page, whatever the page reads
+        slot.error(str(err), icon=":material/database:")
+        return
     with slot.container():
         st.markdown(f"**Stored runs:** {count:,}")
         st.markdown(f"**Server jobs:** {load['running']} running · {load['queued']} queued · "
