@@ -16,6 +16,7 @@ the registry the sweeps use (`engine.backbones` registers these models there).
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import urllib.error
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from engine.store import home_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+MAX_IMAGE_MB = 20  # the largest photo file `load_image` reads, in megabytes (2**20 bytes)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -152,7 +156,13 @@ def fetch_weights(name: str, progress: bool = True) -> Path:
 
 
 def _load_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A weights file's state dict, loaded without unpickling code; a damaged or truncated file
+    is a WeightsUnavailable that says so (it is left in place: it may be the user's own copy)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - zip, pickle and I/O errors alike mean "unreadable"
+        raise WeightsUnavailable(f"the weights file {path} cannot be read; it is damaged or "
+                                 f"truncated ({err}). Delete it and download it again") from err
 
 
 @functools.lru_cache(maxsize=4)
@@ -234,16 +244,33 @@ def imagenet_classes() -> tuple[str, ...]:
 
 def load_image(path) -> torch.Tensor:
     """An image file (path or file object) as (3, H, W) float in [0, 1]; grey, palette,
-    transparency and 16-bit images are converted as uploads are (`datatypes.to_rgb`)."""
+    transparency and 16-bit images are converted as uploads are (`datatypes.to_rgb`). An image
+    over the uploads' pixel cap is refused from its header, before any pixel is decoded."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
+    from engine.userdata import MAX_PIXELS
+
+    name = getattr(path, "name", path)
+    size = getattr(path, "size", None)  # an upload's size; a path's from the file system
+    if size is None and isinstance(path, (str, os.PathLike)) and Path(path).is_file():
+        size = Path(path).stat().st_size
+    if size is not None and size > MAX_IMAGE_MB * 2**20:
+        raise ValueError(f"{name} is {size / 2**20:.1f} MB; image files are limited to "
+                         f"{MAX_IMAGE_MB} MB")
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ValueError(f"{name} is {width}x{height} pixels; images are limited to "
+                                 f"{MAX_PIXELS:,} pixels (width x height)")
             img.load()
             rgb = np.asarray(to_rgb(img), dtype=np.float32) / 255.0  # (H, W, 3)
+    except Image.DecompressionBombError as err:  # PIL's own limit, far above MAX_PIXELS
+        raise ValueError(f"{name} is far too large: images are limited to {MAX_PIXELS:,} pixels "
+                         "(width x height)") from err
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{getattr(path, 'name', path)} is not a readable image ({err})") from err
+        raise ValueError(f"{name} is not a readable image ({err})") from err
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 

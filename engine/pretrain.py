@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -44,6 +45,13 @@ class PretrainConfig:
         get_dataset_info(self.source)
         if not (isinstance(self.epochs, int) and self.epochs > 0):
             raise ValueError(f"pretraining epochs must be a positive integer, got {self.epochs!r}")
+        if not (isinstance(self.batch_size, int) and self.batch_size > 0):
+            raise ValueError(f"pretraining batch size must be a positive integer, got "
+                             f"{self.batch_size!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"pretraining learning rate must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise ValueError(f"the pretraining seed must be a whole number, 0 or more, got {self.seed!r}")
         if not 0 < self.holdout_fraction < 1:
             raise ValueError("holdout_fraction must lie strictly between 0 and 1")
 

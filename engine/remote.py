@@ -197,9 +197,24 @@ def _read_mnist_like(info: RemoteDataset, root: Path) -> _Pool:
                  info.class_names, (("train", len(parts[0])), ("test", len(parts[1]))))
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers, strings, numbers and numpy arrays, and nothing else: a file
+    put in the data folder by hand cannot run code on load (the spirit of weights_only=True)."""
+
+    ALLOWED = frozenset({
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),  # bytes, protocol 2
+    })
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a dataset batch")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:  # our own data folder: the same trust torchvision extends
-        entry = pickle.load(f, encoding="latin1")
+    with open(path, "rb") as f:
+        entry = _ArraysOnly(f, encoding="latin1").load()
     # The official batches are Python 2 pickles (str keys under latin1); accept bytes keys too.
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
 
@@ -239,7 +254,7 @@ def _read_medmnist(info: RemoteDataset, root: Path) -> _Pool:
     from medmnist.info import INFO  # class names; importing medmnist is slow, so only here
 
     images, labels, splits = [], [], []
-    with np.load(root / info.files[0]) as npz:
+    with np.load(root / info.files[0], allow_pickle=False) as npz:
         for split in ("train", "val", "test"):
             x = npz[f"{split}_images"]  # (N, 28, 28) grey or (N, 28, 28, 3) RGB, uint8
             images.append(x[:, None] if x.ndim == 3 else np.transpose(x, (0, 3, 1, 2)))

@@ -6,11 +6,13 @@ import streamlit as st
 
 from engine.backbones import BACKBONES, feature_weights
 from engine.datasets import DATASETS, USER_PREFIX, DatasetError
-from engine.imagenet import (IMAGENET_MODELS, WeightsUnavailable, load_image, predict,
-                             weights_status)
+from engine.imagenet import (IMAGENET_MODELS, MAX_IMAGE_MB, WeightsUnavailable, load_image,
+                             predict, weights_status)
 from engine.remote import REMOTE_DATASETS, describe_status, download, missing_files
 from engine.userdata import MAX_ZIP_BYTES, list_uploads, import_zip
 from ui.shell import page_setup
+
+MB = 2**20
 
 page_setup()
 st.title("Data and models")
@@ -37,14 +39,15 @@ ready_models = [n for n in IMAGENET_MODELS if weights_status(n)[0]]
 with st.form("predict_form"):
     chosen = st.selectbox("Backbone", ready_models,
                           format_func=lambda n: IMAGENET_MODELS[n].title)
-    photo = st.file_uploader("A photo", type=["png", "jpg", "jpeg", "webp", "bmp"])
+    photo = st.file_uploader("A photo", type=["png", "jpg", "jpeg", "webp", "bmp"],
+                             max_upload_size=MAX_IMAGE_MB)
     classify = st.form_submit_button("Classify", icon=":material/image_search:")
 if classify:
     if photo is None or chosen is None:
         st.warning("Choose a backbone and a photo first.", icon=":material/warning:")
     else:
         try:
-            image = load_image(photo)  # (3, H, W)
+            image = load_image(photo)  # (3, H, W); refuses a file or an image over the caps
             top = predict(chosen, image, top=5)
         except (ValueError, WeightsUnavailable) as err:
             st.error(f"Could not classify this file: {err}", icon=":material/error:")
@@ -82,9 +85,10 @@ st.header("Your own images")
 st.markdown(
     "Upload a **zip with one folder per class** (for example `cats/001.jpg`, `dogs/002.png`). "
     "Images of any size and mode are converted to 64x64 RGB. The same zip uploaded again is "
-    f"recognised by its content. Limit: {MAX_ZIP_BYTES / 2**20:.0f} MB.")
+    f"recognised by its content. Limit: {MAX_ZIP_BYTES / MB:.0f} MB.")
 with st.form("upload_form"):
-    upload = st.file_uploader("Image folders (zip)", type=["zip"])
+    upload = st.file_uploader("Image folders (zip)", type=["zip"],
+                              max_upload_size=MAX_ZIP_BYTES // MB)
     send = st.form_submit_button("Import", icon=":material/upload:")
 if send and upload is not None:
     try:
