@@ -110,7 +110,10 @@ def connected(address: str):
                               "excludes": ["__pycache__", "*.pyc"]})
     except (ConnectionError, RuntimeError, ValueError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise RayUnavailable(f"cannot connect to the Ray cluster at {address}: {first_line}") from None
+        hint = ("; if the cluster uses token authentication, set RAY_AUTH_MODE=token and give "
+                "this machine its token (~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                if address != "auto" and not os.environ.get("RAY_AUTH_MODE") else "")
+        raise RayUnavailable(f"cannot connect to the Ray cluster at {address}: {first_line}{hint}") from None
     try:
         yield ray
     finally:
@@ -214,28 +217,31 @@ def run_sweep_on_ray(spec: SweepSpec, store: Optional[ResultStore] = None,
     store = store or ResultStore()
     notify = on_progress or (lambda event: None)
     stop = should_stop or (lambda: False)
-    import_ray()  # before any pretraining: a missing Ray is reported at once
-    if address not in ("auto", "local"):
-        check_reachable(address)
+    import_ray()  # before any pretraining: a missing Ray or a silent address is reported at once
+    check_reachable(address)
     spec.check_target_capacity()
     plans = plan_runs(spec)
     have = {r["run_key"] for r in store.get_many(p.run_key for p in plans)}
     todo = [p for p in plans if p.run_key not in have]
 
-    pretrained = None
-    if todo and spec.needs_pretraining():
-        def pretrain_step(step: int, steps: int, loss: float) -> None:
-            if step == steps or step % 20 == 0:
-                notify(Progress("pretrain", step, steps, f"pretraining on {spec.source}: loss {loss:.3f}"))
-        pretrained = pretrain(spec.pretrain_config(), device=pick_device(), on_step=pretrain_step)
-    elif spec.needs_pretraining():
-        pretrained = load_cached(spec.pretrain_config())
-
     done = len(have)
-    notify(Progress("run", done, len(plans), f"{done} of {len(plans)} runs already stored"))
     failed: list[tuple[RunPlan, str]] = []
-    if todo and not stop():
-        with connected(address) as ray, _sigterm_raises():  # after ray.init, which sets its own
+    with contextlib.ExitStack() as stack:
+        ray = None
+        if todo and not stop():  # connect first: a cluster that refuses us fails before pretraining
+            ray = stack.enter_context(connected(address))
+            stack.enter_context(_sigterm_raises())  # after ray.init, which sets a handler of its own
+        pretrained = None
+        if todo and spec.needs_pretraining():
+            def pretrain_step(step: int, steps: int, loss: float) -> None:
+                if step == steps or step % 20 == 0:
+                    notify(Progress("pretrain", step, steps, f"pretraining on {spec.source}: loss {loss:.3f}"))
+            pretrained = pretrain(spec.pretrain_config(), device=pick_device(), on_step=pretrain_step)
+        elif spec.needs_pretraining():
+            pretrained = load_cached(spec.pretrain_config())
+        notify(Progress("run", done, len(plans), f"{done} of {len(plans)} runs already stored"))
+
+        if ray is not None and not stop():
             share = gpus_per_run(ray, gpus)
             cpus = ray.cluster_resources().get("CPU", 0)
             weights = ray.put(pretrained.load_state_dict()) if pretrained is not None else None

@@ -49,7 +49,8 @@ def cluster():
         if os.environ.get("TRANSFERLAB_REQUIRE_RAY"):
             pytest.fail(reason)
         pytest.skip(reason)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": always a new instance of its own, never a cluster already running on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
