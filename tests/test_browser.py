@@ -11,6 +11,7 @@ failure). The screenshot and the server's log are kept in test-output/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -20,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Iterator, Optional
 
 import pytest
 
@@ -66,26 +68,30 @@ def _wait_healthy(proc: subprocess.Popen, base: str, log_path: Path) -> None:
                 f"{log_path.read_text(errors='replace')[-4000:]}")
 
 
-@pytest.fixture
-def server(pretrained, empty_default_store):
-    """A fresh `streamlit run app.py` on a free port; yields its base URL, always stopped."""
+def require_chromium() -> None:
+    """Skip without Debian's Chromium; fail instead where CI says the browser must be there."""
     if not CHROMIUM.exists():
         reason = (f"{CHROMIUM} is missing; install Debian's chromium (`apt-get install -y "
                   "chromium`, as .ci/run does) to run the real-browser test")
         if os.environ.get("TRANSFERLAB_REQUIRE_BROWSER"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def streamlit_server(log_name: str, env: Optional[dict] = None) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with the environment `env` (default: the test
+    session's, TRANSFERLAB_HOME included); yields its base URL and always stops it."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    log_path = OUTPUT_DIR / "browser-streamlit.log"
+    log_path = OUTPUT_DIR / log_name
     command = [sys.executable, "-m", "streamlit", "run", "app.py",
                "--server.headless", "true", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
                "--browser.gatherUsageStats", "false"]
     with open(log_path, "wb") as log:
-        # The environment, TRANSFERLAB_HOME included, is the test session's.
-        proc = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log,
+        proc = subprocess.Popen(command, cwd=ROOT, env=env or dict(os.environ), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_healthy(proc, base, log_path)
@@ -97,6 +103,14 @@ def server(pretrained, empty_default_store):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=15)
+
+
+@pytest.fixture
+def server(pretrained, empty_default_store):
+    """A fresh `streamlit run app.py` on a free port; yields its base URL, always stopped."""
+    require_chromium()
+    with streamlit_server("browser-streamlit.log") as base:
+        yield base
 
 
 def _wait_for_curves(page, chart, exception, app, store) -> None:
@@ -160,7 +174,7 @@ def test_transfer_curves_in_a_real_browser(server, empty_default_store):
             nav_labels = [label.strip() for label in nav.all_inner_texts()]
 
             # Shrink the form to a tiny sweep: every strategy, 1 and 5 labels per class, one seed.
-            form = page.locator("[data-testid='stForm']")
+            form = page.locator("[data-testid='stForm']").filter(has_text="Labels per class").first
             labels = form.locator("[data-testid='stMultiSelect']").filter(has_text="Labels per class")
             expect(labels.locator("[data-tag]").first).to_be_visible()  # tags render after the run ends
             for tag in labels.locator("[data-tag] [title]").all_inner_texts():

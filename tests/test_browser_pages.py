@@ -1,0 +1,455 @@
+"""Every page of the app in a real browser, on one server, with one tab.
+
+One `streamlit run app.py` serves the whole module, from a data directory of its own that
+starts with the session's pretrained checkpoint (copied, so nothing is pretrained again) and no
+downloaded weights or datasets. For each page in `ui.lessons.PAGES` the test opens it from the
+sidebar's navigation, changes a control, runs the smallest experiment the page offers (one
+label count, one seed, the fewest strategies, ranks or severity levels), waits for the
+background job to end and its result to be drawn, and checks that no exception box and no
+browser console error appeared. A screenshot per page goes to test-output/. Pages that offer
+downloads only show their offline message here: nothing is downloaded. Then a malformed link is
+opened, and the live server is asked to take an upload without its XSRF token and to answer a
+foreign Origin.
+
+Chromium is Debian's, as in tests/test_browser.py (skipped without it, unless CI requires it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from conftest import OUTPUT_DIR
+from engine.forgetting import ForgettingConfig
+from engine.sweep import UNTRAINED, SweepSpec
+from test_browser import BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server
+from ui.depth import depth_specs
+from ui.hurts import SHIFT_SLIDERS, shift_group, shift_levels
+from ui.lessons import LESSONS, PAGES
+from ui.lora import LabSettings, lab_spec
+
+pytestmark = pytest.mark.timeout(300)  # per page; each needs seconds to a minute on two cores
+JOB_TIMEOUT_S = 240  # a page's tiny experiment, training in the server's worker process
+LOAD_TIMEOUT_MS = 120_000  # the first page of a fresh server imports torch & co.
+HEADINGS = {  # page path -> its title (h1)
+    "pages/home.py": "Transfer Lab", "pages/transfer_curves.py": "Transfer curves",
+    "pages/which_source.py": "Which source?", "pages/when_transfer_hurts.py": "When transfer hurts",
+    "pages/forgetting.py": "Forgetting, and what fine-tuning changes",
+    "pages/depth.py": "How much of the network to train", "pages/lora_lab.py": "LoRA lab",
+    "pages/advisor.py": "Strategy advisor", "pages/pipeline.py": "Design a pipeline",
+    "pages/flashcards.py": "Flashcards", "pages/quiz.py": "Quiz",
+    "pages/data_models.py": "Data and models",
+}
+
+
+@dataclass
+class Lab:
+    base: str  # the server's URL
+    home: Path  # its TRANSFERLAB_HOME
+    page: object  # the one Playwright page (tab)
+    problems: list = field(default_factory=list)  # console errors and page errors since cleared
+
+
+@pytest.fixture(scope="module")
+def lab(pretrained):
+    from playwright.sync_api import sync_playwright
+
+    require_chromium()
+    home = Path(tempfile.mkdtemp(prefix="transferlab-browser-"))
+    (home / "checkpoints").mkdir()
+    for path in (pretrained.checkpoint, pretrained.checkpoint.with_suffix(".json")):
+        shutil.copy2(path, home / "checkpoints" / path.name)
+    # TORCH_HOME: no ImageNet weights a developer's machine may have cached, so the pages show
+    # what is missing and the tiny experiments never compute ImageNet features.
+    env = dict(os.environ, TRANSFERLAB_HOME=str(home), TORCH_HOME=str(home / "torch"))
+    try:
+        with streamlit_server("browser-pages-streamlit.log", env) as base, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(30_000)
+            state = Lab(base, home, page)
+
+            def on_console(message) -> None:
+                if message.type == "error" and not BENIGN_CONSOLE.search(message.location.get("url", "")):
+                    state.problems.append(f"console error: {message.text} ({message.location.get('url')})")
+
+            page.on("console", on_console)
+            page.on("pageerror", lambda error: state.problems.append(f"page error: {error}"))
+            try:
+                yield state
+            finally:
+                browser.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+def _exception(page):
+    return page.locator("[data-testid='stException']")
+
+
+def _idle(page, timeout_ms: int = LOAD_TIMEOUT_MS) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")).to_be_attached(
+        timeout=timeout_ms)
+
+
+def _no_exception(page) -> None:
+    assert _exception(page).count() == 0, "the app raised:\n" + "\n".join(_exception(page).all_inner_texts())
+
+
+def _await(page, locator, what: str, timeout_s: float = JOB_TIMEOUT_S) -> None:
+    """Wait for `locator` to be visible, failing at once if the app shows an exception."""
+    deadline = time.monotonic() + timeout_s
+    while not (locator.count() and locator.first.is_visible()):
+        _no_exception(page)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not appear within {timeout_s:.0f} s")
+        page.wait_for_timeout(250)
+    _no_exception(page)
+
+
+def _await_job_end(lab: Lab, spec, result, what: str) -> None:
+    """The job for `spec` (a sweep, a group or an experiment) has stored every unit, its result
+    is drawn and no progress bar is left. Stored results, not the page, say the job is over: a
+    page can show an earlier partial result before Run's rerun starts."""
+    from playwright.sync_api import expect
+
+    from engine.jobs import spec_units
+
+    page, deadline = lab.page, time.monotonic() + JOB_TIMEOUT_S
+    while (units := spec_units(spec, str(lab.home / "results.sqlite")))[0] < units[1]:
+        _no_exception(page)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: {units[0]} of {units[1]} stored after {JOB_TIMEOUT_S} s")
+        page.wait_for_timeout(250)
+    _await(page, result, what)
+    expect(page.locator("[data-testid='stProgress']")).to_have_count(0, timeout=JOB_TIMEOUT_S * 1000)
+    _idle(page)
+    _no_exception(page)
+
+
+def _form(page, containing: str):
+    return page.locator("[data-testid='stForm']").filter(has_text=containing).first
+
+
+def _keep_tags(scope, label: str, keep) -> None:
+    """Remove every tag of the multiselect `label` inside `scope` except those in `keep`."""
+    from playwright.sync_api import expect
+
+    widget = scope.locator("[data-testid='stMultiSelect']").filter(has_text=label).first
+    expect(widget.locator("[data-tag]").first).to_be_visible()
+    for tag in widget.locator("[data-tag] [title]").all_inner_texts():
+        if tag not in keep:
+            widget.get_by_role("button", name=f"Remove {tag}", exact=True).click()
+    expect(widget.locator("[data-tag] [title]")).to_have_text(list(keep))
+
+
+def _number(scope, label: str, value: int) -> None:
+    from playwright.sync_api import expect
+
+    box = scope.get_by_role("spinbutton", name=label, exact=True)
+    box.fill(str(value))
+    box.press("Tab")
+    expect(box).to_have_value(str(value))
+
+
+def _slider_to_lowest(scope, label: str, shows: str) -> None:
+    from playwright.sync_api import expect
+
+    # the range input's accessible name repeats its label (aria-labelledby names it twice)
+    slider = scope.locator(f"input[type='range'][aria-label='{label}']")
+    slider.focus()
+    slider.press("Home")
+    expect(slider).to_have_attribute("aria-valuetext", shows)
+
+
+def _choose(page, scope, label: str, option: str) -> None:
+    box = scope.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    if box.get_attribute("aria-expanded") != "true":  # a click on a focused box may not open it
+        box.press("ArrowDown")
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def _visit(lab: Lab, lesson) -> None:
+    """Open a page as a visitor does: the first by its URL, the others from the navigation."""
+    from playwright.sync_api import expect
+
+    page = lab.page
+    if page.url == "about:blank":
+        page.goto(f"{lab.base}/" + ("" if lesson.default else Path(lesson.path).stem))
+    else:
+        nav = page.locator("[data-testid='stSidebarNavLink'] [data-testid='stMarkdownContainer']"
+                           ).filter(has_text=re.compile(rf"^{re.escape(lesson.title)}$"))
+        nav.click()
+    expect(page.get_by_role("heading", name=HEADINGS[lesson.path], level=1)).to_be_visible(
+        timeout=LOAD_TIMEOUT_MS)
+    _idle(page)
+    _no_exception(page)
+    # the navigation clears the last page's settings from the URL: no "unused settings" warning
+    assert page.get_by_text("This link has settings this page does not use").count() == 0
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _png(color) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# --- one function per page: change a control, run the smallest experiment, check the result ------
+
+def home(lab: Lab) -> None:
+    from playwright.sync_api import expect
+
+    page = lab.page
+    # the lesson path links every lesson (the page has no control to change)
+    expect(page.locator("[data-testid='stPageLink']")).to_have_count(len(LESSONS))
+    assert "Transfer Lab" in page.title()
+
+
+def transfer_curves(lab: Lab) -> None:
+    page = lab.page
+    form = _form(page, "Labels per class")
+    _keep_tags(form, "Strategies", ["From scratch", "Linear probe"])
+    _keep_tags(form, "Labels per class", ["1"])
+    _number(form, "Seeds", 1)
+    form.locator("[data-testid='stFormSubmitButton'] button").click()
+    _await_job_end(lab, SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1,), seeds=1),
+                   page.get_by_text(re.compile(r"^At 1 label per class, the linear probe")),
+                   "the head-start sentence")
+    chart = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").first
+    legend = chart.locator(".legendtext")
+    assert sorted(legend.all_text_contents()) == ["From scratch", "Linear probe"]
+    chart.scroll_into_view_if_needed()
+
+
+def which_source(lab: Lab) -> None:
+    page = lab.page
+    form = _form(page, "ImageNet network")
+    # ResNet-18's weights are not on this server: the page says so and runs without it
+    _choose(page, form, "ImageNet network", "ResNet-18 (ImageNet, torchvision) (weights not downloaded)")
+    _keep_tags(form, "Labels per class", ["1"])
+    _number(form, "Seeds", 1)
+    form.get_by_role("button", name="Run").click()
+    for spec in (SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1,), seeds=1),
+                 SweepSpec(source=UNTRAINED, strategies=("probe",), labels_per_class=(1,), seeds=1)):
+        _await_job_end(lab, spec, page.get_by_role("heading", name="At 1 label per class"),
+                       "the comparison")
+    assert page.get_by_text(re.compile(r"ResNet-18 .* is not available on this server: weights not "
+                                       r"downloaded: resnet18-f37072fd\.pth")).is_visible()
+    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+
+
+def when_transfer_hurts(lab: Lab) -> None:
+    page = lab.page
+    form = _form(page, "Severity levels above 0")
+    _slider_to_lowest(form, "Severity levels above 0", "2")
+    _keep_tags(form, "Labels per class", ["1"])
+    _number(form, "Seeds", 1)
+    form.get_by_role("button", name="Run").click()
+    highest = SHIFT_SLIDERS["rotate"][1]  # the form's default for the default transform
+    group = shift_group("rotate", shift_levels("rotate", highest, 2), (1,), 1)
+    _await_job_end(lab, group, page.get_by_role("heading", name="Reading the plot"),
+                   "the head-start chart")
+    page.locator("[data-testid='stPlotlyChart']").last.scroll_into_view_if_needed()
+
+
+def forgetting(lab: Lab) -> None:
+    page = lab.page
+    form = _form(page, "Replay fraction")
+    _slider_to_lowest(form, "Target labels per class", "10")
+    _slider_to_lowest(form, "Epochs", "2")
+    form.get_by_role("button", name="Run").click()
+    _await_job_end(lab, ForgettingConfig(labels_per_class=10, epochs=2),
+                   page.get_by_role("heading", name="How each remedy works"), "the forgetting arms")
+    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+
+
+def depth(lab: Lab) -> None:
+    page = lab.page
+    form = _form(page, "Run both experiments")
+    _slider_to_lowest(form, "Labels per class", "1")
+    _slider_to_lowest(form, "Seeds", "1")
+    form.get_by_role("button", name="Run both experiments").click()
+    for spec in depth_specs(1, 1):
+        _await_job_end(lab, spec, page.get_by_text(re.compile(r"^In your run the best depth is k = \d")),
+                       "the freeze-depth result")
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 2  # freeze depth, copied layers
+    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+
+
+def lora_lab(lab: Lab) -> None:
+    from playwright.sync_api import expect
+
+    page = lab.page
+    _number(page, "Rank r", 4)  # the counts follow at once, nothing trains
+    _idle(page)
+    expect(page.locator("[data-testid='stMetric']").filter(has_text="Scaling alpha/r")).to_contain_text("4")
+    form = _form(page, "LoRA ranks")
+    _choose(page, form, "Labels per class", "1")
+    _number(form, "Seeds", 1)
+    _keep_tags(form, "LoRA ranks", ["1"])
+    form.get_by_role("button", name="Run").click()
+    _await_job_end(lab, lab_spec(LabSettings(labels_per_class=1, seeds=1, ranks=(1,))),
+                   page.get_by_text(re.compile(r"^The best LoRA rank here is")), "the trade-off")
+    page.get_by_text(re.compile(r"^The best LoRA rank here is")).scroll_into_view_if_needed()
+
+
+def advisor(lab: Lab) -> None:
+    page = lab.page
+    _number(page, "Labelled examples", 50)
+    page.get_by_role("button", name="Recommend a strategy").click()
+    _await(page, page.get_by_role("heading", name=re.compile(r"^Recommended: ")), "the advice", 60)
+
+
+def pipeline(lab: Lab) -> None:
+    from playwright.sync_api import expect
+
+    page = lab.page
+    warning = page.locator("[data-testid='stAlertContentWarning']").filter(has_text="Still to answer")
+    expect(warning).to_contain_text("2. Backbone")
+    page.get_by_role("textbox", name="Backbone", exact=True).fill("ResNet-18")
+    page.get_by_role("textbox", name="Backbone", exact=True).press("Tab")
+    why = page.get_by_role("textbox", name="What it pretrained on, and why that transfers")
+    why.fill("ImageNet photos: edges and textures transfer to bird photos.")
+    why.press("Tab")
+    _idle(page)
+    expect(warning).not_to_contain_text("2. Backbone")
+
+
+def flashcards(lab: Lab) -> None:
+    page = lab.page
+    name = page.get_by_role("textbox", name="Your name", exact=True)
+    name.fill("Ada")
+    name.press("Enter")
+    _await(page, page.get_by_role("button", name="Show answer"), "the first card", 60)
+    page.get_by_role("button", name="Show answer").click()
+    _await(page, page.get_by_role("button", name=re.compile(r"^Good · ")), "the grades", 60)
+    page.get_by_role("button", name=re.compile(r"^Good · ")).click()
+    _await(page, page.locator("[data-testid='stCaptionContainer']").filter(has_text="this card comes back in"),
+           "the note on the graded card", 60)
+
+
+def quiz(lab: Lab) -> None:
+    page = lab.page
+    page.get_by_role("button", name="Start the quiz").click()
+    _await(page, page.get_by_role("button", name="Check answer"), "the first question", 60)
+    page.locator("[data-testid='stRadio'] label").filter(has=page.locator("input[type='radio']")).first.click()
+    page.get_by_role("button", name="Check answer").click()
+    _await(page, page.get_by_text(re.compile(r"^(Correct\.|Not quite\. The answer is)")),
+           "the verdict", 60)
+
+
+def data_models(lab: Lab) -> None:
+    page = lab.page
+    # offline: every downloadable dataset says what is missing; nothing is downloaded here
+    assert page.get_by_text(re.compile(r"not downloaded: missing dermamnist\.npz")).is_visible()
+    assert page.get_by_text(re.compile(r"not downloaded: missing pneumoniamnist\.npz")).is_visible()
+    uploader = page.locator("[data-testid='stFileUploader']").filter(has_text="Image folders (zip)")
+    form = _form(page, "Image folders (zip)")
+    # a zip that climbs out of its folder is refused with its name, through the real upload path
+    bad = _zip({"cats/a.png": _png((255, 0, 0)), "dogs/a.png": _png((0, 0, 255)),
+                "../../etc/evil.png": _png((0, 0, 0))})
+    uploader.locator("input[type='file']").set_input_files(
+        files=[{"name": "evil.zip", "mimeType": "application/zip", "buffer": bad}])
+    _await(page, uploader.get_by_text("evil.zip"), "the uploaded file's name", 60)
+    form.get_by_role("button", name="Import").click()
+    _await(page, page.get_by_text(re.compile(r"This upload was refused\. .*\.\./\.\./etc/evil\.png")),
+           "the refusal", 60)
+    good = _zip({f"{c}/{i}.png": _png(color) for c, color in (("cats", (255, 0, 0)),
+                                                                ("dogs", (0, 0, 255))) for i in range(3)})
+    uploader.locator("input[type='file']").set_input_files(
+        files=[{"name": "pets.zip", "mimeType": "application/zip", "buffer": good}])
+    _await(page, uploader.get_by_text("pets.zip"), "the uploaded file's name", 60)
+    form.get_by_role("button", name="Import").click()
+    _await(page, page.get_by_text(re.compile(r"^pets\.zip is imported: 6 images in 2 classes")),
+           "the import", 60)
+    assert len(list((lab.home / "uploads").glob("*.npz"))) == 1  # only the good zip is stored
+
+
+ACTIONS = {f"pages/{f.__name__}.py": f for f in (
+    home, transfer_curves, which_source, when_transfer_hurts, forgetting, depth, lora_lab,
+    advisor, pipeline, flashcards, quiz, data_models)}
+
+
+def test_every_page_has_a_browser_check():
+    assert set(ACTIONS) == {p.path for p in PAGES}
+
+
+@pytest.mark.parametrize("lesson", PAGES, ids=lambda p: Path(p.path).stem)
+def test_every_page_in_a_real_browser(lab, lesson):
+    lab.problems.clear()
+    page = lab.page
+    try:
+        _visit(lab, lesson)
+        ACTIONS[lesson.path](lab)
+        _idle(page)
+        _no_exception(page)
+        page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{Path(lesson.path).stem}.png"))
+    except BaseException:
+        try:
+            page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{Path(lesson.path).stem}-failure.png"))
+        except Exception:  # keep the original failure, not the screenshot's
+            pass
+        raise
+    assert not lab.problems, "the browser reported errors:\n" + "\n".join(lab.problems)
+
+
+def test_a_malformed_link_in_a_real_browser(lab):
+    """A hand-edited link: stray separators, a key without a value, a bad value, a long key."""
+    from playwright.sync_api import expect
+
+    lab.problems.clear()
+    page = lab.page
+    page.goto(f"{lab.base}/transfer_curves?%zz&strategies&labels=1,,2&&=&seeds=99&{'k' * 3000}=1")
+    expect(page.get_by_role("heading", name="Transfer curves", level=1)).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+    _idle(page)
+    _no_exception(page)
+    notices = page.locator("[data-testid='stAlertContentWarning']").filter(has_text="link")
+    expect(notices.first).to_be_visible()
+    texts = notices.all_inner_texts()
+    assert any("does not use" in t for t in texts) and any("seeds must be" in t for t in texts)
+    assert all(len(t) < 600 for t in texts), [len(t) for t in texts]
+    page.screenshot(path=str(OUTPUT_DIR / "browser-page-malformed-link.png"))
+    assert not lab.problems, "the browser reported errors:\n" + "\n".join(lab.problems)
+
+
+def test_the_live_server_refuses_uploads_without_xsrf_and_foreign_origins(lab):
+    """The server's effective settings, as a client sees them: XSRF protection refuses an upload
+    that does not carry the page's token, and CORS grants no other origin."""
+    put = urllib.request.Request(f"{lab.base}/_stcore/upload_file/some-session/some-file",
+                                 data=b"--x\r\n", method="PUT",
+                                 headers={"Content-Type": "multipart/form-data; boundary=x"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(put, timeout=10)
+    assert refused.value.code == 403
+    foreign = urllib.request.Request(f"{lab.base}/_stcore/health",
+                                     headers={"Origin": "https://evil.example.org"})
+    with urllib.request.urlopen(foreign, timeout=10) as response:
+        assert response.status == 200
+        allowed = response.headers.get("Access-Control-Allow-Origin")
+    assert allowed not in ("*", "https://evil.example.org"), allowed
