@@ -534,3 +534,25 @@ def test_a_read_only_data_directory_is_reported_by_the_command_line(read_only_ho
         assert proc.stderr.strip() == (f"error: The data directory {home} is read-only. Transfer "
                                        "Lab keeps its results, checkpoints and uploads there: make "
                                        "it writable, or set TRANSFERLAB_HOME to a folder that is.")
+
+
+
+def test_every_test_the_catalogue_lists_exists():
+    """The table above names real tests: a renamed or deleted one fails here."""
+    import ast
+    import re
+
+    rows = [line for line in __doc__.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) >= 19
+    defined: dict[str, set[str]] = {}
+    for row in rows:
+        for part in row.split("|")[2].split(";"):  # "f.py: `a`, `b`; `c`": c is in this file
+            where = Path(__file__).name
+            for match in re.finditer(r"(test_\w+\.py)|`(test_\w+)", part):
+                if match.group(1):  # the names after it are in that file
+                    where = match.group(1)
+                    continue
+                if where not in defined:
+                    tree = ast.parse((ROOT / "tests" / where).read_text())
+                    defined[where] = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+                assert match.group(2) in defined[where], f"{where} has no {match.group(2)}: {row[:60]}"
