@@ -1,6 +1,6 @@
 # Transfer Lab
 #   make run    start the app on the offline default lesson (http://localhost:$(PORT))
-#   make test   run the test suite (engine, pages, one real-browser test)
+#   make test   run the test suite (engine, pages, real-browser tests of every page)
 #   make bench  run the benchmarks in bench/ (prints figures; not part of the tests);
 #               e.g. `make bench BENCH_ARGS=--quick`
 #   make clean  remove test output and caches (keeps .venv; `make distclean` removes it too)

@@ -230,6 +230,12 @@ def test_every_parameter_a_page_writes_is_one_it_declares():
         for call in re.findall(r"query_params\.(?:update|from_dict)\(\{([^}]*)\}", source, re.S):
             written |= set(re.findall(r'"(\w+)"\s*:', call))
         assert written <= set(lesson.query_keys), (lesson.path, written - set(lesson.query_keys))
+    # the LoRA lab writes its settings' own query form
+    from ui.lora import LabSettings
+
+    lora = next(p for p in PAGES if p.path == "pages/lora_lab.py")
+    assert "settings.to_query()" in (ROOT / lora.path).read_text()
+    assert set(LabSettings().to_query()) | {"preset"} <= set(lora.query_keys)
 
 
 @pytest.mark.parametrize("path", list(JUNK))
