@@ -46,5 +46,20 @@ def empty_default_store():
     yield SESSION_HOME / "results.sqlite"
 
 
+@pytest.fixture(autouse=True)
+def _job_manager_for_the_current_data_directory():
+    """The app's job manager (one per process, like a server's) keeps the store path of the data
+    directory it was created in. A test that points TRANSFERLAB_HOME elsewhere and opens a page
+    would leave every later test's jobs writing there: after such a test it is replaced."""
+    yield
+    jobs = sys.modules.get("ui.jobs")
+    if jobs is None:
+        return
+    manager = jobs.job_manager()
+    if Path(manager.store_path).parent != Path(os.environ["TRANSFERLAB_HOME"]):
+        manager.shutdown()
+        jobs.job_manager.clear()
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_HOME, ignore_errors=True)
