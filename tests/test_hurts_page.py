@@ -74,7 +74,9 @@ def test_both_sections_run_and_read_their_own_numbers(pretrained, empty_default_
     table = at.dataframe[0].value
     gap = table["Mismatched fine-tune minus scratch (points)"].iloc[0]
     scratch = table["From scratch"].iloc[0]
-    assert gap == round(table["Fine-tune from MNIST with random labels"].iloc[0] - scratch, 1)
+    # the gap is computed from unrounded means; the shown accuracies are rounded to 0.1 each
+    shown = table["Fine-tune from MNIST with random labels"].iloc[0] - scratch
+    assert abs(gap - shown) <= 0.1 + 1e-9
     body = texts(at.markdown)
     assert ("below training from scratch at 1 of 1 label counts" in body) == (gap < 0)
     assert "on held-out images of its own task" in body and "Why it hurts" in texts(at.subheader)
