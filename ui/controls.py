@@ -58,6 +58,18 @@ def spec_to_query(spec: SweepSpec) -> dict[str, str]:
             "seeds": str(spec.seeds)}
 
 
+def query_items(params: Mapping[str, str], name: str, notices: list[str]) -> Optional[list[str]]:
+    """A link's comma-separated value as lower-case items; None when absent or too long (with a
+    notice)."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if len(raw) > MAX_QUERY_VALUE:
+        notices.append(f"the link's '{name}' value is too long; using the default")
+        return None
+    return [part.strip().lower() for part in raw.split(",") if part.strip()]
+
+
 def spec_from_query(params: Mapping[str, str]) -> tuple[Optional[SweepSpec], list[str]]:
     """Parse and validate a shared link's settings against the allowed values.
 
@@ -70,13 +82,7 @@ def spec_from_query(params: Mapping[str, str]) -> tuple[Optional[SweepSpec], lis
     default, notices, fields = SweepSpec(), [], {}
 
     def items(name: str) -> Optional[list[str]]:
-        raw = params.get(name)
-        if raw is None:
-            return None
-        if len(raw) > MAX_QUERY_VALUE:
-            notices.append(f"the link's '{name}' value is too long; using the default")
-            return None
-        return [part.strip().lower() for part in raw.split(",") if part.strip()]
+        return query_items(params, name, notices)
 
     strategies = items("strategies")
     if strategies is not None:

@@ -23,12 +23,12 @@ from engine.lora_presets import PRESETS, count_preset, strategy_parameters
 from engine.plots import summarize
 from engine.strategies import get_strategy, lora_layer_names, lora_name
 from engine.sweep import MAX_SEEDS, SweepSpec
+from ui.controls import query_items
 from ui.jobs import POLL_SECONDS, job_manager, job_progress, live_records
 
 RANK_CHOICES = (1, 2, 4, 8, 16)  # ranks the trade-off sweep offers
 LABEL_CHOICES = (1, 2, 5, 10, 20, 50)  # one labelled-set size per trade-off
 CHART_RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-MAX_QUERY_VALUE = 200  # characters; a longer URL value is refused, not parsed
 DEFAULT_PRESET = "gpt3-175b"
 
 
@@ -74,13 +74,7 @@ def settings_from_query(params: Mapping[str, str]) -> tuple[Optional[LabSettings
     default, notices, fields = LabSettings(), [], {}
 
     def items(name: str) -> Optional[list[str]]:
-        raw = params.get(name)
-        if raw is None:
-            return None
-        if len(raw) > MAX_QUERY_VALUE:
-            notices.append(f"the link's '{name}' value is too long; using the default")
-            return None
-        return [part.strip().lower() for part in raw.split(",") if part.strip()]
+        return query_items(params, name, notices)
 
     labels, seeds, ranks, layers = (items(n) for n in ("labels", "seeds", "ranks", "layers"))
     if labels is not None:
