@@ -44,9 +44,10 @@ def default_concurrency(device: torch.device) -> int:
 def _stream_for(device: torch.device):
     """A stream of the thread's own on CUDA; nothing elsewhere."""
     if device.type == "cuda":
-        with torch.cuda.stream(torch.cuda.Stream(device)):
+        stream = torch.cuda.Stream(device)
+        with torch.cuda.stream(stream):
             yield
-        torch.cuda.current_stream(device).synchronize()
+        stream.synchronize()  # the run's last kernels are done before its result is handed on
     else:
         yield
 
