@@ -42,7 +42,8 @@ from engine import ENGINE_VERSION
 from engine.device import pick_device
 from engine.pretrain import load_cached, pretrain
 from engine.store import ResultStore
-from engine.sweep import Progress, RunPlan, SweepContext, SweepResult, SweepSpec, plan_runs, stored_records
+from engine.sweep import (Progress, RunPlan, SweepContext, SweepResult, SweepSpec, plan_runs,
+                          run_finished, stored_records)
 
 RAY_ADDRESS_ENV = "TRANSFERLAB_RAY_ADDRESS"  # e.g. "auto" or "10.0.0.5:6379"; unset: the local pool
 GPU_FRACTION_ENV = "TRANSFERLAB_RAY_GPUS"  # GPUs per run (e.g. 0.25 or 1); unset: the default below
@@ -268,9 +269,7 @@ def run_sweep_on_ray(spec: SweepSpec, store: Optional[ResultStore] = None,
                             continue
                         store.put(record)
                         done += 1
-                        notify(Progress("run", done, len(plans),
-                                        f"{plan.strategy}, {plan.labels_per_class or 'all'} labels/class, "
-                                        f"seed {plan.seed}: {record['test_accuracy']:.1f}%", record))
+                        notify(run_finished(plan, record, done, len(plans)))
             finally:  # cancelled, interrupted or killed: no task of this sweep keeps running
                 for ref in pending:
                     with contextlib.suppress(Exception):

@@ -154,6 +154,13 @@ class Progress:
     record: Optional[dict] = None  # the run just finished (stage "run")
 
 
+def run_finished(plan: "RunPlan", record: dict, done: int, total: int) -> Progress:
+    """The progress event of a run just stored (the local pool's and Ray's alike)."""
+    return Progress("run", done, total,
+                    f"{plan.strategy}, {plan.labels_per_class or 'all'} labels/class, seed {plan.seed}: "
+                    f"{record['test_accuracy']:.1f}%", record)
+
+
 @dataclass(frozen=True)
 class SweepResult:
     records: pd.DataFrame  # every run of the spec that the store holds, new and old
@@ -323,9 +330,7 @@ def run_sweep(spec: SweepSpec, store: Optional[ResultStore] = None, *,
             continue
         store.put(record)
         done += 1
-        notify(Progress("run", done, len(plans),
-                        f"{plan.strategy}, {plan.labels_per_class or 'all'} labels/class, seed {plan.seed}: "
-                        f"{record['test_accuracy']:.1f}%", record))
+        notify(run_finished(plan, record, done, len(plans)))
     cancelled = done < len(plans)
     return SweepResult(records=stored_records(spec, store), trained=done - len(have), reused=len(have),
                        cancelled=cancelled, pretrain=pretrained)

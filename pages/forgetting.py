@@ -15,7 +15,7 @@ from ui.curves import plural
 from ui.experiments import QueryReader, active, ended_note, live_panel, submit_job
 from ui.forgetting import (cka_figure, change_table, diagnostics_reading, forgetting_figure,
                            forgetting_reading, forgetting_table, probe_figure)
-from ui.shell import page_setup
+from ui.shell import page_setup, show_link_notices
 
 F_LABELS, D_LABELS, PROBE_LABELS = (10, 20, 50, ALL_LABELS), (5, 10, 20, 50, ALL_LABELS), (5, 10, 20, ALL_LABELS)
 LRS, LOW_MULTS = (1e-3, 3e-3, 1e-2), (0.3, 0.1, 0.03)
@@ -58,8 +58,7 @@ if not any(k in params for k in F_PARAMS):
     f_config = st.session_state.get(F_KEY, f_config)
 if not any(k in params for k in D_PARAMS):
     d_config = st.session_state.get(D_KEY, d_config)
-for notice in query.notices:
-    st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
+show_link_notices(query.notices)
 
 # ---- catastrophic forgetting ----------------------------------------------------------------------
 st.header("Catastrophic forgetting")

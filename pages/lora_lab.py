@@ -18,7 +18,7 @@ from ui.lora import (DEFAULT_PRESET, LABEL_CHOICES, RANK_CHOICES, LabSettings, b
                      lab_spec, live_tradeoff, memory_figure, memory_table, preset_counts, rank_figure,
                      settings_from, settings_from_query, target_label, tradeoff_figure,
                      tradeoff_sentence, tradeoff_table)
-from ui.shell import page_setup
+from ui.shell import page_setup, show_link_notices
 
 STATE_KEY = "lora_lab.settings"
 PRESET_KEY = "lora_lab.preset"
@@ -154,8 +154,7 @@ st.markdown(
 from_url, notices = settings_from_query({k: v for k, v in st.query_params.to_dict().items()
                                          if k in ("labels", "seeds", "ranks", "layers")})
 settings = from_url or st.session_state.get(STATE_KEY) or LabSettings()
-for notice in notices:
-    st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
+show_link_notices(notices)
 with st.form("lora_settings", border=True):
     left, right = st.columns(2)
     labels = left.selectbox("Labels per class", LABEL_CHOICES,

@@ -15,7 +15,7 @@ from ui.curves import (curve_figure, describe_spec, head_start_markdown, lesson_
                        n_selector, plural, pretraining_panel, runs_table)
 from ui.jobs import JOB_KEY, job_manager, job_summary, live_job_panel, session_id
 from ui.predict import figure_with_predictions, prediction_panel, prediction_report
-from ui.shell import page_setup
+from ui.shell import page_setup, show_link_notices
 
 page_setup()
 
@@ -33,8 +33,7 @@ st.markdown(
 )
 
 spec, link_notices = last_curve_spec()
-for notice in link_notices:
-    st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
+show_link_notices(link_notices)
 lesson_data_facts(spec)
 try:
     requested = curve_controls(spec)

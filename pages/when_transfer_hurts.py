@@ -14,7 +14,7 @@ from ui.hurts import (GAP, MISMATCHED, SHIFT_SLIDERS, WHY_KIND, WHY_NEGATIVE, WH
                       negative_group, negative_table, negative_verdict, preview_strip,
                       shift_group, shift_levels, shift_reading, source_accuracy, stored_runs,
                       total_runs)
-from ui.shell import page_setup
+from ui.shell import page_setup, show_link_notices
 
 LABELS = (1, 2, 5, 10, 20, 50)
 NEG_KEY, SHIFT_KEY = "hurts.negative", "hurts.shift"
@@ -47,8 +47,7 @@ sh = {"kind": url_kind,
       "seeds": query.integer("shift_seeds", 1, 5, 2)}
 if not any(k in params for k in SHIFT_PARAMS):
     sh = st.session_state.get(SHIFT_KEY, sh)
-for notice in query.notices:
-    st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
+show_link_notices(query.notices)
 
 # ---- negative transfer ----------------------------------------------------------------------------
 st.header("Negative transfer: a source that teaches the wrong things")

@@ -15,7 +15,7 @@ from engine.sweep import MAX_SEEDS, SweepSpec
 from ui.controls import LABEL_CHOICES, label_choice_text, spec_from_query
 from ui.curves import plural
 from ui.jobs import job_manager, session_id
-from ui.shell import page_setup
+from ui.shell import page_setup, show_link_notices
 from ui.sources import (IMAGENET_BACKBONE, active_jobs, comparison_records, comparison_specs,
                         draw_comparison, live_comparison, spec_curves, target_choices,
                         total_runs)
@@ -51,8 +51,7 @@ elif url_target is not None:
     notices.append("the link's target is not a dataset this server has; using the UCI digits")
 if settings.target not in targets:
     settings = replace(settings, target="uci_digits")
-for notice in notices:
-    st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
+show_link_notices(notices)
 
 url_photo = st.query_params.get("imagenet")
 photo_net = st.session_state.get(PHOTO_KEY, IMAGENET_BACKBONE)

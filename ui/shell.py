@@ -60,6 +60,12 @@ def link_text(text: str, width: int = MAX_SHOWN_CHARS) -> str:
     return f"`{text if len(text) <= width else text[:width - 1] + '…'}`"
 
 
+def show_link_notices(notices: list[str]) -> None:
+    """One warning per setting of a link that could not be used (the page fell back)."""
+    for notice in notices:
+        st.warning(f"This link's settings were not all usable: {notice}.", icon=":material/link_off:")
+
+
 def warn_unused_params(lesson: Lesson) -> None:
     """A warning naming the link's parameters that `lesson` does not read (they are ignored)."""
     unused = [k for k in st.query_params if k not in lesson.query_keys]
