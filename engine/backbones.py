@@ -44,12 +44,15 @@ def small_cnn_features(channels: tuple[int, int, int] = (16, 32, 64), dim: int =
     """Four blocks for 1 x 28 x 28 digits: three conv blocks, then a fully connected one.
 
     No BatchNorm, so many runs can later be batched together without running statistics.
+    Each conv block pools before its ReLU: max-pooling and ReLU commute exactly (both are
+    monotone, and a window whose maximum is negative gets no gradient either way), so the values
+    and gradients are those of conv-ReLU-pool, with the ReLU on a quarter of the elements.
     """
     c1, c2, c3 = channels
     return nn.Sequential(
-        nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),   # (B, c1, 14, 14)
-        nn.Sequential(nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),  # (B, c2, 7, 7)
-        nn.Sequential(nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),  # (B, c3, 3, 3)
+        nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()),   # (B, c1, 14, 14)
+        nn.Sequential(nn.Conv2d(c1, c2, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()),  # (B, c2, 7, 7)
+        nn.Sequential(nn.Conv2d(c2, c3, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()),  # (B, c3, 3, 3)
         nn.Sequential(nn.Flatten(), nn.Linear(c3 * 9, dim), nn.ReLU()),              # (B, dim)
     )
 
