@@ -18,12 +18,13 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.backbones import get_backbone
+from engine.backbones import feature_blocks, get_backbone
 from engine.datasets import (ALL_LABELS, adapt_images, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
                              load_dataset, max_labels_per_class, sample_labels, split_target)
-from engine.device import pick_device, precision_name
+from engine.device import autocast_dtype, pick_device, precision_name
 from engine.features import cached_features
 from engine.parallel import default_concurrency, run_concurrently
 from engine.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
@@ -190,6 +191,7 @@ class SweepContext:
         self.test_idx = torch.as_tensor(self.split.test_idx, device=device)
         self.pretrained_state = pretrained.load_state_dict() if pretrained else None
         self._features: Optional[torch.Tensor] = None
+        self._block_outputs: dict[tuple, torch.Tensor] = {}
         # model construction draws from torch's global generator: one run at a time seeds it
         self._init_lock = threading.Lock()
 
@@ -246,6 +248,22 @@ class SweepContext:
                                                 for i in range(0, len(self.x), 1024)])
         return self._features
 
+    def block_outputs(self, model: nn.Module, k: int) -> torch.Tensor:
+        """Outputs of the model's first k feature blocks for every target image, computed once
+        per sweep for each distinct set of those blocks' weights (the pretrained blocks that
+        `partial:` and `copy-frozen:` runs all share), in the precision training computes in."""
+        prefix = nn.Sequential(*list(model.features)[:k])
+        key = (k, _weights_digest(prefix))
+        with self._init_lock:
+            if key not in self._block_outputs:
+                prefix.eval()
+                dtype = autocast_dtype(self.device)
+                with torch.no_grad(), torch.autocast(self.device.type, dtype=dtype or torch.float32,
+                                                     enabled=dtype is not None):
+                    self._block_outputs[key] = torch.cat([prefix(self.x[i:i + 1024])
+                                                          for i in range(0, len(self.x), 1024)])
+            return self._block_outputs[key]
+
     def longest_first_by_seed(self, plans: list[RunPlan]) -> list[RunPlan]:
         """Seed after seed as planned, but within a seed the longest runs first.
 
@@ -273,14 +291,19 @@ class SweepContext:
                               device=self.device)
         model, groups = self.prepared_model(plan.strategy, plan.seed)
         budget = self.spec.budget
+        steps = budget.steps_for(len(idx))
+        schedule = strategy.schedule(model, steps, budget.steps_per_epoch(len(idx)))
+        frozen = 0 if schedule or strategy.frozen_features else frozen_prefix(model)
         if strategy.frozen_features:  # identical maths, but the frozen layers run once per sweep
             inputs, trained, evaluated = self.features(), model.head, model.head
+        elif frozen:  # the same for the frozen first blocks: their outputs are computed once
+            inputs = self.block_outputs(model, frozen)
+            trained = evaluated = nn.Sequential(*list(model.features)[frozen:], model.head)
         else:
             inputs, trained, evaluated = self.x, model, model
-        steps = budget.steps_for(len(idx))
         stats = fit(trained, groups, inputs[idx], self.y[idx], steps=steps,
                     batch_size=budget.batch_size, seed=plan.seed, should_stop=should_stop,
-                    before_step=strategy.schedule(model, steps, budget.steps_per_epoch(len(idx))))
+                    before_step=schedule)
         if stats.stopped:
             return None
         test_acc = accuracy(evaluated, inputs[self.test_idx], self.y[self.test_idx])
@@ -303,6 +326,35 @@ class SweepContext:
             "code_version": ENGINE_VERSION,
             "run_key": plan.run_key,
         }
+
+
+# layers whose output depends only on their input and weights, in training as in evaluation
+# (no batch statistics, no dropout): a frozen stack of them can be computed ahead of time
+_STATELESS = (nn.Sequential, nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten, nn.Identity)
+
+
+def frozen_prefix(model: nn.Module) -> int:
+    """How many of the model's first feature blocks are frozen for good and can be computed once:
+    0 unless the features are a plain stack of blocks (the small CNN) made of layers that
+    behave alike in training and evaluation."""
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential) or list(features) != feature_blocks(features):
+        return 0
+    k = 0
+    for block in features:
+        if any(p.requires_grad for p in block.parameters()) or not all(
+                type(m) in _STATELESS for m in block.modules()):
+            break
+        k += 1
+    return k
+
+
+def _weights_digest(module: nn.Module) -> str:
+    """Exact fingerprint of a module's weights (their bytes), to share cached outputs safely."""
+    digest = hashlib.sha256()
+    for p in module.parameters():
+        digest.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def stored_records(spec: SweepSpec, store: ResultStore) -> pd.DataFrame:

@@ -129,3 +129,44 @@ def test_runs_side_by_side_start_longest_first_within_each_seed():
     # 20 labels x 10 classes = 200 examples: 120 steps of 64; 5 labels: 60 steps of 50; then 1
     assert first_seed[:2] in ([("finetune", 20), ("scratch", 20)], [("scratch", 20), ("finetune", 20)])
     assert {s for s, _ in first_seed[-3:]} == {"probe"}  # a head on cached features is cheapest
+
+
+def test_frozen_first_blocks_are_found_only_where_computing_them_once_is_exact():
+    from engine.strategies import get_strategy
+    from engine.sweep import frozen_prefix
+
+    def prepared(name):
+        torch.manual_seed(0)
+        model = Classifier(small_cnn_features(), 128, 10)
+        get_strategy(name).param_groups(model, 3e-3, 3e-4)
+        return model
+
+    assert [frozen_prefix(prepared(f"partial:{k}")) for k in range(5)] == [4, 3, 2, 1, 0]
+    assert [frozen_prefix(prepared(f"copy-frozen:{k}")) for k in range(1, 5)] == [1, 2, 3, 4]
+    assert frozen_prefix(prepared("copy-tuned:2")) == 0
+    assert frozen_prefix(prepared("finetune")) == 0
+    assert frozen_prefix(prepared("lora:r4@conv3+fc")) == 2  # conv1, conv2 untouched and frozen
+    with_norm = prepared("partial:2")
+    with_norm.features[0].append(nn.BatchNorm2d(16))  # batch statistics: not computable ahead
+    for p in with_norm.features[0].parameters():
+        p.requires_grad_(False)
+    assert frozen_prefix(with_norm) == 0
+
+
+def test_runs_on_cached_frozen_blocks_match_runs_through_the_whole_network(pretrained, tmp_path,
+                                                                          monkeypatch):
+    import engine.sweep as sweep
+    from engine.store import ResultStore
+
+    spec = sweep.SweepSpec(strategies=("partial:1", "partial:3", "copy-frozen:2", "copy-frozen:4"),
+                           labels_per_class=(5,), seeds=1)
+    cached_calls = []
+    original = sweep.SweepContext.block_outputs
+    monkeypatch.setattr(sweep.SweepContext, "block_outputs",
+                        lambda self, model, k: cached_calls.append(k) or original(self, model, k))
+    fast = sweep.run_sweep(spec, ResultStore(tmp_path / "fast.sqlite")).records
+    assert sorted(cached_calls) == [1, 2, 3, 4]
+    monkeypatch.setattr(sweep, "frozen_prefix", lambda model: 0)
+    whole = sweep.run_sweep(spec, ResultStore(tmp_path / "whole.sqlite")).records
+    fast, whole = (r.set_index("strategy")["test_accuracy"].sort_index() for r in (fast, whole))
+    assert (fast - whole).abs().max() <= 0.2, (fast.to_dict(), whole.to_dict())  # one test image
