@@ -2,14 +2,17 @@
 
     python bench/speed.py            # the default sweep: 3 strategies x 7 label counts x 3 seeds
     python bench/speed.py --quick    # 3 strategies x 3 label counts x 2 seeds (a few minutes)
+    python bench/speed.py --heavy    # EfficientNet-Lite0 at 96 px on the MNIST subset, 54 runs
+                                     # (for a GPU; with --quick 2 seeds)
     python bench/speed.py --precision   # the engine in float32 and in its default precision,
                                         # alternated twice in one process (ratio and accuracy)
 
 The naive loop is what the official PyTorch transfer-learning tutorial does, run after run: a
 `DataLoader` over the labelled subset (shuffled, batch 64), the whole model forward on every
-batch (the probe too, with its backbone frozen), and a `DataLoader` over the test set. It takes
-the same number of optimizer steps as the engine, from the same pretrained checkpoint, so both
-should reach the same accuracy. The engine's side is `run_sweep` on an empty store. Before
+batch (the probe too, with its backbone frozen and, like the engine's cached features, in
+evaluation mode: BatchNorm layers keep their statistics), and a `DataLoader` over the test set.
+It takes the same number of optimizer steps as the engine, from the same pretrained checkpoint,
+so both should reach the same accuracy. The engine's side is `run_sweep` on an empty store. Before
 either is timed, each trains one untimed small sweep, so one-time costs of the process (loading
 the target dataset, the first call of each kernel) fall on neither side.
 
@@ -30,6 +33,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,14 +49,15 @@ def naive_sweep(spec, device) -> list[float]:
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
-    from engine.datasets import adapt_images, load_dataset, sample_labels, split_target
+    from engine.datasets import load_dataset, sample_labels, split_target
     from engine.pretrain import load_cached
     from engine.strategies import get_strategy
     from engine.sweep import SweepContext, plan_runs
 
-    ctx = SweepContext(spec, device, load_cached(spec.pretrain_config()))
+    ctx = SweepContext(spec, device, load_cached(spec.pretrain_config()) if spec.engine_pretrains()
+                       else None)
     data = load_dataset(spec.target)
-    x = adapt_images(data.x, (1, 28, 28))
+    x = ctx.x.cpu().contiguous()  # the network's input size, in PyTorch's default layout
     split = split_target(data.y)
     test = DataLoader(TensorDataset(x[split.test_idx], data.y[split.test_idx]), batch_size=256)
     budget = spec.budget
@@ -68,6 +73,8 @@ def naive_sweep(spec, device) -> list[float]:
         steps, taken = budget.steps_for(len(idx)), 0
         for _ in range(math.ceil(steps / len(loader))):
             model.train()
+            if get_strategy(plan.strategy).frozen_features:
+                model.features.eval()  # a frozen backbone keeps its BatchNorm statistics
             for xb, yb in loader:
                 if taken == steps:
                     break
@@ -128,6 +135,9 @@ def compare_precision(spec, device) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 label counts x 2 seeds")
+    parser.add_argument("--heavy", action="store_true",
+                        help="EfficientNet-Lite0 (ImageNet weights, 96 px) on the MNIST subset: "
+                             "3 strategies x labels 1-50 x 3 seeds (meant for a GPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--precision", action="store_true",
                         help="compare the engine's float32 and default precision instead")
@@ -143,18 +153,23 @@ def main() -> int:
     from engine.sweep import SweepSpec, run_sweep
 
     device = pick_device() if args.device == "auto" else torch.device(args.device)
-    spec = (SweepSpec(labels_per_class=(1, 5, 20), seeds=2) if args.quick else SweepSpec())
+    if args.heavy:
+        spec = SweepSpec(backbone="efficientnet_lite0", source="imagenet", target="mnist5k",
+                         labels_per_class=(1, 2, 5, 10, 20, 50), seeds=2 if args.quick else 3)
+    else:
+        spec = SweepSpec(labels_per_class=(1, 5, 20), seeds=2) if args.quick else SweepSpec()
     runs = len(spec.strategies) * len(spec.labels_per_class) * spec.seeds
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{describe_device(device)}")
     print(f"sweep: {', '.join(spec.strategies)} x labels {spec.labels_per_class} x {spec.seeds} "
           f"seeds = {runs} runs")
-    pretrain(spec.pretrain_config(), device=device)  # cached before either side is timed
+    if spec.engine_pretrains():
+        pretrain(spec.pretrain_config(), device=device)  # cached before either side is timed
     if args.precision:
         return compare_precision(spec, device)
     # one untimed run of each side first, so neither pays the process's one-time costs (reading
     # the target, the first call of each kernel) inside its timing
-    warm = SweepSpec(labels_per_class=(1,), seeds=1)
+    warm = replace(spec, labels_per_class=(1,), seeds=1)
     naive_sweep(warm, device)
     run_sweep(warm, ResultStore(Path(os.environ["TRANSFERLAB_HOME"]) / "warm.sqlite"), device=device)
 
