@@ -13,7 +13,7 @@ live panel's once-a-second fragment reruns, and waits until its page shows the f
 
 The last line is `sessions_ok=A/N jobs_started=J p95_ms=P rss_mb=M`:
   sessions_ok   sessions whose page showed the finished curve before --timeout
-  jobs_started  worker processes the server started, read from the sidebar's job line
+  jobs_started  jobs the server handed to a worker process, read from the sidebar's job line
                 ("... N started since launch") that every page shows
   p95_ms        95th percentile over the served sessions of the time from pressing Run to the
                 finished curve on that session's page

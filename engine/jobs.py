@@ -7,7 +7,9 @@ at most `max_workers` at a time, and queues the rest. Identical specs from any n
 sessions attach to the same job. Workers never touch Streamlit: they write each finished run
 to the result store and send progress messages over a pipe, which a monitor thread folds into
 the job's status for pages to poll. Cancelling kills the worker process; the runs it finished
-are already committed to the store. With TRANSFERLAB_RAY_ADDRESS set, a sweep's worker is a
+are already committed to the store. With `spare_worker` (the app's default), while no job runs
+one worker process waits with PyTorch and the engine imported and takes the next job, which then
+starts training about a second and a half sooner. With TRANSFERLAB_RAY_ADDRESS set, a sweep's worker is a
 Ray driver instead: its runs train as tasks on the cluster (`ray_backend`), the worker stores
 what they return, and killing the worker cancels them.
 
@@ -44,6 +46,7 @@ WORKER_NICENESS = 10
 # many times; the new worker trains only the runs the store still lacks. An exception inside the
 # sweep is not retried: it would fail the same way again.
 MAX_RESTARTS = 1
+ENV_PREFIX = "TRANSFERLAB_"  # the settings a spare worker takes from the server with its job
 
 
 class JobLimitError(RuntimeError):
@@ -164,15 +167,43 @@ class JobStatus:
         return self.elapsed / self.trained * remaining
 
 
-def _worker_main(spec: JobSpec, store_path: str, threads: int, conn) -> None:
-    """Entry point of a worker process: run the sweep, stream progress, report the end."""
-    import torch
-
-    torch.set_num_threads(max(1, threads))
+def _prepare_worker(threads: int) -> None:
     try:  # below the server in CPU priority: pages stay responsive, training takes what is left
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):  # not on this platform, or not allowed
         pass
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def _worker_main(spec: JobSpec, store_path: str, threads: int, conn) -> None:
+    """Entry point of a worker process: run the sweep, stream progress, report the end."""
+    _prepare_worker(threads)
+    _run_job(spec, store_path, conn)
+
+
+def _spare_main(threads: int, tasks, conn) -> None:
+    """Entry point of a spare worker: started while the server is idle, it imports PyTorch and
+    the engine (a second or two) before any job exists, then waits for its one job."""
+    _prepare_worker(threads)
+    import engine.ray_backend  # noqa: F401  (what a job needs, imported ahead)
+
+    try:
+        task = tasks.recv()
+    except (EOFError, OSError):
+        return  # the server went away or closed the spare
+    finally:
+        tasks.close()
+    if task is not None:
+        spec, store_path, environ = task
+        for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
+            del os.environ[name]
+        os.environ.update(environ)  # the server's settings now, not when the spare started
+        _run_job(spec, store_path, conn)
+
+
+def _run_job(spec: JobSpec, store_path: str, conn) -> None:
     try:
         def on_progress(event) -> None:
             conn.send(("progress", event.stage, event.done, event.total, event.message,
@@ -191,6 +222,14 @@ def _worker_main(spec: JobSpec, store_path: str, threads: int, conn) -> None:
         conn.send(("failed", f"{type(err).__name__}: {err}"))
     finally:
         conn.close()
+
+
+def _stop_process(proc) -> None:
+    proc.terminate()
+    proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(5)
 
 
 @contextlib.contextmanager
@@ -223,7 +262,7 @@ class JobManager:
 
     def __init__(self, store_path: Optional[str] = None, *, max_workers: Optional[int] = None,
                  threads_per_worker: Optional[int] = None, per_session_cap: int = 4,
-                 max_active: int = 16, poll_interval: float = 0.1):
+                 max_active: int = 16, poll_interval: float = 0.1, spare_worker: bool = False):
         workers, threads = default_workers()
         self.store_path = str(store_path or ResultStore().path)
         self.max_workers = max_workers or workers
@@ -238,7 +277,11 @@ class JobManager:
         self._queue: deque[str] = deque()
         self._procs: dict[str, tuple] = {}  # job id -> (process, connection)
         self._closed = False
-        self.jobs_started = 0  # worker processes launched so far (for the load test)
+        self.jobs_started = 0  # jobs handed to a worker process so far (for the load test)
+        # with spare_worker, while no job runs one worker process waits, PyTorch imported, so the
+        # next job starts training at once (the app turns it on; tests mostly leave it off)
+        self.spare_worker = spare_worker
+        self._spare: Optional[tuple] = None  # (process, task connection, progress connection)
         self._poll_interval = poll_interval
         self._monitor = threading.Thread(target=self._monitor_loop, name="transferlab-jobs", daemon=True)
         self._monitor.start()
@@ -290,7 +333,7 @@ class JobManager:
             return [self._snapshot(j) for j in self._jobs]
 
     def load(self) -> dict[str, int]:
-        """Jobs running and queued now, and worker processes started since the server began."""
+        """Jobs running and queued now, and jobs handed to a worker since the server began."""
         with self._lock:
             return {"running": len(self._procs), "queued": len(self._queue),
                     "started": self.jobs_started}
@@ -308,11 +351,7 @@ class JobManager:
                                          message="cancelled; the finished runs are kept")
         if proc_conn is not None:
             proc, conn = proc_conn
-            proc.terminate()
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
+            _stop_process(proc)
             conn.close()
         with self._lock:
             self._refresh_done(job_id)
@@ -322,6 +361,12 @@ class JobManager:
     def shutdown(self) -> None:
         """Kill every worker (finished runs are stored) and stop the monitor."""
         self._closed = True
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            _stop_process(spare[0])
+            spare[1].close()
+            spare[2].close()
         for job_id in list(self._procs):
             self.cancel(job_id)
         with self._lock:
@@ -342,13 +387,23 @@ class JobManager:
     def _start_queued(self) -> None:
         while self._queue and len(self._procs) < self.max_workers and not self._closed:
             job_id = self._queue.popleft()
-            parent, child = self._ctx.Pipe(duplex=False)
-            proc = self._ctx.Process(target=_worker_main, name=f"transferlab-sweep-{job_id[:8]}",
-                                     args=(self._jobs[job_id].spec, self.store_path,
-                                           self.threads_per_worker, child), daemon=True)
-            with _bare_main():
-                proc.start()
-            child.close()
+            spare, self._spare = self._spare, None
+            if spare is not None and spare[0].is_alive():
+                proc, tasks, parent = spare
+                environ = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+                tasks.send((self._jobs[job_id].spec, self.store_path, environ))
+                tasks.close()
+            else:
+                if spare is not None:  # it died while waiting: start a fresh worker
+                    spare[1].close()
+                    spare[2].close()
+                parent, child = self._ctx.Pipe(duplex=False)
+                proc = self._ctx.Process(target=_worker_main, name=f"transferlab-sweep-{job_id[:8]}",
+                                         args=(self._jobs[job_id].spec, self.store_path,
+                                               self.threads_per_worker, child), daemon=True)
+                with _bare_main():
+                    proc.start()
+                child.close()
             self.jobs_started += 1
             self._procs[job_id] = (proc, parent)
             job = self._jobs[job_id]
@@ -356,12 +411,33 @@ class JobManager:
                 job, state="running", started_at=job.started_at or time.time(),
                 message=job.message if job.restarts else "starting a worker")
 
+    def _start_spare(self) -> None:
+        """Start the spare worker when none is waiting and the server is idle (so its start-up
+        never competes with a running job)."""
+        if not self.spare_worker or self._closed or self._procs or self._queue:
+            return
+        if self._spare is not None:
+            if self._spare[0].is_alive():
+                return
+            self._spare[1].close()
+            self._spare[2].close()
+        tasks_child, tasks = self._ctx.Pipe(duplex=False)
+        parent, child = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(target=_spare_main, name="transferlab-spare",
+                                 args=(self.threads_per_worker, tasks_child, child), daemon=True)
+        with _bare_main():
+            proc.start()
+        tasks_child.close()
+        child.close()
+        self._spare = (proc, tasks, parent)
+
     def _monitor_loop(self) -> None:
         while not self._closed:
             with self._lock:
                 for job_id, (proc, conn) in list(self._procs.items()):
                     self._drain(job_id, proc, conn)
                 self._start_queued()
+                self._start_spare()
             time.sleep(self._poll_interval)
 
     def _drain(self, job_id: str, proc, conn) -> None:

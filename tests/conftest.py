@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="transferlab-test-"))
 os.environ["TRANSFERLAB_HOME"] = str(SESSION_HOME)
+# the app keeps a spare worker process waiting for the next job; in-process page tests run with
+# it off (tests/test_jobs.py and the real-browser test turn it on), so no test leaves one behind
+os.environ["TRANSFERLAB_SPARE_WORKER"] = "0"
 OUTPUT_DIR = ROOT / "test-output"  # screenshots and other artefacts kept with the test output
 
 

@@ -72,7 +72,9 @@ def lab(pretrained):
         shutil.copy2(path, home / "checkpoints" / path.name)
     # TORCH_HOME: no ImageNet weights a developer's machine may have cached, so the pages show
     # what is missing and the tiny experiments never compute ImageNet features.
-    env = dict(os.environ, TRANSFERLAB_HOME=str(home), TORCH_HOME=str(home / "torch"))
+    # TRANSFERLAB_SPARE_WORKER: as deployed, a worker process waits for each next experiment.
+    env = dict(os.environ, TRANSFERLAB_HOME=str(home), TORCH_HOME=str(home / "torch"),
+               TRANSFERLAB_SPARE_WORKER="1")
     try:
         with streamlit_server("browser-pages-streamlit.log", env) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)

@@ -172,3 +172,54 @@ def test_workers_do_not_rerun_the_servers_main_script(tmp_path, monkeypatch, man
     assert manager.status(job.job_id).state == "done"
     assert sys.modules["__main__"] is fake_main  # restored after the spawn
     assert not marker.exists()
+
+
+def _spare(mgr):
+    with mgr._lock:
+        return mgr._spare
+
+
+def test_a_spare_worker_waits_while_idle_and_takes_the_next_job(tmp_path, pretrained, monkeypatch):
+    mgr = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1, spare_worker=True)
+    try:
+        wait_for(lambda: _spare(mgr) is not None, timeout=30)
+        spare_pid = _spare(mgr)[0].pid
+        # the data directory changed after the spare started: the job must use the new one
+        # (it finds no pretrained backbone there, so it pretrains one into it)
+        elsewhere = tmp_path / "home-now"
+        monkeypatch.setenv("TRANSFERLAB_HOME", str(elsewhere))
+        spec = SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=2)
+        job = mgr.submit(spec, "s")
+        with mgr._lock:
+            assert mgr._procs[job.job_id][0].pid == spare_pid  # the waiting process took it
+        wait_for(lambda: mgr.status(job.job_id).state == "done", timeout=120)
+        assert mgr.status(job.job_id).trained == 2 and mgr.jobs_started == 1
+        assert len(stored_records(spec, ResultStore(mgr.store_path))) == 2
+        assert list((elsewhere / "checkpoints").glob("small_cnn-mnist5k-*.pt"))
+        # idle again: a new spare is started; a job submitted now runs in it, and cancelling
+        # it kills that process like any worker
+        wait_for(lambda: _spare(mgr) is not None and _spare(mgr)[0].pid != spare_pid, timeout=30)
+        second = _spare(mgr)[0]
+        long_job = mgr.submit(SweepSpec(strategies=("scratch",), labels_per_class=(50,), seeds=3), "s")
+        assert mgr.cancel(long_job.job_id)
+        second.join(10)
+        assert not second.is_alive()
+    finally:
+        mgr.shutdown()
+    assert _spare(mgr) is None and not second.is_alive()
+
+
+def test_a_spare_worker_that_died_is_replaced_by_a_fresh_worker(tmp_path, pretrained):
+    mgr = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1, spare_worker=True)
+    try:
+        wait_for(lambda: _spare(mgr) is not None, timeout=30)
+        with mgr._lock:  # kill it and submit before the monitor notices
+            proc = mgr._spare[0]
+            proc.kill()
+            proc.join(10)
+            job = mgr.submit(SweepSpec(strategies=("probe",), labels_per_class=(2,), seeds=1), "s")
+            assert mgr._procs[job.job_id][0].pid != proc.pid
+        wait_for(lambda: mgr.status(job.job_id).state == "done", timeout=120)
+        assert mgr.status(job.job_id).trained == 1
+    finally:
+        mgr.shutdown()

@@ -8,6 +8,7 @@ form, the slider) stays usable, and asks for a full rerun once the job is no lon
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Optional
 
@@ -27,10 +28,14 @@ _LIVE_LOCK = threading.Lock()
 _LIVE: dict[str, tuple[tuple, pd.DataFrame]] = {}  # job id -> (progress step, its stored runs)
 
 
+SPARE_WORKER_ENV = "TRANSFERLAB_SPARE_WORKER"  # "0": no worker process waits for the next job
+
+
 @st.cache_resource(max_entries=1)
 def job_manager() -> JobManager:
-    """One job manager per server process, shared by every session."""
-    return JobManager()
+    """One job manager per server process, shared by every session. While no job runs, one
+    worker process waits with PyTorch imported, so pressing Run starts training at once."""
+    return JobManager(spare_worker=os.environ.get(SPARE_WORKER_ENV, "1") != "0")
 
 
 def session_id() -> str:

@@ -26,7 +26,7 @@ def sidebar_facts():
 
 
 def show_server_state(slot) -> None:
-    """Stored runs, and the job line: running and queued sweeps, workers started since launch."""
+    """Stored runs, and the job line: running and queued sweeps, jobs started since launch."""
     try:
         home_dir()
     except StoreError:  # sidebar_facts has said what is wrong with the data directory
