@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Iterable, Optional, Sequence
 
 from fsrs import Card, Rating, Scheduler, State
 
-from engine.store import home_dir
+from engine.store import home_dir, sqlite_transaction
 
 RATINGS: dict[str, Rating] = {"Again": Rating.Again, "Hard": Rating.Hard,
                               "Good": Rating.Good, "Easy": Rating.Easy}
@@ -110,32 +109,23 @@ class SrsStore:
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path) if path is not None else home_dir() / "flashcards.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect()
-        try:
-            with con:
-                con.executescript(
-                    "CREATE TABLE IF NOT EXISTS cards (learner TEXT NOT NULL, card_id TEXT NOT "
-                    "NULL, card TEXT NOT NULL, due REAL NOT NULL, PRIMARY KEY (learner, card_id));"
-                    "CREATE TABLE IF NOT EXISTS reviews (learner TEXT NOT NULL, card_id TEXT NOT "
-                    "NULL, rating INTEGER NOT NULL, reviewed_at REAL NOT NULL, due REAL NOT NULL);"
-                    "CREATE INDEX IF NOT EXISTS reviews_by_card ON reviews (learner, card_id);"
-                    "CREATE TABLE IF NOT EXISTS learners (learner TEXT PRIMARY KEY, retention "
-                    "REAL NOT NULL);")
-        finally:
-            con.close()
+        with self._connect() as con:
+            con.executescript(
+                "CREATE TABLE IF NOT EXISTS cards (learner TEXT NOT NULL, card_id TEXT NOT "
+                "NULL, card TEXT NOT NULL, due REAL NOT NULL, PRIMARY KEY (learner, card_id));"
+                "CREATE TABLE IF NOT EXISTS reviews (learner TEXT NOT NULL, card_id TEXT NOT "
+                "NULL, rating INTEGER NOT NULL, reviewed_at REAL NOT NULL, due REAL NOT NULL);"
+                "CREATE INDEX IF NOT EXISTS reviews_by_card ON reviews (learner, card_id);"
+                "CREATE TABLE IF NOT EXISTS learners (learner TEXT PRIMARY KEY, retention "
+                "REAL NOT NULL);")
 
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30.0)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        return con
+    def _connect(self):
+        """One transaction; a damaged or unwritable file raises StoreError (engine.store)."""
+        return sqlite_transaction(self.path, "flashcard progress file")
 
     def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:
-        con = self._connect()
-        try:
+        with self._connect() as con:
             return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
 
     # settings -------------------------------------------------------------------------------
 
@@ -146,14 +136,10 @@ class SrsStore:
 
     def set_retention(self, learner: str, retention: float) -> None:
         SrsConfig(desired_retention=retention)  # validates
-        con = self._connect()
-        try:
-            with con:
-                con.execute("INSERT INTO learners (learner, retention) VALUES (?, ?) ON CONFLICT"
-                            "(learner) DO UPDATE SET retention = excluded.retention",
-                            (check_learner(learner), float(retention)))
-        finally:
-            con.close()
+        with self._connect() as con:
+            con.execute("INSERT INTO learners (learner, retention) VALUES (?, ?) ON CONFLICT"
+                        "(learner) DO UPDATE SET retention = excluded.retention",
+                        (check_learner(learner), float(retention)))
 
     def config(self, learner: str) -> SrsConfig:
         return SrsConfig(desired_retention=self.retention(learner))
@@ -186,17 +172,12 @@ class SrsStore:
         rating = Rating(rating)
         card, _ = self.config(learner).scheduler().review_card(self.card(learner, card_id),
                                                                rating, now)
-        con = self._connect()
-        try:
-            with con:  # one transaction: the state and its log entry are written together
-                con.execute("INSERT OR REPLACE INTO cards (learner, card_id, card, due) "
-                            "VALUES (?, ?, ?, ?)", (key, card_id, card.to_json(),
-                                                    card.due.timestamp()))
-                con.execute("INSERT INTO reviews (learner, card_id, rating, reviewed_at, due) "
-                            "VALUES (?, ?, ?, ?, ?)", (key, card_id, int(rating),
-                                                       now.timestamp(), card.due.timestamp()))
-        finally:
-            con.close()
+        with self._connect() as con:  # one transaction: the state and its log entry together
+            con.execute("INSERT OR REPLACE INTO cards (learner, card_id, card, due) "
+                        "VALUES (?, ?, ?, ?)", (key, card_id, card.to_json(), card.due.timestamp()))
+            con.execute("INSERT INTO reviews (learner, card_id, rating, reviewed_at, due) "
+                        "VALUES (?, ?, ?, ?, ?)", (key, card_id, int(rating),
+                                                   now.timestamp(), card.due.timestamp()))
         return card
 
     def preview(self, learner: str, card_id: str,
@@ -247,19 +228,15 @@ class SrsStore:
     def forget(self, learner: str, card_ids: Sequence[str]) -> int:
         """Delete the learner's progress on these cards (they become new); returns how many."""
         key, ids = check_learner(learner), list(card_ids)
-        con = self._connect()
         removed = 0
-        try:
-            with con:
-                for i in range(0, len(ids), 500):
-                    chunk = ids[i:i + 500]
-                    marks = ",".join("?" * len(chunk))
-                    removed += con.execute(f"DELETE FROM cards WHERE learner = ? AND card_id IN "
-                                           f"({marks})", (key, *chunk)).rowcount
-                    con.execute(f"DELETE FROM reviews WHERE learner = ? AND card_id IN ({marks})",
-                                (key, *chunk))
-        finally:
-            con.close()
+        with self._connect() as con:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                removed += con.execute(f"DELETE FROM cards WHERE learner = ? AND card_id IN "
+                                       f"({marks})", (key, *chunk)).rowcount
+                con.execute(f"DELETE FROM reviews WHERE learner = ? AND card_id IN ({marks})",
+                            (key, *chunk))
         return removed
 
 

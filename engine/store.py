@@ -55,6 +55,33 @@ def home_dir() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def sqlite_transaction(path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """A connection to the SQLite file `path` (WAL journal) for one transaction: committed on
+    leaving, rolled back when the block raises, always closed. SQLite's errors become a
+    StoreError that names the file as `what` ("result store") and says what to do."""
+    con = None
+    try:
+        con = sqlite3.connect(path, timeout=30.0)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        with con:
+            yield con
+    except sqlite3.Error as err:
+        text = str(err)
+        if isinstance(err, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+            raise StoreError(f"The {what} {path} is damaged or is not a Transfer Lab {what} "
+                             f"(SQLite says: {text}). It was left as it is: move it away or "
+                             "delete it to start an empty one, or restore it from a backup.") from err
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            raise StoreError(f"The {what} {path} cannot be opened for writing (SQLite says: "
+                             f"{text}). {_HOME_HINT}") from err
+        raise StoreError(f"The {what} {path} could not be used (SQLite says: {text}).") from err
+    finally:
+        if con is not None:
+            con.close()
+
+
 class ResultStore:
     """Finished runs, one row each, keyed by run key; safe to share between processes."""
 
@@ -68,34 +95,8 @@ class ResultStore:
         with self._connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS runs (run_key TEXT PRIMARY KEY, record TEXT NOT NULL)")
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection for one transaction: committed on leaving, always closed; SQLite's
-        errors become a StoreError that says what is wrong with the file."""
-        con = None
-        try:
-            con = sqlite3.connect(self.path, timeout=30.0)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=NORMAL")
-            with con:  # commits, or rolls back when the block raises
-                yield con
-        except sqlite3.Error as err:
-            raise self._error(err) from err
-        finally:
-            if con is not None:
-                con.close()
-
-    def _error(self, err: sqlite3.Error) -> StoreError:
-        text = str(err)
-        if isinstance(err, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
-            return StoreError(f"The result store {self.path} is damaged or is not a Transfer Lab "
-                              f"result store (SQLite says: {text}). It was left as it is: move it "
-                              "away or delete it to start an empty store, or restore it from a "
-                              "backup.")
-        if "readonly" in text or "read-only" in text or "unable to open" in text:
-            return StoreError(f"The result store {self.path} cannot be opened for writing "
-                              f"(SQLite says: {text}). {_HOME_HINT}")
-        return StoreError(f"The result store {self.path} could not be used (SQLite says: {text}).")
+    def _connect(self):
+        return sqlite_transaction(self.path, "result store")
 
     def put(self, record: dict) -> None:
         """Persist one finished run at once (a committed transaction per run)."""

@@ -11,6 +11,7 @@ import streamlit as st
 from engine.anki import apkg_file_name, export_apkg
 from engine.content import ContentError
 from engine.srs import MAX_RETENTION, MIN_RETENTION, RATINGS, SrsStore, interval_text
+from engine.store import StoreError
 from ui.shell import page_setup
 from ui.study import learner_name, runs_caption, runs_deck, study_content, your_run_questions
 
@@ -38,7 +39,11 @@ def main() -> None:
     if learner is None:
         return
 
-    store = SrsStore()
+    try:
+        store = SrsStore()
+    except StoreError as err:  # a damaged or unwritable progress file: said, never replaced
+        st.error(str(err), icon=":material/database:")
+        return
     spec, records, run_qs = your_run_questions()
     decks = {d.id: d for d in library.decks}
     mine = runs_deck(spec, run_qs)

@@ -24,6 +24,7 @@ each listed test asserts the message and that nothing stored is lost.
 | a download attempted offline | test_remote.py: `test_download_offline_says_what_to_do_and_leaves_nothing` (no partial file); test_data_page.py: `test_a_download_without_network_explains_what_to_do` (the page); test_imagenet.py: `test_fetch_without_network_is_a_clear_error` (weights) |
 | a truncated checkpoint file | test_engine.py: `test_truncated_checkpoint_is_retrained_not_trusted` (the pretraining cache retrains it); `test_a_truncated_weights_file_is_named_not_a_traceback` (ImageNet weights: engine, page, command line) |
 | a corrupted result store file | `test_a_damaged_result_store_is_reported_and_left_untouched[garbage/truncated]` (engine, page, command line, then the page recovers) |
+| a corrupted flashcard progress file | `test_a_damaged_flashcard_progress_file_is_reported_and_left_untouched` (the Flashcards page says so, then recovers) |
 | two processes writing the store at once | test_jobs.py: `test_store_stays_consistent_with_concurrent_writers` (three processes, every row kept) |
 | a read-only TRANSFERLAB_HOME | `test_a_read_only_data_directory_is_reported_in_the_page`, `test_a_read_only_data_directory_is_reported_by_the_command_line` |
 
@@ -454,6 +455,21 @@ def test_a_damaged_result_store_is_reported_and_left_untouched(how, home, capsys
     at = open_page(CURVES)
     no_exception(at)
     assert not at.error and "**Stored runs:** 0" in texts(at.sidebar.markdown)
+
+
+def test_a_damaged_flashcard_progress_file_is_reported_and_left_untouched(home):
+    path = home / "flashcards.sqlite"
+    path.write_bytes(b"this is not SQLite" * 100)
+    at = open_page("pages/flashcards.py")
+    at.text_input[0].set_value("Ada").run()  # the learner's name: then the page opens the file
+    no_exception(at)
+    assert "is damaged or is not a Transfer Lab flashcard progress file" in texts(at.main.error)
+    assert path.read_bytes() == b"this is not SQLite" * 100
+    path.rename(home / "flashcards.sqlite.damaged")  # moved away: the cards are back
+    at = open_page("pages/flashcards.py")
+    at.text_input[0].set_value("Ada").run()
+    no_exception(at)
+    assert not at.error and any(b.label == "Show answer" for b in at.button)
 
 
 def _read_only(home: Path, command: list[str]) -> list[str]:
