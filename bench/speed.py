@@ -6,6 +6,7 @@
                                      # (for a GPU; with --quick 2 seeds)
     python bench/speed.py --precision   # the engine in float32 and in its default precision,
                                         # alternated twice in one process (ratio and accuracy)
+    python bench/speed.py --step     # one training step against its convolutions alone
 
 The naive loop is what the official PyTorch transfer-learning tutorial does, run after run: a
 `DataLoader` over the labelled subset (shuffled, batch 64), the whole model forward on every
@@ -132,6 +133,55 @@ def compare_precision(spec, device) -> int:
     return 0
 
 
+def step_anatomy(device) -> int:
+    """One thread, one run: a training step of the small CNN at batch 64 as the engine takes it,
+    against its three convolutions alone (forward and both backward products, same shapes,
+    precision and layout). What is left is pooling, ReLU, the dense layers, the loss, the
+    optimizer and the framework's own overhead."""
+    import torch
+    import torch.nn.functional as F
+
+    from engine.backbones import get_backbone
+    from engine.device import autocast_dtype
+    from engine.train import fit
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = get_backbone("small_cnn").build(10).to(device, memory_format=torch.channels_last)
+    x = torch.rand(640, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (640,), device=device)
+    groups = [{"params": list(model.parameters()), "lr": 1e-3}]
+    fit(model, groups, x, y, steps=20, batch_size=64, seed=0)  # warm-up
+    best_step = min(fit(model, groups, x, y, steps=100, batch_size=64, seed=r).seconds / 100
+                    for r in range(3))
+    dtype = autocast_dtype(device) or torch.float32
+    convs = [m for m in model.features.modules() if isinstance(m, torch.nn.Conv2d)]
+    inputs, h = [], x[:64].to(dtype)
+    for conv in convs:  # each convolution's real input: the previous block's output
+        inputs.append(h.detach().requires_grad_(conv is not convs[0]))
+        h = F.relu(F.max_pool2d(F.conv2d(h, conv.weight.to(dtype), conv.bias.to(dtype), padding=1), 2))
+    weights = [c.weight.detach().to(dtype).requires_grad_() for c in convs]
+
+    def conv_only():
+        for conv, inp, w in zip(convs, inputs, weights):
+            out = F.conv2d(inp, w, conv.bias.to(dtype), padding=1)
+            wanted = [w] + ([inp] if inp.requires_grad else [])
+            torch.autograd.grad(out, wanted, torch.ones_like(out))
+
+    for _ in range(20):
+        conv_only()
+    best_conv = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(100):
+            conv_only()
+        best_conv = min(best_conv, (time.perf_counter() - start) / 100)
+    print(f"training step, batch 64, one thread: {1e3 * best_step:.2f} ms")
+    print(f"its convolutions alone (forward and backward): {1e3 * best_conv:.2f} ms "
+          f"({100 * best_conv / best_step:.0f}% of the step)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 label counts x 2 seeds")
@@ -141,6 +191,8 @@ def main() -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--precision", action="store_true",
                         help="compare the engine's float32 and default precision instead")
+    parser.add_argument("--step", action="store_true",
+                        help="time one training step against its convolutions alone instead")
     args = parser.parse_args()
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-speed-")
 
@@ -163,6 +215,8 @@ def main() -> int:
           f"{describe_device(device)}")
     print(f"sweep: {', '.join(spec.strategies)} x labels {spec.labels_per_class} x {spec.seeds} "
           f"seeds = {runs} runs")
+    if args.step:
+        return step_anatomy(device)
     if spec.engine_pretrains():
         pretrain(spec.pretrain_config(), device=device)  # cached before either side is timed
     if args.precision:
