@@ -46,6 +46,7 @@ WORKER_NICENESS = 10
 # many times; the new worker trains only the runs the store still lacks. An exception inside the
 # sweep is not retried: it would fail the same way again.
 MAX_RESTARTS = 1
+MAX_SPARE_DEATHS = 3  # a spare worker that keeps dying while it waits is not started again
 ENV_PREFIX = "TRANSFERLAB_"  # the settings a spare worker takes from the server with its job
 
 
@@ -185,9 +186,18 @@ def _worker_main(spec: JobSpec, store_path: str, threads: int, conn) -> None:
 
 def _spare_main(threads: int, tasks, conn) -> None:
     """Entry point of a spare worker: started while the server is idle, it imports PyTorch and
-    the engine (a second or two) before any job exists, then waits for its one job."""
+    the engine and reads the default lesson's datasets (two seconds or so) before any job
+    exists, then waits for its one job."""
     _prepare_worker(threads)
     import engine.ray_backend  # noqa: F401  (what a job needs, imported ahead)
+    from engine.datasets import load_dataset
+
+    default = SweepSpec()
+    for name in (default.source, default.target):  # built-in and offline: kept for the job
+        try:
+            load_dataset(name)
+        except Exception:  # noqa: BLE001  (the job itself will report what is wrong)
+            pass
 
     try:
         task = tasks.recv()
@@ -282,6 +292,7 @@ class JobManager:
         # next job starts training at once (the app turns it on; tests mostly leave it off)
         self.spare_worker = spare_worker
         self._spare: Optional[tuple] = None  # (process, task connection, progress connection)
+        self._spare_deaths = 0  # spares that died while waiting; after MAX_SPARE_DEATHS, no more
         self._poll_interval = poll_interval
         self._monitor = threading.Thread(target=self._monitor_loop, name="transferlab-jobs", daemon=True)
         self._monitor.start()
@@ -421,6 +432,11 @@ class JobManager:
                 return
             self._spare[1].close()
             self._spare[2].close()
+            self._spare = None
+            self._spare_deaths += 1
+            if self._spare_deaths >= MAX_SPARE_DEATHS:  # something kills them: jobs start fresh
+                self.spare_worker = False
+                return
         tasks_child, tasks = self._ctx.Pipe(duplex=False)
         parent, child = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=_spare_main, name="transferlab-spare",

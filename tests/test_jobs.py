@@ -223,3 +223,22 @@ def test_a_spare_worker_that_died_is_replaced_by_a_fresh_worker(tmp_path, pretra
         assert mgr.status(job.job_id).trained == 1
     finally:
         mgr.shutdown()
+
+
+def test_spare_workers_that_keep_dying_are_not_started_again(tmp_path, pretrained):
+    mgr = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1, spare_worker=True)
+    try:
+        killed = set()
+        for _ in range(3):
+            wait_for(lambda: _spare(mgr) is not None and _spare(mgr)[0].pid not in killed, timeout=30)
+            proc = _spare(mgr)[0]
+            killed.add(proc.pid)
+            proc.kill()
+            proc.join(10)
+        wait_for(lambda: not mgr.spare_worker, timeout=10)
+        time.sleep(0.5)
+        assert _spare(mgr) is None
+        job = mgr.submit(SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=1), "s")
+        wait_for(lambda: mgr.status(job.job_id).state == "done", timeout=120)  # a fresh worker
+    finally:
+        mgr.shutdown()
