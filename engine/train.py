@@ -56,6 +56,18 @@ class TrainBudget:
         return max(self.min_steps, min(self.max_steps, self.epochs * self.steps_per_epoch(n_train)))
 
 
+def batch_order(n: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
+    """(steps, B) indices of each step's minibatch, B = min(batch_size, n): a random permutation
+    of the n examples from `seed`, walked B at a time, and a fresh one (same generator) whenever
+    fewer than B examples are left in it."""
+    bs = min(batch_size, n)
+    per_permutation = n // bs
+    gen = torch.Generator().manual_seed(seed)
+    permutations = [torch.randperm(n, generator=gen)[:per_permutation * bs]
+                    for _ in range(math.ceil(steps / per_permutation))]
+    return torch.cat(permutations).view(-1, bs)[:steps]
+
+
 class Adam:
     """Adam over parameter groups (each a dict with "params" and "lr"; other keys ignored),
     stepped by PyTorch's fused kernel directly: the same update as
@@ -129,19 +141,15 @@ def fit(model: nn.Module, param_groups: list[dict], x: torch.Tensor, y: torch.Te
     start = time.perf_counter()
     model.train()
     optimizer = Adam(param_groups)
-    n = x.shape[0]
-    bs = min(batch_size, n)
     dtype = autocast_dtype(x.device)  # bfloat16 where the hardware has it natively
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=gen)
-    pos, loss_value, taken = 0, float("nan"), 0
+    # every step's minibatch at once, moved to the device in one copy: on a GPU a copy per step
+    # would make the host wait for the device at every step
+    batches = batch_order(x.shape[0], batch_size, steps, seed).to(x.device)
+    loss_value, taken = float("nan"), 0
     for step in range(steps):
         if should_stop is not None and should_stop():
             break
-        if pos + bs > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos:pos + bs].to(x.device)
-        pos += bs
+        idx = batches[step]
         if before_step is not None:
             before_step(step, steps)
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

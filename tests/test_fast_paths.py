@@ -170,3 +170,20 @@ def test_runs_on_cached_frozen_blocks_match_runs_through_the_whole_network(pretr
     whole = sweep.run_sweep(spec, ResultStore(tmp_path / "whole.sqlite")).records
     fast, whole = (r.set_index("strategy")["test_accuracy"].sort_index() for r in (fast, whole))
     assert (fast - whole).abs().max() <= 0.2, (fast.to_dict(), whole.to_dict())  # one test image
+
+
+@pytest.mark.parametrize("n,batch_size,steps", [(10, 64, 60), (100, 64, 60), (200, 64, 120),
+                                                (500, 64, 150), (1258, 64, 150), (7, 3, 10)])
+def test_minibatches_drawn_up_front_are_those_of_the_step_by_step_walk(n, batch_size, steps):
+    from engine.train import batch_order
+
+    # the walk fit used to take: reshuffle when fewer than a batch of examples are left
+    gen = torch.Generator().manual_seed(5)
+    bs = min(batch_size, n)
+    order, pos, walked = torch.randperm(n, generator=gen), 0, []
+    for _ in range(steps):
+        if pos + bs > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        walked.append(order[pos:pos + bs])
+        pos += bs
+    assert torch.equal(batch_order(n, batch_size, steps, seed=5), torch.stack(walked))
