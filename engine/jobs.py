@@ -9,8 +9,8 @@ to the result store and send progress messages over a pipe, which a monitor thre
 the job's status for pages to poll. Cancelling kills the worker process; the runs it finished
 are already committed to the store. With `spare_worker` (the app's default), while no job runs
 one worker process waits with PyTorch and the engine imported and takes the next job, which then
-starts training about a second and a half sooner. With TRANSFERLAB_RAY_ADDRESS set, a sweep's worker is a
-Ray driver instead: its runs train as tasks on the cluster (`ray_backend`), the worker stores
+starts training about two seconds sooner. With TRANSFERLAB_RAY_ADDRESS set, a sweep's worker
+is a Ray driver instead: its runs train as tasks on the cluster (`ray_backend`), the worker stores
 what they return, and killing the worker cancels them.
 
 Besides a `SweepSpec`, a job can run any frozen, hashable experiment object that follows the
@@ -234,6 +234,12 @@ def _run_job(spec: JobSpec, store_path: str, conn) -> None:
         conn.close()
 
 
+def _close_pipes(spare: tuple) -> None:
+    """Close the server's ends of a spare worker's two pipes."""
+    spare[1].close()
+    spare[2].close()
+
+
 def _stop_process(proc) -> None:
     proc.terminate()
     proc.join(5)
@@ -376,8 +382,7 @@ class JobManager:
             spare, self._spare = self._spare, None
         if spare is not None:
             _stop_process(spare[0])
-            spare[1].close()
-            spare[2].close()
+            _close_pipes(spare)
         for job_id in list(self._procs):
             self.cancel(job_id)
         with self._lock:
@@ -406,8 +411,7 @@ class JobManager:
                 tasks.close()
             else:
                 if spare is not None:  # it died while waiting: start a fresh worker
-                    spare[1].close()
-                    spare[2].close()
+                    _close_pipes(spare)
                 parent, child = self._ctx.Pipe(duplex=False)
                 proc = self._ctx.Process(target=_worker_main, name=f"transferlab-sweep-{job_id[:8]}",
                                          args=(self._jobs[job_id].spec, self.store_path,
@@ -430,8 +434,7 @@ class JobManager:
         if self._spare is not None:
             if self._spare[0].is_alive():
                 return
-            self._spare[1].close()
-            self._spare[2].close()
+            _close_pipes(self._spare)
             self._spare = None
             self._spare_deaths += 1
             if self._spare_deaths >= MAX_SPARE_DEATHS:  # something kills them: jobs start fresh

@@ -64,7 +64,7 @@ def batch_order(n: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
     per_permutation = n // bs
     gen = torch.Generator().manual_seed(seed)
     permutations = [torch.randperm(n, generator=gen)[:per_permutation * bs]
-                    for _ in range(math.ceil(steps / per_permutation))]
+                    for _ in range(max(1, math.ceil(steps / per_permutation)))]
     return torch.cat(permutations).view(-1, bs)[:steps]
 
 
