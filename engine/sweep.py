@@ -242,10 +242,7 @@ class SweepContext:
                 self._features = features.to(self.device)
             else:
                 model = self.new_model("probe", 0)
-                model.eval()
-                with torch.no_grad():
-                    self._features = torch.cat([model.features(self.x[i:i + 1024])
-                                                for i in range(0, len(self.x), 1024)])
+                self._features = self._over_all_images(model.features, autocast=False)
         return self._features
 
     def block_outputs(self, model: nn.Module, k: int) -> torch.Tensor:
@@ -256,13 +253,17 @@ class SweepContext:
         key = (k, _weights_digest(prefix))
         with self._init_lock:
             if key not in self._block_outputs:
-                prefix.eval()
-                dtype = autocast_dtype(self.device)
-                with torch.no_grad(), torch.autocast(self.device.type, dtype=dtype or torch.float32,
-                                                     enabled=dtype is not None):
-                    self._block_outputs[key] = torch.cat([prefix(self.x[i:i + 1024])
-                                                          for i in range(0, len(self.x), 1024)])
+                self._block_outputs[key] = self._over_all_images(prefix, autocast=True)
             return self._block_outputs[key]
+
+    @torch.no_grad()
+    def _over_all_images(self, module: nn.Module, autocast: bool) -> torch.Tensor:
+        """`module` (in evaluation mode) over every target image, 1024 at a time; in the
+        precision training computes in when `autocast`, else in float32."""
+        module.eval()
+        dtype = autocast_dtype(self.device) if autocast else None
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return torch.cat([module(self.x[i:i + 1024]) for i in range(0, len(self.x), 1024)])
 
     def longest_first_by_seed(self, plans: list[RunPlan]) -> list[RunPlan]:
         """Seed after seed as planned, but within a seed the longest runs first.

@@ -32,6 +32,17 @@ def pretrained():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Torch computes with one thread during the test; the setting is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def fresh_store(tmp_path):
     """An empty result store of the test's own."""
     from engine.store import ResultStore

@@ -9,14 +9,8 @@ from engine.diagnostics import (BASELINE, DiagnosticsConfig, block_names, block_
                                 linear_cka, probe_accuracies, run_diagnostics, stored_units)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: on two busy cores, a second torch thread costs more in handovers
-    than it computes. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# these models are tiny: on two busy cores a second torch thread costs more than it computes
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def reps(n=200, d=30, seed=0):

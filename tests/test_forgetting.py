@@ -14,14 +14,8 @@ from engine.forgetting import (ForgettingConfig, ReplayMixer, ewc_penalty, fishe
                                replay_count, run_forgetting)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: on two busy cores, a second torch thread costs more in handovers
-    than it computes. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# these models are tiny: on two busy cores a second torch thread costs more than it computes
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_ewc_penalty_is_zero_at_the_pretrained_weights_and_grows_with_fisher_weighted_distance():

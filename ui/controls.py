@@ -70,6 +70,18 @@ def query_items(params: Mapping[str, str], name: str, notices: list[str]) -> Opt
     return [part.strip().lower() for part in raw.split(",") if part.strip()]
 
 
+def query_seeds(seeds: Optional[list[str]], fields: dict, notices: list[str]) -> None:
+    """A link's `seeds` value (from `query_items`) into fields["seeds"] when it is a whole
+    number from 1 to MAX_SEEDS; otherwise a notice, and the default stays."""
+    if seeds is None:
+        return
+    if len(seeds) == 1 and seeds[0].isdigit() and 1 <= int(seeds[0]) <= MAX_SEEDS:
+        fields["seeds"] = int(seeds[0])
+    else:
+        notices.append(f"the link's seeds must be a whole number from 1 to {MAX_SEEDS}; "
+                       "using the default")
+
+
 def spec_from_query(params: Mapping[str, str]) -> tuple[Optional[SweepSpec], list[str]]:
     """Parse and validate a shared link's settings against the allowed values.
 
@@ -102,13 +114,7 @@ def spec_from_query(params: Mapping[str, str]) -> tuple[Optional[SweepSpec], lis
         else:
             notices.append("the link's labels per class are not all among "
                            f"{', '.join(allowed)}; using the default")
-    seeds = items("seeds")
-    if seeds is not None:
-        if len(seeds) == 1 and seeds[0].isdigit() and 1 <= int(seeds[0]) <= MAX_SEEDS:
-            fields["seeds"] = int(seeds[0])
-        else:
-            notices.append(f"the link's seeds must be a whole number from 1 to {MAX_SEEDS}; "
-                           "using the default")
+    query_seeds(items("seeds"), fields, notices)
     return replace(default, **fields), notices
 
 

@@ -22,8 +22,8 @@ from engine.lora import LoraError, MemoryEstimate, short_layer_names
 from engine.lora_presets import PRESETS, count_preset, strategy_parameters
 from engine.plots import summarize
 from engine.strategies import get_strategy, lora_layer_names, lora_name
-from engine.sweep import MAX_SEEDS, SweepSpec
-from ui.controls import query_items
+from engine.sweep import SweepSpec
+from ui.controls import query_items, query_seeds
 from ui.jobs import POLL_SECONDS, job_manager, job_progress, live_records
 
 RANK_CHOICES = (1, 2, 4, 8, 16)  # ranks the trade-off sweep offers
@@ -83,12 +83,7 @@ def settings_from_query(params: Mapping[str, str]) -> tuple[Optional[LabSettings
         else:
             notices.append("the link's labels per class must be one of "
                            f"{', '.join(map(str, LABEL_CHOICES))}; using the default")
-    if seeds is not None:
-        if len(seeds) == 1 and seeds[0].isdigit() and 1 <= int(seeds[0]) <= MAX_SEEDS:
-            fields["seeds"] = int(seeds[0])
-        else:
-            notices.append(f"the link's seeds must be a whole number from 1 to {MAX_SEEDS}; "
-                           "using the default")
+    query_seeds(seeds, fields, notices)
     if ranks is not None:
         if ranks and all(r in {str(k) for k in RANK_CHOICES} for r in ranks):
             fields["ranks"] = tuple(sorted({int(r) for r in ranks}))
