@@ -10,7 +10,7 @@ data directory or result store that cannot be used is reported in the page, not 
 
 import streamlit as st
 
-from engine.store import StoreError
+from engine.core.store import StoreError
 from ui.lessons import PAGES
 from ui.shell import app_run, warn_unused_params
 from ui.sidebar import show_server_state, sidebar_facts

@@ -33,11 +33,11 @@ def main() -> int:
     import torch
     from streamlit.testing.v1 import AppTest
 
-    from engine.device import describe_device
-    from engine.plots import summarize
-    from engine.pretrain import pretrain
-    from engine.store import ResultStore
-    from engine.sweep import SweepSpec, run_sweep
+    from engine.core.device import describe_device
+    from engine.experiments.stats import summarize
+    from engine.core.pretrain import pretrain
+    from engine.core.store import ResultStore
+    from engine.experiments.sweep import SweepSpec, run_sweep
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"device {describe_device()}")

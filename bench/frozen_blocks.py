@@ -32,9 +32,9 @@ def main() -> int:
 
     import pandas as pd
 
-    import engine.sweep as sweep
-    from engine.pretrain import PretrainConfig, pretrain
-    from engine.store import ResultStore
+    import engine.experiments.sweep as sweep
+    from engine.core.pretrain import PretrainConfig, pretrain
+    from engine.core.store import ResultStore
     from ui.depth import depth_specs
 
     pretrain(PretrainConfig())

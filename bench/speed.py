@@ -50,10 +50,10 @@ def naive_sweep(spec, device) -> list[float]:
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
-    from engine.datasets import load_dataset, sample_labels, split_target
-    from engine.pretrain import load_cached
-    from engine.strategies import get_strategy
-    from engine.sweep import SweepContext, plan_runs
+    from engine.core.datasets import load_dataset, sample_labels, split_target
+    from engine.core.pretrain import load_cached
+    from engine.core.strategies import get_strategy
+    from engine.experiments.sweep import SweepContext, plan_runs
 
     ctx = SweepContext(spec, device, load_cached(spec.pretrain_config()) if spec.engine_pretrains()
                        else None)
@@ -111,9 +111,9 @@ def cpu_peak_flops(dtype=None) -> float:
 
 def compare_precision(spec, device) -> int:
     """The engine's sweep in float32 and in its default precision, alternated twice."""
-    from engine.device import PRECISION_ENV, precision_name
-    from engine.store import ResultStore
-    from engine.sweep import run_sweep
+    from engine.core.device import PRECISION_ENV, precision_name
+    from engine.core.store import ResultStore
+    from engine.experiments.sweep import run_sweep
 
     times: dict[str, list[float]] = {}
     for turn, forced in enumerate(("fp32", "", "fp32", "")):
@@ -141,9 +141,9 @@ def step_anatomy(device) -> int:
     import torch
     import torch.nn.functional as F
 
-    from engine.backbones import get_backbone
-    from engine.device import autocast_dtype
-    from engine.train import fit
+    from engine.core.backbones import get_backbone
+    from engine.core.device import autocast_dtype
+    from engine.core.train import fit
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -199,10 +199,10 @@ def main() -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from engine.device import autocast_dtype, describe_device, pick_device
-    from engine.pretrain import pretrain
-    from engine.store import ResultStore
-    from engine.sweep import SweepSpec, run_sweep
+    from engine.core.device import autocast_dtype, describe_device, pick_device
+    from engine.core.pretrain import pretrain
+    from engine.core.store import ResultStore
+    from engine.experiments.sweep import SweepSpec, run_sweep
 
     device = pick_device() if args.device == "auto" else torch.device(args.device)
     if args.heavy:

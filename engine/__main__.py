@@ -15,14 +15,14 @@ from typing import Optional, Sequence
 
 import torch
 
-from engine.datasets import ALL_LABELS
-from engine.device import describe_device, pick_device
-from engine.imagenet import WeightsUnavailable
-from engine.plots import head_start_sentence, point_label, summarize
-from engine.pretrain import PretrainConfig, pretrain
-from engine.ray_backend import RayError
-from engine.store import ResultStore
-from engine.sweep import DEFAULT_LABELS, Progress, SweepSpec, run_sweep
+from engine.core.datasets import labels_list_text, parse_labels_list
+from engine.core.device import describe_device, pick_device
+from engine.core.imagenet import WeightsUnavailable
+from engine.experiments.stats import head_start_sentence, point_label, summarize
+from engine.core.pretrain import PretrainConfig, pretrain
+from engine.infra.ray_backend import RayError
+from engine.core.store import ResultStore
+from engine.experiments.sweep import DEFAULT_LABELS, Progress, SweepSpec, run_sweep
 
 CSV_COLUMNS = ["strategy", "labels_per_class", "seed", "test_accuracy", "train_seconds", "device",
                "n_train", "all_labels", "steps", "backbone", "source", "target", "code_version", "run_key"]
@@ -37,21 +37,10 @@ def _split(text: str) -> list[str]:
 
 
 def parse_labels(text: str) -> tuple[int, ...]:
-    values = []
-    for part in _split(text):
-        if part.lower() == "all":
-            values.append(ALL_LABELS)
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise UsageError(f"labels per class must be positive integers or 'all', got '{part}'") from None
-        if value <= 0:
-            raise UsageError(f"labels per class must be positive, got {value}")
-        values.append(value)
-    if not values:
-        raise UsageError("give at least one labels-per-class value, e.g. --labels 1,2,5,all")
-    return tuple(values)
+    try:
+        return parse_labels_list(text)
+    except ValueError as err:
+        raise UsageError(str(err).replace("e.g. 1,", "e.g. --labels 1,")) from None
 
 
 def parse_device(text: str) -> torch.device:
@@ -73,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--target", default="uci_digits", help="dataset the strategies are compared on")
     sweep.add_argument("--backbone", default="small_cnn")
     sweep.add_argument("--strategies", default="scratch,probe,finetune", help="comma-separated")
-    sweep.add_argument("--labels", default=",".join(str(k or "all") for k in DEFAULT_LABELS),
+    sweep.add_argument("--labels", default=labels_list_text(DEFAULT_LABELS),
                        help="labels per class, comma-separated; 'all' uses every training label")
     sweep.add_argument("--seeds", type=int, default=3, help="runs per point (seeds 0..N-1)")
     sweep.add_argument("--out", help="write every run of the sweep to this CSV file")
@@ -162,7 +151,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"device: {describe_device(device)}", file=sys.stderr)
     try:
         if args.ray:
-            from engine.ray_backend import run_sweep_on_ray
+            from engine.infra.ray_backend import run_sweep_on_ray
 
             result = run_sweep_on_ray(spec, store, args.ray, on_progress)
         else:
@@ -198,7 +187,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from engine.packs import PACKS_DIR, build_pack
+    from engine.infra.packs import PACKS_DIR, build_pack
 
     on_progress = progress_printer(not args.no_progress)
     try:
@@ -223,7 +212,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from engine.imagenet import get_imagenet_model, load_image, predict, weights_path, weights_status
+    from engine.core.imagenet import get_imagenet_model, load_image, predict, weights_path, weights_status
 
     info = get_imagenet_model(args.backbone)
     if weights_path(args.backbone) is None:
@@ -240,7 +229,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_weights(args: argparse.Namespace) -> int:
-    from engine.imagenet import fetch_weights, get_imagenet_model, install_weights_file
+    from engine.core.imagenet import fetch_weights, get_imagenet_model, install_weights_file
 
     get_imagenet_model(args.backbone)
     if args.file:
@@ -257,7 +246,7 @@ def cmd_lora_params(args: argparse.Namespace) -> int:
     import json
     import math
 
-    from engine.lora_presets import count_preset
+    from engine.experiments.lora_presets import count_preset
 
     if args.alpha is not None and not (math.isfinite(args.alpha) and args.alpha > 0):
         raise UsageError(f"--alpha must be a positive number, got {args.alpha}")
@@ -269,7 +258,7 @@ def cmd_lora_params(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from engine.remote import describe_status, download, get_remote
+    from engine.core.remote import describe_status, download, get_remote
 
     info = get_remote(args.dataset)
     bar = None

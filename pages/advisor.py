@@ -1,11 +1,11 @@
 """Strategy advisor: a team's situation in, a recommended transfer strategy with its reasons out,
 and links to the experiments in this app that show the effect.
 
-UI only: the decision rules are `engine.advisor.advise`, a pure function."""
+UI only: the decision rules are `engine.study.advisor.advise`, a pure function."""
 
 import streamlit as st
 
-from engine.advisor import (COMPUTE, DOMAINS, MAX_EXAMPLES, MAX_TASKS, MODEL_SIZES, STORAGE,
+from engine.study.advisor import (COMPUTE, DOMAINS, MAX_EXAMPLES, MAX_TASKS, MODEL_SIZES, STORAGE,
                             AdvisorInputs, advise)
 from ui.shell import page_setup
 

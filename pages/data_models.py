@@ -4,12 +4,12 @@ UI only: every check, download, import and prediction is an engine call."""
 
 import streamlit as st
 
-from engine.backbones import BACKBONES, feature_weights
-from engine.datasets import DATASETS, USER_PREFIX, DatasetError
-from engine.imagenet import (IMAGENET_MODELS, MAX_IMAGE_MB, WeightsUnavailable, load_image,
+from engine.core.backbones import BACKBONES, feature_weights
+from engine.core.datasets import DATASETS, USER_PREFIX, DatasetError
+from engine.core.imagenet import (IMAGENET_MODELS, MAX_IMAGE_MB, WeightsUnavailable, load_image,
                              predict, weights_status)
-from engine.remote import REMOTE_DATASETS, describe_status, download, missing_files
-from engine.userdata import MAX_ZIP_BYTES, list_uploads, import_zip
+from engine.core.remote import REMOTE_DATASETS, describe_status, download, missing_files
+from engine.core.userdata import MAX_ZIP_BYTES, list_uploads, import_zip
 from ui.shell import page_setup
 
 MB = 2**20

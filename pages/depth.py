@@ -7,11 +7,11 @@ UI only: the form submits two sweeps to the server's job manager; charts read th
 import pandas as pd
 import streamlit as st
 
-from engine.codegen import describe_groups, strategy_code
-from engine.jobs import JobLimitError
-from engine.plots import summarize, strategy_label
-from engine.sweep import SweepSpec
-from engine.train import TrainBudget
+from engine.study.codegen import describe_groups, strategy_code
+from engine.infra.jobs import JobLimitError
+from engine.experiments.stats import summarize, strategy_label
+from engine.experiments.sweep import SweepSpec
+from engine.core.train import TrainBudget
 from ui.controls import DECAY_FACTORS, DEFAULT_DECAY, LABEL_CHOICES, label_choice_text
 from ui.depth import (BLOCKS, block_label, by_k, copy_figure, copy_reading, depth_specs,
                       freeze_figure, live_depth, records_of, trainable_weights)

@@ -1,17 +1,17 @@
 """Flashcards: study the decks with spaced repetition (FSRS), one card at a time.
 
-UI only: `engine.srs.SrsStore` schedules and stores each learner's progress, `engine.content`
-holds the decks, `engine.anki` builds the Anki export."""
+UI only: `engine.study.srs.SrsStore` schedules and stores each learner's progress, `engine.study.content`
+holds the decks, `engine.study.anki` builds the Anki export."""
 
 from datetime import datetime, timezone
 
 import pandas as pd
 import streamlit as st
 
-from engine.anki import apkg_file_name, export_apkg
-from engine.content import ContentError
-from engine.srs import MAX_RETENTION, MIN_RETENTION, RATINGS, SrsStore, interval_text
-from engine.store import StoreError
+from engine.study.anki import apkg_file_name, export_apkg
+from engine.study.content import ContentError
+from engine.study.srs import MAX_RETENTION, MIN_RETENTION, RATINGS, SrsStore, interval_text
+from engine.core.store import StoreError
 from ui.shell import page_setup
 from ui.study import learner_name, runs_caption, runs_deck, study_content, your_run_questions
 

@@ -1,16 +1,16 @@
 """Forgetting and what fine-tuning changes: catastrophic forgetting with four mitigations, and
 per-layer diagnostics (linear probes, CKA) of where fine-tuning changed the network.
 
-UI only: each section's form builds a frozen config (`engine.forgetting.ForgettingConfig`,
-`engine.diagnostics.DiagnosticsConfig`), Run submits it to the server's job manager, and the
+UI only: each section's form builds a frozen config (`engine.experiments.forgetting.ForgettingConfig`,
+`engine.experiments.diagnostics.DiagnosticsConfig`), Run submits it to the server's job manager, and the
 section draws what the store holds (live while its job runs)."""
 
 import streamlit as st
 
-from engine.datasets import ALL_LABELS
-from engine.diagnostics import DiagnosticsConfig, stored_units
-from engine.forgetting import ForgettingConfig, stored_arms
-from engine.store import ResultStore
+from engine.core.datasets import ALL_LABELS
+from engine.experiments.diagnostics import DiagnosticsConfig, stored_units
+from engine.experiments.forgetting import ForgettingConfig, stored_arms
+from engine.core.store import ResultStore
 from ui.curves import plural
 from ui.experiments import QueryReader, active, ended_note, live_panel, submit_job
 from ui.forgetting import (cka_figure, change_table, diagnostics_reading, forgetting_figure,

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from engine.device import describe_device
-from engine.strategies import STRATEGIES
+from engine.core.device import describe_device
+from engine.core.strategies import STRATEGIES
 from ui.lessons import LESSONS
 from ui.shell import page_setup
 

@@ -1,17 +1,17 @@
 """The LoRA lab: exact adapter sizes on real architectures, the memory they save, and LoRA
 trained on the lesson's own model beside the linear probe and fine-tuning.
 
-UI only: the counts and estimates come from `engine.lora_presets`; Run submits one sweep to the
+UI only: the counts and estimates come from `engine.experiments.lora_presets`; Run submits one sweep to the
 server's job manager; the merge check trains one run through the engine."""
 
 import streamlit as st
 
-from engine.jobs import JobLimitError
-from engine.lora import PUBLISHED, LoraError
-from engine.lora_presets import PRESETS, count_preset, memory_estimates, merge_check, preset_architecture
-from engine.store import ResultStore
-from engine.strategies import LORA_ALPHA, get_strategy, lora_layer_names, lora_name
-from engine.sweep import MAX_SEEDS, plan_runs, stored_records
+from engine.infra.jobs import JobLimitError
+from engine.core.lora import PUBLISHED, LoraError
+from engine.experiments.lora_presets import PRESETS, count_preset, memory_estimates, merge_check, preset_architecture
+from engine.core.store import ResultStore
+from engine.core.strategies import LORA_ALPHA, get_strategy, lora_layer_names, lora_name
+from engine.experiments.sweep import MAX_SEEDS, plan_runs, stored_records
 from ui.curves import plural
 from ui.jobs import job_manager, session_id
 from ui.lora import (DEFAULT_PRESET, LABEL_CHOICES, RANK_CHOICES, LabSettings, bytes_text, count_text,

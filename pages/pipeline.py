@@ -1,13 +1,13 @@
 """Design a pipeline: the five-step exercise as a guided form, exported as Markdown.
 
-UI only: `engine.pipeline` validates the answers and writes the document. What the learner
+UI only: `engine.study.pipeline` validates the answers and writes the document. What the learner
 types is only shown back as plain text (a code block) and written into their download."""
 
 from dataclasses import asdict
 
 import streamlit as st
 
-from engine.pipeline import (MAX_CHARS, STRATEGIES, TASKS, PipelinePlan, missing_steps,
+from engine.study.pipeline import (MAX_CHARS, STRATEGIES, TASKS, PipelinePlan, missing_steps,
                              plan_markdown)
 from ui.shell import page_setup
 

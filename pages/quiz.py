@@ -1,13 +1,13 @@
 """Quiz: multiple-choice and scenario questions, an explanation after each answer, a score, and
 a retry of the missed ones; plus questions whose answers come from the learner's own runs.
 
-UI only: the questions come from `engine.content` (the banks) and `engine.run_questions`."""
+UI only: the questions come from `engine.study.content` (the banks) and `engine.study.run_questions`."""
 
 import random
 
 import streamlit as st
 
-from engine.content import ContentError
+from engine.study.content import ContentError
 from ui.shell import page_setup
 from ui.study import runs_caption, shown_options, study_content, your_run_questions
 

@@ -5,11 +5,11 @@ the page draws what the store holds, live while the job runs."""
 
 import streamlit as st
 
-from engine.pretrain import load_cached
-from engine.store import ResultStore
-from engine.jobs import JobLimitError
-from engine.packs import pack_records
-from engine.sweep import plan_runs, stored_records
+from engine.core.pretrain import load_cached
+from engine.core.store import ResultStore
+from engine.infra.jobs import JobLimitError
+from engine.infra.packs import pack_records
+from engine.experiments.sweep import plan_runs, stored_records
 from ui.controls import curve_controls, last_curve_spec, remember_curve_spec
 from ui.curves import (curve_figure, describe_spec, head_start_markdown, lesson_data_facts,
                        n_selector, plural, pretraining_panel, runs_table)

@@ -5,8 +5,8 @@ job manager, and the section draws what the store holds (live while its job runs
 
 import streamlit as st
 
-from engine.shifts import SEVERITY_SHIFTS, SHIFTS
-from engine.sweep import MAX_SEEDS
+from engine.core.shifts import SEVERITY_SHIFTS, SHIFTS
+from engine.experiments.sweep import MAX_SEEDS
 from ui.curves import curve_figure, plural
 from ui.experiments import QueryReader, active, ended_note, labels_text, live_panel, submit_job
 from ui.hurts import (GAP, MISMATCHED, SHIFT_SLIDERS, WHY_KIND, WHY_NEGATIVE, WHY_SHIFT,

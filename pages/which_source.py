@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import streamlit as st
 
-from engine.backbones import feature_weights
-from engine.imagenet import IMAGENET_MODELS, weights_status
-from engine.jobs import JobLimitError
-from engine.plots import summarize
-from engine.sweep import MAX_SEEDS, SweepSpec
+from engine.core.backbones import feature_weights
+from engine.core.imagenet import IMAGENET_MODELS, weights_status
+from engine.infra.jobs import JobLimitError
+from engine.experiments.stats import summarize
+from engine.experiments.sweep import MAX_SEEDS, SweepSpec
 from ui.controls import LABEL_CHOICES, label_choice_text, spec_from_query
 from ui.curves import plural
 from ui.jobs import job_manager, session_id

@@ -26,7 +26,7 @@ OUTPUT_DIR = ROOT / "test-output"  # screenshots and other artefacts kept with t
 @pytest.fixture(scope="session")
 def pretrained():
     """The default lesson's pretrained backbone, trained once per test session."""
-    from engine.pretrain import PretrainConfig, pretrain
+    from engine.core.pretrain import PretrainConfig, pretrain
 
     return pretrain(PretrainConfig())
 
@@ -45,7 +45,7 @@ def one_torch_thread():
 @pytest.fixture
 def fresh_store(tmp_path):
     """An empty result store of the test's own."""
-    from engine.store import ResultStore
+    from engine.core.store import ResultStore
 
     return ResultStore(tmp_path / "results.sqlite")
 

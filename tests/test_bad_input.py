@@ -73,8 +73,8 @@ def _digest_files(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A private data directory holding three stored runs and one imported upload."""
-    from engine.store import ResultStore
-    from engine.userdata import import_zip
+    from engine.core.store import ResultStore
+    from engine.core.userdata import import_zip
 
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
     store = ResultStore()
@@ -86,7 +86,7 @@ def home(tmp_path, monkeypatch):
 
 def _stored_state(home: Path) -> dict:
     """Everything the cases must leave as it was: runs and uploaded files."""
-    from engine.store import ResultStore
+    from engine.core.store import ResultStore
 
     return {"runs": sorted(r["run_key"] for r in ResultStore(home / "results.sqlite")
                            .get_many(f"kept-{i}" for i in range(3))),
@@ -159,8 +159,8 @@ def bad_zips() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("case", list(BAD_ZIPS))
 def test_a_refused_zip_changes_nothing_stored(case, bad_zips, home, monkeypatch):
-    from engine import userdata
-    from engine.userdata import UploadError, import_zip, list_uploads, load_user_dataset
+    from engine.core import userdata
+    from engine.core.userdata import UploadError, import_zip, list_uploads, load_user_dataset
 
     (kept,) = list_uploads()
     before, pixels = _stored_state(home), load_user_dataset(kept.digest).x.clone()
@@ -201,8 +201,8 @@ def test_the_data_page_refuses_bad_zips_and_keeps_serving(bad_zips, home):
 # --- images to classify ----------------------------------------------------------------------------
 
 def test_a_huge_photo_is_refused_from_its_header(tmp_path, capsys, monkeypatch):
-    from engine import imagenet
-    from engine.imagenet import load_image
+    from engine.core import imagenet
+    from engine.core.imagenet import load_image
 
     huge, big = png_header_only(20000, 20000), png_header_only(5000, 5000)  # headers only
     with pytest.raises(ValueError, match="far too large: images are limited to 16,777,216 pixels"):
@@ -233,7 +233,7 @@ def test_a_huge_photo_is_refused_from_its_header(tmp_path, capsys, monkeypatch):
     ("P", None, (0.0, 0.0, 1.0)),  # palette blue
 ])
 def test_photo_modes_are_converted_to_rgb(mode, color, expected):
-    from engine.imagenet import load_image
+    from engine.core.imagenet import load_image
 
     buf = io.BytesIO()
     if mode == "P":
@@ -251,14 +251,14 @@ NAN = float("nan")
 
 
 def _configs():
-    from engine.advisor import AdvisorInputs
-    from engine.diagnostics import DiagnosticsConfig
-    from engine.forgetting import ForgettingConfig
-    from engine.lora_presets import count_preset
-    from engine.pretrain import PretrainConfig
-    from engine.strategies import get_strategy
-    from engine.sweep import SweepSpec
-    from engine.train import TrainBudget
+    from engine.study.advisor import AdvisorInputs
+    from engine.experiments.diagnostics import DiagnosticsConfig
+    from engine.experiments.forgetting import ForgettingConfig
+    from engine.experiments.lora_presets import count_preset
+    from engine.core.pretrain import PretrainConfig
+    from engine.core.strategies import get_strategy
+    from engine.experiments.sweep import SweepSpec
+    from engine.core.train import TrainBudget
 
     return {
         "seeds=0": (lambda: SweepSpec(seeds=0), "seeds must be an integer from 1"),
@@ -334,8 +334,8 @@ def test_nan_in_a_link_is_refused(page, params, notice):
 # --- more labels than exist ------------------------------------------------------------------------
 
 def test_more_labels_than_an_upload_holds_is_refused_in_the_page(home):
-    from engine.store import ResultStore
-    from engine.userdata import import_zip
+    from engine.core.store import ResultStore
+    from engine.core.userdata import import_zip
 
     few = import_zip(make_zip({f"{c}/{i}.png": image_bytes(color=color) for c, color in
                                (("cats", (255, 0, 0)), ("dogs", (0, 0, 255))) for i in range(4)}),
@@ -388,8 +388,8 @@ def test_an_overlong_or_malformed_link_gives_a_short_notice(kind):
 # --- damaged files ---------------------------------------------------------------------------------
 
 def test_a_truncated_weights_file_is_named_not_a_traceback(home, tmp_path, capsys, monkeypatch):
-    from engine import imagenet
-    from engine.imagenet import WeightsUnavailable, build_imagenet_model, weights_dir
+    from engine.core import imagenet
+    from engine.core.imagenet import WeightsUnavailable, build_imagenet_model, weights_dir
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no other copy found
     info = imagenet.get_imagenet_model("resnet18")
@@ -430,7 +430,7 @@ def _damage(store_path: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["garbage", "truncated"])
 def test_a_damaged_result_store_is_reported_and_left_untouched(how, home, capsys):
-    from engine.store import ResultStore, StoreError
+    from engine.core.store import ResultStore, StoreError
 
     store_path = home / "results.sqlite"
     _damage(store_path, how)
@@ -487,7 +487,7 @@ def _read_only(home: Path, command: list[str]) -> list[str]:
 @pytest.fixture
 def read_only_home():
     """A data directory with one stored run, made read-only for a command (see _read_only)."""
-    from engine.store import ResultStore
+    from engine.core.store import ResultStore
 
     home = Path(tempfile.mkdtemp(prefix="transferlab-ro-"))
     home.chmod(0o755)

@@ -142,7 +142,7 @@ def _wait_for_curves(page, chart, exception, app, store) -> None:
 def test_transfer_curves_in_a_real_browser(server, empty_default_store):
     from playwright.sync_api import expect, sync_playwright
 
-    from engine.store import ResultStore
+    from engine.core.store import ResultStore
 
     store = ResultStore(empty_default_store)  # the store the server writes to
     problems: list[str] = []  # console errors and uncaught page errors, gathered throughout

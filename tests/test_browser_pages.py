@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from conftest import OUTPUT_DIR
-from engine.forgetting import ForgettingConfig
-from engine.sweep import UNTRAINED, SweepSpec
+from engine.experiments.forgetting import ForgettingConfig
+from engine.experiments.sweep import UNTRAINED, SweepSpec
 from test_browser import BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server
 from ui.depth import depth_specs
 from ui.hurts import SHIFT_SLIDERS, shift_group, shift_levels
@@ -130,7 +130,7 @@ def _await_job_end(lab: Lab, spec, result, what: str) -> None:
     page can show an earlier partial result before Run's rerun starts."""
     from playwright.sync_api import expect
 
-    from engine.jobs import spec_units
+    from engine.infra.jobs import spec_units
 
     page, deadline = lab.page, time.monotonic() + JOB_TIMEOUT_S
     while (units := spec_units(spec, str(lab.home / "results.sqlite")))[0] < units[1]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.device import pick_device
+from engine.core.device import pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 

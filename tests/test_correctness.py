@@ -1,8 +1,8 @@
 """The lesson's claim, from real runs: transfer gives a head-start at few labels that vanishes
 with many. Reduced to the two ends of the curve (1 and 50 labels per class), 3 seeds each."""
 
-from engine.plots import summarize
-from engine.sweep import SweepSpec, run_sweep
+from engine.experiments.stats import summarize
+from engine.experiments.sweep import SweepSpec, run_sweep
 
 
 def test_transfer_head_start_at_one_label_and_convergence_at_fifty(pretrained, fresh_store):

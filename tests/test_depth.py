@@ -4,10 +4,10 @@ LP-FT, Yosinski-style layer copying, and the PyTorch code the page shows for eac
 import pytest
 import torch
 
-from engine.backbones import feature_blocks, get_backbone
-from engine.codegen import CodegenError, describe_groups, strategy_code
-from engine.strategies import StrategyError, get_strategy
-from engine.train import fit
+from engine.core.backbones import feature_blocks, get_backbone
+from engine.study.codegen import CodegenError, describe_groups, strategy_code
+from engine.core.strategies import StrategyError, get_strategy
+from engine.core.train import fit
 
 LR, BACKBONE_LR = 3e-3, 3e-4
 DEPTH_STRATEGIES = ["scratch", "probe", "finetune", "partial:0", "partial:1", "partial:3",

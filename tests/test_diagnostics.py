@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.diagnostics import (BASELINE, DiagnosticsConfig, block_names, block_outputs,
+from engine.experiments.diagnostics import (BASELINE, DiagnosticsConfig, block_names, block_outputs,
                                 linear_cka, probe_accuracies, run_diagnostics, stored_units)
 
 
@@ -59,7 +59,7 @@ def test_probes_trained_side_by_side_read_each_representation_separately():
 
 
 def test_block_outputs_and_names_follow_the_small_cnn():
-    from engine.backbones import get_backbone
+    from engine.core.backbones import get_backbone
 
     torch.manual_seed(0)
     features = get_backbone("small_cnn").build(10).features

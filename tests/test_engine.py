@@ -5,15 +5,16 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.backbones import count_parameters, get_backbone
-from engine.datasets import (ALL_LABELS, DatasetError, load_dataset, max_labels_per_class,
+from engine.core.backbones import count_parameters, get_backbone
+from engine.core.datasets import (ALL_LABELS, DatasetError, load_dataset, max_labels_per_class,
                              sample_labels, split_target)
-from engine.plots import head_start_sentence, summarize, transfer_curve_figure
-from engine.pretrain import PretrainConfig, load_cached, pretrain
-from engine.store import ResultStore
-from engine.strategies import STRATEGIES, get_strategy
-from engine.sweep import SweepSpec, plan_runs, run_sweep, stored_records
-from engine.train import TrainBudget, fit
+from engine.experiments.stats import head_start_sentence, summarize
+from ui.figures import transfer_curve_figure
+from engine.core.pretrain import PretrainConfig, load_cached, pretrain
+from engine.core.store import ResultStore
+from engine.core.strategies import STRATEGIES, get_strategy
+from engine.experiments.sweep import SweepSpec, plan_runs, run_sweep, stored_records
+from engine.core.train import TrainBudget, fit
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +227,7 @@ def test_figure_has_one_legend_group_per_strategy_on_a_log_axis():
 def test_sources_pair_with_the_right_backbones_and_key_their_runs_apart():
     import pytest
 
-    from engine.sweep import IMAGENET, UNTRAINED, SweepSpec, plan_runs
+    from engine.experiments.sweep import IMAGENET, UNTRAINED, SweepSpec, plan_runs
 
     with pytest.raises(ValueError, match="small_cnn has no ImageNet weights"):
         SweepSpec(source=IMAGENET)
@@ -245,7 +246,7 @@ def test_sources_pair_with_the_right_backbones_and_key_their_runs_apart():
 def test_an_untrained_source_probes_one_fixed_random_backbone():
     import torch
 
-    from engine.sweep import UNTRAINED, SweepContext, SweepSpec
+    from engine.experiments.sweep import UNTRAINED, SweepContext, SweepSpec
 
     spec = SweepSpec(source=UNTRAINED, strategies=("probe",), labels_per_class=(1,), seeds=2)
     ctx = SweepContext(spec, torch.device("cpu"), None)
@@ -257,7 +258,7 @@ def test_an_untrained_source_probes_one_fixed_random_backbone():
 def test_bfloat16_only_where_the_hardware_has_it_and_never_when_forced_off(monkeypatch):
     import torch
 
-    from engine import device as dev
+    from engine.core import device as dev
 
     cpu = torch.device("cpu")
     monkeypatch.delenv(dev.PRECISION_ENV, raising=False)
@@ -271,8 +272,8 @@ def test_bfloat16_only_where_the_hardware_has_it_and_never_when_forced_off(monke
 
 
 def test_a_run_records_its_precision(pretrained, fresh_store):
-    from engine.device import precision_name
-    from engine.sweep import SweepSpec, run_sweep
+    from engine.core.device import precision_name
+    from engine.experiments.sweep import SweepSpec, run_sweep
 
     spec = SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=1)
     record = run_sweep(spec, fresh_store).records.iloc[0]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from engine.backbones import Classifier, small_cnn_features
+from engine.core.backbones import Classifier, small_cnn_features
 
 
 def _conventional_twin(model: Classifier) -> Classifier:
@@ -55,7 +55,7 @@ def _groups(model, split_lr=True):
 
 
 def test_the_fused_adam_steps_exactly_as_torch_optim_adam():
-    from engine.train import Adam
+    from engine.core.train import Adam
 
     ours_model, ref_model = _twin_models()
     ours = Adam(_groups(ours_model))
@@ -83,7 +83,7 @@ def test_a_fresh_training_process_does_not_import_the_compiler_stack():
     import subprocess
     import sys
 
-    code = ("import sys, torch; from engine.train import fit; m = torch.nn.Linear(4, 3); "
+    code = ("import sys, torch; from engine.core.train import fit; m = torch.nn.Linear(4, 3); "
             "fit(m, [{'params': list(m.parameters()), 'lr': 0.1}], torch.randn(8, 4), "
             "torch.randint(0, 3, (8,)), steps=3, batch_size=4, seed=0); "
             "print('torch._dynamo' in sys.modules)")
@@ -93,7 +93,7 @@ def test_a_fresh_training_process_does_not_import_the_compiler_stack():
 
 @pytest.mark.parametrize("name", ["mnist5k", "uci_digits"])
 def test_the_fast_dataset_readers_give_the_packages_own_arrays(name):
-    from engine.datasets import get_dataset_info
+    from engine.core.datasets import get_dataset_info
 
     data = get_dataset_info(name).loader()  # not the per-process cache: read the file now
     if name == "mnist5k":
@@ -107,7 +107,7 @@ def test_the_fast_dataset_readers_give_the_packages_own_arrays(name):
         d = load_digits()
         x, y = d.images, d.target
         expected = None  # resized for the network; compare the labels and the source pixels
-        from engine.datasets import _uci_digits_arrays
+        from engine.core.datasets import _uci_digits_arrays
 
         images, labels = _uci_digits_arrays()
         assert np.array_equal(images, x) and np.array_equal(labels, y)
@@ -117,7 +117,7 @@ def test_the_fast_dataset_readers_give_the_packages_own_arrays(name):
 
 
 def test_runs_side_by_side_start_longest_first_within_each_seed():
-    from engine.sweep import SweepContext, SweepSpec, plan_runs
+    from engine.experiments.sweep import SweepContext, SweepSpec, plan_runs
 
     spec = SweepSpec(labels_per_class=(1, 5, 20), seeds=2)
     context = SweepContext(spec, torch.device("cpu"), None)
@@ -132,8 +132,8 @@ def test_runs_side_by_side_start_longest_first_within_each_seed():
 
 
 def test_frozen_first_blocks_are_found_only_where_computing_them_once_is_exact():
-    from engine.strategies import get_strategy
-    from engine.sweep import frozen_prefix
+    from engine.core.strategies import get_strategy
+    from engine.experiments.sweep import frozen_prefix
 
     def prepared(name):
         torch.manual_seed(0)
@@ -155,8 +155,8 @@ def test_frozen_first_blocks_are_found_only_where_computing_them_once_is_exact()
 
 def test_runs_on_cached_frozen_blocks_match_runs_through_the_whole_network(pretrained, tmp_path,
                                                                           monkeypatch):
-    import engine.sweep as sweep
-    from engine.store import ResultStore
+    import engine.experiments.sweep as sweep
+    from engine.core.store import ResultStore
 
     spec = sweep.SweepSpec(strategies=("partial:1", "partial:3", "copy-frozen:2", "copy-frozen:4"),
                            labels_per_class=(5,), seeds=1)
@@ -175,7 +175,7 @@ def test_runs_on_cached_frozen_blocks_match_runs_through_the_whole_network(pretr
 @pytest.mark.parametrize("n,batch_size,steps", [(10, 64, 60), (100, 64, 60), (200, 64, 120),
                                                 (500, 64, 150), (1258, 64, 150), (7, 3, 10)])
 def test_minibatches_drawn_up_front_are_those_of_the_step_by_step_walk(n, batch_size, steps):
-    from engine.train import batch_order
+    from engine.core.train import batch_order
 
     # the walk fit used to take: reshuffle when fewer than a batch of examples are left
     gen = torch.Generator().manual_seed(5)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.forgetting import (ForgettingConfig, ReplayMixer, ewc_penalty, fisher_diagonal,
+from engine.experiments.forgetting import (ForgettingConfig, ReplayMixer, ewc_penalty, fisher_diagonal,
                                replay_count, run_forgetting)
 
 
@@ -87,8 +87,8 @@ def test_replay_mixes_the_configured_fraction_of_source_examples(fraction):
 def test_the_replay_loss_sees_source_examples_through_the_source_head(pretrained):
     """In a training step of the replay arm, the features see the target batch plus the mixed-in
     source images, and the source head scores exactly those."""
-    from engine.device import pick_device
-    from engine.forgetting import _loss_fn, _Setup
+    from engine.core.device import pick_device
+    from engine.experiments.forgetting import _loss_fn, _Setup
 
     config = ForgettingConfig(labels_per_class=10, replay_fraction=0.5, arms=("replay",))
     setup = _Setup(config, pretrained, pick_device())

@@ -107,8 +107,8 @@ def test_a_bad_link_falls_back_with_notices():
 
 
 def test_forgetting_page_runs_both_sections(pretrained, empty_default_store):
-    from engine.diagnostics import DiagnosticsConfig
-    from engine.forgetting import ForgettingConfig
+    from engine.experiments.diagnostics import DiagnosticsConfig
+    from engine.experiments.forgetting import ForgettingConfig
 
     at = open_page(FORGETTING)
     assert [h.value for h in at.header] == ["Catastrophic forgetting",

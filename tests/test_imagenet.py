@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import imagenet
-from engine.features import cached_features, tensor_digest
-from engine.imagenet import (IMAGENET_MODELS, ImageNetInput, WeightsUnavailable, build_imagenet_model,
+from engine.core import imagenet
+from engine.core.features import cached_features, tensor_digest
+from engine.core.imagenet import (IMAGENET_MODELS, ImageNetInput, WeightsUnavailable, build_imagenet_model,
                              imagenet_classes, load_image, predict, split_classifier, weights_status)
 
 ROOT = Path(__file__).resolve().parents[1]

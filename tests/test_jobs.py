@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs import JobLimitError, JobManager
-from engine.store import ResultStore
-from engine.sweep import SweepSpec, plan_runs, stored_records
+from engine.infra.jobs import JobLimitError, JobManager
+from engine.core.store import ResultStore
+from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,7 +132,7 @@ def test_sigkill_mid_sweep_loses_no_finished_run(tmp_path, pretrained):
 
 WRITER = """
 import sys
-from engine.store import ResultStore
+from engine.core.store import ResultStore
 store = ResultStore(sys.argv[1])
 for i in range(150):
     store.put({"run_key": f"{sys.argv[2]}-{i}", "strategy": "probe", "labels_per_class": 1, "seed": i,

@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from engine.sweep import SweepSpec
+from engine.experiments.sweep import SweepSpec
 from tests.test_pages import APP, CURVES, TIMEOUT
 from ui.controls import spec_from_query, spec_to_query
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from conftest import ROOT
-from engine.lora import (LoRAConv2d, LoRALinear, LoraError, architecture, count_lora, inject_lora,
+from engine.core.lora import (LoRAConv2d, LoRALinear, LoraError, architecture, count_lora, inject_lora,
                          lora_layers, merge_lora)
 
 warnings.filterwarnings("ignore", module="peft")
@@ -62,7 +62,7 @@ def test_counts_equal_peft_on_real_modules(make, rank):
     ("small-cnn", ["features.0.0", "features.2.0", "head"]),
 ])
 def test_preset_counts_equal_peft_on_the_meta_model(preset, targets):
-    from engine.lora_presets import PRESETS, count_preset
+    from engine.experiments.lora_presets import PRESETS, count_preset
 
     rank = 4
     model = PRESETS[preset].build()  # a fresh model; peft wraps it in place
@@ -71,7 +71,7 @@ def test_preset_counts_equal_peft_on_the_meta_model(preset, targets):
 
 
 def test_preset_totals_come_from_the_architecture():
-    from engine.lora_presets import preset_architecture
+    from engine.experiments.lora_presets import preset_architecture
 
     # published sizes: GPT-2 124M (tied output), BERT base 110M, Llama 2 7B
     assert preset_architecture("gpt2").total == 124_439_808
@@ -81,7 +81,7 @@ def test_preset_totals_come_from_the_architecture():
 
 
 def test_gpt3_figures_of_the_lora_paper():
-    from engine.lora_presets import count_preset
+    from engine.experiments.lora_presets import count_preset
 
     qv = ["q_proj", "v_proj"]
     assert count_preset("gpt3-175b", 1, qv).trainable == 4_718_592  # "4.7M" at r = 1 on Wq, Wv
@@ -95,7 +95,7 @@ def test_gpt3_figures_of_the_lora_paper():
 @pytest.mark.parametrize("targets,message", [
     (["nope"], "matches no module"), (["mlp"], "cannot wrap"), ([], "at least one target")])
 def test_bad_targets_are_refused(targets, message):
-    from engine.lora_presets import count_preset
+    from engine.experiments.lora_presets import count_preset
 
     with pytest.raises(LoraError, match=message):
         count_preset("gpt2" if targets != ["mlp"] else "llama-2-7b", 4, targets)
@@ -104,7 +104,7 @@ def test_bad_targets_are_refused(targets, message):
 
 
 def small_cnn(seed: int = 0):
-    from engine.backbones import get_backbone
+    from engine.core.backbones import get_backbone
 
     torch.manual_seed(seed)
     return get_backbone("small_cnn").build(10)
@@ -164,8 +164,8 @@ def test_a_new_adapter_starts_as_the_base_layer():
                           "features.3.1.lora_B", "head.weight", "head.bias"}),
 ])
 def test_training_changes_only_the_adapter_and_the_head(name, changed):
-    from engine.strategies import get_strategy
-    from engine.train import fit
+    from engine.core.strategies import get_strategy
+    from engine.core.train import fit
 
     model = small_cnn()
     groups = get_strategy(name).param_groups(model, 3e-3, 3e-4)
@@ -179,9 +179,9 @@ def test_training_changes_only_the_adapter_and_the_head(name, changed):
 
 
 def test_strategy_names_round_trip_and_bad_ones_are_refused():
-    from engine.lora_presets import strategy_parameters
-    from engine.strategies import StrategyError, get_strategy, lora_name
-    from engine.sweep import SweepSpec
+    from engine.experiments.lora_presets import strategy_parameters
+    from engine.core.strategies import StrategyError, get_strategy, lora_name
+    from engine.experiments.sweep import SweepSpec
 
     for name in ("lora:r1", "lora:r16", "lora:r4@conv3+fc", "lora:r2@fc"):
         assert get_strategy(name).name == name
@@ -199,8 +199,8 @@ def test_strategy_names_round_trip_and_bad_ones_are_refused():
 
 
 def test_memory_estimates_hold_their_terms_and_the_anchors():
-    from engine.lora import PUBLISHED
-    from engine.lora_presets import memory_estimates
+    from engine.core.lora import PUBLISHED
+    from engine.experiments.lora_presets import memory_estimates
 
     full, lora, qlora = memory_estimates("llama-2-7b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True)
     assert full.total > lora.total > qlora.total
@@ -213,7 +213,7 @@ def test_memory_estimates_hold_their_terms_and_the_anchors():
 
 
 def test_merge_check_on_a_trained_adapter(pretrained):
-    from engine.lora_presets import merge_check
+    from engine.experiments.lora_presets import merge_check
 
     check = merge_check("lora:r2@conv3+fc", 1, seed=0)
     assert check.max_abs_diff < 1e-3 and abs(check.accuracy - check.merged_accuracy) < 0.5

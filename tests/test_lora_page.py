@@ -15,7 +15,7 @@ def metric(at, label: str) -> str:
 
 
 def test_counts_follow_the_chosen_architecture():
-    from engine.lora_presets import count_preset
+    from engine.experiments.lora_presets import count_preset
 
     at = open_page(PAGE)
     assert at.title[0].value == "LoRA lab"
@@ -54,7 +54,7 @@ def test_a_bad_link_falls_back_with_a_notice():
 
 
 def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_default_store):
-    from engine.lora_presets import strategy_parameters
+    from engine.experiments.lora_presets import strategy_parameters
     from ui.jobs import job_manager
     from ui.lora import LabSettings, lab_spec
 

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from engine.packs import PackError, build_pack, load_lesson, pack_records
-from engine.plots import summarize
-from engine.store import ResultStore
-from engine.sweep import SweepSpec, stored_records
+from engine.infra.packs import PackError, build_pack, load_lesson, pack_records
+from engine.experiments.stats import summarize
+from engine.core.store import ResultStore
+from engine.experiments.sweep import SweepSpec, stored_records
 
 
 def test_shipped_default_pack_matches_the_default_spec():

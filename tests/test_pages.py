@@ -97,15 +97,15 @@ def press_run(at: AppTest, strategies, labels, seeds: int) -> AppTest:
 
 
 def store_count(path) -> int:
-    from engine.store import ResultStore
+    from engine.core.store import ResultStore
 
     return ResultStore(path).count()
 
 
 def test_home_explains_and_links_every_lesson():
-    from engine.device import describe_device
-    from engine.store import home_dir
-    from engine.strategies import STRATEGIES
+    from engine.core.device import describe_device
+    from engine.core.store import home_dir
+    from engine.core.strategies import STRATEGIES
     from ui.lessons import LESSONS
 
     at = open_page()
@@ -191,8 +191,8 @@ def _fake_record(plan, accuracy: float) -> dict:
 
 
 def test_stored_default_runs_show_on_first_load_without_training(empty_default_store):
-    from engine.store import ResultStore
-    from engine.sweep import SweepSpec, plan_runs
+    from engine.core.store import ResultStore
+    from engine.experiments.sweep import SweepSpec, plan_runs
 
     plans = plan_runs(SweepSpec())
     accuracy = {"scratch": 40.0, "probe": 70.0, "finetune": 65.0}
@@ -269,8 +269,8 @@ def test_cancel_ends_the_job_and_keeps_finished_runs(pretrained, empty_default_s
 
 
 def test_curve_figures_are_shared_between_identical_results():
-    from engine.packs import pack_records
-    from engine.sweep import SweepSpec
+    from engine.infra.packs import pack_records
+    from engine.experiments.sweep import SweepSpec
     from ui.curves import curve_figure
 
     spec = SweepSpec()

@@ -1,4 +1,4 @@
-"""Runs trained side by side (`engine.parallel`): real overlap, same numbers, stops and errors."""
+"""Runs trained side by side (`engine.core.parallel`): real overlap, same numbers, stops and errors."""
 
 import threading
 import time
@@ -6,9 +6,9 @@ import time
 import pytest
 import torch
 
-from engine.parallel import default_concurrency, run_concurrently
-from engine.sweep import SweepSpec, run_sweep
-from engine.train import TrainBudget
+from engine.core.parallel import default_concurrency, run_concurrently
+from engine.experiments.sweep import SweepSpec, run_sweep
+from engine.core.train import TrainBudget
 
 CPU = torch.device("cpu")
 
@@ -80,7 +80,7 @@ def test_default_concurrency_follows_the_cpu_threads():
 
 def test_a_sweep_gives_the_same_numbers_whatever_its_concurrency(pretrained, tmp_path):
     """Each run is independent of which thread trains it: identical accuracies and losses."""
-    from engine.store import ResultStore
+    from engine.core.store import ResultStore
 
     spec = SweepSpec(labels_per_class=(1, 3), seeds=2,
                      budget=TrainBudget(epochs=2, min_steps=6, max_steps=8))

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.ray_backend import (RAY_ADDRESS_ENV, RayError, RayRunError, RayUnavailable, gpus_per_run,
+from engine.infra.ray_backend import (RAY_ADDRESS_ENV, RayError, RayRunError, RayUnavailable, gpus_per_run,
                                 run_one, run_sweep_on_ray)
-from engine.store import ResultStore
-from engine.sweep import SweepSpec, plan_runs, run_sweep, stored_records
-from engine.train import TrainBudget
+from engine.core.store import ResultStore
+from engine.experiments.sweep import SweepSpec, plan_runs, run_sweep, stored_records
+from engine.core.train import TrainBudget
 
 TINY = TrainBudget(epochs=2, min_steps=6, max_steps=8)
 UNREACHABLE = "127.0.0.1:9"  # the discard port: nothing listens there
@@ -118,7 +118,7 @@ def test_the_job_manager_sends_sweeps_to_ray_and_cancel_stops_the_tasks(cluster,
                                                                          monkeypatch):
     import ray
 
-    from engine.jobs import JobManager
+    from engine.infra.jobs import JobManager
 
     monkeypatch.setenv(RAY_ADDRESS_ENV, cluster)  # the worker process (the driver) inherits it
     manager = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1)
@@ -171,7 +171,7 @@ def test_the_cli_reports_an_unreachable_cluster_in_one_line(argv, tmp_path, caps
 
 
 def test_an_unreachable_cluster_fails_the_job_with_a_clear_message(tmp_path, monkeypatch):
-    from engine.jobs import JobManager
+    from engine.infra.jobs import JobManager
 
     monkeypatch.setenv(RAY_ADDRESS_ENV, UNREACHABLE)
     manager = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1)

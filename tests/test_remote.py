@@ -1,4 +1,4 @@
-"""engine.remote: downloadable datasets, read from stand-in files in each real on-disk format.
+"""engine.core.remote: downloadable datasets, read from stand-in files in each real on-disk format.
 
 Every test gets its own TRANSFERLAB_HOME and an `urllib.request.urlopen` that refuses to connect;
 tests that download replace it with one serving bytes from memory. Nothing reaches the network.
@@ -20,9 +20,9 @@ import pytest
 import scipy.io
 import torch
 
-import engine.remote as remote
-from engine.datasets import DIGIT_NAMES, DatasetError
-from engine.remote import REMOTE_DATASETS, DatasetUnavailable
+import engine.core.remote as remote
+from engine.core.datasets import DIGIT_NAMES, DatasetError
+from engine.core.remote import REMOTE_DATASETS, DatasetUnavailable
 
 ID_PIXEL = 10  # images store their id at (ID_PIXEL, ID_PIXEL) of channel 0
 

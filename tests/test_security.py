@@ -46,7 +46,7 @@ def _keyword(call: ast.Call, name: str):
 # --- the server's settings ------------------------------------------------------------------------
 
 def test_the_config_file_keeps_protection_on_and_caps_uploads():
-    from engine.userdata import MAX_ZIP_BYTES
+    from engine.core.userdata import MAX_ZIP_BYTES
 
     config = tomllib.loads(CONFIG.read_text())
     for dotted, value in PUBLIC_SETTINGS.items():
@@ -96,8 +96,8 @@ def test_every_file_uploader_has_its_own_cap():
 
 def test_the_data_page_shows_the_caps_to_the_browser():
     """The caps reach the widget (the browser refuses a larger file before sending it)."""
-    from engine.imagenet import MAX_IMAGE_MB
-    from engine.userdata import MAX_ZIP_BYTES
+    from engine.core.imagenet import MAX_IMAGE_MB
+    from engine.core.userdata import MAX_ZIP_BYTES
 
     at = AppTest.from_file(str(APP), default_timeout=180).run()
     at.switch_page("pages/data_models.py").run()
@@ -176,14 +176,14 @@ def test_checkpoints_load_with_weights_only():
                     f"{path.name}:{call.lineno}: np.load without allow_pickle=False")
             elif name in ("pickle.load", "pickle.loads", "pickle.Unpickler"):
                 pytest.fail(f"{path.name}:{call.lineno}: {name} can run code; use a restricted "
-                            "Unpickler (engine.remote._ArraysOnly)")
+                            "Unpickler (engine.core.remote._ArraysOnly)")
     assert len(loads) >= 4, loads  # pretrain (2), features, imagenet (load and download)
 
 
 def test_a_dataset_pickle_that_would_run_code_is_refused(tmp_path):
     import pickle
 
-    from engine.remote import _unpickle
+    from engine.core.remote import _unpickle
 
     class Evil:
         def __reduce__(self):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.datatypes import DatasetData, DatasetError
-from engine.shifts import Shift, gaussian_kernel, parse_shift, pixel_permutation, shifted_name
+from engine.core.datatypes import DatasetData, DatasetError
+from engine.core.shifts import Shift, gaussian_kernel, parse_shift, pixel_permutation, shifted_name
 
 
 def tiny(n: int = 40, size: int = 8, seed: int = 0) -> DatasetData:
@@ -82,8 +82,8 @@ def test_random_labels_keep_images_and_class_sizes_but_break_the_link():
     ("~rotate:30", "names no dataset"),
 ])
 def test_bad_derived_names_say_what_is_wrong(name, message):
-    from engine.datasets import get_dataset_info
-    from engine.sweep import SweepSpec
+    from engine.core.datasets import get_dataset_info
+    from engine.experiments.sweep import SweepSpec
 
     with pytest.raises(DatasetError, match=message):
         get_dataset_info(name)
@@ -92,8 +92,8 @@ def test_bad_derived_names_say_what_is_wrong(name, message):
 
 
 def test_derived_datasets_flow_through_specs_and_pretraining_keys():
-    from engine.datasets import get_dataset_info, load_dataset
-    from engine.sweep import SweepSpec
+    from engine.core.datasets import get_dataset_info, load_dataset
+    from engine.experiments.sweep import SweepSpec
 
     spec = SweepSpec(source="mnist5k~permuted", target="uci_digits~rotate:30", labels_per_class=(1,))
     assert spec.pretrain_config().key() != SweepSpec().pretrain_config().key()

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from engine.content import ContentError, load_banks, load_content, load_decks
+from engine.study.content import ContentError, load_banks, load_content, load_decks
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -171,7 +171,7 @@ def _expected_schedule(retention: float) -> list[timedelta]:
 
 @pytest.mark.parametrize("retention", [0.9, 0.8])
 def test_intervals_on_a_fixed_history_follow_the_fsrs_formulas(tmp_path, retention):
-    from engine.srs import SrsStore
+    from engine.study.srs import SrsStore
 
     store = SrsStore(tmp_path / "srs.sqlite")
     store.set_retention("ada", retention)
@@ -186,7 +186,7 @@ def test_intervals_on_a_fixed_history_follow_the_fsrs_formulas(tmp_path, retenti
 
 
 def test_lower_desired_retention_gives_longer_intervals(tmp_path):
-    from engine.srs import SrsStore
+    from engine.study.srs import SrsStore
 
     store = SrsStore(tmp_path / "srs.sqlite")
     store.set_retention("strict", 0.95)
@@ -200,7 +200,7 @@ def test_lower_desired_retention_gives_longer_intervals(tmp_path):
 
 
 def test_counts_and_next_card_follow_the_schedule(tmp_path):
-    from engine.srs import SrsStore
+    from engine.study.srs import SrsStore
 
     store, ids = SrsStore(tmp_path / "srs.sqlite"), ["a", "b", "c"]
     assert store.counts("ada", ids, T0).new == 3 and store.next_card("ada", ids, T0) == "a"
@@ -220,19 +220,19 @@ def test_counts_and_next_card_follow_the_schedule(tmp_path):
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 41, "<b>me</b>", "a;drop"])
 def test_bad_learner_names_are_refused(tmp_path, name):
-    from engine.srs import SrsStore
+    from engine.study.srs import SrsStore
 
     with pytest.raises(ValueError):
         SrsStore(tmp_path / "srs.sqlite").review(name, "c", GOOD, T0)
 
 
 def test_progress_survives_a_new_process(tmp_path):
-    from engine.srs import SrsStore
+    from engine.study.srs import SrsStore
 
     path = tmp_path / "srs.sqlite"
     script = (
         "import sys; from datetime import datetime, timezone; sys.path.insert(0, sys.argv[2]);"
-        "from engine.srs import SrsStore; s = SrsStore(sys.argv[1]);"
+        "from engine.study.srs import SrsStore; s = SrsStore(sys.argv[1]);"
         "s.set_retention('Grace', 0.85);"
         "[s.review('Grace', c, 3, datetime(2025, 3, 1, 9, tzinfo=timezone.utc)) "
         "for c in ('c1', 'c2')]")
@@ -248,7 +248,7 @@ def test_progress_survives_a_new_process(tmp_path):
 # --- Anki export ---------------------------------------------------------------------------
 
 def test_a_deck_exports_to_an_apkg_with_every_note(tmp_path):
-    from engine.anki import MODEL_ID, deck_id, export_apkg
+    from engine.study.anki import MODEL_ID, deck_id, export_apkg
 
     deck = load_content().deck("peft")
     data = export_apkg(deck, timestamp=1_700_000_000)
@@ -277,7 +277,7 @@ def test_a_deck_exports_to_an_apkg_with_every_note(tmp_path):
 
 
 def test_export_ids_are_stable_and_text_is_escaped():
-    from engine.anki import build_package, deck_id, markdown_to_html
+    from engine.study.anki import build_package, deck_id, markdown_to_html
 
     assert deck_id("peft") == deck_id("peft") != deck_id("decisions")
     assert 1 << 30 <= deck_id("peft") < 1 << 31
@@ -309,7 +309,7 @@ RUNS = {("scratch", 1): [20.0, 24.0], ("probe", 1): [60.0, 62.0], ("finetune", 1
 
 
 def test_questions_from_runs_are_answered_by_the_records():
-    from engine.run_questions import run_questions
+    from engine.study.run_questions import run_questions
 
     questions = {q.id: q for q in run_questions(_records(RUNS))}
     assert {"run-winner-1", "run-winner-2", "run-winner-126", "run-margin-2", "run-head-start",
@@ -329,15 +329,16 @@ def test_questions_from_runs_are_answered_by_the_records():
 
 
 def test_no_questions_without_two_strategies_at_a_size():
-    from engine.run_questions import run_questions
+    from engine.study.run_questions import run_questions
 
     assert run_questions(_records({("scratch", 1): [20.0], ("probe", 2): [60.0]})) == ()
     assert run_questions(_records({})) == ()
 
 
 def test_predictions_are_compared_and_drawn_apart_from_results():
-    from engine.plots import transfer_curve_figure
-    from engine.predictions import compare, comparison_sentences, with_predictions
+    from ui.figures import transfer_curve_figure
+    from engine.study.predictions import compare, comparison_sentences
+    from ui.figures import with_predictions
 
     records = _records(RUNS)
     predictions = {("probe", 2): 60.0, ("scratch", 1): 22.0, ("finetune", 5): 80.0}
@@ -378,7 +379,7 @@ def test_predictions_are_compared_and_drawn_apart_from_results():
           domain="far"), "finetune"),
 ])
 def test_the_advisor_recommends_by_the_decision_rules(inputs, strategy):
-    from engine.advisor import AdvisorInputs, advise
+    from engine.study.advisor import AdvisorInputs, advise
 
     advice = advise(AdvisorInputs(**inputs))
     assert advice.strategy == strategy, advice.reasons
@@ -386,7 +387,7 @@ def test_the_advisor_recommends_by_the_decision_rules(inputs, strategy):
 
 
 def test_advisor_links_open_experiments_the_pages_accept():
-    from engine.advisor import AdvisorInputs, advise
+    from engine.study.advisor import AdvisorInputs, advise
     from ui.controls import spec_from_query
 
     advice = advise(AdvisorInputs(500, classes=5, domain="related"))  # 100 per class
@@ -409,14 +410,14 @@ def test_advisor_links_open_experiments_the_pages_accept():
                                  dict(labelled_examples=10, tasks=0),
                                  dict(labelled_examples=True)])
 def test_advisor_inputs_are_validated(bad):
-    from engine.advisor import AdvisorInputs
+    from engine.study.advisor import AdvisorInputs
 
     with pytest.raises(ValueError):
         AdvisorInputs(**bad)
 
 
 def test_the_pipeline_plan_exports_markdown_and_names_missing_steps():
-    from engine.pipeline import PipelinePlan, missing_steps, plan_markdown
+    from engine.study.pipeline import PipelinePlan, missing_steps, plan_markdown
 
     plan = PipelinePlan(task="Detect spam in SMS messages", backbone="DistilBERT", labels=3000,
                         strategy="Full fine-tuning")

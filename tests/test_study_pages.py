@@ -31,8 +31,8 @@ def _button(at, prefix: str):
 
 
 def _store_default_runs(path) -> None:
-    from engine.store import ResultStore
-    from engine.sweep import SweepSpec, plan_runs
+    from engine.core.store import ResultStore
+    from engine.experiments.sweep import SweepSpec, plan_runs
 
     store = ResultStore(path)
     for plan in plan_runs(SweepSpec()):
@@ -40,8 +40,8 @@ def _store_default_runs(path) -> None:
 
 
 def test_flashcards_reveal_grade_and_keep_progress():
-    from engine.content import load_content
-    from engine.srs import SrsStore
+    from engine.study.content import load_content
+    from engine.study.srs import SrsStore
 
     learner = f"Tester {uuid.uuid4().hex[:8]}"
     at = open_page(FLASHCARDS)
@@ -104,7 +104,7 @@ def _start_quiz(at, set_id: str, size: int):
 
 
 def test_quiz_answer_explain_score_and_retry_the_missed():
-    from engine.content import load_content
+    from engine.study.content import load_content
 
     bank = load_content().bank("concepts")
     first, second = bank.questions[:2]

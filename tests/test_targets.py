@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.datasets import load_dataset
-from engine.store import ResultStore, home_dir
-from engine.sweep import IMAGENET, SweepSpec, run_sweep
+from engine.core.datasets import load_dataset
+from engine.core.store import ResultStore, home_dir
+from engine.experiments.sweep import IMAGENET, SweepSpec, run_sweep
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_a_downloaded_rgb_dataset_is_a_target_for_both_kinds_of_backbone(standin
 
 
 def test_an_uploaded_zip_is_a_target(tmp_path):
-    from engine.userdata import import_zip
+    from engine.core.userdata import import_zip
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:

@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import userdata
-from engine.datasets import DatasetError
-from engine.userdata import (IMAGE_SIZE, UploadError, UserDatasetInfo, import_zip, list_uploads,
+from engine.core import userdata
+from engine.core.datasets import DatasetError
+from engine.core.userdata import (IMAGE_SIZE, UploadError, UserDatasetInfo, import_zip, list_uploads,
                              load_user_dataset)
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

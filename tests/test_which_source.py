@@ -18,7 +18,7 @@ def test_page_explains_the_comparison_before_anything_is_stored(empty_default_st
 
 
 def test_run_draws_every_source_and_explains_why(pretrained, empty_default_store):
-    from engine.features import features_dir
+    from engine.core.features import features_dir
     from ui.jobs import job_manager
     from ui.sources import CURVES, comparison_specs
 

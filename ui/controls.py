@@ -12,9 +12,9 @@ from typing import Mapping, Optional
 
 import streamlit as st
 
-from engine.datasets import ALL_LABELS
-from engine.plots import strategy_label
-from engine.sweep import DEFAULT_LABELS, MAX_SEEDS, SweepSpec
+from engine.core.datasets import ALL_LABELS
+from engine.experiments.stats import strategy_label
+from engine.experiments.sweep import DEFAULT_LABELS, MAX_SEEDS, SweepSpec
 
 # the strategies this lesson compares: the three basic ones, then the depth-wise refinements
 CURVE_STRATEGIES = ("scratch", "probe", "finetune", "discriminative", "gradual", "lpft")

@@ -16,11 +16,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.backbones import get_backbone
-from engine.datasets import TEST_FRACTION, get_dataset_info, load_dataset, split_target
-from engine.plots import head_start_sentence, point_label, strategy_label, transfer_curve_figure
-from engine.pretrain import PretrainResult
-from engine.sweep import SweepSpec, plan_runs
+from engine.core.backbones import get_backbone
+from engine.core.datasets import TEST_FRACTION, get_dataset_info, load_dataset, split_target
+from engine.experiments.stats import head_start_sentence, point_label, strategy_label
+from ui.figures import transfer_curve_figure
+from engine.core.pretrain import PretrainResult
+from engine.experiments.sweep import SweepSpec, plan_runs
 
 _FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
 _FIGURES_LOCK = threading.Lock()

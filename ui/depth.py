@@ -15,11 +15,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.backbones import block_count, count_parameters, get_backbone, SMALL_CNN_BLOCKS
-from engine.plots import summarize
-from engine.store import ResultStore
-from engine.strategies import get_strategy
-from engine.sweep import SweepSpec, plan_runs, stored_records
+from engine.core.backbones import block_count, count_parameters, get_backbone, SMALL_CNN_BLOCKS
+from engine.experiments.stats import summarize
+from engine.core.store import ResultStore
+from engine.core.strategies import get_strategy
+from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
 from ui.jobs import POLL_SECONDS, job_manager, seconds_text
 
 BACKBONE = "small_cnn"

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from engine.jobs import JobLimitError, JobSpec, JobStatus
+from engine.infra.jobs import JobLimitError, JobSpec, JobStatus
 from ui.controls import MAX_QUERY_VALUE
 from ui.curves import plural
 from ui.jobs import POLL_SECONDS, job_manager, seconds_text, session_id

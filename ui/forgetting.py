@@ -1,7 +1,7 @@
 """Panels of the forgetting lesson: figures, tables and readings of stored results.
 
-The forgetting experiment (`engine.forgetting`) stores one record per arm with both tasks'
-accuracy after every epoch; the diagnostics (`engine.diagnostics`) store per-layer probe
+The forgetting experiment (`engine.experiments.forgetting`) stores one record per arm with both tasks'
+accuracy after every epoch; the diagnostics (`engine.experiments.diagnostics`) store per-layer probe
 accuracies and CKA. These helpers turn those records into plotly figures, tables and sentences
 that quote the run's own numbers. Nothing here trains.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.diagnostics import BASELINE, DiagnosticsConfig
-from engine.forgetting import ARM_LABELS, ForgettingConfig
+from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig
+from engine.experiments.forgetting import ARM_LABELS, ForgettingConfig
 
 ARM_COLORS = {"finetune": "#D55E00", "low_lr": "#0072B2", "freeze": "#E69F00", "ewc": "#009E73",
               "replay": "#CC79A7"}

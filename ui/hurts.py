@@ -1,7 +1,7 @@
 """Panels of the "When transfer hurts" lesson: negative transfer and domain shift.
 
-Both are plain sweeps over derived datasets (`engine.shifts`), grouped into one background job
-each (`engine.jobs.SweepGroup`):
+Both are plain sweeps over derived datasets (`engine.core.shifts`), grouped into one background job
+each (`engine.infra.jobs.SweepGroup`):
 
 - negative transfer: the small CNN pretrained on a mismatched source (MNIST with its pixels
   scrambled, or with random labels) fine-tuned and probed on the UCI digits, against training
@@ -22,13 +22,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.datasets import load_dataset, split_target
-from engine.jobs import SweepGroup
-from engine.plots import COLORS, summarize
-from engine.pretrain import PretrainConfig, load_cached
-from engine.shifts import SHIFTS, shifted_name
-from engine.store import ResultStore
-from engine.sweep import SweepSpec, plan_runs, stored_records
+from engine.core.datasets import load_dataset, split_target
+from engine.infra.jobs import SweepGroup
+from engine.experiments.stats import summarize
+from ui.figures import COLORS
+from engine.core.pretrain import PretrainConfig, load_cached
+from engine.core.shifts import SHIFTS, shifted_name
+from engine.core.store import ResultStore
+from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
 
 SOURCE, TARGET = "mnist5k", "uci_digits"
 MISMATCHED = {"permuted": "MNIST with scrambled pixels", "randlabels": "MNIST with random labels"}

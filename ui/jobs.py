@@ -16,10 +16,10 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from engine.datasets import get_dataset_info
-from engine.jobs import JobManager, JobStatus
-from engine.store import ResultStore
-from engine.sweep import SweepSpec, stored_records
+from engine.core.datasets import get_dataset_info
+from engine.infra.jobs import JobManager, JobStatus
+from engine.core.store import ResultStore
+from engine.experiments.sweep import SweepSpec, stored_records
 from ui.curves import curve_figure, plural
 
 JOB_KEY = "transfer_curves.job"  # session_state key: the job this session last submitted

@@ -17,12 +17,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from engine.backbones import get_backbone
-from engine.lora import LoraError, MemoryEstimate, short_layer_names
-from engine.lora_presets import PRESETS, count_preset, strategy_parameters
-from engine.plots import summarize
-from engine.strategies import get_strategy, lora_layer_names, lora_name
-from engine.sweep import SweepSpec
+from engine.core.backbones import get_backbone
+from engine.core.lora import LoraError, MemoryEstimate, short_layer_names
+from engine.experiments.lora_presets import PRESETS, count_preset, strategy_parameters
+from engine.experiments.stats import summarize
+from engine.core.strategies import get_strategy, lora_layer_names, lora_name
+from engine.experiments.sweep import SweepSpec
 from ui.controls import query_items, query_seeds
 from ui.jobs import POLL_SECONDS, job_manager, job_progress, live_records
 

@@ -3,7 +3,7 @@ each strategy at a few labelled-set sizes, and once runs are stored the chart an
 sentences compare prediction with result.
 
 Predictions are the learner's own numbers, kept only in their session (`PREDICTIONS_KEY`);
-`engine.predictions` does the comparison and draws them onto the figure. Nothing here trains.
+`engine.study.predictions` does the comparison and draws them onto the figure. Nothing here trains.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.datasets import ALL_LABELS
-from engine.plots import strategy_label
-from engine.predictions import check_prediction, compare, comparison_sentences, with_predictions
-from engine.sweep import SweepSpec
+from engine.core.datasets import ALL_LABELS
+from engine.experiments.stats import strategy_label
+from engine.study.predictions import check_prediction, compare, comparison_sentences
+from ui.figures import with_predictions
+from engine.experiments.sweep import SweepSpec
 
 PREDICTIONS_KEY = "transfer_curves.predictions"  # session_state: {(strategy, k): accuracy %}
 MAX_SIZES = 4  # labelled-set sizes offered for predictions

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.device import describe_device
-from engine.store import ResultStore, StoreError, home_dir
+from engine.core.device import describe_device
+from engine.core.store import ResultStore, StoreError, home_dir
 from ui.jobs import job_manager
 
 

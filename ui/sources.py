@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from engine.datasets import DATASETS, USER_PREFIX
-from engine.imagenet import IMAGENET_MODELS, weights_status
-from engine.remote import REMOTE_DATASETS, missing_files
-from engine.store import ResultStore
-from engine.sweep import IMAGENET, UNTRAINED, SweepSpec, plan_runs, stored_records
-from engine.userdata import list_uploads
+from engine.core.datasets import DATASETS, USER_PREFIX
+from engine.core.imagenet import IMAGENET_MODELS, weights_status
+from engine.core.remote import REMOTE_DATASETS, missing_files
+from engine.core.store import ResultStore
+from engine.experiments.sweep import IMAGENET, UNTRAINED, SweepSpec, plan_runs, stored_records
+from engine.core.userdata import list_uploads
 from ui.curves import curve_figure
 from ui.jobs import POLL_SECONDS, job_manager, seconds_text
 

@@ -1,6 +1,6 @@
 """Helpers shared by the flashcards and quiz pages: the loaded content, the learner's name, and
 the questions and cards drawn from the learner's own runs. Nothing here schedules or scores;
-that is `engine.srs` and the pages.
+that is `engine.study.srs` and the pages.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from engine.content import Content, Deck, Flashcard, Question, load_content
-from engine.run_questions import run_questions
-from engine.srs import MAX_LEARNER_CHARS, check_learner
-from engine.store import ResultStore
-from engine.sweep import SweepSpec, stored_records
+from engine.study.content import Content, Deck, Flashcard, Question, load_content
+from engine.study.run_questions import run_questions
+from engine.study.srs import MAX_LEARNER_CHARS, check_learner
+from engine.core.store import ResultStore
+from engine.experiments.sweep import SweepSpec, stored_records
 from ui.controls import SPEC_KEY
 from ui.curves import describe_spec
 
@@ -26,7 +26,7 @@ RUNS_DECK_ID = "your-runs"
 @st.cache_resource(max_entries=1, ttl=600)
 def study_content() -> Content:
     """Every deck and question bank, validated once and shared (all of it is frozen).
-    Raises engine.content.ContentError when a file is broken; the page shows the message."""
+    Raises engine.study.content.ContentError when a file is broken; the page shows the message."""
     return load_content()
 
 

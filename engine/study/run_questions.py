@@ -2,7 +2,7 @@
 
 After a sweep, the result records say which strategy won at each labelled-set size and by how
 much. `run_questions(records)` turns them into multiple-choice questions whose answers are
-computed from those records (means over seeds, via `engine.plots.summarize`), never written by
+computed from those records (means over seeds, via `engine.experiments.stats.summarize`), never written by
 hand: "In your runs at 2 labels per class, which strategy had the highest mean test accuracy?"
 Every explanation quotes the measured means. Wrong numeric options are other gaps measured in
 the same runs where there are enough, else the right gap shifted by a few points; they are
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from engine.content import Question
-from engine.plots import point_label, strategy_label, summarize
+from engine.study.content import Question
+from engine.experiments.stats import point_label, strategy_label, summarize
 
 TOPIC = "Your runs"
 TIE = 0.05  # points: closer means are a tie, and make no winner question

@@ -2,7 +2,7 @@
 
 `fit` trains whatever parameters a strategy left trainable, with the parameter groups it chose,
 on tensors already resident on the device, for a fixed number of steps, in bfloat16 autocast
-where the hardware computes it natively (`engine.device.autocast_dtype`). It reports through an
+where the hardware computes it natively (`engine.core.device.autocast_dtype`). It reports through an
 optional `on_step(step, steps, loss)` callback and stops early when `should_stop()` is true; it
 knows nothing about pages, stores or sweeps.
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.device import autocast_dtype
+from engine.core.device import autocast_dtype
 
 
 @dataclass(frozen=True)

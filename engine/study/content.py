@@ -7,8 +7,8 @@ the file and the item when something is wrong, so a typo in a deck fails loudly 
 instead of showing a broken card. Everything returned is frozen, so one loaded copy can be
 shared by every session.
 
-This module only reads and checks content: scheduling lives in `engine.srs`, the Anki export in
-`engine.anki`, and questions computed from a learner's own runs in `engine.run_questions`.
+This module only reads and checks content: scheduling lives in `engine.study.srs`, the Anki export in
+`engine.study.anki`, and questions computed from a learner's own runs in `engine.study.run_questions`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import yaml
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CARDS_DIR = ASSETS / "cards"
 QUIZZES_DIR = ASSETS / "quizzes"
 

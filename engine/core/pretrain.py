@@ -22,12 +22,12 @@ import torch
 from filelock import FileLock
 
 from engine import ENGINE_VERSION
-from engine.backbones import get_backbone
-from engine.datasets import adapt_images, get_dataset_info, load_dataset, split_target
-from engine.device import pick_device
-from engine.store import home_dir
-from engine.strategies import get_strategy
-from engine.train import accuracy, fit
+from engine.core.backbones import get_backbone
+from engine.core.datasets import adapt_images, get_dataset_info, load_dataset, split_target
+from engine.core.device import pick_device
+from engine.core.store import home_dir
+from engine.core.strategies import get_strategy
+from engine.core.train import accuracy, fit
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Every transform is deterministic: the same name always gives the same tensors (r
 from `SHIFT_SEED`, never from a run's seed), so stored results stay valid. Severities are
 written in one canonical form (`rotate:30`, not `rotate:30.0`), so one dataset has one name.
 
-A leaf module: it imports only `engine.datatypes`. `engine.datasets` resolves the names.
+A leaf module: it imports only `engine.core.datatypes`. `engine.core.datasets` resolves the names.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
-from engine.datatypes import DatasetData, DatasetError
+from engine.core.datatypes import DatasetData, DatasetError
 
 SEPARATOR = "~"  # between the base dataset's name and the shift
 SHIFT_SEED = 1234  # every seeded transform draws from this; a run's seed never changes the data

@@ -10,7 +10,7 @@ settings a learner may change, chiefly the desired retention.
 progress survives restarts and is shared by every process of the server. A learner name is
 just a label the learner picks: there are no accounts and no passwords.
 
-Not here: the card texts (`engine.content`) and drawing them (the flashcards page).
+Not here: the card texts (`engine.study.content`) and drawing them (the flashcards page).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Iterable, Optional, Sequence
 
 from fsrs import Card, Rating, Scheduler, State
 
-from engine.store import home_dir, sqlite_transaction
+from engine.core.store import home_dir, sqlite_transaction
 
 RATINGS: dict[str, Rating] = {"Again": Rating.Again, "Hard": Rating.Hard,
                               "Good": Rating.Good, "Easy": Rating.Easy}
@@ -120,7 +120,7 @@ class SrsStore:
                 "REAL NOT NULL);")
 
     def _connect(self):
-        """One transaction; a damaged or unwritable file raises StoreError (engine.store)."""
+        """One transaction; a damaged or unwritable file raises StoreError (engine.core.store)."""
         return sqlite_transaction(self.path, "flashcard progress file")
 
     def _query(self, sql: str, args: Sequence = ()) -> list[tuple]:

@@ -1,6 +1,6 @@
 """What every dataset loader returns, the error a dataset raises, and the one conversion of any
-image file's pixels to RGB: shared by the built-ins (`engine.datasets`), the downloads
-(`engine.remote`), uploads (`engine.userdata`) and single photos (`engine.imagenet`).
+image file's pixels to RGB: shared by the built-ins (`engine.core.datasets`), the downloads
+(`engine.core.remote`), uploads (`engine.core.userdata`) and single photos (`engine.core.imagenet`).
 
 A leaf module: it imports nothing from the engine. Not here: loading, splitting or sampling.
 """

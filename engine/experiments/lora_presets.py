@@ -25,8 +25,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from engine.backbones import count_parameters, get_backbone
-from engine.lora import (BYTES, Architecture, LoraCount, LoraError, MemoryEstimate, MemoryTerm,
+from engine.core.backbones import count_parameters, get_backbone
+from engine.core.lora import (BYTES, Architecture, LoraCount, LoraError, MemoryEstimate, MemoryTerm,
                          adapter_tensors, architecture, count_lora, full_memory, lora_memory,
                          merge_lora, qlora_memory, safetensors_bytes)
 
@@ -285,7 +285,7 @@ def strategy_parameters(strategy: str, backbone: str = "small_cnn",
                         n_classes: int = LESSON_CLASSES) -> tuple[int, int]:
     """(trainable, total) parameters of `strategy` on the built backbone, counted after the
     strategy has set it up (LoRA's adapters included)."""
-    from engine.strategies import get_strategy
+    from engine.core.strategies import get_strategy
 
     model = get_backbone(backbone).build(n_classes)
     get_strategy(strategy).param_groups(model, 1e-3, 1e-4)
@@ -318,12 +318,12 @@ def merge_check(strategy: str, labels_per_class: int, seed: int = 0,
     """Train one run of a LoRA strategy exactly as a sweep of the lesson does, then merge.
 
     Needs the lesson's pretrained backbone on disk (a sweep makes it); LoraError otherwise."""
-    from engine.datasets import sample_labels
-    from engine.device import pick_device
-    from engine.pretrain import load_cached
-    from engine.strategies import get_strategy
-    from engine.sweep import SweepContext, SweepSpec
-    from engine.train import fit
+    from engine.core.datasets import sample_labels
+    from engine.core.device import pick_device
+    from engine.core.pretrain import load_cached
+    from engine.core.strategies import get_strategy
+    from engine.experiments.sweep import SweepContext, SweepSpec
+    from engine.core.train import fit
 
     start = time.perf_counter()
     device = device or pick_device()

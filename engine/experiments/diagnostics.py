@@ -9,10 +9,10 @@ Two measurements of each block of a backbone's feature layers, before and after 
   for the same images before and after fine-tuning: 1 when the representation is unchanged up
   to a rotation and a uniform scale, lower the more fine-tuning rewrote it.
 
-A `DiagnosticsConfig` is a job for `engine.jobs` (key, units, run) with one unit per model: the
+A `DiagnosticsConfig` is a job for `engine.infra.jobs` (key, units, run) with one unit per model: the
 pretrained network and an untrained one (`baseline`, probes only), and one fine-tune per
 backbone learning rate (probes and CKA). Every unit is stored in the result store as it finishes.
-Probes train through `engine.train.fit`; nothing here draws.
+Probes train through `engine.core.train.fit`; nothing here draws.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.backbones import Classifier, get_backbone
-from engine.datasets import (SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
+from engine.core.backbones import Classifier, get_backbone
+from engine.core.datasets import (SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
                              get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
                              split_target)
-from engine.device import pick_device
-from engine.forgetting import digest
-from engine.pretrain import PretrainConfig, PretrainResult, pretrain
-from engine.store import ResultStore
-from engine.strategies import get_strategy
-from engine.sweep import Progress
-from engine.train import accuracy, fit
+from engine.core.device import pick_device
+from engine.experiments.forgetting import digest
+from engine.core.pretrain import PretrainConfig, PretrainResult, pretrain
+from engine.core.store import ResultStore
+from engine.core.strategies import get_strategy
+from engine.experiments.sweep import Progress
+from engine.core.train import accuracy, fit
 
 KEY_PREFIX = "diagnostics:"  # result-store keys of diagnostics units
 PIXELS = "pixels"  # the name of the input, probed as a reference layer
@@ -204,7 +204,7 @@ class DiagnosticsConfig:
             common.update(labels_per_class=self.labels_per_class, epochs=self.epochs, lr=self.lr)
         return KEY_PREFIX + digest(dict(common, unit=unit))
 
-    # the job protocol of engine.jobs
+    # the job protocol of engine.infra.jobs
 
     def check(self) -> None:
         data = load_dataset(self.target)

@@ -14,7 +14,7 @@ What is here:
 - Memory: `full_memory`, `lora_memory`, `qlora_memory` estimate training memory term by term,
   each term with its assumption; `PUBLISHED` holds the papers' figures to set beside them.
 
-Not here: model architectures (`engine.lora_presets`), training (`engine.train`), strategies.
+Not here: model architectures (`engine.experiments.lora_presets`), training (`engine.core.train`), strategies.
 This module is a leaf: it imports nothing from the engine.
 """
 

@@ -2,7 +2,7 @@
 
 A strategy never runs a training loop. It decides whether the model starts from pretrained
 weights, freezes parameters (`requires_grad=False`) and returns the optimizer's parameter groups;
-`engine.train.fit` is the one loop every strategy shares. New strategies (partial fine-tuning,
+`engine.core.train.fit` is the one loop every strategy shares. New strategies (partial fine-tuning,
 gradual unfreezing, LoRA, ...) subclass `Strategy` and register in `STRATEGIES`.
 
 Strategies with a setting are named `family:setting` (for example `lora:r4`): a family registers
@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from torch import nn
 
-from engine.backbones import Classifier, feature_blocks
+from engine.core.backbones import Classifier, feature_blocks
 
 
 class StrategyError(ValueError):
@@ -305,8 +305,8 @@ import re  # noqa: E402
 
 import torch  # noqa: E402
 
-from engine.backbones import small_cnn_features  # noqa: E402
-from engine.lora import inject_lora, short_layer_names  # noqa: E402
+from engine.core.backbones import small_cnn_features  # noqa: E402
+from engine.core.lora import inject_lora, short_layer_names  # noqa: E402
 
 LORA_ALPHA = 8.0  # alpha of every LoRA strategy, fixed across ranks as in the LoRA paper
 LORA_MAX_RANK = 256

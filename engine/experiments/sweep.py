@@ -21,16 +21,16 @@ import torch
 from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.backbones import feature_blocks, get_backbone
-from engine.datasets import (ALL_LABELS, adapt_images, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
+from engine.core.backbones import feature_blocks, get_backbone
+from engine.core.datasets import (ALL_LABELS, adapt_images, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
                              load_dataset, max_labels_per_class, sample_labels, split_target)
-from engine.device import autocast_dtype, pick_device, precision_name
-from engine.features import cached_features
-from engine.parallel import default_concurrency, run_concurrently
-from engine.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
-from engine.store import ResultStore, records_frame
-from engine.strategies import get_strategy, strategy_order
-from engine.train import TrainBudget, accuracy, fit
+from engine.core.device import autocast_dtype, pick_device, precision_name
+from engine.core.features import cached_features
+from engine.core.parallel import default_concurrency, run_concurrently
+from engine.core.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
+from engine.core.store import ResultStore, records_frame
+from engine.core.strategies import get_strategy, strategy_order
+from engine.core.train import TrainBudget, accuracy, fit
 
 DEFAULT_LABELS = (1, 2, 5, 10, 20, 50, ALL_LABELS)
 MAX_SEEDS = 20
@@ -94,7 +94,7 @@ class SweepSpec:
         """What determines the starting weights: the pretraining's key, the ImageNet file, or
         the fixed seed of the untrained backbone."""
         if self.source == IMAGENET:
-            from engine.imagenet import get_imagenet_model
+            from engine.core.imagenet import get_imagenet_model
 
             return f"{IMAGENET}:{get_imagenet_model(self.backbone).file_name}"
         if self.source == UNTRAINED:
@@ -370,7 +370,7 @@ def run_sweep(spec: SweepSpec, store: Optional[ResultStore] = None, *,
               concurrency: Optional[int] = None) -> SweepResult:
     """Train every run of `spec` the store lacks, persisting each as it finishes.
 
-    `concurrency` runs train at once (`engine.parallel`; default: one per CPU thread, a few per
+    `concurrency` runs train at once (`engine.core.parallel`; default: one per CPU thread, a few per
     GPU); each run's numbers are the same whatever it is."""
     store = store or ResultStore()
     device = device or pick_device()

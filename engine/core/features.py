@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from engine.store import home_dir, write_atomic
+from engine.core.store import home_dir, write_atomic
 
 BATCH = 256  # images per forward pass when extracting
 

@@ -39,10 +39,10 @@ from typing import Callable, Optional
 import torch
 
 from engine import ENGINE_VERSION
-from engine.device import pick_device
-from engine.pretrain import load_cached, pretrain
-from engine.store import ResultStore
-from engine.sweep import (Progress, RunPlan, SweepContext, SweepResult, SweepSpec, plan_runs,
+from engine.core.device import pick_device
+from engine.core.pretrain import load_cached, pretrain
+from engine.core.store import ResultStore
+from engine.experiments.sweep import (Progress, RunPlan, SweepContext, SweepResult, SweepSpec, plan_runs,
                           run_finished, stored_records)
 
 RAY_ADDRESS_ENV = "TRANSFERLAB_RAY_ADDRESS"  # e.g. "auto" or "10.0.0.5:6379"; unset: the local pool
@@ -51,7 +51,7 @@ DEFAULT_GPU_FRACTION = 0.25  # four runs share a GPU when the cluster has GPUs
 MAX_RETRIES = 2  # times Ray re-runs a task whose worker process died
 CONNECT_TIMEOUT = 5.0  # seconds to reach the cluster's address before giving up
 WAIT_INTERVAL = 0.5  # seconds between checks of should_stop while tasks run
-ENGINE_DIR = Path(__file__).resolve().parent
+ENGINE_DIR = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "pip install -r requirements-ray.txt"
 
 

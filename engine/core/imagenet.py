@@ -10,7 +10,7 @@ Two sources of weights, both offline-first:
 
 Every model here takes (B, 3, S, S) images normalised with ImageNet's mean and std. `ImageNetInput`
 turns the engine's (B, C, H, W) images in [0, 1] (C = 1 or 3) into that. Not here: training, and
-the registry the sweeps use (`engine.backbones` registers these models there).
+the registry the sweeps use (`engine.core.backbones` registers these models there).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.datatypes import to_rgb
-from engine.store import home_dir
+from engine.core.datatypes import to_rgb
+from engine.core.store import home_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -249,7 +249,7 @@ def load_image(path) -> torch.Tensor:
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    from engine.userdata import MAX_PIXELS
+    from engine.core.userdata import MAX_PIXELS
 
     name = getattr(path, "name", path)
     size = getattr(path, "size", None)  # an upload's size; a path's from the file system

@@ -35,8 +35,8 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Optional, Protocol, Union, runtime_checkable
 
-from engine.store import ResultStore
-from engine.sweep import Progress, SweepSpec, plan_runs, run_sweep
+from engine.core.store import ResultStore
+from engine.experiments.sweep import Progress, SweepSpec, plan_runs, run_sweep
 
 ACTIVE = ("queued", "running")
 # Workers run at a lower CPU priority than the server process (Unix niceness 0..19). A classroom
@@ -189,8 +189,8 @@ def _spare_main(threads: int, tasks, conn) -> None:
     the engine and reads the default lesson's datasets (two seconds or so) before any job
     exists, then waits for its one job."""
     _prepare_worker(threads)
-    import engine.ray_backend  # noqa: F401  (what a job needs, imported ahead)
-    from engine.datasets import load_dataset
+    import engine.infra.ray_backend  # noqa: F401  (what a job needs, imported ahead)
+    from engine.core.datasets import load_dataset
 
     default = SweepSpec()
     for name in (default.source, default.target):  # built-in and offline: kept for the job
@@ -219,7 +219,7 @@ def _run_job(spec: JobSpec, store_path: str, conn) -> None:
             conn.send(("progress", event.stage, event.done, event.total, event.message,
                        event.record is not None))
 
-        from engine.ray_backend import ray_address, run_sweep_on_ray
+        from engine.infra.ray_backend import ray_address, run_sweep_on_ray
 
         if isinstance(spec, SweepSpec) and ray_address():  # TRANSFERLAB_RAY_ADDRESS: the cluster
             trained = run_sweep_on_ray(spec, ResultStore(store_path), ray_address(), on_progress).trained

@@ -4,9 +4,9 @@ A dataset loader returns a `DatasetData`: images as (N, C, H, W) floats in [0, 1
 3, at the dataset's own size; the built-ins are MNIST-like 1 x 28 x 28), integer labels, class
 names and the facts of its preprocessing. `adapt_images` turns them into what a backbone reads.
 The registry resolves three kinds of name: the offline built-ins below, downloadable datasets
-(`engine.remote`, only once their files are on disk) and a user's upload (`user:<digest>`,
-`engine.userdata`); any of them with one fixed transform applied is a derived dataset
-(`<name>~<shift>`, `engine.shifts`). This module also owns the fixed, stratified test split
+(`engine.core.remote`, only once their files are on disk) and a user's upload (`user:<digest>`,
+`engine.core.userdata`); any of them with one fixed transform applied is a derived dataset
+(`<name>~<shift>`, `engine.core.shifts`). This module also owns the fixed, stratified test split
 of a target dataset and the reproducible draw of a labelled training subset from what remains.
 
 It does not train or cache models.
@@ -23,13 +23,48 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine import remote, shifts, userdata
-from engine.datatypes import DIGIT_NAMES, DatasetData, DatasetError  # noqa: F401 (re-exported)
+from engine.core import remote, shifts, userdata
+from engine.core.datatypes import DIGIT_NAMES, DatasetData, DatasetError  # noqa: F401 (re-exported)
 
 INPUT_SIZE = 28  # every built-in is delivered as (1, 28, 28), MNIST's own format
 TEST_FRACTION = 0.3  # share of a target dataset held out for testing, per class
 SPLIT_SEED = 20240601  # the test split is fixed: it never depends on a run's seed
 ALL_LABELS = 0  # labels_per_class value meaning "every labelled example outside the test split"
+ALL_LABELS_TEXT = "all"  # how ALL_LABELS is written in links, the command line and lesson files
+
+
+def labels_text(k: int) -> str:
+    """One labels-per-class value as users write it: 'all' for ALL_LABELS, else the number."""
+    return ALL_LABELS_TEXT if k == ALL_LABELS else str(k)
+
+
+def labels_list_text(labels) -> str:
+    """(1, 5, ALL_LABELS) -> '1,5,all': the written form of several sizes."""
+    return ",".join(labels_text(k) for k in labels)
+
+
+def parse_labels_value(value) -> int:
+    """'all' (any case) -> ALL_LABELS; a positive whole number (text or int) -> that number.
+    ValueError otherwise, with a sentence for the user."""
+    text = str(value).strip()
+    if text.lower() == ALL_LABELS_TEXT:
+        return ALL_LABELS
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"labels per class must be positive integers or "
+                         f"'{ALL_LABELS_TEXT}', got '{text}'") from None
+    if number <= 0:
+        raise ValueError(f"labels per class must be positive, got {number}")
+    return number
+
+
+def parse_labels_list(text: str) -> tuple[int, ...]:
+    """'1, 5,all' -> (1, 5, ALL_LABELS), in the order written; ValueError on a bad item or none."""
+    values = tuple(parse_labels_value(part) for part in str(text).split(",") if part.strip())
+    if not values:
+        raise ValueError(f"give at least one labels-per-class value, e.g. 1,2,5,{ALL_LABELS_TEXT}")
+    return values
 
 
 @dataclass(frozen=True)

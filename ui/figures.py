@@ -1,8 +1,9 @@
-"""Figure builders and teaching sentences for transfer curves: records in, plotly figures out.
+"""Plotly figure builders for transfer curves: records in, figures out.
 
-Pure functions of a results DataFrame (columns as in `engine.store.RECORD_COLUMNS`): the mean
-and spread over seeds, the transfer-curve figure, and the sentence that reads the head-start
-at one labelled-set size. Nothing here trains, stores or draws widgets.
+One colour per strategy on every page (colour-blind safe), the transfer-curve figure, and the
+learner's predictions drawn onto it as dashed lines with open markers labelled "your
+prediction". Pure functions: nothing here trains, stores or draws widgets; the statistics come
+from `engine.experiments.stats`.
 """
 
 from __future__ import annotations
@@ -12,20 +13,12 @@ from typing import Optional, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.strategies import StrategyError, get_strategy
+from engine.experiments.stats import point_label, strategy_label, summarize
+from engine.study.predictions import Predictions
 
 # Colour-blind-safe (Okabe-Ito) colours, one per strategy, stable across pages.
 COLORS = {"scratch": "#D55E00", "probe": "#0072B2", "finetune": "#009E73"}
 FALLBACK_COLORS = ["#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
-
-SUMMARY_COLUMNS = ["strategy", "labels_per_class", "all_labels", "mean", "std", "seeds", "n_train"]
-
-
-def strategy_label(name: str) -> str:
-    try:
-        return get_strategy(name).label
-    except StrategyError:
-        return name
 
 
 def strategy_color(name: str, order: Sequence[str] = ()) -> str:
@@ -35,28 +28,9 @@ def strategy_color(name: str, order: Sequence[str] = ()) -> str:
     return FALLBACK_COLORS[extra.index(name) % len(FALLBACK_COLORS)] if name in extra else "#666666"
 
 
-def summarize(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of test accuracy over seeds, per (strategy, labels per class).
-
-    std is the sample standard deviation (ddof=1), 0 when a point has a single seed.
-    """
-    if records.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    grouped = records.groupby(["strategy", "labels_per_class", "all_labels"], sort=True)
-    out = grouped.agg(mean=("test_accuracy", "mean"), std=("test_accuracy", "std"),
-                      seeds=("seed", "nunique"), n_train=("n_train", "mean")).reset_index()
-    out["std"] = out["std"].fillna(0.0)
-    out["n_train"] = out["n_train"].round().astype(int)
-    return out[SUMMARY_COLUMNS]
-
-
 def _rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
-
-
-def point_label(labels_per_class: int, all_labels: bool) -> str:
-    return f"all ({labels_per_class})" if all_labels else str(labels_per_class)
 
 
 def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
@@ -101,28 +75,23 @@ def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
     return fig
 
 
-def head_start_sentence(records: pd.DataFrame, labels_per_class: int,
-                        baseline: str = "scratch") -> Optional[str]:
-    """One sentence reading the best transfer strategy's lead over `baseline` at one size.
-
-    e.g. "At 2 labels per class, the linear probe beats training from scratch by 13.5 points
-    (mean of 3 seeds)." None when the point lacks the baseline or any other strategy.
-    """
-    summary = summarize(records)
-    at = summary[summary["labels_per_class"] == labels_per_class]
-    base = at[at["strategy"] == baseline]
-    others = at[at["strategy"] != baseline]
-    if base.empty or others.empty:
-        return None
-    best = others.loc[others["mean"].idxmax()]
-    gap = float(best["mean"] - base["mean"].iloc[0])
-    seeds = int(min(best["seeds"], base["seeds"].iloc[0]))
-    size = point_label(labels_per_class, bool(best["all_labels"]))
-    size_text = f"{size} labels per class" if size != "1" else "1 label per class"
-    who = f"the {strategy_label(best['strategy']).lower()}"
-    base_text = "training from scratch" if baseline == "scratch" else f"the {strategy_label(baseline).lower()}"
-    seed_text = f"mean of {seeds} seed{'s' if seeds != 1 else ''}"
-    if abs(gap) < 0.05:
-        return f"At {size_text}, {who} and {base_text} are level ({seed_text})."
-    verb = "beats" if gap > 0 else "trails"
-    return f"At {size_text}, {who} {verb} {base_text} by {abs(gap):.1f} points ({seed_text})."
+def with_predictions(figure: go.Figure, predictions: Predictions,
+                     order: Sequence[str] = ()) -> go.Figure:
+    """A copy of `figure` with each strategy's predictions as a dashed line with open diamond
+    markers in the strategy's colour, named '<strategy>: your prediction'. The input figure is
+    left unchanged (it may be shared between sessions)."""
+    out = go.Figure(figure)
+    strategies = list(order) or sorted({s for s, _ in predictions})
+    for name in strategies:
+        points = sorted((k, v) for (s, k), v in predictions.items() if s == name)
+        if not points:
+            continue
+        label = f"{strategy_label(name)}: your prediction"
+        out.add_trace(go.Scatter(
+            x=[k for k, _ in points], y=[v for _, v in points], mode="lines+markers",
+            name=label, legendgroup=f"{name}:prediction",
+            line={"color": strategy_color(name, strategies), "width": 2, "dash": "dash"},
+            marker={"symbol": "diamond-open", "size": 12, "line": {"width": 2}},
+            hovertemplate=f"<b>{label}</b><br>labels per class: %{{x}}<br>"
+                          "predicted accuracy: %{y:.1f}%<extra></extra>"))
+    return out

@@ -10,7 +10,7 @@ the app makes its own fixed stratified test split; each class is capped at `per_
 images (a seeded, stratified draw) so lessons stay small enough for a CPU.
 
 Not here: resizing or normalising for a backbone (the backbone's input layer does that), the
-test split and label sampling (`engine.datasets`), caching loaded tensors (the caller's job),
+test split and label sampling (`engine.core.datasets`), caching loaded tensors (the caller's job),
 progress bars (callers pass `on_progress`). Tests never reach the network: they write stand-in
 files in each format and replace `urllib.request.urlopen`.
 """
@@ -35,8 +35,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from engine.datatypes import DIGIT_NAMES, DatasetData, DatasetError
-from engine.store import home_dir
+from engine.core.datatypes import DIGIT_NAMES, DatasetData, DatasetError
+from engine.core.store import home_dir
 
 CAP_SEED = 20240602  # fixed seed of the per-class cap: the same files always give the same pool
 DEFAULT_CAP = 1000  # images kept per class unless asked otherwise

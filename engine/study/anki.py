@@ -6,7 +6,7 @@ and each note's guid from its card id. Card texts are the deck's Markdown; the f
 decks use (bold, inline code, bullet lines, line breaks) become HTML, and everything else is
 escaped, so no card text is read as markup by Anki.
 
-Not here: loading decks (`engine.content`) or the download button (the flashcards page).
+Not here: loading decks (`engine.study.content`) or the download button (the flashcards page).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Optional
 
 import genanki
 
-from engine.content import Deck
+from engine.study.content import Deck
 
 MODEL_ID = 1_607_392_931  # fixed forever: Anki matches notes of later exports to this model
 MODEL_NAME = "Transfer Lab card"

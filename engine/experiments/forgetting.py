@@ -13,12 +13,12 @@ fine-tunes the same starting point in one way:
   information F_i on the source task;
 - `replay`: source images mixed into every batch, scored through the source head.
 
-Every arm runs through `engine.train.fit` (EWC and replay through its `loss_fn` hook, the epoch
-scores through `on_step`). A `ForgettingConfig` is also a job for `engine.jobs` (key, units, run):
+Every arm runs through `engine.core.train.fit` (EWC and replay through its `loss_fn` hook, the epoch
+scores through `on_step`). A `ForgettingConfig` is also a job for `engine.infra.jobs` (key, units, run):
 each arm is stored in the result store the moment it finishes, under a key of everything that
 determines its numbers, so changing lambda retrains only the EWC arm.
 
-Not here: drawing (the page's business) and the generic training loop (`engine.train`).
+Not here: drawing (the page's business) and the generic training loop (`engine.core.train`).
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.backbones import Classifier, get_backbone
-from engine.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
+from engine.core.backbones import Classifier, get_backbone
+from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
                              get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
                              split_target)
-from engine.device import pick_device, precision_name
-from engine.pretrain import PretrainConfig, PretrainResult, pretrain
-from engine.store import ResultStore
-from engine.sweep import Progress
-from engine.train import accuracy, fit
+from engine.core.device import pick_device, precision_name
+from engine.core.pretrain import PretrainConfig, PretrainResult, pretrain
+from engine.core.store import ResultStore
+from engine.experiments.sweep import Progress
+from engine.core.train import accuracy, fit
 
 ARMS = ("finetune", "low_lr", "freeze", "ewc", "replay")
 ARM_LABELS = {
@@ -256,7 +256,7 @@ class ForgettingConfig:
                   "seed": self.seed, "split": [SPLIT_SEED, TEST_FRACTION], "engine": ENGINE_VERSION}
         return KEY_PREFIX + digest(dict(common, arm=arm, **self.arm_settings(arm)))
 
-    # the job protocol of engine.jobs
+    # the job protocol of engine.infra.jobs
 
     def check(self) -> None:
         data = load_dataset(self.target)

@@ -3,8 +3,8 @@
 Every model the engine trains is a `Classifier`: `features` maps an input batch to a feature
 vector, `head` maps features to class logits. Transfer means keeping `features` from a source
 task and attaching a fresh `head` for the target. Two kinds of backbone: the engine's own small
-CNN, which `engine.pretrain` trains on a source dataset, and ImageNet models whose weights come
-from a file (`engine.imagenet`); their features start with `ImageNetInput`, so they read the
+CNN, which `engine.core.pretrain` trains on a source dataset, and ImageNet models whose weights come
+from a file (`engine.core.imagenet`); their features start with `ImageNetInput`, so they read the
 engine's (B, C, H, W) images in [0, 1] like the small CNN does.
 """
 
@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from engine.imagenet import (IMAGENET_MODELS, ImageNetInput, build_imagenet_model,
+from engine.core.imagenet import (IMAGENET_MODELS, ImageNetInput, build_imagenet_model,
                              split_classifier)
 
 IMAGENET_INPUT = 96  # side the lessons feed ImageNet backbones (224 is their native size)

@@ -21,12 +21,12 @@ import torch
 import yaml
 
 from engine import ENGINE_VERSION
-from engine.datasets import ALL_LABELS
-from engine.device import describe_device, pick_device
-from engine.store import ResultStore, records_frame
-from engine.sweep import Progress, SweepSpec, run_sweep
+from engine.core.datasets import ALL_LABELS
+from engine.core.device import describe_device, pick_device
+from engine.core.store import ResultStore, records_frame
+from engine.experiments.sweep import Progress, SweepSpec, run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LESSONS_DIR = ROOT / "assets" / "lessons"
 PACKS_DIR = ROOT / "assets" / "packs"
 
@@ -79,7 +79,7 @@ def build_pack(lesson_path: Path | str, out_dir: Path | str = PACKS_DIR,
     sweeps = []
     for spec in lesson["specs"]:
         if ray_address:
-            from engine.ray_backend import run_sweep_on_ray
+            from engine.infra.ray_backend import run_sweep_on_ray
 
             result = run_sweep_on_ray(spec, store, ray_address, on_progress)
         else:

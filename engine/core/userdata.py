@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.datatypes import DatasetData, DatasetError, to_rgb
-from engine.store import home_dir, write_atomic
+from engine.core.datatypes import DatasetData, DatasetError, to_rgb
+from engine.core.store import home_dir, write_atomic
 
 MB = 1024 * 1024
 MAX_ZIP_BYTES = 50 * MB  # size of the uploaded zip itself (compressed)

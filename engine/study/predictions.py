@@ -3,9 +3,8 @@
 A prediction is a number the learner typed before running: test accuracy (%) for one strategy
 at one labelled-set size (labels per class, never "all", whose size the learner cannot know in
 advance). `compare` lines predictions up with the means over seeds of the stored runs,
-`comparison_sentences` says how far off each one was, and `with_predictions` draws them onto a
-transfer-curve figure as dashed lines with open markers, in the strategy's colour, labelled
-"your prediction". Pure functions: nothing here stores predictions or draws widgets.
+`comparison_sentences` says how far off each one was (`ui.figures.with_predictions` draws them
+onto a transfer-curve figure). Pure functions: nothing here stores predictions or draws.
 """
 
 from __future__ import annotations
@@ -13,9 +12,8 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import pandas as pd
-import plotly.graph_objects as go
 
-from engine.plots import strategy_color, strategy_label, summarize
+from engine.experiments.stats import strategy_label, summarize
 
 Predictions = Mapping[tuple[str, int], float]  # (strategy, labels per class) -> accuracy (%)
 COMPARE_COLUMNS = ["strategy", "labels_per_class", "predicted", "measured", "error", "seeds"]
@@ -62,26 +60,4 @@ def comparison_sentences(table: pd.DataFrame) -> list[str]:
     if len(table) > 1:
         out.append(f"Across your {len(table)} predictions you were off by "
                    f"{table['error'].abs().mean():.1f} points on average.")
-    return out
-
-
-def with_predictions(figure: go.Figure, predictions: Predictions,
-                     order: Sequence[str] = ()) -> go.Figure:
-    """A copy of `figure` with each strategy's predictions as a dashed line with open diamond
-    markers in the strategy's colour, named '<strategy>: your prediction'. The input figure is
-    left unchanged (it may be shared between sessions)."""
-    out = go.Figure(figure)
-    strategies = list(order) or sorted({s for s, _ in predictions})
-    for name in strategies:
-        points = sorted((k, v) for (s, k), v in predictions.items() if s == name)
-        if not points:
-            continue
-        label = f"{strategy_label(name)}: your prediction"
-        out.add_trace(go.Scatter(
-            x=[k for k, _ in points], y=[v for _, v in points], mode="lines+markers",
-            name=label, legendgroup=f"{name}:prediction",
-            line={"color": strategy_color(name, strategies), "width": 2, "dash": "dash"},
-            marker={"symbol": "diamond-open", "size": 12, "line": {"width": 2}},
-            hovertemplate=f"<b>{label}</b><br>labels per class: %{{x}}<br>"
-                          "predicted accuracy: %{y:.1f}%<extra></extra>"))
     return out

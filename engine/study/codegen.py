@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.backbones import get_backbone, feature_blocks
-from engine.strategies import (CopyLayers, Discriminative, GradualUnfreeze,
+from engine.core.backbones import get_backbone, feature_blocks
+from engine.core.strategies import (CopyLayers, Discriminative, GradualUnfreeze,
                                LinearProbeThenFineTune, Strategy, get_strategy)
 
 
@@ -73,7 +73,7 @@ def strategy_code(strategy_name: str, backbone: str = "small_cnn", lr: float = 3
     refs = _module_refs(model, blocks)
     lines = [
         "import torch",
-        "from engine.backbones import feature_blocks, get_backbone",
+        "from engine.core.backbones import feature_blocks, get_backbone",
         "",
         f"model = get_backbone({backbone!r}).build(n_classes={n_classes})",
     ]

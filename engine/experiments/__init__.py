@@ -1,0 +1,8 @@
+"""Experiments: settings that expand into units of work, and the one driver that runs them.
+
+`protocol` holds the `Experiment` protocol and `run_experiment`, the driver every backend uses
+(the local pool, Ray, the job manager): it compares the units with the store, prepares what
+they share once, trains what is missing and stores each unit the moment it finishes. The
+lessons' experiments (`sweep`, `forgetting`, `diagnostics`, `lora_presets`) only say what a unit
+is and how one trains. `stats` summarises stored runs. Imports: `engine.core` only.
+"""
