@@ -18,11 +18,12 @@ import torch
 from engine.core.datasets import labels_list_text, parse_labels_list
 from engine.core.device import describe_device, pick_device
 from engine.core.imagenet import WeightsUnavailable
-from engine.experiments.stats import head_start_sentence, point_label, summarize
 from engine.core.pretrain import PretrainConfig, pretrain
-from engine.infra.ray_backend import RayError
 from engine.core.store import ResultStore
-from engine.experiments.sweep import DEFAULT_LABELS, Progress, SweepSpec, run_sweep
+from engine.experiments.protocol import Progress
+from engine.experiments.stats import head_start_sentence, point_label, summarize
+from engine.experiments.sweep import DEFAULT_LABELS, SweepSpec, run_sweep
+from engine.infra.ray_backend import RayError
 
 CSV_COLUMNS = ["strategy", "labels_per_class", "seed", "test_accuracy", "train_seconds", "device",
                "n_train", "all_labels", "steps", "backbone", "source", "target", "code_version", "run_key"]

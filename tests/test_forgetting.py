@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.experiments.protocol import unit_counts
 from engine.experiments.forgetting import (ForgettingConfig, ReplayMixer, ewc_penalty, fisher_diagonal,
                                replay_count, run_forgetting)
 
@@ -146,4 +147,4 @@ def test_fine_tuning_forgets_the_source_and_ewc_with_a_large_lambda_holds_it(pre
     assert [e.done for e in events if e.record is not None] == [1, 2]
     again = run_forgetting(config, fresh_store)  # stored: nothing is trained twice
     assert again.trained == 0 and again.records == result.records
-    assert config.units(str(fresh_store.path)) == (2, 2)
+    assert unit_counts(config, fresh_store) == (2, 2)

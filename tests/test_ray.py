@@ -1,4 +1,4 @@
-"""Sweeps on a Ray cluster: the same numbers as the local pool, cancel, retries, clear errors.
+"""Sweeps on a Ray cluster: the one driver, the local pool's rows, cancel, retries, clear errors.
 
 One local Ray instance (`ray.init(num_cpus=2)`) serves every test of this module and is shut
 down at the end. Without Ray installed the tests are skipped, unless TRANSFERLAB_REQUIRE_RAY is
@@ -57,7 +57,19 @@ def cluster():
         ray.shutdown()
 
 
-def test_a_sweep_on_ray_gives_the_local_pools_numbers(cluster, pretrained, tmp_path):
+def test_a_sweep_on_ray_goes_through_the_one_driver_and_stores_the_local_pools_rows(
+        cluster, pretrained, tmp_path, monkeypatch):
+    from engine.experiments import protocol
+    from engine.experiments.protocol import LocalBackend
+    from engine.infra.ray_backend import RayBackend
+
+    calls = []
+    driver = protocol.run_experiment
+
+    def spy(experiment, store=None, **kwargs):
+        calls.append(type(kwargs.get("backend")))
+        return driver(experiment, store, **kwargs)
+    monkeypatch.setattr(protocol, "run_experiment", spy)
     spec = SweepSpec(strategies=("scratch", "probe", "finetune"), labels_per_class=(1, 5), seeds=2,
                      budget=TINY)
     threads = torch.get_num_threads()
@@ -69,11 +81,14 @@ def test_a_sweep_on_ray_gives_the_local_pools_numbers(cluster, pretrained, tmp_p
     events = []
     store = ResultStore(tmp_path / "ray.sqlite")
     result = run_sweep_on_ray(spec, store, cluster, on_progress=events.append)
+    assert calls == [LocalBackend, RayBackend]  # both paths: the same driver, another backend
     assert (result.trained, result.reused, result.cancelled) == (12, 0, False)
     on_ray = result.records.set_index("run_key")
     assert sorted(on_ray.index) == sorted(p.run_key for p in plan_runs(spec)) == sorted(local["run_key"])
+    # the stored rows are identical, column by column, but for when each run finished and its time
+    columns = [c for c in local.columns if c not in ("run_key", "train_seconds", "finished_at")]
     for _, row in local.iterrows():  # the engine is deterministic per run: equal to the last digit
-        assert on_ray.loc[row["run_key"], "test_accuracy"] == row["test_accuracy"], row["run_key"]
+        assert on_ray.loc[row["run_key"], columns].to_dict() == row[columns].to_dict(), row["run_key"]
     assert [e.done for e in events if e.record is not None] == list(range(1, 13))  # one per run
     assert len(stored_records(spec, store)) == 12  # the driver wrote every record
     again = run_sweep_on_ray(spec, store, cluster)  # all stored: nothing goes to the cluster
@@ -92,12 +107,12 @@ def flaky(folder: Path):
     """A task that kills its worker process, as the OOM killer would: on the first attempt at
     seed 0's runs (a marker file in `folder` remembers the attempt) and on every attempt at seed
     1's. Ray's workers cannot import this test module, so it is a closure, pickled by value."""
-    def task(spec, plan, weights, threads):
-        marker = folder / f"seed{plan.seed}-{plan.run_key}"
-        if plan.seed == 1 or not marker.exists():
+    def task(experiment, unit, weights, threads):
+        marker = folder / f"seed{unit.spec.seed}-{unit.key}"
+        if unit.spec.seed == 1 or not marker.exists():
             marker.touch()
             os._exit(1)
-        return run_one(spec, plan, weights, threads)
+        return run_one(experiment, unit, weights, threads)
     return task
 
 

@@ -239,3 +239,28 @@ def test_practice_pages_are_listed_and_keep_the_whole_sidebar(path):
     _no_errors(at)
     assert at.title and path in {lesson.path for lesson in LESSONS}
     assert "Stored runs" in texts(at.sidebar.markdown)  # app.py's frame ran to its end
+
+
+def test_a_quiz_round_moves_by_answers_advances_and_retries():
+    import random
+
+    from engine.study.content import load_content
+    from ui.quiz import QuizRound, new_round
+
+    bank = load_content().bank("concepts")
+    questions = {q.id: q for q in bank.questions}
+    first, second, third = bank.questions[:3]
+    quiz = new_round(bank.questions, "concepts", 3, shuffle=False, rng=random.Random(0))
+    assert quiz == QuizRound("concepts", (first.id, second.id, third.id))
+    assert not quiz.over and not quiz.checked
+    wrong = next(o for o in first.options if o != first.answer)
+    quiz = quiz.answered(first.id, wrong)
+    assert quiz.checked and quiz.answer(first.id) == wrong and quiz.index == 0
+    quiz = quiz.advanced().answered(second.id, second.answer).advanced()
+    assert (quiz.index, quiz.checked) == (2, False)
+    quiz = quiz.kept({k: v for k, v in questions.items() if k != third.id})  # a vanished question
+    assert quiz.over and quiz.missed(questions) == (first.id,)
+    again = quiz.retried(quiz.missed(questions))
+    assert again == QuizRound("concepts", (first.id,), round=2)
+    shuffled = new_round(bank.questions, "concepts", 2, shuffle=True, rng=random.Random(1))
+    assert len(shuffled.ids) == 2 and set(shuffled.ids) <= set(questions)

@@ -1,17 +1,18 @@
 """Helpers shared by the flashcards and quiz pages: the loaded content, the learner's name, and
 the questions and cards drawn from the learner's own runs. Nothing here schedules or scores;
-that is `engine.study.srs` and the pages.
+that is `engine.study.srs`, `ui.flashcards` and `ui.quiz`.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Optional
 
 import pandas as pd
 import streamlit as st
 
-from engine.study.content import Content, Deck, Flashcard, Question, load_content
+from engine.study.content import Content, ContentError, Deck, Flashcard, Question, load_content
 from engine.study.run_questions import run_questions
 from engine.study.srs import MAX_LEARNER_CHARS, check_learner
 from engine.core.store import ResultStore
@@ -28,6 +29,16 @@ def study_content() -> Content:
     """Every deck and question bank, validated once and shared (all of it is frozen).
     Raises engine.study.content.ContentError when a file is broken; the page shows the message."""
     return load_content()
+
+
+def loaded_content(what: str) -> Optional[Content]:
+    """The study content, or None after saying that `what` ("The quiz questions") could not be
+    loaded and why (a broken deck or bank file)."""
+    try:
+        return study_content()
+    except ContentError as err:
+        st.error(f"{what} could not be loaded: {err}", icon=":material/error:")
+        return None
 
 
 def learner_name() -> Optional[str]:
@@ -52,34 +63,37 @@ def learner_name() -> Optional[str]:
     return " ".join(name.split())
 
 
-def your_runs() -> tuple[SweepSpec, pd.DataFrame]:
-    """The Transfer curves settings this session last used (else the default) and the runs of
-    them that the result store holds."""
+@dataclass(frozen=True, eq=False)
+class YourRuns:
+    """The learner's own runs and the questions their results answer."""
+
+    spec: SweepSpec  # the Transfer curves settings this session last used (else the default)
+    records: pd.DataFrame  # the runs of `spec` that the result store holds
+    questions: tuple[Question, ...]  # questions computed from `records` (none when too few)
+
+    def caption(self) -> str:
+        return (f"From your stored runs of: {describe_spec(self.spec)} ({len(self.records):,} of "
+                "them stored). Change the settings or run more on the Transfer curves page.")
+
+    def deck(self) -> Optional[Deck]:
+        """Flashcards made from the questions about the learner's runs: the question on the
+        front, the computed answer and its explanation on the back. Card ids carry the spec's
+        key, so progress on one experiment's cards never carries over to another's."""
+        if not self.questions:
+            return None
+        tag = self.spec.key()[:10]
+        cards = tuple(Flashcard(f"{q.id}-{tag}", q.prompt, f"**{q.answer}**\n\n{q.explanation}",
+                                ("your-runs",)) for q in self.questions)
+        return Deck(RUNS_DECK_ID, "From your runs", "Cards whose answers come from your own "
+                    "stored runs on the Transfer curves page.", cards)
+
+
+def your_runs() -> YourRuns:
+    """The Transfer curves settings this session last used (else the default), the runs of them
+    that the result store holds, and the questions those runs answer."""
     spec = st.session_state.get(SPEC_KEY) or SweepSpec()
-    return spec, stored_records(spec, ResultStore())
-
-
-def runs_caption(spec: SweepSpec, records: pd.DataFrame) -> str:
-    return (f"From your stored runs of: {describe_spec(spec)} ({len(records):,} of them stored). "
-            "Change the settings or run more on the Transfer curves page.")
-
-
-def runs_deck(spec: SweepSpec, questions: tuple[Question, ...]) -> Optional[Deck]:
-    """Flashcards made from the questions about the learner's runs: the question on the front,
-    the computed answer and its explanation on the back. Card ids carry the spec's key, so
-    progress on one experiment's cards never carries over to another's."""
-    if not questions:
-        return None
-    tag = spec.key()[:10]
-    cards = tuple(Flashcard(f"{q.id}-{tag}", q.prompt, f"**{q.answer}**\n\n{q.explanation}",
-                            ("your-runs",)) for q in questions)
-    return Deck(RUNS_DECK_ID, "From your runs", "Cards whose answers come from your own stored "
-                "runs on the Transfer curves page.", cards)
-
-
-def your_run_questions() -> tuple[SweepSpec, pd.DataFrame, tuple[Question, ...]]:
-    spec, records = your_runs()
-    return spec, records, run_questions(records)
+    records = stored_records(spec, ResultStore())
+    return YourRuns(spec, records, run_questions(records))
 
 
 def shown_options(question: Question) -> list[str]:

@@ -9,9 +9,10 @@ Two measurements of each block of a backbone's feature layers, before and after 
   for the same images before and after fine-tuning: 1 when the representation is unchanged up
   to a rotation and a uniform scale, lower the more fine-tuning rewrote it.
 
-A `DiagnosticsConfig` is a job for `engine.infra.jobs` (key, units, run) with one unit per model: the
-pretrained network and an untrained one (`baseline`, probes only), and one fine-tune per
-backbone learning rate (probes and CKA). Every unit is stored in the result store as it finishes.
+A `DiagnosticsConfig` follows the experiment protocol (`engine.experiments.protocol`) with one unit
+per model: the pretrained network and an untrained one (`baseline`, probes only), and one
+fine-tune per backbone learning rate (probes and CKA). The one driver stores every unit in the
+result store as it finishes.
 Probes train through `engine.core.train.fit`; nothing here draws.
 """
 
@@ -32,18 +33,16 @@ from engine.core.backbones import Classifier, get_backbone
 from engine.core.datasets import (SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
                              get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
                              split_target)
-from engine.core.device import pick_device
-from engine.experiments.forgetting import digest
-from engine.core.pretrain import PretrainConfig, PretrainResult, pretrain
+from engine.core.pretrain import PretrainConfig, PretrainResult
 from engine.core.store import ResultStore
 from engine.core.strategies import get_strategy
-from engine.experiments.sweep import Progress
 from engine.core.train import accuracy, fit
+from engine.experiments import protocol
+from engine.experiments.protocol import UNTRAINED_SEED, Progress, Unit, digest
 
 KEY_PREFIX = "diagnostics:"  # result-store keys of diagnostics units
 PIXELS = "pixels"  # the name of the input, probed as a reference layer
 BASELINE = "baseline"  # the unit holding the pretrained and untrained networks' probes
-UNTRAINED_SEED = 0  # the random network every probe of "untrained" shares
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -204,7 +203,7 @@ class DiagnosticsConfig:
             common.update(labels_per_class=self.labels_per_class, epochs=self.epochs, lr=self.lr)
         return KEY_PREFIX + digest(dict(common, unit=unit))
 
-    # the job protocol of engine.infra.jobs
+    # the experiment protocol (engine.experiments.protocol)
 
     def check(self) -> None:
         data = load_dataset(self.target)
@@ -214,23 +213,31 @@ class DiagnosticsConfig:
                 raise DatasetError(f"{self.target} holds at most {limit} training labels per "
                                    f"class outside its test split; {k} is too many")
 
-    def units(self, store_path: str) -> tuple[int, int]:
-        return len(stored_units(self, ResultStore(store_path))), len(self.unit_names())
+    def units(self) -> list[Unit]:
+        lrs = (None, *self.backbone_lrs)  # the baseline, then one fine-tune per learning rate
+        return [Unit(self.unit_key(name), name, lr) for name, lr in zip(self.unit_names(), lrs)]
 
-    def run(self, store_path: str, on_progress: Callable[[Progress], None],
-            should_stop: Callable[[], bool]) -> int:
-        return run_diagnostics(self, ResultStore(store_path), on_progress=on_progress,
-                               should_stop=should_stop)
+    def pretraining(self) -> PretrainConfig:
+        return self.pretrain_config()
+
+    def workbench(self, device: torch.device, pretrained: PretrainResult) -> "_Setup":
+        return _Setup(self, pretrained, device)
+
+    def finished_text(self, unit: Unit, record: dict) -> str:
+        return f"{unit.label} done"
 
 
 def stored_units(config: DiagnosticsConfig, store: ResultStore) -> dict[str, dict]:
-    keys = {config.unit_key(u): u for u in config.unit_names()}
-    found = {r["run_key"]: r for r in store.get_many(keys)}
-    return {u: found[k] for k, u in keys.items() if k in found}
+    """The config's units that the store holds, unit name -> record."""
+    found = protocol.stored_units(config, store)
+    return {u.label: found[u.key] for u in config.units() if u.key in found}
 
 
 class _Setup:
-    """What every unit shares: the pretrained weights and the images, on the device."""
+    """The experiment's workbench: what every unit shares (the pretrained weights and the
+    images, on the device) and `train`, one unit at a time."""
+
+    concurrency = 1  # units train one after another (each probe already uses the whole device)
 
     def __init__(self, config: DiagnosticsConfig, pretrained: PretrainResult, device: torch.device):
         self.config, self.device = config, device
@@ -253,6 +260,24 @@ class _Setup:
         held_out = split_target(source.y, test_fraction=pretrained.config.holdout_fraction).test_idx
         self.x_source = adapt_images(source.x[torch.as_tensor(held_out)],
                                      self.info.input_shape).to(device)  # never trained on
+        self.layers = [PIXELS, *block_names(self.pretrained().features)]  # names for the records
+
+    def order(self, todo: list[Unit], workers: int) -> list[Unit]:
+        return todo
+
+    def train(self, unit: Unit, should_stop: Callable[[], bool], say: Callable[[str], None]) -> Optional[dict]:
+        """The baseline's probes, or one fine-tune (unit.spec: its backbone learning rate)."""
+        say(f"{unit.label}: probing each layer" if unit.spec is None
+            else f"fine-tuning with the pretrained layers at {unit.label}")
+        start = time.perf_counter()
+        body = _baseline(self) if unit.spec is None else _finetuned(self, unit.spec, should_stop)
+        if body is None:
+            return None
+        return {"run_key": unit.key, "unit": unit.label,
+                "layers": self.layers, **body,
+                "seconds": round(time.perf_counter() - start, 4), "device": self.device.type,
+                "source": self.config.source, "target": self.config.target,
+                "backbone": self.config.backbone, "code_version": ENGINE_VERSION}
 
     def pretrained(self) -> Classifier:
         torch.manual_seed(self.config.seed)
@@ -314,40 +339,7 @@ def run_diagnostics(config: DiagnosticsConfig, store: Optional[ResultStore] = No
                     device: Optional[torch.device] = None,
                     on_progress: Optional[Callable[[Progress], None]] = None,
                     should_stop: Optional[Callable[[], bool]] = None) -> int:
-    """Compute every unit the store lacks, storing each as it finishes; returns how many."""
-    store = store or ResultStore()
-    device = device or pick_device()
-    notify = on_progress or (lambda event: None)
-    stop = should_stop or (lambda: False)
-    config.check()
-    names = config.unit_names()
-    have = stored_units(config, store)
-    todo = [u for u in names if u not in have]
-    done, trained = len(have), 0
-    if not todo:
-        return 0
-
-    def pretrain_step(step: int, steps: int, loss: float) -> None:
-        if step == steps or step % 20 == 0:
-            notify(Progress("pretrain", step, steps, f"pretraining on {config.source}: loss {loss:.3f}"))
-    setup = _Setup(config, pretrain(config.pretrain_config(), device=device, on_step=pretrain_step),
-                   device)
-    layers = [PIXELS, *block_names(setup.pretrained().features)]
-    for unit in todo:
-        if stop():
-            break
-        notify(Progress("run", done, len(names), f"{unit}: probing each layer" if unit == BASELINE
-                        else f"fine-tuning with the pretrained layers at {unit}"))
-        start = time.perf_counter()
-        body = _baseline(setup) if unit == BASELINE else _finetuned(
-            setup, config.backbone_lrs[names.index(unit) - 1], stop)
-        if body is None:
-            break
-        record = {"run_key": config.unit_key(unit), "unit": unit, "layers": layers, **body,
-                  "seconds": round(time.perf_counter() - start, 4), "device": device.type,
-                  "source": config.source, "target": config.target, "backbone": config.backbone,
-                  "code_version": ENGINE_VERSION}
-        store.put(record)
-        done, trained = done + 1, trained + 1
-        notify(Progress("run", done, len(names), f"{unit} done", record))
-    return trained
+    """Compute every unit the store lacks, storing each as it finishes (the one driver);
+    returns how many it computed."""
+    return protocol.run_experiment(config, store, device=device, on_progress=on_progress,
+                          should_stop=should_stop).trained

@@ -14,9 +14,10 @@ fine-tunes the same starting point in one way:
 - `replay`: source images mixed into every batch, scored through the source head.
 
 Every arm runs through `engine.core.train.fit` (EWC and replay through its `loss_fn` hook, the epoch
-scores through `on_step`). A `ForgettingConfig` is also a job for `engine.infra.jobs` (key, units, run):
-each arm is stored in the result store the moment it finishes, under a key of everything that
-determines its numbers, so changing lambda retrains only the EWC arm.
+scores through `on_step`). A `ForgettingConfig` follows the experiment protocol
+(`engine.experiments.protocol`): its units are its arms, run by the one driver, each stored in the
+result store the moment it finishes under a key of everything that determines its numbers, so
+changing lambda retrains only the EWC arm.
 
 Not here: drawing (the page's business) and the generic training loop (`engine.core.train`).
 """
@@ -24,8 +25,6 @@ Not here: drawing (the page's business) and the generic training loop (`engine.c
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -40,11 +39,12 @@ from engine.core.backbones import Classifier, get_backbone
 from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
                              get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
                              split_target)
-from engine.core.device import pick_device, precision_name
-from engine.core.pretrain import PretrainConfig, PretrainResult, pretrain
+from engine.core.device import precision_name
+from engine.core.pretrain import PretrainConfig, PretrainResult
 from engine.core.store import ResultStore
-from engine.experiments.sweep import Progress
 from engine.core.train import accuracy, fit
+from engine.experiments import protocol
+from engine.experiments.protocol import Progress, Unit, digest, stored_units
 
 ARMS = ("finetune", "low_lr", "freeze", "ewc", "replay")
 ARM_LABELS = {
@@ -55,10 +55,6 @@ ARM_LABELS = {
     "replay": "Replay",
 }
 KEY_PREFIX = "forgetting:"  # result-store keys of forgetting arms
-
-
-def digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _positive_finite(name: str, value) -> None:
@@ -256,7 +252,7 @@ class ForgettingConfig:
                   "seed": self.seed, "split": [SPLIT_SEED, TEST_FRACTION], "engine": ENGINE_VERSION}
         return KEY_PREFIX + digest(dict(common, arm=arm, **self.arm_settings(arm)))
 
-    # the job protocol of engine.infra.jobs
+    # the experiment protocol (engine.experiments.protocol)
 
     def check(self) -> None:
         data = load_dataset(self.target)
@@ -265,13 +261,18 @@ class ForgettingConfig:
             raise DatasetError(f"{self.target} holds at most {limit} training labels per class "
                                f"outside its test split; {self.labels_per_class} is too many")
 
-    def units(self, store_path: str) -> tuple[int, int]:
-        return len(stored_arms(self, ResultStore(store_path))), len(self.arms)
+    def units(self) -> list[Unit]:
+        return [Unit(self.arm_key(arm), ARM_LABELS[arm], arm) for arm in self.arms]
 
-    def run(self, store_path: str, on_progress: Callable[[Progress], None],
-            should_stop: Callable[[], bool]) -> int:
-        return run_forgetting(self, ResultStore(store_path), on_progress=on_progress,
-                              should_stop=should_stop).trained
+    def pretraining(self) -> PretrainConfig:
+        return self.pretrain_config()
+
+    def workbench(self, device: torch.device, pretrained: PretrainResult) -> "_Setup":
+        return _Setup(self, pretrained, device)
+
+    def finished_text(self, unit: Unit, record: dict) -> str:
+        return (f"{unit.label}: source {record['source_before']:.1f}% -> {record['source_after']:.1f}%, "
+                f"target {record['target_after']:.1f}%")
 
 
 @dataclass(frozen=True)
@@ -283,12 +284,15 @@ class ForgettingResult:
 
 def stored_arms(config: ForgettingConfig, store: ResultStore) -> dict[str, dict]:
     """The config's arms that the store holds, arm -> record, in ARMS order."""
-    found = {r["run_key"]: r for r in store.get_many(config.arm_key(a) for a in config.arms)}
-    return {a: found[config.arm_key(a)] for a in config.arms if config.arm_key(a) in found}
+    found = stored_units(config, store)
+    return {u.spec: found[u.key] for u in config.units() if u.key in found}
 
 
 class _Setup:
-    """What every arm shares: the pretrained weights, both tasks' images on the device."""
+    """The experiment's workbench: what every arm shares (the pretrained weights, both tasks'
+    images on the device, the Fisher information once computed) and `train`, one arm at a time."""
+
+    concurrency = 1  # arms share the Fisher cache and the replay source: one at a time
 
     def __init__(self, config: ForgettingConfig, pretrained: PretrainResult, device: torch.device):
         self.config, self.device = config, device
@@ -314,6 +318,14 @@ class _Setup:
         self.xt_test = xt[split.test_idx].to(device)
         self.yt_test = target.y[split.test_idx].to(device)
         self._fisher: Optional[dict] = None
+
+    def order(self, todo: list[Unit], workers: int) -> list[Unit]:
+        return todo
+
+    def train(self, unit: Unit, should_stop: Callable[[], bool], say: Callable[[str], None]) -> Optional[dict]:
+        def on_epoch(epoch: int, epochs: int) -> None:
+            say(f"{unit.label}: epoch {epoch} of {epochs}")
+        return train_arm(self, unit.spec, should_stop, on_epoch)
 
     def model(self) -> TwoHeads:
         """The pretrained network with its source head kept and a new target head (from seed)."""
@@ -430,35 +442,9 @@ def run_forgetting(config: ForgettingConfig, store: Optional[ResultStore] = None
                    device: Optional[torch.device] = None,
                    on_progress: Optional[Callable[[Progress], None]] = None,
                    should_stop: Optional[Callable[[], bool]] = None) -> ForgettingResult:
-    """Train every arm the store lacks, storing each as it finishes."""
+    """Train every arm the store lacks, storing each as it finishes (the one driver)."""
     store = store or ResultStore()
-    device = device or pick_device()
-    notify = on_progress or (lambda event: None)
-    config.check()
-    have = stored_arms(config, store)
-    todo = [a for a in config.arms if a not in have]
-    total, done, trained, cancelled = len(config.arms), len(have), 0, False
-    if todo:
-        def pretrain_step(step: int, steps: int, loss: float) -> None:
-            if step == steps or step % 20 == 0:
-                notify(Progress("pretrain", step, steps, f"pretraining on {config.source}: loss {loss:.3f}"))
-        pretrained = pretrain(config.pretrain_config(), device=device, on_step=pretrain_step)
-        setup = _Setup(config, pretrained, device)
-        notify(Progress("run", done, total, f"{done} of {total} arms already stored"))
-        for arm in todo:
-            if should_stop is not None and should_stop():
-                cancelled = True
-                break
-
-            def on_epoch(epoch: int, epochs: int, arm=arm) -> None:
-                notify(Progress("run", done, total, f"{ARM_LABELS[arm]}: epoch {epoch} of {epochs}"))
-            record = train_arm(setup, arm, should_stop, on_epoch)
-            if record is None:
-                cancelled = True
-                break
-            store.put(record)
-            done, trained = done + 1, trained + 1
-            notify(Progress("run", done, total, f"{ARM_LABELS[arm]}: source {record['source_before']:.1f}%"
-                            f" -> {record['source_after']:.1f}%, target {record['target_after']:.1f}%",
-                            record))
-    return ForgettingResult(records=stored_arms(config, store), trained=trained, cancelled=cancelled)
+    outcome = protocol.run_experiment(config, store, device=device, on_progress=on_progress,
+                             should_stop=should_stop)
+    return ForgettingResult(records=stored_arms(config, store), trained=outcome.trained,
+                            cancelled=outcome.cancelled)

@@ -1,15 +1,17 @@
 """A sweep: one spec expanded into runs (strategy x labels per class x seed), trained and stored.
 
-`SweepSpec` is the frozen, hashable description of an experiment. `plan_runs` expands it into
-runs, each with a key that identifies its numbers exactly; `run_sweep` trains the runs the store
-does not hold yet, writes each one to the store the moment it finishes, and reports through an
-`on_progress` callback. Scheduling work across processes is not this module's job.
+`SweepSpec` is the frozen, hashable description of an experiment and follows the experiment
+protocol (`engine.experiments.protocol`): its units are its runs (`plan_runs`), each with a key
+that identifies its numbers exactly, and its workbench is `SweepContext`, which holds what the
+runs share and trains one run. `run_sweep` hands a spec to the one driver,
+`protocol.run_experiment`, which trains the runs the store lacks and stores each the moment it
+finishes. `SweepGroup` runs several sweeps as one job. Scheduling work across processes is not
+this module's job.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,21 +24,22 @@ from torch import nn
 
 from engine import ENGINE_VERSION
 from engine.core.backbones import feature_blocks, get_backbone
-from engine.core.datasets import (ALL_LABELS, adapt_images, SPLIT_SEED, TEST_FRACTION, DatasetError, get_dataset_info,
-                             load_dataset, max_labels_per_class, sample_labels, split_target)
-from engine.core.device import autocast_dtype, pick_device, precision_name
+from engine.core.datasets import (ALL_LABELS, ALL_LABELS_TEXT, SPLIT_SEED, TEST_FRACTION, DatasetError,
+                                  adapt_images, get_dataset_info, labels_text, load_dataset,
+                                  max_labels_per_class, sample_labels, split_target)
+from engine.core.device import autocast_dtype, precision_name
 from engine.core.features import cached_features
-from engine.core.parallel import default_concurrency, run_concurrently
-from engine.core.pretrain import PretrainConfig, PretrainResult, load_cached, pretrain
+from engine.core.pretrain import PretrainConfig, PretrainResult
 from engine.core.store import ResultStore, records_frame
 from engine.core.strategies import get_strategy, strategy_order
 from engine.core.train import TrainBudget, accuracy, fit
+from engine.experiments import protocol
+from engine.experiments.protocol import UNTRAINED_SEED, LocalBackend, Progress, Unit, digest
 
 DEFAULT_LABELS = (1, 2, 5, 10, 20, 50, ALL_LABELS)
 MAX_SEEDS = 20
 IMAGENET = "imagenet"  # source of an ImageNet backbone: its weights file
 UNTRAINED = "untrained"  # source meaning "no pretraining": the backbone keeps its random init
-UNTRAINED_SEED = 0  # the one random backbone every run of an untrained source shares
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class SweepSpec:
 
     def key(self) -> str:
         """Hash of the whole spec: identifies an experiment (for jobs, URLs and packs)."""
-        return _digest(asdict(self))
+        return digest(asdict(self))
 
     def needs_pretraining(self) -> bool:
         """True when some strategy starts from weights the engine must pretrain (or load)."""
@@ -118,11 +121,24 @@ class SweepSpec:
         if too_many:
             raise DatasetError(
                 f"{self.target} holds at most {limit} training labels per class outside its test "
-                f"split; {max(too_many)} is too many (use 'all' for every label)")
+                f"split; {max(too_many)} is too many (use '{ALL_LABELS_TEXT}' for every label)")
 
+    # the experiment protocol (engine.experiments.protocol)
 
-def _digest(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    def check(self) -> None:
+        self.check_target_capacity()
+
+    def units(self) -> list[Unit]:
+        return [Unit(plan.run_key, plan_label(plan), plan) for plan in plan_runs(self)]
+
+    def pretraining(self) -> Optional[PretrainConfig]:
+        return self.pretrain_config() if self.needs_pretraining() else None
+
+    def workbench(self, device: torch.device, pretrained: Optional[PretrainResult]) -> "SweepContext":
+        return SweepContext(self, device, pretrained)
+
+    def finished_text(self, unit: Unit, record: dict) -> str:
+        return f"{unit.label}: {record['test_accuracy']:.1f}%"
 
 
 @dataclass(frozen=True)
@@ -141,25 +157,14 @@ def plan_runs(spec: SweepSpec) -> list[RunPlan]:
         "split": [SPLIT_SEED, TEST_FRACTION], "engine": ENGINE_VERSION,
     }
     return [
-        RunPlan(s, k, seed, _digest(dict(common, strategy=s, labels_per_class=k, seed=seed)))
+        RunPlan(s, k, seed, digest(dict(common, strategy=s, labels_per_class=k, seed=seed)))
         for seed in range(spec.seeds) for k in spec.labels_per_class for s in spec.strategies
     ]
 
 
-@dataclass(frozen=True)
-class Progress:
-    stage: str  # "pretrain" while the backbone trains on the source, then "run"
-    done: int  # finished units of this stage (steps when pretraining, runs afterwards)
-    total: int
-    message: str
-    record: Optional[dict] = None  # the run just finished (stage "run")
-
-
-def run_finished(plan: "RunPlan", record: dict, done: int, total: int) -> Progress:
-    """The progress event of a run just stored (the local pool's and Ray's alike)."""
-    return Progress("run", done, total,
-                    f"{plan.strategy}, {plan.labels_per_class or 'all'} labels/class, seed {plan.seed}: "
-                    f"{record['test_accuracy']:.1f}%", record)
+def plan_label(plan: RunPlan) -> str:
+    """'probe, 5 labels/class, seed 1': a run as progress lines and failure messages name it."""
+    return f"{plan.strategy}, {labels_text(plan.labels_per_class)} labels/class, seed {plan.seed}"
 
 
 @dataclass(frozen=True)
@@ -172,8 +177,11 @@ class SweepResult:
 
 
 class SweepContext:
-    """Everything a sweep's runs share: the target on the device, its split, the pretrained
-    weights and, for frozen-feature strategies, the features computed once."""
+    """A sweep's workbench: everything its runs share (the target on the device, its split, the
+    pretrained weights and, for frozen-feature strategies, the features computed once), and
+    `train`, which trains one run. Runs may train side by side (`concurrency` None)."""
+
+    concurrency = None  # any number of runs may train at once: each has its own model and generator
 
     def __init__(self, spec: SweepSpec, device: torch.device, pretrained: Optional[PretrainResult]):
         self.spec = spec
@@ -284,6 +292,18 @@ class SweepContext:
         order = {seed: i for i, seed in enumerate(dict.fromkeys(p.seed for p in plans))}
         return sorted(plans, key=lambda p: (order[p.seed], -cost(p)))
 
+    def order(self, todo: list[Unit], workers: int) -> list[Unit]:
+        """Seed after seed; with several workers, the longest runs of a seed first."""
+        if any(get_strategy(u.spec.strategy).frozen_features for u in todo):
+            self.features()  # once, before the runs that share it start
+        if workers <= 1:
+            return todo
+        by_plan = {u.spec: u for u in todo}
+        return [by_plan[p] for p in self.longest_first_by_seed(list(by_plan))]
+
+    def train(self, unit: Unit, should_stop: Callable[[], bool], say=None) -> Optional[dict]:
+        return self.run(unit.spec, should_stop)
+
     def run(self, plan: RunPlan, should_stop: Optional[Callable[[], bool]] = None) -> Optional[dict]:
         """Train and evaluate one run; None when cancelled part-way."""
         start = time.perf_counter()
@@ -368,44 +388,40 @@ def run_sweep(spec: SweepSpec, store: Optional[ResultStore] = None, *,
               on_progress: Optional[Callable[[Progress], None]] = None,
               should_stop: Optional[Callable[[], bool]] = None,
               concurrency: Optional[int] = None) -> SweepResult:
-    """Train every run of `spec` the store lacks, persisting each as it finishes.
+    """Train every run of `spec` the store lacks, persisting each as it finishes, in this process.
 
-    `concurrency` runs train at once (`engine.core.parallel`; default: one per CPU thread, a few per
-    GPU); each run's numbers are the same whatever it is."""
+    `concurrency` runs train at once (`engine.core.parallel`; default: one per CPU thread, a few
+    per GPU); each run's numbers are the same whatever it is."""
     store = store or ResultStore()
-    device = device or pick_device()
-    spec.check_target_capacity()
-    plans = plan_runs(spec)
-    have = {r["run_key"] for r in store.get_many(p.run_key for p in plans)}
-    todo = [p for p in plans if p.run_key not in have]
-    notify = on_progress or (lambda event: None)
+    outcome = protocol.run_experiment(spec, store, device=device, on_progress=on_progress,
+                             should_stop=should_stop, backend=LocalBackend(concurrency))
+    return sweep_result(spec, store, outcome)
 
-    pretrained = None
-    if todo and spec.needs_pretraining():
-        def pretrain_step(step: int, steps: int, loss: float) -> None:
-            if step == steps or step % 20 == 0:
-                notify(Progress("pretrain", step, steps, f"pretraining on {spec.source}: loss {loss:.3f}"))
-        pretrained = pretrain(spec.pretrain_config(), device=device, on_step=pretrain_step)
-    elif spec.needs_pretraining():
-        pretrained = load_cached(spec.pretrain_config())
 
-    done = len(have)
-    notify(Progress("run", done, len(plans), f"{done} of {len(plans)} runs already stored"))
-    context = SweepContext(spec, device, pretrained) if todo else None
-    if context is not None and any(get_strategy(p.strategy).frozen_features for p in todo):
-        context.features()  # once, before the runs that share it start
-    stop = should_stop or (lambda: False)
-    workers = default_concurrency(device) if concurrency is None else concurrency
-    if context is not None and workers > 1:
-        todo = context.longest_first_by_seed(todo)
-    for plan, record in run_concurrently(todo, lambda plan: context.run(plan, stop),
-                                         workers=workers, device=device, should_stop=stop):
-        if record is None:  # stopped part-way
-            continue
-        store.put(record)
-        done += 1
-        notify(run_finished(plan, record, done, len(plans)))
-    cancelled = done < len(plans)
-    return SweepResult(records=stored_records(spec, store), trained=done - len(have), reused=len(have),
-                       cancelled=cancelled, pretrain=pretrained)
+def sweep_result(spec: SweepSpec, store: ResultStore, outcome) -> SweepResult:
+    """The driver's outcome of a sweep with the records the store now holds."""
+    return SweepResult(records=stored_records(spec, store), trained=outcome.trained,
+                       reused=outcome.reused, cancelled=outcome.cancelled, pretrain=outcome.pretrained)
 
+
+@dataclass(frozen=True)
+class SweepGroup:
+    """Several sweeps run one after another as one job (one worker, one progress bar), e.g.
+    one sweep per severity of a domain shift. The driver runs its `parts()` in order."""
+
+    specs: tuple[SweepSpec, ...]  # in the order they run
+
+    def __post_init__(self):
+        object.__setattr__(self, "specs", tuple(self.specs))
+        if not self.specs or not all(isinstance(s, SweepSpec) for s in self.specs):
+            raise ValueError("a sweep group needs at least one SweepSpec")
+
+    def key(self) -> str:
+        return hashlib.sha256(" ".join(s.key() for s in self.specs).encode()).hexdigest()[:20]
+
+    def check(self) -> None:
+        for spec in self.specs:
+            spec.check_target_capacity()
+
+    def parts(self) -> tuple[SweepSpec, ...]:
+        return self.specs

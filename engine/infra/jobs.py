@@ -13,18 +13,18 @@ starts training about two seconds sooner. With TRANSFERLAB_RAY_ADDRESS set, a sw
 is a Ray driver instead: its runs train as tasks on the cluster (`ray_backend`), the worker stores
 what they return, and killing the worker cancels them.
 
-Besides a `SweepSpec`, a job can run any frozen, hashable experiment object that follows the
-small `Experiment` protocol below (its key, its stored and total units, and a `run` that stores
-each unit as it finishes): `SweepGroup` (several sweeps as one job), the forgetting experiment
-and the fine-tuning diagnostics use it.
+A job runs any experiment of the one protocol (`engine.experiments.protocol`): a `SweepSpec`, a
+`SweepGroup` (several sweeps as one job), the forgetting experiment, the fine-tuning diagnostics,
+the LoRA merge check. Its worker calls the one driver, `run_experiment`, which stores each unit
+as it finishes, so a cancelled or killed job loses nothing finished and a resubmitted one trains
+only what the store lacks.
 
-Not here: what a page draws (that is the page's business) and the training itself (`sweep`).
+Not here: what a page draws (that is the page's business) and the training itself (`experiments`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import multiprocessing as mp
 import os
 import sys
@@ -33,10 +33,11 @@ import time
 import types
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Callable, Optional, Protocol, Union, runtime_checkable
+from typing import Optional, Union
 
 from engine.core.store import ResultStore
-from engine.experiments.sweep import Progress, SweepSpec, plan_runs, run_sweep
+from engine.experiments.protocol import Experiment, ExperimentGroup, run_experiment, unit_counts
+from engine.experiments.sweep import SweepSpec
 
 ACTIVE = ("queued", "running")
 # Workers run at a lower CPU priority than the server process (Unix niceness 0..19). A classroom
@@ -54,80 +55,12 @@ class JobLimitError(RuntimeError):
     """Submitting would exceed the per-session or the server-wide cap on active jobs."""
 
 
-@runtime_checkable
-class Experiment(Protocol):
-    """What a job runs besides a `SweepSpec`: a frozen (picklable, hashable) description.
-
-    Its units (runs, arms, ...) are stored one by one as they finish, so a cancelled or killed
-    job loses nothing finished, and a resubmitted one trains only what the store lacks."""
-
-    def key(self) -> str:
-        """Identifies the experiment: one job per key."""
-
-    def check(self) -> None:
-        """Raise ValueError when it cannot run (checked before a job is queued)."""
-
-    def units(self, store_path: str) -> tuple[int, int]:
-        """(units the store at `store_path` holds, units in the experiment)."""
-
-    def run(self, store_path: str, on_progress: Callable[[Progress], None],
-            should_stop: Callable[[], bool]) -> int:
-        """Train the missing units, storing each as it finishes; return how many it trained.
-        Progress events with a `record` mark a finished unit."""
-
-
-JobSpec = Union[SweepSpec, Experiment]
+JobSpec = Union[Experiment, ExperimentGroup]  # a SweepSpec, a SweepGroup, a ForgettingConfig, ...
 
 
 def spec_units(spec: JobSpec, store_path: str) -> tuple[int, int]:
-    """(stored, total) units of a job's spec: runs of a sweep, units of an experiment."""
-    if isinstance(spec, SweepSpec):
-        plans = plan_runs(spec)
-        return len(ResultStore(store_path).get_many(p.run_key for p in plans)), len(plans)
-    return spec.units(store_path)
-
-
-@dataclass(frozen=True)
-class SweepGroup:
-    """Several sweeps run one after another as one job (one worker, one progress bar), e.g.
-    one sweep per severity of a domain shift."""
-
-    specs: tuple[SweepSpec, ...]  # in the order they run
-
-    def __post_init__(self):
-        object.__setattr__(self, "specs", tuple(self.specs))
-        if not self.specs or not all(isinstance(s, SweepSpec) for s in self.specs):
-            raise ValueError("a sweep group needs at least one SweepSpec")
-
-    def key(self) -> str:
-        return hashlib.sha256(" ".join(s.key() for s in self.specs).encode()).hexdigest()[:20]
-
-    def check(self) -> None:
-        for spec in self.specs:
-            spec.check_target_capacity()
-
-    def units(self, store_path: str) -> tuple[int, int]:
-        counts = [spec_units(s, store_path) for s in self.specs]
-        return sum(c[0] for c in counts), sum(c[1] for c in counts)
-
-    def run(self, store_path: str, on_progress: Callable[[Progress], None],
-            should_stop: Callable[[], bool]) -> int:
-        store, trained = ResultStore(store_path), 0
-        totals = [len(plan_runs(s)) for s in self.specs]
-        for i, spec in enumerate(self.specs):
-            if should_stop():
-                break
-            before, total = sum(totals[:i]), sum(totals)
-
-            def shifted(event: Progress, before=before, total=total) -> None:
-                done = before + event.done if event.stage == "run" else event.done
-                on_progress(replace(event, done=done, total=total if event.stage == "run"
-                                    else event.total))
-            result = run_sweep(spec, store, on_progress=shifted, should_stop=should_stop)
-            trained += result.trained
-            if result.cancelled:
-                break
-        return trained
+    """(stored, total) units of a job's experiment."""
+    return unit_counts(spec, ResultStore(store_path))
 
 
 @dataclass(frozen=True)
@@ -135,7 +68,7 @@ class JobStatus:
     """A snapshot of one job, safe to hand to any page."""
 
     job_id: str  # the spec's key: one job per distinct sweep
-    spec: JobSpec  # a SweepSpec or an Experiment
+    spec: JobSpec  # the experiment the job runs
     state: str  # queued | running | done | cancelled | failed
     done: int  # runs of the spec in the store (including ones stored before this job)
     total: int  # runs in the spec
@@ -219,14 +152,12 @@ def _run_job(spec: JobSpec, store_path: str, conn) -> None:
             conn.send(("progress", event.stage, event.done, event.total, event.message,
                        event.record is not None))
 
-        from engine.infra.ray_backend import ray_address, run_sweep_on_ray
+        from engine.infra.ray_backend import ray_address, run_on_ray
 
         if isinstance(spec, SweepSpec) and ray_address():  # TRANSFERLAB_RAY_ADDRESS: the cluster
-            trained = run_sweep_on_ray(spec, ResultStore(store_path), ray_address(), on_progress).trained
-        elif isinstance(spec, SweepSpec):
-            trained = run_sweep(spec, ResultStore(store_path), on_progress=on_progress).trained
+            trained = run_on_ray(spec, ResultStore(store_path), on_progress=on_progress).trained
         else:
-            trained = spec.run(store_path, on_progress, lambda: False)
+            trained = run_experiment(spec, ResultStore(store_path), on_progress=on_progress).trained
         conn.send(("finished", trained))
     except BaseException as err:  # reported to the page; the finished runs are stored already
         conn.send(("failed", f"{type(err).__name__}: {err}"))
@@ -307,12 +238,9 @@ class JobManager:
 
     def submit(self, spec: JobSpec, session_id: str = "cli") -> JobStatus:
         """Start (or join) the job for `spec`. Runs already stored are never trained again."""
-        if isinstance(spec, SweepSpec):
-            spec.check_target_capacity()
-        elif isinstance(spec, Experiment):
-            spec.check()
-        else:
-            raise TypeError(f"a job runs a SweepSpec or an Experiment, not {type(spec).__name__}")
+        if not isinstance(spec, (Experiment, ExperimentGroup)):
+            raise TypeError(f"a job runs an experiment, not {type(spec).__name__}")
+        spec.check()
         job_id = spec.key()
         with self._lock:
             current = self._jobs.get(job_id)

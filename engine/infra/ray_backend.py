@@ -1,14 +1,16 @@
-"""Sweeps on a Ray cluster: the same runs and the same store, on more machines.
+"""Experiments on a Ray cluster: the same units and the same store, on more machines.
 
-`run_sweep_on_ray` is `sweep.run_sweep` with the runs sent out as Ray tasks, one task per run.
+`RayBackend` is a backend of the one driver, `engine.experiments.protocol.run_experiment`: the
+driver compares units with the store, pretrains and stores every record exactly as it does for
+the local pool; only where the units train differs. `run_sweep_on_ray` runs a sweep this way.
 The process that calls it (the job manager's worker, or the command line) is the Ray driver:
 
 - it pretrains the backbone (or loads the cached checkpoint) and puts the weights into Ray's
   object store once; every task reads them from there, so workers need no shared disk and
   never pretrain;
-- each task trains exactly one run with `SweepContext.run` (the one training loop) and returns
-  its record; the driver writes the record to its own result store with `store.put`, as
-  `run_sweep` does, so runs are keyed, deduplicated and kept exactly as with the local pool;
+- each task trains exactly one unit with the experiment's own workbench (for a sweep,
+  `SweepContext`, the one training loop) and returns its record; the driver stores it, so units
+  are keyed, deduplicated and kept exactly as with the local pool;
 - cancelling (`should_stop`, Ctrl-C, or the job manager killing the driver with SIGTERM)
   cancels every task not yet returned; a driver that dies outright takes its tasks with it
   (Ray kills the tasks of a job whose driver has gone), and nothing it had not stored yet is
@@ -39,11 +41,11 @@ from typing import Callable, Optional
 import torch
 
 from engine import ENGINE_VERSION
-from engine.core.device import pick_device
-from engine.core.pretrain import load_cached, pretrain
+from engine.core.pretrain import PretrainResult
 from engine.core.store import ResultStore
-from engine.experiments.sweep import (Progress, RunPlan, SweepContext, SweepResult, SweepSpec, plan_runs,
-                          run_finished, stored_records)
+from engine.experiments import protocol
+from engine.experiments.protocol import Progress, Unit
+from engine.experiments.sweep import SweepResult, SweepSpec, sweep_result
 
 RAY_ADDRESS_ENV = "TRANSFERLAB_RAY_ADDRESS"  # e.g. "auto" or "10.0.0.5:6379"; unset: the local pool
 GPU_FRACTION_ENV = "TRANSFERLAB_RAY_GPUS"  # GPUs per run (e.g. 0.25 or 1); unset: the default below
@@ -160,19 +162,23 @@ def gpus_per_run(ray, requested: Optional[float] = None) -> float:
 # ---- inside a Ray task ----------------------------------------------------------------------
 
 class _ShippedWeights:
-    """Stands in for a PretrainResult inside a task: the weights came through the object store."""
+    """Stands in for a PretrainResult inside a task: the weights came through the object store,
+    with the facts about them a workbench reads."""
 
-    def __init__(self, state: dict):
+    def __init__(self, pretrained: PretrainResult, state: dict):
+        self.config = pretrained.config
+        self.source_accuracy = pretrained.source_accuracy
         self._state = state
 
     def load_state_dict(self) -> dict:
         return self._state
 
 
-# One sweep's context per worker process: Ray reuses workers, so the next run of the same sweep
-# on this worker skips loading the target and computing frozen features. Keyed by the spec's
-# key and the device, holding one entry, and only ever read by the task running on this worker.
-_CONTEXT: dict[tuple[str, str], SweepContext] = {}
+# One experiment's workbench per worker process: Ray reuses workers, so the next unit of the same
+# experiment on this worker skips loading the data and computing frozen features. Keyed by the
+# experiment's key and the device, holding one entry, and only ever read by the task running on
+# this worker.
+_BENCH: dict[tuple[str, str], object] = {}
 
 
 def task_device(ray) -> torch.device:
@@ -180,24 +186,105 @@ def task_device(ray) -> torch.device:
     return torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
 
 
-def run_one(spec: SweepSpec, plan: RunPlan, weights: Optional[dict], threads: int) -> Optional[dict]:
-    """One run of `spec` inside a Ray task; returns its record (None only if stopped)."""
+def run_one(experiment, unit: Unit, shipped: Optional[_ShippedWeights], threads: int) -> Optional[dict]:
+    """One unit of `experiment` inside a Ray task; returns its record (None only if stopped)."""
     import ray
 
     torch.set_num_threads(max(1, threads))
     device = task_device(ray)
-    key = (spec.key(), str(device))
-    if key not in _CONTEXT:
-        _CONTEXT.clear()
-        _CONTEXT[key] = SweepContext(spec, device, _ShippedWeights(weights) if weights is not None else None)
-    return _CONTEXT[key].run(plan)
+    key = (experiment.key(), str(device))
+    if key not in _BENCH:
+        _BENCH.clear()
+        _BENCH[key] = experiment.workbench(device, shipped)
+    return _BENCH[key].train(unit, lambda: False, lambda message: None)
 
 
-# ---- the driver -----------------------------------------------------------------------------
+# ---- the backend ----------------------------------------------------------------------------
 
 def _describe_failure(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[-1] if text else ''}".strip().rstrip(":")
+
+
+class RayBackend:
+    """Units train as Ray tasks on the cluster at `address` (default: TRANSFERLAB_RAY_ADDRESS,
+    else "auto"), one task per unit.
+
+    `gpus` is the GPU share of one task (default: see `gpus_per_run`), `threads_per_run` its
+    CPUs and torch threads, `task` the function a task calls (`run_one`; tests wrap it). Units
+    that failed after `max_retries` are collected in `failed` while the others are stored;
+    `run_on_ray` raises them as one RayRunError."""
+
+    def __init__(self, address: Optional[str] = None, *, gpus: Optional[float] = None,
+                 threads_per_run: int = 1, max_retries: int = MAX_RETRIES, task: Callable = run_one):
+        self.address = address or ray_address() or "auto"
+        self.gpus, self.threads_per_run, self.max_retries, self.task = gpus, threads_per_run, max_retries, task
+        self.failed: list[tuple[Unit, str]] = []
+        self._ray = None
+        import_ray()  # before any pretraining: a missing Ray or a silent address is reported at once
+        check_reachable(self.address)
+
+    @contextlib.contextmanager
+    def connect(self):
+        with connected(self.address) as ray, _sigterm_raises():  # after ray.init, which sets its own
+            self._ray = ray
+            try:
+                yield
+            finally:
+                self._ray = None
+
+    def train(self, experiment, pretrained, todo, device, should_stop, say):
+        ray = self._ray
+        share = gpus_per_run(ray, self.gpus)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        shipped = ray.put(_ShippedWeights(pretrained, pretrained.load_state_dict())
+                          if pretrained is not None else None)
+        remote = ray.remote(self.task).options(num_cpus=self.threads_per_run, num_gpus=share,
+                                               max_retries=self.max_retries, retry_exceptions=False)
+        pending = {remote.remote(experiment, unit, shipped, self.threads_per_run): unit for unit in todo}
+        say(f"{len(todo)} units sent to the Ray cluster at {self.address} ({cpus:g} CPUs"
+            + (f", {share:g} GPU per run)" if share else ")"))
+        try:
+            while pending and not should_stop():
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_INTERVAL)
+                for ref in ready:
+                    unit = pending.pop(ref)
+                    record = self._collect(ray, ref, unit)
+                    if record is not None:
+                        yield unit, record
+        finally:  # cancelled, interrupted or killed: no task of this experiment keeps running
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+
+    def _collect(self, ray, ref, unit: Unit) -> Optional[dict]:
+        """A finished task's record, or None with the failure noted."""
+        try:
+            record = ray.get(ref)
+        except ray.exceptions.RayError as err:  # died after its retries, or raised
+            self.failed.append((unit, _describe_failure(err)))
+            return None
+        if record is not None and record.get("code_version") != ENGINE_VERSION:
+            self.failed.append((unit, f"the worker returned a record of engine version "
+                                      f"{record.get('code_version')}, not {ENGINE_VERSION}"))
+            return None
+        return record
+
+
+def run_on_ray(experiment, store: Optional[ResultStore] = None, backend: Optional[RayBackend] = None,
+               on_progress: Optional[Callable[[Progress], None]] = None,
+               should_stop: Optional[Callable[[], bool]] = None):
+    """`run_experiment` on a Ray cluster; raises RayRunError when units failed after their
+    retries (every other unit is stored first)."""
+    backend = backend or RayBackend()
+    outcome = protocol.run_experiment(experiment, store, on_progress=on_progress, should_stop=should_stop,
+                             backend=backend)
+    if backend.failed:
+        unit, reason = backend.failed[0]
+        raise RayRunError(f"{len(backend.failed)} run(s) failed on the Ray cluster after "
+                          f"{backend.max_retries} retries, e.g. {unit.label}: {reason}; the "
+                          f"{outcome.trained} finished runs are stored")
+    return outcome
 
 
 def run_sweep_on_ray(spec: SweepSpec, store: Optional[ResultStore] = None,
@@ -207,77 +294,10 @@ def run_sweep_on_ray(spec: SweepSpec, store: Optional[ResultStore] = None,
                      gpus: Optional[float] = None, threads_per_run: int = 1,
                      max_retries: int = MAX_RETRIES,
                      task: Callable = run_one) -> SweepResult:
-    """Train every run of `spec` the store lacks as Ray tasks on the cluster at `address`
-    (default: TRANSFERLAB_RAY_ADDRESS, else "auto"), storing each record as it comes back.
-
-    `gpus` is the GPU share of one task (default: see `gpus_per_run`), `threads_per_run` its
-    CPUs and torch threads. `task` is the function a task calls (`run_one`; tests wrap it).
-    Raises RayUnavailable when Ray is missing or the cluster unreachable, RayRunError when runs
-    failed after `max_retries` (every other run is stored first)."""
-    address = address or ray_address() or "auto"
+    """Train every run of `spec` the store lacks as Ray tasks (see `RayBackend`), storing each
+    record as it comes back. Raises RayUnavailable when Ray is missing or the cluster
+    unreachable, RayRunError when runs failed after `max_retries`."""
     store = store or ResultStore()
-    notify = on_progress or (lambda event: None)
-    stop = should_stop or (lambda: False)
-    import_ray()  # before any pretraining: a missing Ray or a silent address is reported at once
-    check_reachable(address)
-    spec.check_target_capacity()
-    plans = plan_runs(spec)
-    have = {r["run_key"] for r in store.get_many(p.run_key for p in plans)}
-    todo = [p for p in plans if p.run_key not in have]
-
-    done = len(have)
-    failed: list[tuple[RunPlan, str]] = []
-    with contextlib.ExitStack() as stack:
-        ray = None
-        if todo and not stop():  # connect first: a cluster that refuses us fails before pretraining
-            ray = stack.enter_context(connected(address))
-            stack.enter_context(_sigterm_raises())  # after ray.init, which sets a handler of its own
-        pretrained = None
-        if todo and spec.needs_pretraining():
-            def pretrain_step(step: int, steps: int, loss: float) -> None:
-                if step == steps or step % 20 == 0:
-                    notify(Progress("pretrain", step, steps, f"pretraining on {spec.source}: loss {loss:.3f}"))
-            pretrained = pretrain(spec.pretrain_config(), device=pick_device(), on_step=pretrain_step)
-        elif spec.needs_pretraining():
-            pretrained = load_cached(spec.pretrain_config())
-        notify(Progress("run", done, len(plans), f"{done} of {len(plans)} runs already stored"))
-
-        if ray is not None and not stop():
-            share = gpus_per_run(ray, gpus)
-            cpus = ray.cluster_resources().get("CPU", 0)
-            weights = ray.put(pretrained.load_state_dict()) if pretrained is not None else None
-            remote = ray.remote(task).options(num_cpus=threads_per_run, num_gpus=share,
-                                              max_retries=max_retries, retry_exceptions=False)
-            pending = {remote.remote(spec, plan, weights, threads_per_run): plan for plan in todo}
-            notify(Progress("run", done, len(plans), f"{len(todo)} runs sent to the Ray cluster at "
-                            f"{address} ({cpus:g} CPUs" + (f", {share:g} GPU per run)" if share else ")")))
-            try:
-                while pending and not stop():
-                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_INTERVAL)
-                    for ref in ready:
-                        plan = pending.pop(ref)
-                        try:
-                            record = ray.get(ref)
-                        except ray.exceptions.RayError as err:  # died after its retries, or raised
-                            failed.append((plan, _describe_failure(err)))
-                            continue
-                        if record is None:
-                            continue
-                        if record.get("run_key") != plan.run_key or record.get("code_version") != ENGINE_VERSION:
-                            failed.append((plan, f"the worker returned a record of engine version "
-                                                 f"{record.get('code_version')}, not {ENGINE_VERSION}"))
-                            continue
-                        store.put(record)
-                        done += 1
-                        notify(run_finished(plan, record, done, len(plans)))
-            finally:  # cancelled, interrupted or killed: no task of this sweep keeps running
-                for ref in pending:
-                    with contextlib.suppress(Exception):
-                        ray.cancel(ref, force=True)
-    if failed:
-        plan, reason = failed[0]
-        raise RayRunError(f"{len(failed)} run(s) failed on the Ray cluster after {max_retries} "
-                          f"retries, e.g. {plan.strategy}, {plan.labels_per_class or 'all'} labels/class, "
-                          f"seed {plan.seed}: {reason}; the {done - len(have)} finished runs are stored")
-    return SweepResult(records=stored_records(spec, store), trained=done - len(have), reused=len(have),
-                       cancelled=done < len(plans), pretrain=pretrained)
+    backend = RayBackend(address, gpus=gpus, threads_per_run=threads_per_run,
+                         max_retries=max_retries, task=task)
+    return sweep_result(spec, store, run_on_ray(spec, store, backend, on_progress, should_stop))

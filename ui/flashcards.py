@@ -1,0 +1,159 @@
+"""The Flashcards page's state and sections: the decks and their counts, the deck chooser, the
+scheduling panel, the Anki export, and the card being studied.
+
+The state of a study session is small: which card has its back showing (REVEALED_KEY) and what
+the last grade did (LAST_KEY, said once). Revealing a card sets the first; grading it stores the
+review through `engine.study.srs.SrsStore` (which schedules and keeps each learner's progress on
+disk) and clears it. Nothing here schedules a card itself or changes how progress is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+
+from engine.core.store import StoreError
+from engine.study.anki import apkg_file_name, export_apkg
+from engine.study.content import Content, Deck
+from engine.study.srs import (MAX_RETENTION, MIN_RETENTION, RATINGS, DeckCounts, SrsStore,
+                              interval_text)
+from ui.study import RUNS_DECK_ID, YourRuns
+
+DECK_KEY = "flashcards.deck"  # session_state: the chosen deck id
+REVEALED_KEY = "flashcards.revealed"  # session_state: id of the card whose back is showing
+LAST_KEY = "flashcards.last"  # session_state: what the last grade did, said once
+
+
+def open_progress() -> Optional[SrsStore]:
+    """The learners' progress store, or None after saying why it cannot be used (a damaged or
+    unwritable progress file is said, never replaced)."""
+    try:
+        return SrsStore()
+    except StoreError as err:
+        st.error(str(err), icon=":material/database:")
+        return None
+
+
+def study_decks(library: Content, runs: YourRuns) -> dict[str, Deck]:
+    """Every deck by id: the written ones, then the one made from the learner's runs (if any)."""
+    decks = {d.id: d for d in library.decks}
+    mine = runs.deck()
+    if mine is not None:
+        decks[mine.id] = mine
+    return decks
+
+
+def deck_counts(store: SrsStore, learner: str, decks: dict[str, Deck],
+                now: datetime) -> dict[str, DeckCounts]:
+    return {i: store.counts(learner, [c.id for c in d.cards], now) for i, d in decks.items()}
+
+
+def deck_table(decks: dict[str, Deck], counts: dict[str, DeckCounts]) -> None:
+    st.dataframe(pd.DataFrame({
+        "Deck": [d.title for d in decks.values()],
+        "Due now": [counts[i].due for i in decks], "New": [counts[i].new for i in decks],
+        "Learning": [counts[i].learning for i in decks], "Cards": [counts[i].total for i in decks],
+    }), hide_index=True)
+
+
+def choose_deck(decks: dict[str, Deck], runs: YourRuns) -> Deck:
+    """The deck to study (the first one until the learner picks another), with its caption."""
+    if st.session_state.get(DECK_KEY) not in decks:
+        st.session_state[DECK_KEY] = next(iter(decks))
+    deck_id = st.selectbox("Deck to study", list(decks), key=DECK_KEY,
+                           format_func=lambda d: decks[d].title)
+    deck = decks[deck_id]
+    st.caption(deck.description if deck_id != RUNS_DECK_ID else runs.caption())
+    return deck
+
+
+def deck_metrics(count: DeckCounts) -> None:
+    new, due, learning, later = st.columns(4)
+    new.metric("New", count.new, help="Cards you have not studied yet.")
+    due.metric("Due now", count.due, help="Cards you have seen that are ready for review.")
+    learning.metric("Learning", count.learning, help="Seen just now and coming back within "
+                    "minutes, before their first interval of days.")
+    later.metric("Not due yet", count.later, help="Cards scheduled days or more ahead.")
+
+
+def scheduling_panel(store: SrsStore, learner: str, deck: Deck) -> None:
+    """The desired retention (saved as it changes), how FSRS schedules, and starting over."""
+    retention = st.slider(
+        "Desired retention", min_value=MIN_RETENTION, max_value=MAX_RETENTION,
+        value=store.retention(learner), step=0.01, key=f"flashcards.retention.{learner}",
+        help="The chance of remembering a card on the day it comes due that the scheduler aims "
+             "for. Higher means shorter intervals and more reviews; 0.90 is the usual choice.")
+    if abs(retention - store.retention(learner)) > 1e-9:
+        store.set_retention(learner, retention)
+        st.success(f"Saved: your reviews now aim at {retention:.0%} recall. It applies from "
+                   "your next grade on.", icon=":material/check:")
+    st.markdown(
+        "FSRS keeps two numbers per card: its **stability** (the number of days after which "
+        "your chance of recalling it falls to 90%) and its **difficulty** (1 to 10). Each "
+        "grade updates both; the next interval is the time at which recall is predicted to "
+        "drop to your desired retention. New cards first go through two short steps (1 and "
+        "10 minutes) before their first interval in days.")
+    st.caption(f"Progress is stored in `{store.path}` under the name you typed.")
+    sure = st.checkbox("I want to start this deck over", key="flashcards.sure")
+    if st.button("Forget my progress on this deck", key="flashcards.forget", disabled=not sure):
+        removed = store.forget(learner, [c.id for c in deck.cards])
+        st.session_state[REVEALED_KEY] = None
+        st.session_state[LAST_KEY] = f"Progress on {removed} card(s) of this deck was cleared."
+        st.rerun()
+
+
+def anki_export(deck: Deck) -> None:
+    st.download_button(
+        f"Export this deck to Anki (.apkg, {len(deck.cards)} cards)",
+        data=lambda: export_apkg(deck), file_name=apkg_file_name(deck),
+        mime="application/octet-stream", on_click="ignore", icon=":material/download:",
+        help="A file Anki imports (File > Import). Importing a newer export updates the same notes "
+             "instead of duplicating them. Your progress here is not included.")
+
+
+def _reveal(card_id: str) -> None:
+    st.session_state[REVEALED_KEY] = card_id
+
+
+def _grade(store: SrsStore, learner: str, card_id: str, name: str) -> None:
+    card = store.review(learner, card_id, RATINGS[name])
+    st.session_state[REVEALED_KEY] = None
+    st.session_state[LAST_KEY] = (f"Graded **{name}**: this card comes back in "
+                                  f"{interval_text(card.due - datetime.now(timezone.utc))}.")
+
+
+def study_card(store: SrsStore, learner: str, deck: Deck, now: datetime) -> None:
+    """What the last grade did, then the deck's next card: its front, Show answer, then its back
+    and the four grades (each with the interval it would give); or when the next card is due."""
+    last = st.session_state.pop(LAST_KEY, None)
+    if last:
+        st.toast(last, icon=":material/schedule:")
+        st.caption(last)
+    cards = {c.id: c for c in deck.cards}
+    card_id = store.next_card(learner, list(cards), now)
+    if card_id is None:
+        upcoming = store.next_due(learner, list(cards))
+        when = (f" The next card comes due in {interval_text(upcoming - now)}."
+                if upcoming is not None else "")
+        st.success(f"Nothing left to study in this deck for now.{when} Pick another deck, or come "
+                   "back later.", icon=":material/task_alt:")
+        return
+    card = cards[card_id]
+    stored = store.cards(learner, [card_id]).get(card_id)
+    with st.container(border=True):
+        st.caption("New card" if stored is None else "Review")
+        st.markdown(f"#### {card.front}")
+        if st.session_state.get(REVEALED_KEY) != card_id:
+            st.button("Show answer", type="primary", key="flashcards.reveal", on_click=_reveal,
+                      args=(card_id,), icon=":material/visibility:")
+            return
+        st.divider()
+        st.markdown(card.back)
+        st.caption("How well did you remember it? Each button shows when the card would come back.")
+        intervals = store.preview(learner, card_id, now)
+        for column, (name, rating) in zip(st.columns(4), RATINGS.items()):
+            column.button(f"{name} · {interval_text(intervals[rating])}", key=f"flashcards.{name}",
+                          on_click=_grade, args=(store, learner, card_id, name), width="stretch")

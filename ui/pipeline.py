@@ -1,0 +1,89 @@
+"""The Design a pipeline page's state and widgets: the answers so far, each answer's input, the
+check of the whole plan, and its Markdown export.
+
+The state is one dict in the session (PLAN_KEY, the fields of `engine.study.pipeline.PipelinePlan`):
+the inputs start from it, and once the page has drawn them `PlanForm.plan()` validates what was
+typed and stores it again, so the answers survive a visit to another page. What the learner
+types is only shown back as plain text (a code block) and written into their download.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Optional
+
+import streamlit as st
+
+from engine.study.pipeline import (MAX_CHARS, STRATEGIES, TASKS, PipelinePlan, missing_steps,
+                                   plan_markdown)
+
+PLAN_KEY = "pipeline.plan"  # session_state: the answers so far, kept while moving between pages
+
+
+class PlanForm:
+    """The five steps' inputs, drawn where the page calls them; each remembers its answer."""
+
+    def __init__(self):
+        self.saved: dict = st.session_state.setdefault(PLAN_KEY, asdict(PipelinePlan()))
+        self.answers: dict = {}  # field of PipelinePlan -> what the input holds now
+
+    def text(self, name: str, label: str, help: str, area: bool = True) -> str:
+        """A free-text answer for the plan's field `name`: a text area, or one line."""
+        widget = st.text_area if area else st.text_input
+        kwargs = {"height": 100} if area else {}
+        value = widget(label, value=self.saved.get(name, ""), max_chars=MAX_CHARS, help=help,
+                       key=f"pipeline.{name}", **kwargs)
+        self.answers[name] = value
+        return value
+
+    def task(self) -> None:
+        """Step 1: one of the suggested tasks, or the learner's own."""
+        saved, options = self.saved["task"], list(TASKS)
+        index = next((i for i, k in enumerate(options) if TASKS[k] == saved),
+                     len(options) - 1 if saved else 0)
+        choice = st.radio("Target task", options, format_func=TASKS.get,
+                          key="pipeline.task_choice", index=index)
+        if choice != "own":
+            self.answers["task"] = TASKS[choice]
+            return
+        own = saved if saved not in TASKS.values() else ""
+        self.answers["task"] = st.text_input("Your task", value=own, max_chars=MAX_CHARS,
+                                             key="pipeline.task_own",
+                                             placeholder="e.g. sort bird calls by species")
+
+    def labels_and_strategy(self) -> None:
+        """Step 3's two choices, side by side: how many labels, and which strategy."""
+        left, right = st.columns(2)
+        self.answers["labels"] = int(left.number_input(
+            "Labelled examples you could realistically collect", min_value=0, max_value=10**9,
+            value=int(self.saved.get("labels", 0)), step=100, key="pipeline.labels"))
+        choices = ["", *STRATEGIES]
+        self.answers["strategy"] = right.selectbox(
+            "Strategy", choices, key="pipeline.strategy",
+            index=choices.index(self.saved.get("strategy", "")),
+            format_func=lambda s: s or "Choose one")
+
+    def plan(self) -> Optional[PipelinePlan]:
+        """The plan as typed, stored in the session; None after saying why it cannot be."""
+        try:
+            plan = PipelinePlan(**self.answers)
+        except ValueError as err:
+            st.error(f"Not saved: {err}.", icon=":material/error:")
+            return None
+        st.session_state[PLAN_KEY] = asdict(plan)
+        return plan
+
+
+def plan_export(plan: PipelinePlan) -> None:
+    """What is still to answer, the download of the plan as Markdown, and its preview."""
+    missing = missing_steps(plan)
+    if missing:
+        st.warning("Still to answer: " + "; ".join(missing) + ".", icon=":material/edit_note:")
+    else:
+        st.success("All five steps answered.", icon=":material/task_alt:")
+    document = plan_markdown(plan)
+    st.download_button("Download your plan (Markdown)", data=document,
+                       file_name="transfer-pipeline.md", mime="text/markdown", on_click="ignore",
+                       icon=":material/download:", type="primary" if not missing else "secondary")
+    with st.expander("Preview the Markdown"):
+        st.code(document, language="markdown")

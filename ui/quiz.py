@@ -1,0 +1,201 @@
+"""The quiz's state and the three sections the Quiz page draws from it.
+
+A round (`QuizRound`, frozen) is the state: which questions it asks, which one is showing,
+the answers given and whether the current one has been checked. Checking an answer, moving on
+and retrying the missed ones each give a new round, stored in the session. The sections are
+the choice of a question set, the question being asked, and the score. The questions come from
+`engine.study.content` and `engine.study.run_questions`; nothing here trains or stores a result.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import streamlit as st
+
+from engine.study.content import Content, Question
+from ui.study import YourRuns, shown_options
+
+QUIZ_KEY = "quiz.state"  # session_state: the QuizRound in progress
+NOTICE_KEY = "quiz.notice"  # session_state: a hint for the next rerun ("Choose an answer first.")
+ALL, RUNS = "all", "your-runs"  # the ids of the set of every question and of the runs' questions
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    title: str  # the name in the chooser and on the progress bar
+    questions: tuple[Question, ...]  # every question of the set, in the order written
+
+
+def question_sets(library: Content, runs: YourRuns) -> dict[str, QuestionSet]:
+    """Every set a quiz can draw from, by id: all questions, each bank, the learner's runs."""
+    sets = {ALL: QuestionSet("All questions", library.questions)}
+    sets.update({b.id: QuestionSet(b.title, b.questions) for b in library.banks})
+    sets[RUNS] = QuestionSet("From your runs", runs.questions)
+    return sets
+
+
+@dataclass(frozen=True)
+class QuizRound:
+    set_id: str  # the question set the round draws from
+    ids: tuple[str, ...]  # the questions it asks, in order
+    index: int = 0  # the one showing; len(ids) once the round is over
+    answers: tuple[tuple[str, str], ...] = ()  # (question id, chosen option), in answer order
+    checked: bool = False  # the showing question has been answered and its verdict is shown
+    round: int = 1  # 1 for the first pass, then one more per retry of the missed
+
+    @property
+    def over(self) -> bool:
+        return not self.ids or self.index >= len(self.ids)
+
+    def answer(self, question_id: str) -> Optional[str]:
+        return dict(self.answers).get(question_id)
+
+    def answered(self, question_id: str, choice: str) -> QuizRound:
+        return replace(self, answers=(*self.answers, (question_id, choice)), checked=True)
+
+    def advanced(self) -> QuizRound:
+        return replace(self, index=self.index + 1, checked=False)
+
+    def retried(self, missed: tuple[str, ...]) -> QuizRound:
+        return replace(self, ids=missed, index=0, answers=(), checked=False,
+                       round=self.round + 1)
+
+    def kept(self, available: dict[str, Question]) -> QuizRound:
+        """Without the questions that no longer exist (run questions change with new runs)."""
+        return replace(self, ids=tuple(i for i in self.ids if i in available))
+
+    def missed(self, questions: dict[str, Question]) -> tuple[str, ...]:
+        return tuple(i for i in self.ids if not questions[i].is_correct(self.answer(i)))
+
+
+def new_round(questions: tuple[Question, ...], set_id: str, size: int, shuffle: bool,
+              rng: random.Random) -> QuizRound:
+    """The first round over `size` questions of a set, shuffled with `rng` when asked."""
+    ids = [q.id for q in questions]
+    if shuffle:
+        rng.shuffle(ids)
+    return QuizRound(set_id, tuple(ids[:size]))
+
+
+def current_round(sets: dict[str, QuestionSet]) -> Optional[QuizRound]:
+    """The round in progress (its vanished questions dropped), or None when there is none."""
+    quiz = st.session_state.get(QUIZ_KEY)
+    if not isinstance(quiz, QuizRound) or quiz.set_id not in sets:
+        return None
+    quiz = quiz.kept({q.id: q for q in sets[quiz.set_id].questions})
+    st.session_state[QUIZ_KEY] = quiz
+    return quiz
+
+
+def _start(sets: dict[str, QuestionSet], set_id: str, size: int, shuffle: bool) -> None:
+    st.session_state[QUIZ_KEY] = new_round(sets[set_id].questions, set_id, size, shuffle,
+                                           random.Random())
+
+
+def _check(question_id: str, key: str) -> None:
+    choice = st.session_state.get(key)
+    if choice is None:
+        st.session_state[NOTICE_KEY] = "Choose an answer first."
+        return
+    st.session_state[QUIZ_KEY] = st.session_state[QUIZ_KEY].answered(question_id, choice)
+
+
+def _advance() -> None:
+    st.session_state[QUIZ_KEY] = st.session_state[QUIZ_KEY].advanced()
+
+
+def _retry(missed: tuple[str, ...]) -> None:
+    st.session_state[QUIZ_KEY] = st.session_state[QUIZ_KEY].retried(missed)
+
+
+def _new_quiz() -> None:
+    st.session_state.pop(QUIZ_KEY, None)
+
+
+def choose_quiz(sets: dict[str, QuestionSet], most: int, runs: YourRuns) -> None:
+    """The question set, size and order of a new quiz; Start stores its first round."""
+    set_id = st.selectbox(
+        "Question set", list(sets), key="quiz.set", format_func=lambda s: f"{sets[s].title} "
+        f"({len(sets[s].questions)} questions)",
+        help="Concepts: one idea per question. Scenarios: a team, its data and its "
+             "constraints. From your runs: answers computed from your own stored results.")
+    left, right = st.columns(2)
+    size = left.number_input("Questions", min_value=1, max_value=most, value=10, step=1,
+                             key="quiz.size", help="How many questions this round asks (at most "
+                             "as many as the set has).")
+    shuffle = right.checkbox("Shuffle the questions", value=True, key="quiz.shuffle")
+    go = st.button("Start the quiz", type="primary", icon=":material/play_arrow:")
+    if set_id == RUNS:
+        _runs_note(runs)
+    if go:
+        if not sets[set_id].questions:
+            st.error("This set has no questions yet.", icon=":material/error:")
+        else:
+            _start(sets, set_id, int(size), shuffle)
+            st.rerun()
+
+
+def _runs_note(runs: YourRuns) -> None:
+    if runs.questions:
+        st.caption(runs.caption())
+        return
+    st.info("No questions from your runs yet: they need stored runs of at least two strategies "
+            "at the same number of labels. Run a sweep on the Transfer curves page first.",
+            icon=":material/info:")
+    st.page_link("pages/transfer_curves.py", label="Open Transfer curves",
+                 icon=":material/show_chart:")
+
+
+def ask_question(quiz: QuizRound, questions: dict[str, Question], set_title: str) -> None:
+    """The question showing, its answer and, once checked, the verdict and the explanation."""
+    question, total = questions[quiz.ids[quiz.index]], len(quiz.ids)
+    retry = f" · retry round {quiz.round - 1}" if quiz.round > 1 else ""
+    st.progress(quiz.index / total,
+                text=f"Question {quiz.index + 1} of {total} · {set_title}{retry}")
+    with st.container(border=True):
+        if question.topic:
+            st.caption(question.topic + (" · scenario" if question.kind == "scenario" else ""))
+        st.markdown(f"#### {question.prompt}")
+        key = f"quiz.choice.{quiz.round}.{question.id}"
+        st.radio("Your answer", shown_options(question), index=None, key=key,
+                 disabled=quiz.checked)
+        notice = st.session_state.pop(NOTICE_KEY, None)
+        if notice:
+            st.warning(notice, icon=":material/touch_app:")
+        if quiz.checked:
+            _verdict(question, quiz.answer(question.id), last=quiz.index + 1 == total)
+        else:
+            st.button("Check answer", type="primary", on_click=_check, args=(question.id, key),
+                      icon=":material/check:")
+    st.button("Stop and choose another quiz", on_click=_new_quiz, key="quiz.stop")
+
+
+def _verdict(question: Question, choice: Optional[str], last: bool) -> None:
+    if question.is_correct(choice):
+        st.success("Correct.", icon=":material/check_circle:")
+    else:
+        st.error(f"Not quite. The answer is: **{question.answer}**", icon=":material/cancel:")
+    st.info(question.explanation, icon=":material/lightbulb:")
+    st.button("See your score" if last else "Next question", type="primary", on_click=_advance,
+              icon=":material/arrow_forward:")
+
+
+def show_score(quiz: QuizRound, questions: dict[str, Question]) -> None:
+    """The round's score, the questions missed with their answers, Retry and New quiz."""
+    total, missed = len(quiz.ids), quiz.missed(questions)
+    right = total - len(missed)
+    st.subheader("Your score")
+    st.metric("Score", f"{right} of {total}", help="Correct answers this round.")
+    if total:
+        st.progress(right / total, text=f"{right / total:.0%} correct")
+    if missed:
+        st.markdown("**Missed:**\n" + "\n".join(
+            f"- {questions[i].prompt} — *{questions[i].answer}*" for i in missed))
+        st.button(f"Retry the {len(missed)} missed", type="primary", on_click=_retry,
+                  args=(missed,), icon=":material/replay:")
+    else:
+        st.success("Every answer right.", icon=":material/celebration:")
+    st.button("New quiz", on_click=_new_quiz, icon=":material/restart_alt:")
