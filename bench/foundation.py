@@ -12,23 +12,16 @@ Targets (2-core CPU): pretraining <= 60 s, default sweep <= 90 s, page with stor
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, quick_run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed instead of 3")
-    args = parser.parse_args()
-    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-bench-")
+    quick = quick_run(__doc__, "1 seed instead of 3", "transferlab-bench-")
 
     import torch
     from streamlit.testing.v1 import AppTest
@@ -41,7 +34,7 @@ def main() -> int:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"device {describe_device()}")
-    spec = SweepSpec(seeds=1 if args.quick else 3)
+    spec = SweepSpec(seeds=1 if quick else 3)
 
     start = time.perf_counter()
     result = pretrain(spec.pretrain_config())

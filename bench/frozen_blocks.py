@@ -13,22 +13,16 @@ largest difference in any run's test accuracy between the two ways; ends with
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import quick_run
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed instead of 2")
-    args = parser.parse_args()
-    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-frozen-")
+    quick = quick_run(__doc__, "1 seed instead of 2", "transferlab-frozen-")
 
     import pandas as pd
 
@@ -38,7 +32,7 @@ def main() -> int:
     from ui.depth import depth_specs
 
     pretrain(PretrainConfig())
-    specs = depth_specs(5, 1 if args.quick else 2)
+    specs = depth_specs(5, 1 if quick else 2)
     cached_prefix = sweep.frozen_prefix
     times: dict[str, float] = {"cached": 0.0, "baseline": 0.0}
     accuracy: dict[str, pd.Series] = {}

@@ -32,13 +32,11 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import fresh_home
 
 # datasheet dense FLOP/s (SXM parts): float32 without TF32, and bfloat16 on the tensor cores
 CUDA_PEAKS = {"H100": (67e12, 989e12), "H200": (67e12, 989e12), "A100": (19.5e12, 312e12)}
@@ -194,7 +192,7 @@ def main() -> int:
     parser.add_argument("--step", action="store_true",
                         help="time one training step against its convolutions alone instead")
     args = parser.parse_args()
-    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-speed-")
+    fresh_home("transferlab-speed-")
 
     import torch
     from torch.utils.flop_counter import FlopCounterMode

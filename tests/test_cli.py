@@ -1,4 +1,5 @@
-"""The command line refuses bad input in one line with a non-zero exit, and writes its CSV."""
+"""The command line refuses bad input in one line with a non-zero exit, writes its CSV, and runs
+a sweep without the app's drawing libraries (plotly, streamlit) installed."""
 
 import os
 import subprocess
@@ -51,3 +52,44 @@ def test_sweep_writes_the_csv(pretrained, tmp_path):
     again = run_cli("sweep", "--strategies", "scratch,probe", "--labels", "1,2", "--seeds", "2",
                     "--store", str(tmp_path / "store.sqlite"), "--no-progress")
     assert again.returncode == 0 and "runs: 0 trained, 8 reused" in again.stdout
+
+
+# Installed first thing in the subprocess (a sitecustomize.py on PYTHONPATH): any import of
+# these packages fails as if they were not installed.
+NO_UI_PACKAGES = """
+import sys
+
+REFUSED = ("plotly", "streamlit")
+
+
+class RefuseUiPackages:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in REFUSED:
+            raise ModuleNotFoundError(f"No module named '{name}' (refused by this test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, RefuseUiPackages())
+"""
+
+
+def test_a_sweep_runs_without_plotly_or_streamlit(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_UI_PACKAGES)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]),
+               TRANSFERLAB_HOME=str(tmp_path / "home"))
+    refused = subprocess.run([sys.executable, "-c", "import plotly"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "refused by this test" in refused.stderr
+    proc = subprocess.run([sys.executable, "-m", "engine", "sweep", "--source", "untrained",
+                           "--strategies", "probe", "--labels", "1", "--seeds", "1",
+                           "--device", "cpu", "--no-progress"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused by this test" not in proc.stderr
+    assert "runs: 1 trained, 0 reused" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if "labels/class" in line).split()
+    assert row[:3] == ["probe", "1", "labels/class"] and row[-2:] == ["(1", "seed)"]
+    assert 0.0 <= float(row[3].rstrip("%")) <= 100.0
+    assert (tmp_path / "home" / "results.sqlite").exists()

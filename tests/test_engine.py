@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from engine.core.backbones import count_parameters, get_backbone
-from engine.core.datasets import (ALL_LABELS, DatasetError, load_dataset, max_labels_per_class,
-                             sample_labels, split_target)
+from engine.core.datasets import (ALL_LABELS, ALL_LABELS_TEXT, DatasetError, labels_list_text,
+                                  labels_per_class_text, labels_text, load_dataset, max_labels_per_class,
+                                  parse_labels_list, parse_labels_value, sample_labels, split_target)
 from engine.experiments.stats import head_start_sentence, summarize
 from ui.figures import transfer_curve_figure
 from engine.core.pretrain import PretrainConfig, load_cached, pretrain
@@ -64,6 +65,53 @@ def test_sampling_all_and_too_many(target):
         sample_labels(data.y, split, limit + 1, seed=0)
 
 
+# --- "all labels": one constant, one way to write it and to read it ---------------------------
+
+@pytest.mark.parametrize("k,text", [(1, "1"), (5, "5"), (500, "500"), (ALL_LABELS, ALL_LABELS_TEXT)])
+def test_a_labels_value_round_trips_through_its_text(k, text):
+    assert ALL_LABELS_TEXT == "all" and labels_text(k) == text
+    assert parse_labels_value(text) == k and parse_labels_value(labels_text(k)) == k
+
+
+@pytest.mark.parametrize("ks,text", [((1, 5, ALL_LABELS), "1,5,all"), ((ALL_LABELS,), "all"),
+                                     ((2,), "2"), ((20, 1), "20,1")])
+def test_a_labels_list_round_trips_through_its_text_in_written_order(ks, text):
+    assert labels_list_text(ks) == text
+    assert parse_labels_list(text) == ks and parse_labels_list(labels_list_text(ks)) == ks
+
+
+def test_labels_are_read_leniently_where_the_meaning_is_plain():
+    assert parse_labels_value("ALL") == parse_labels_value(" All ") == ALL_LABELS
+    assert parse_labels_value(" 7 ") == parse_labels_value(7) == 7
+    assert parse_labels_list(" 1, 5 ,all,") == (1, 5, ALL_LABELS)
+
+
+@pytest.mark.parametrize("value,message", [
+    ("two", "positive integers or 'all'"), ("", "positive integers or 'all'"),
+    ("1.5", "positive integers or 'all'"), (True, "positive integers or 'all'"),
+    ("0", "must be positive, got 0"), (ALL_LABELS, "must be positive, got 0"),
+    ("-3", "must be positive, got -3"), ("alll", "positive integers or 'all'"),
+])
+def test_a_bad_labels_value_is_refused_with_a_sentence(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_labels_value(value)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "at least one"), (" , ,", "at least one"), ("1,two", "got 'two'"), ("1,0", "got 0"),
+])
+def test_a_bad_labels_list_is_refused_with_a_sentence(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_labels_list(text)
+
+
+def test_a_labels_size_in_a_sentence():
+    assert labels_per_class_text(1) == "1 label per class"
+    assert labels_per_class_text(np.int64(5)) == "5 labels per class"
+    assert labels_per_class_text(ALL_LABELS) == "all labels per class"
+    assert labels_per_class_text("all (120)") == "all (120) labels per class"
+
+
 # --- strategies and the training core -----------------------------------------------------------
 
 def _train_a_few_steps(strategy_name, state):
@@ -98,6 +146,16 @@ def test_finetune_gives_the_head_a_higher_learning_rate():
     lr = {g["name"]: g["lr"] for g in groups}
     assert lr["head"] > lr["pretrained layers"]
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_count_parameters_counts_a_model_or_an_optimizer_group():
+    model = get_backbone("small_cnn").build(10)
+    groups = {g["name"]: g["params"] for g in STRATEGIES["probe"].param_groups(model, 3e-3, 3e-4)}
+    head = sum(p.numel() for p in model.head.parameters())
+    assert count_parameters(groups["head"]) == (head, head)
+    assert count_parameters(model.features.parameters()) == (0, count_parameters(model)[1] - head)
+    assert count_parameters(model) == (head, sum(p.numel() for p in model.parameters()))
+    assert count_parameters([*model.head.parameters(), *model.head.parameters()]) == (head, head)
 
 
 def test_budget_validation_and_steps():
@@ -210,8 +268,30 @@ def test_summary_and_head_start_sentence():
         "At 2 labels per class, the linear probe beats training from scratch by 13.5 points (mean of 3 seeds).")
     worse = _records([("scratch", 1, 0, 80.0), ("probe", 1, 0, 70.0)])
     assert head_start_sentence(worse, 1) == (
-        "At 1 label per class, the linear probe trails training from scratch by 10.0 points (mean of 1 seed).")
+        "At 1 label per class, the linear probe trails training from scratch by 10.0 points (1 seed).")
     assert head_start_sentence(worse, 5) is None
+    # within the seeds' spread: a tie, said as a tie, whichever mean is higher
+    close = _records([("scratch", 2, 0, 60.0), ("scratch", 2, 1, 66.0), ("probe", 2, 0, 63.0),
+                      ("probe", 2, 1, 65.0)])
+    assert head_start_sentence(close, 2) == (
+        "At 2 labels per class, the linear probe and training from scratch are level: the 1.0-point "
+        "gap is within the seeds' spread or under 1 point (mean of 2 seeds).")
+
+
+def test_a_difference_counts_only_beyond_the_seeds_spread_and_one_point():
+    from engine.experiments.stats import MIN_GAP, difference
+
+    clear = difference([75.0, 75.5, 76.0], [60.0, 62.0, 64.0])
+    assert clear.counts and clear.sign == 1 and clear.gap == pytest.approx(13.5)
+    assert clear.threshold == pytest.approx(2.0) and clear.seeds == 3
+    assert difference([60.0, 62.0, 64.0], [75.0, 75.5, 76.0]).sign == -1
+    noisy = difference([70.0, 80.0], [72.0, 74.0])  # 2 points apart, spread about 7
+    assert not noisy.counts and noisy.sign == 0
+    tiny = difference([70.0], [70.0 + MIN_GAP / 2])  # one seed each: only the 1-point floor
+    assert not tiny.counts and tiny.threshold == 0.0
+    assert difference([70.0], [71.0]).sign == -1
+    with pytest.raises(ValueError):
+        difference([], [1.0])
 
 
 def test_figure_has_one_legend_group_per_strategy_on_a_log_axis():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -157,8 +157,9 @@ def block_count(name: str) -> int:
         return len(feature_blocks(get_backbone(name).build_features()))
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts; formatting is the caller's business."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
+def count_parameters(model: nn.Module | Iterable[nn.Parameter]) -> tuple[int, int]:
+    """(trainable, total) parameter counts of a model, or of some parameters (an optimizer
+    group), each shared tensor once; formatting is the caller's business."""
+    params = model.parameters() if isinstance(model, nn.Module) else model
+    params = list({id(p): p for p in params}.values())  # a tensor two layers share counts once
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

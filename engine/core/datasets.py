@@ -43,6 +43,14 @@ def labels_list_text(labels) -> str:
     return ",".join(labels_text(k) for k in labels)
 
 
+def labels_per_class_text(size) -> str:
+    """A labelled-set size in a sentence: 1 -> '1 label per class', 5 -> '5 labels per class',
+    ALL_LABELS -> 'all labels per class'; a size already written (e.g. 'all (120)', a measured
+    run on every label) is used as it is."""
+    text = size if isinstance(size, str) else labels_text(int(size))
+    return f"{text} label per class" if text == "1" else f"{text} labels per class"
+
+
 def parse_labels_value(value) -> int:
     """'all' (any case) -> ALL_LABELS; a positive whole number (text or int) -> that number.
     ValueError otherwise, with a sentence for the user."""

@@ -8,16 +8,27 @@ gradual unfreezing, LoRA, ...) subclass `Strategy` and register in `STRATEGIES`.
 Strategies with a setting are named `family:setting` (for example `lora:r4`): a family registers
 a parser in `FAMILIES` with `register_family`, and `get_strategy` builds the strategy from its
 name, so such a name works everywhere a plain one does (specs, URLs, the CLI, the store).
+
+The families: `partial:<k>`, `discriminative:<factor>`, `copy-frozen:<k>`, `copy-tuned:<k>` and
+`lora:r<rank>` (a rank-r adapter on every conv and dense layer of the features) or
+`lora:r<rank>@<layer>+<layer>` (only the named ones: conv1, conv2, conv3, fc on the small CNN).
+
+Not here: the training loop (`engine.core.train`), the LoRA layers themselves and their counts
+(`engine.core.lora`), the models (`engine.core.backbones`).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import torch
 from torch import nn
 
-from engine.core.backbones import Classifier, feature_blocks
+from engine.core.backbones import Classifier, feature_blocks, small_cnn_features
+from engine.core.lora import inject_lora, short_layer_names
 
 
 class StrategyError(ValueError):
@@ -56,11 +67,21 @@ class Scratch(Strategy):
         return [{"params": list(model.parameters()), "lr": lr, "name": "all layers"}]
 
 
+SCRATCH = Scratch("scratch", "From scratch",
+                  "Random initial weights; every layer learns from the target labels alone.",
+                  uses_pretrained=False, frozen_features=False)
+
+
 class LinearProbe(Strategy):
     def param_groups(self, model, lr, backbone_lr):
         _set_trainable(model.features, False)
         _set_trainable(model.head, True)
         return [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+
+PROBE = LinearProbe("probe", "Linear probe",
+                    "Pretrained layers frozen; only a new linear head is trained on their features.",
+                    uses_pretrained=True, frozen_features=True)
 
 
 class FineTune(Strategy):
@@ -70,6 +91,12 @@ class FineTune(Strategy):
             {"params": list(model.features.parameters()), "lr": backbone_lr, "name": "pretrained layers"},
             {"params": list(model.head.parameters()), "lr": lr, "name": "head"},
         ]
+
+
+FINETUNE = FineTune("finetune", "Fine-tune",
+                    "Starts from the pretrained weights and trains everything: the new head at the "
+                    "full learning rate, the pretrained layers at a smaller one.",
+                    uses_pretrained=True, frozen_features=False)
 
 
 def _blocks(model: Classifier, k: int, name: str) -> list[nn.Module]:
@@ -114,6 +141,12 @@ class GradualUnfreeze(Strategy):
         return before_step
 
 
+GRADUAL = GradualUnfreeze("gradual", "Gradual unfreezing",
+                          "ULMFiT's schedule: the head trains alone first, then one more pretrained "
+                          "block joins each epoch, from the top down, at the smaller learning rate.",
+                          uses_pretrained=True, frozen_features=False)
+
+
 class LinearProbeThenFineTune(Strategy):
     """LP-FT (Kumar et al., 2022): a good head first, so fine-tuning does not start by pushing
     large, random-head gradients into the pretrained features."""
@@ -131,6 +164,12 @@ class LinearProbeThenFineTune(Strategy):
             if step == switch:
                 _set_trainable(model.features, True)
         return before_step
+
+
+LPFT = LinearProbeThenFineTune("lpft", "LP-FT",
+                               "A linear probe for the first half of training, then fine-tuning "
+                               "of everything from that trained head.",
+                               uses_pretrained=True, frozen_features=False)
 
 
 @dataclass(frozen=True)
@@ -188,29 +227,39 @@ class CopyLayers(Strategy):
         return groups + [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
 
 
-STRATEGIES: dict[str, Strategy] = {
-    s.name: s
-    for s in (
-        Scratch("scratch", "From scratch",
-                "Random initial weights; every layer learns from the target labels alone.",
-                uses_pretrained=False, frozen_features=False),
-        LinearProbe("probe", "Linear probe",
-                    "Pretrained layers frozen; only a new linear head is trained on their features.",
-                    uses_pretrained=True, frozen_features=True),
-        FineTune("finetune", "Fine-tune",
-                 "Starts from the pretrained weights and trains everything: the new head at the "
-                 "full learning rate, the pretrained layers at a smaller one.",
-                 uses_pretrained=True, frozen_features=False),
-        GradualUnfreeze("gradual", "Gradual unfreezing",
-                        "ULMFiT's schedule: the head trains alone first, then one more pretrained "
-                        "block joins each epoch, from the top down, at the smaller learning rate.",
-                        uses_pretrained=True, frozen_features=False),
-        LinearProbeThenFineTune("lpft", "LP-FT",
-                                "A linear probe for the first half of training, then fine-tuning "
-                                "of everything from that trained head.",
-                                uses_pretrained=True, frozen_features=False),
-    )
-}
+LORA_ALPHA = 8.0  # alpha of every LoRA strategy, fixed across ranks as in the LoRA paper
+LORA_MAX_RANK = 256  # the largest rank a `lora:r<rank>` name may ask for
+_LORA_SETTING = re.compile(r"r(\d+)(?:@([A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*))?")
+
+
+@dataclass(frozen=True)
+class LoRA(Strategy):
+    """`lora:r<rank>` / `lora:r<rank>@<layer>+<layer>` (Hu et al., 2021): the pretrained layers
+    stay frozen; a trainable low-rank update (alpha/r)·B·A sits beside the chosen ones."""
+    rank: int = 4  # r: A is (r, d_in), B is (d_out, r)
+    layers: tuple[str, ...] = ()  # short layer names (conv1, ..., fc); empty: every one
+    alpha: float = LORA_ALPHA  # the update is scaled by alpha / r
+
+    def param_groups(self, model, lr, backbone_lr):
+        """Freeze everything, wrap the chosen feature layers, train A and B at the pretrained
+        layers' learning rate (they change those layers) and the new head at the full one (a
+        target's head is new and random, so it must learn, as peft's `modules_to_save` does)."""
+        _set_trainable(model, False)
+        names = short_layer_names(model.features)
+        missing = [layer for layer in self.layers if layer not in names]
+        if missing:
+            raise StrategyError(f"{self.name}: this backbone has no layer '{missing[0]}'; its "
+                                f"LoRA layers are {', '.join(names)}")
+        wrapped = inject_lora(model.features, [names[k] for k in self.layers or names],
+                              self.rank, self.alpha)
+        _set_trainable(model.head, True)
+        return [{"params": [p for w in wrapped.values() for p in w.lora_parameters()],
+                 "lr": backbone_lr, "name": "LoRA matrices A, B"},
+                {"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+
+# the plain strategies (no setting), in the order pages list them
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (SCRATCH, PROBE, FINETUNE, GRADUAL, LPFT)}
 
 
 # family name -> parser of the setting after the colon (raises StrategyError when invalid)
@@ -290,59 +339,12 @@ def copy_layers(k: int, tuned: bool) -> CopyLayers:
                       uses_pretrained=True, frozen_features=False, k=k, tuned=tuned)
 
 
-register_family("partial", lambda s: partial(_parse_int("partial", s, "k")))
-register_family("discriminative", _parse_discriminative)
-register_family("copy-frozen", lambda s: copy_layers(_parse_int("copy-frozen", s, "k"), False))
-register_family("copy-tuned", lambda s: copy_layers(_parse_int("copy-tuned", s, "k"), True))
-
-
-# --- LoRA --------------------------------------------------------------------------------------
-# `lora:r<rank>` wraps every conv and dense layer of the features with a rank-r adapter;
-# `lora:r<rank>@<layer>+<layer>` only the named ones (conv1, conv2, conv3, fc on the small CNN).
-
-import functools  # noqa: E402
-import re  # noqa: E402
-
-import torch  # noqa: E402
-
-from engine.core.backbones import small_cnn_features  # noqa: E402
-from engine.core.lora import inject_lora, short_layer_names  # noqa: E402
-
-LORA_ALPHA = 8.0  # alpha of every LoRA strategy, fixed across ranks as in the LoRA paper
-LORA_MAX_RANK = 256
-_LORA_SETTING = re.compile(r"r(\d+)(?:@([A-Za-z0-9_]+(?:\+[A-Za-z0-9_]+)*))?")
-
-
 @functools.lru_cache(maxsize=1)
 def lora_layer_names() -> tuple[str, ...]:
     """Short names of the small CNN's layers LoRA can wrap, in order (built on the meta device,
     so the global random state is untouched)."""
     with torch.device("meta"):
         return tuple(short_layer_names(small_cnn_features()))
-
-
-@dataclass(frozen=True)
-class LoRA(Strategy):
-    rank: int = 4  # r: A is (r, d_in), B is (d_out, r)
-    layers: tuple[str, ...] = ()  # short layer names (conv1, ..., fc); empty: every one
-    alpha: float = LORA_ALPHA  # the update is scaled by alpha / r
-
-    def param_groups(self, model, lr, backbone_lr):
-        """Freeze everything, wrap the chosen feature layers, train A and B at the pretrained
-        layers' learning rate (they change those layers) and the new head at the full one (a
-        target's head is new and random, so it must learn, as peft's `modules_to_save` does)."""
-        _set_trainable(model, False)
-        names = short_layer_names(model.features)
-        missing = [layer for layer in self.layers if layer not in names]
-        if missing:
-            raise StrategyError(f"{self.name}: this backbone has no layer '{missing[0]}'; its "
-                                f"LoRA layers are {', '.join(names)}")
-        wrapped = inject_lora(model.features, [names[k] for k in self.layers or names],
-                              self.rank, self.alpha)
-        _set_trainable(model.head, True)
-        return [{"params": [p for w in wrapped.values() for p in w.lora_parameters()],
-                 "lr": backbone_lr, "name": "LoRA matrices A, B"},
-                {"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
 
 
 def lora_name(rank: int, layers=()) -> str:
@@ -375,4 +377,9 @@ def _parse_lora(setting: str) -> LoRA:
                 uses_pretrained=True, frozen_features=False, rank=rank, layers=chosen)
 
 
+# registration order is the order of families in a spec (`strategy_order`): keep it
+register_family("partial", lambda s: partial(_parse_int("partial", s, "k")))
+register_family("discriminative", _parse_discriminative)
+register_family("copy-frozen", lambda s: copy_layers(_parse_int("copy-frozen", s, "k"), False))
+register_family("copy-tuned", lambda s: copy_layers(_parse_int("copy-tuned", s, "k"), True))
 register_family("lora", _parse_lora)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.core.backbones import Classifier, get_backbone
+from engine.core.backbones import Classifier, count_parameters, get_backbone
 from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
                              get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
                              split_target)
@@ -423,7 +423,7 @@ def train_arm(setup: _Setup, arm: str, should_stop: Optional[Callable[[], bool]]
                 else None, loss_fn=loss_fn)
     if stats.stopped:
         return None
-    trainable = sum(p.numel() for g in groups for p in g["params"])
+    trainable = count_parameters(p for g in groups for p in g["params"])[0]
     return {
         "run_key": config.arm_key(arm), "arm": arm, "label": ARM_LABELS[arm],
         "settings": config.arm_settings(arm), **curve,

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from engine import ENGINE_VERSION
-from engine.core.datasets import ALL_LABELS
+from engine.core.datasets import ALL_LABELS_TEXT, parse_labels_value
 from engine.core.device import describe_device, pick_device
 from engine.core.store import ResultStore, records_frame
 from engine.experiments.sweep import Progress, SweepSpec, run_sweep
@@ -36,13 +36,18 @@ class PackError(ValueError):
 
 
 def spec_from_dict(entry: dict) -> SweepSpec:
-    """A SweepSpec from a lesson's YAML entry ('all' allowed among labels_per_class)."""
+    """A SweepSpec from a lesson's YAML entry (labels_per_class as the command line writes
+    them: whole numbers and 'all')."""
     if not isinstance(entry, dict):
         raise PackError(f"a sweep must be a mapping of settings, got {entry!r}")
     fields = dict(entry)
     if "labels_per_class" in fields:
-        fields["labels_per_class"] = tuple(
-            ALL_LABELS if str(k).lower() == "all" else k for k in fields["labels_per_class"])
+        if not isinstance(fields["labels_per_class"], list):
+            raise PackError(f"labels_per_class must be a list, e.g. [1, 5, {ALL_LABELS_TEXT}]")
+        try:
+            fields["labels_per_class"] = tuple(parse_labels_value(k) for k in fields["labels_per_class"])
+        except ValueError as err:
+            raise PackError(str(err)) from None
     if "strategies" in fields:
         fields["strategies"] = tuple(fields["strategies"])
     allowed = {"source", "target", "backbone", "strategies", "labels_per_class", "seeds", "pretrain_epochs"}

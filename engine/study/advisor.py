@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.core.datasets import ALL_LABELS, labels_list_text
+
 DOMAINS = {
     "near": "Close: the same kind of data the model was pretrained on (photos to other photos, "
             "web English to English reviews)",
@@ -61,7 +63,7 @@ HUGE = 1_000_000  # at or above, in a far domain: training from scratch is worth
 MAX_EXAMPLES = 10**12
 MAX_TASKS = 10_000
 
-CURVE_LABELS = (1, 2, 5, 10, 20, 50)  # the Transfer curves page's sizes ("all" besides)
+CURVE_LABELS = (1, 2, 5, 10, 20, 50)  # the Transfer curves page's sizes (ALL_LABELS besides)
 SOURCE_LABELS = (1, 5, 20, 50)  # sizes for the Which source? link
 LINK_SEEDS = "3"
 
@@ -248,19 +250,18 @@ def advise(x: AdvisorInputs) -> Recommendation:
 def experiment_links(x: AdvisorInputs, strategy: str) -> tuple[ExperimentLink, ...]:
     """Links to this app's experiments at the learner's scale (labels per class up to theirs)."""
     per_class = max(x.per_class, 1)
-    labels = [str(k) for k in CURVE_LABELS if k <= per_class] + (["all"] if per_class >= 100
-                                                                 else [])
+    labels = [k for k in CURVE_LABELS if k <= per_class] + ([ALL_LABELS] if per_class >= 100 else [])
     strategies = "scratch,probe" if strategy in ("probe", "prompting") else "scratch,probe,finetune"
     links = [ExperimentLink(
         "transfer_curves", "Transfer curves at your scale",
         "From scratch against the pretrained strategies at up to your labels per class, on the "
         "digit lesson: see where frozen features win and where fine-tuning catches up.",
-        (("strategies", strategies), ("labels", ",".join(labels)), ("seeds", LINK_SEEDS)))]
+        (("strategies", strategies), ("labels", labels_list_text(labels)), ("seeds", LINK_SEEDS)))]
     if x.domain != "near":
-        source_labels = [str(k) for k in SOURCE_LABELS if k <= per_class] or ["1"]
+        source_labels = [k for k in SOURCE_LABELS if k <= per_class] or [1]
         links.append(ExperimentLink(
             "which_source", "Which source? with the same labels",
             "The same target probed on features from a close source, a far one and none: how "
             "much domain match is worth.",
-            (("labels", ",".join(source_labels)), ("seeds", LINK_SEEDS))))
+            (("labels", labels_list_text(source_labels)), ("seeds", LINK_SEEDS))))
     return tuple(links)

@@ -9,10 +9,11 @@ onto a transfer-curve figure). Pure functions: nothing here stores predictions o
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import pandas as pd
 
+from engine.core.datasets import labels_per_class_text
 from engine.experiments.stats import strategy_label, summarize
 
 Predictions = Mapping[tuple[str, int], float]  # (strategy, labels per class) -> accuracy (%)
@@ -48,7 +49,7 @@ def comparison_sentences(table: pd.DataFrame) -> list[str]:
     (11.3 points higher than you thought).' One per row, then the mean absolute error."""
     out = []
     for row in table.itertuples():
-        size = f"{row.labels_per_class} label{'s' if row.labels_per_class != 1 else ''} per class"
+        size = labels_per_class_text(row.labels_per_class)
         if abs(row.error) < 0.05:
             verdict = "spot on"
         else:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from engine.study.content import Question
+from engine.core.datasets import labels_per_class_text
 from engine.experiments.stats import point_label, strategy_label, summarize
+from engine.study.content import Question
 
 TOPIC = "Your runs"
 TIE = 0.05  # points: closer means are a tie, and make no winner question
@@ -24,8 +25,7 @@ MIN_GAP_BETWEEN_OPTIONS = 1.0  # points between any two numeric options
 
 
 def _size(k: int, all_labels: bool) -> str:
-    name = point_label(int(k), bool(all_labels))
-    return f"{name} label per class" if name == "1" else f"{name} labels per class"
+    return labels_per_class_text(point_label(int(k), bool(all_labels)))
 
 
 def _means_text(at: pd.DataFrame) -> str:
