@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
 import math
+import re
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +20,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from engine.study.content import ContentError, load_banks, load_content, load_decks
+from engine.study.content import (ContentError, Question, length_cue, length_cue_problems,
+                                  load_banks, load_content, load_decks)
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -46,6 +49,11 @@ def test_every_deck_and_bank_parses_with_enough_unique_items():
     "domain adaptation", "probing", "CKA", "foundation model", "in-context", "few-shot",
     "zero-shot", "Yosinski", "ULMFiT", "500 labelled medical images", "tens of thousands",
     "storage", "tasks",
+    # the gaps a subject expert looks for (issue 18)
+    "data augmentation", "about 10 times the backbone's", "Learning without Forgetting",
+    "Synaptic Intelligence", "progressive", "CLIP", "DINOv2", "temperature scaling",
+    "overconfident", "tokenizer", "vocabulary", "BiT", "25% faster", "no added latency",
+    "Guanaco", "rsLoRA", "use_rslora", "learns less",
 ])
 def test_content_covers_each_idea_of_the_lessons(idea):
     assert idea.lower() in _all_text()
@@ -72,7 +80,157 @@ def test_content_states_the_checked_numbers():
     assert "(λ/2) Σ_i F_i (θ_i − θ*_i)²" in cards["ewc-penalty"].back
     assert "A is (r × d_in)" in cards["lora-shapes"].back and "B is (d_out × r)" in \
         cards["lora-shapes"].back
-    assert "48 GB" in cards["qlora"].back and "65" in cards["qlora"].back
+    assert "48 GB" in cards["qlora-65b"].back and "65" in cards["qlora-65b"].front
+    assert "99.3%" in cards["qlora-guanaco"].back and "24 hours" in cards["qlora-guanaco"].back
+    assert "76.8%" in cards["fnd-bit-few-shot"].back and "10 labels per class" in \
+        cards["fnd-bit-few-shot"].front
+    assert "25%" in cards["lora-speedup"].back and "25%" in questions["q-lora-speedup"].answer
+    assert "645,000" in cards["fnd-yosinski-halves"].back
+
+
+# Corrections a subject expert asked for (issue 18): what each now says, and its citation.
+CORRECTED = {  # id -> (text it must contain, a name its source must cite)
+    "lora-alpha-r": ("rsLoRA", "Kalajdzievski"),
+    "lora-rslora": ("α/√r", "Kalajdzievski"),
+    "q-lora-scale": ("α/√r", "Kalajdzievski"),
+    "q-rslora": ("α/√r", "Kalajdzievski"),
+    "lora-forgets-less": ("learns less", "Biderman"),
+    "lora-removable": ("unload it", "Biderman"),
+    "q-lora-forgetting": ("learned less", "Biderman"),
+    "s-legal-forgetting": ("learns less", "Biderman"),
+    "label-shift": ("p(x | y) stays fixed", "Lipton"),
+    "q-label-shift": ("p(x | y) is fixed", "Lipton"),
+    "fnd-yosinski-halves": ("645,000", "Yosinski"),
+    "q-yosinski-boost": ("645,000", "Yosinski"),
+}
+
+
+@pytest.mark.parametrize("item_id", sorted(CORRECTED))
+def test_corrected_claims_say_the_right_thing_and_cite_it(item_id):
+    content = load_content()
+    items = {c.id: c.front + " " + c.back for c in content.cards}
+    items.update({q.id: " ".join([q.prompt, *q.options, q.explanation])
+                  for q in content.questions})
+    sources = {x.id: x.source for x in (*content.cards, *content.questions)}
+    text, cited = CORRECTED[item_id]
+    assert text in " ".join(items[item_id].split())
+    assert cited in sources[item_id]
+
+
+def test_no_text_repeats_a_corrected_error():
+    content = load_content()
+    for q in content.questions:  # α/√r is right (rsLoRA): never a wrong option
+        assert not any("√r" in o for o in q.options if o != q.answer), q.id
+    text = _all_text()
+    assert "600,000" not in text  # Yosinski's halves had about 645,000 images each
+    for item in (*content.cards, *content.questions):
+        words = " ".join([getattr(item, f, "") for f in ("front", "back", "prompt",
+                                                           "explanation")]).lower()
+        if "lora" in words and "forget" in words:  # forgets less because it learns less
+            assert "Biderman" in item.source, item.id
+    topics = {q.id: q.topic for q in content.questions}
+    assert topics["q-stlr"] == "Learning-rate schedules" and topics["q-ulmfit-100"] == "ULMFiT"
+    assert all("unfreez" in q.prompt.lower() for q in content.questions
+               if q.topic == "Gradual unfreezing")
+
+
+def test_a_learner_cannot_score_by_picking_the_longest_or_shortest_option():
+    banks = load_banks()
+    for questions in [[q for b in banks for q in b.questions], *(b.questions for b in banks)]:
+        assert length_cue_problems(questions) == []
+    everything = length_cue(q for b in banks for q in b.questions)
+    # Measured when this check was written: 25% chance, 26% for always picking the longest
+    # option (it was 84% before the bank was rewritten: the answer was the longest in 46 of 56).
+    assert everything.longest_score < 0.30 and everything.shortest_score < 0.30
+
+
+def _question(qid: str, answer: str, *others: str) -> Question:
+    return Question(qid, "P", (answer, *others), answer, "E")
+
+
+def test_the_length_check_fails_on_a_bank_where_length_gives_the_answer_away():
+    # A bank written the way this one used to be: the right answer is the long, careful one.
+    giveaway = [_question(f"q{i}", "The careful, qualified and complete right answer", "No",
+                          "Never", "Always") for i in range(20)]
+    problems = length_cue_problems(giveaway)
+    assert len(problems) == 3  # longest scores 100%; strictly longest 20/20; 1.5x in 20
+    assert "scores 100%" in problems[0] and "1.5x" in problems[-1]
+    shortest = [_question(f"q{i}", "Yes", "A longer wrong option", "Another long wrong one",
+                          "A third long wrong option") for i in range(20)]
+    assert "shortest option scores 100%" in length_cue_problems(shortest)[0]
+    # Lengths unrelated to the answer: the right one longest in 1 of 4, as chance would have it.
+    fair = [_question(f"q{i}", *sorted(["aaaa", "bbbbb", "cccccc", "ddddddd"],
+                                       key=lambda o, i=i: (len(o) + i) % 4)) for i in range(20)]
+    assert length_cue_problems(fair) == []
+
+
+def test_length_cue_counts_ties_and_standouts():
+    cue = length_cue([_question("a", "long answer", "short", "tiny"),  # longest, 2.2x
+                      _question("b", "same", "four", "long option"),  # not the longest
+                      _question("c", "abc", "xyz", "uvw")])  # a three-way tie
+    assert (cue.questions, cue.strictly_longest, cue.far_longest) == (3, 1, 1)
+    assert cue.chance == pytest.approx(1 / 3)
+    assert cue.longest_score == pytest.approx((1 + 0 + 1 / 3) / 3)
+    assert cue.shortest_score == pytest.approx((0 + 1 / 2 + 1 / 3) / 3)
+    assert cue.margin == pytest.approx(2 * math.sqrt((1 / 3) * (2 / 3) / 3))
+
+
+STOPWORDS = set("""that this with from they their them then than what which when where while
+have been were does each only into more most much many some such also very just over under
+about every other others because since would could should there these those your will whose
+being after before until again once itself""".split())
+
+
+def _words(text: str) -> set[str]:
+    """Content words, cut to 5 letters so that 'overfit' meets 'overfitting'."""
+    tokens = re.findall(r"[^\W_]+(?:[.,'’/×-][^\W_]+)*", text.lower())
+    return {t[:5] for t in tokens
+            if (len(t) >= 4 or any(c.isdigit() for c in t)) and t not in STOPWORDS}
+
+
+def test_each_explanation_speaks_to_every_wrong_option():
+    """The quiz promises to say what is wrong with each other option: every wrong option's
+    own words (those not in the right answer) must come up in the explanation. Options that
+    only rearrange the answer's words (p(x | y) against p(y | x)) cannot be checked this way."""
+    for q in load_content().questions:
+        explanation = _words(q.explanation)
+        for option in q.options:
+            own = _words(option) - _words(q.answer)
+            if option != q.answer and own:
+                assert own & explanation, f"{q.id}: nothing said about {option!r}"
+
+
+def test_no_two_questions_or_two_cards_ask_the_same_thing():
+    """Near-duplicates within the quiz, or within the decks, waste a learner's time: no two may
+    share 80% of the content words of the shorter (cloze cards, which share their frame by
+    design, are left out)."""
+    content = load_content()
+    groups = [[(c.id, _words(c.front + " " + c.back)) for c in content.cards
+               if "[…]" not in c.front],
+              [(q.id, _words(q.prompt + " " + q.answer)) for q in content.questions]]
+    for group in groups:
+        for (a, wa), (b, wb) in itertools.combinations(group, 2):
+            assert len(wa & wb) < 0.8 * min(len(wa), len(wb)), (a, b)
+
+
+@pytest.mark.parametrize("source,ok", [
+    ("Hu et al. (2021), LoRA", True), ("Kalajdzievski 2023", True),
+    ("Hu et al., LoRA", False), ("", False), ("x (2021) " + "y" * 300, False)])
+def test_a_source_must_cite_a_dated_publication(tmp_path, source, ok):
+    banks, decks = tmp_path / "banks", tmp_path / "decks"
+    banks.mkdir(), decks.mkdir()
+    _write(banks / "bank.yaml", "id: b\ntitle: T\ndescription: D\nquestions:\n"
+           f"  - {{id: q1, prompt: P, options: [a, b], answer: a, explanation: E, "
+           f"source: '{source}'}}\n")
+    _write(decks / "deck.yaml", GOOD_CARD.replace("back: B}", f"back: B, source: '{source}'}}"))
+    if ok:
+        assert load_banks(banks)[0].questions[0].source == source
+        assert load_decks(decks)[0].cards[0].source == source
+    else:
+        with pytest.raises(ContentError, match="source"):
+            load_banks(banks)
+        with pytest.raises(ContentError, match="source"):
+            load_decks(decks)
 
 
 def _write(path, text):
@@ -388,16 +546,16 @@ def test_the_advisor_recommends_by_the_decision_rules(inputs, strategy):
 
 def test_advisor_links_open_experiments_the_pages_accept():
     from engine.study.advisor import AdvisorInputs, advise
-    from ui.controls import spec_from_query
+    from ui.sections.curves import CurveSettings
+    from ui.sections.sources import SourceSettings
 
     advice = advise(AdvisorInputs(500, classes=5, domain="related"))  # 100 per class
     pages = {link.page: link.query() for link in advice.links}
     assert set(pages) == {"transfer_curves", "which_source"}
     assert pages["transfer_curves"] == {"strategies": "scratch,probe",
                                         "labels": "1,2,5,10,20,50,all", "seeds": "3"}
-    for query in pages.values():
-        spec, notices = spec_from_query(query)
-        assert spec is not None and notices == []
+    for settings, page in ((CurveSettings, "transfer_curves"), (SourceSettings, "which_source")):
+        assert settings.from_query(pages[page])[1] == []
     tiny = advise(AdvisorInputs(6, classes=3, domain="far"))  # 2 per class
     assert dict(tiny.links[0].params)["labels"] == "1,2"
     assert dict(tiny.links[1].params)["labels"] == "1"

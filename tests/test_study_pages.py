@@ -251,7 +251,8 @@ def test_a_quiz_round_moves_by_answers_advances_and_retries():
     questions = {q.id: q for q in bank.questions}
     first, second, third = bank.questions[:3]
     quiz = new_round(bank.questions, "concepts", 3, shuffle=False, rng=random.Random(0))
-    assert quiz == QuizRound("concepts", (first.id, second.id, third.id))
+    assert quiz == QuizRound("concepts", (first.id, second.id, third.id),
+                             seed=random.Random(0).getrandbits(32))
     assert not quiz.over and not quiz.checked
     wrong = next(o for o in first.options if o != first.answer)
     quiz = quiz.answered(first.id, wrong)
@@ -261,6 +262,56 @@ def test_a_quiz_round_moves_by_answers_advances_and_retries():
     quiz = quiz.kept({k: v for k, v in questions.items() if k != third.id})  # a vanished question
     assert quiz.over and quiz.missed(questions) == (first.id,)
     again = quiz.retried(quiz.missed(questions))
-    assert again == QuizRound("concepts", (first.id,), round=2)
+    assert again == QuizRound("concepts", (first.id,), round=2, seed=quiz.seed)
     shuffled = new_round(bank.questions, "concepts", 2, shuffle=True, rng=random.Random(1))
     assert len(shuffled.ids) == 2 and set(shuffled.ids) <= set(questions)
+
+
+def test_quiz_options_are_shuffled_per_attempt_and_kept_within_one():
+    import random
+    from dataclasses import replace
+
+    from engine.study.content import load_content
+    from ui.quiz import new_round
+
+    questions = load_content().bank("concepts").questions
+    quiz = new_round(questions, "concepts", len(questions), shuffle=False, rng=random.Random(3))
+    orders = {q.id: quiz.options(q) for q in questions}
+    for q in questions:  # every option shown once, in the same order on every rerun
+        assert sorted(orders[q.id]) == sorted(q.options) and quiz.options(q) == orders[q.id]
+    other = replace(quiz, seed=quiz.seed + 1)  # another attempt
+    retry = quiz.retried(tuple(orders))  # a retry of the same attempt
+    for attempt in (other, retry):
+        changed = sum(attempt.options(q) != orders[q.id] for q in questions)
+        assert changed > len(questions) // 2  # 4 options: 23 in 24 orders differ
+    # The right answer sits in each position about as often as any other (no fixed slot).
+    slots = [orders[q.id].index(q.answer) for q in questions]
+    assert max(slots.count(i) for i in range(4)) < len(questions) / 2
+    # An answer is the chosen text, whatever position it was shown in.
+    first = questions[0]
+    assert first.id not in quiz.answered(first.id, first.answer).missed(
+        {q.id: q for q in questions})
+
+
+def test_quiz_shows_one_order_per_attempt_and_checks_the_chosen_text():
+    from engine.study.content import load_content
+
+    bank = load_content().bank("concepts")
+    cited = next(i for i, q in enumerate(bank.questions) if q.source)
+    at = _start_quiz(open_page(QUIZ), "concepts", len(bank.questions))
+    _no_errors(at)
+    shown = list(at.radio[0].options)
+    first = bank.questions[0]
+    assert sorted(shown) == sorted(first.options)
+    at.run()  # a rerun within the attempt keeps the order
+    assert list(at.radio[0].options) == shown
+    at.radio[0].set_value(first.answer)
+    _button(at, "Check answer").click().run()
+    assert "Correct" in texts(at.success)
+    for question in bank.questions[1:cited + 1]:  # on to the first one that cites a source
+        _button(at, "Next question").click().run()
+        assert question.prompt in texts(at.markdown)
+        at.radio[0].set_value(question.answer)
+        _button(at, "Check answer").click().run()
+        assert "Correct" in texts(at.success)
+    assert f"Source: {bank.questions[cited].source}" in texts(at.caption)

@@ -2,7 +2,11 @@
 
 A round (`QuizRound`, frozen) is the state: which questions it asks, which one is showing,
 the answers given and whether the current one has been checked. Checking an answer, moving on
-and retrying the missed ones each give a new round, stored in the session. The sections are
+and retrying the missed ones each give a new round, stored in the session. Each attempt shows
+every question's options in an order of its own, drawn from the round's seed: the same on
+every rerun of the script within the attempt, new for the next quiz and for each retry, so
+the right answer has no fixed place to remember. Answers are kept and checked as the chosen
+option's text, never as a position. The sections are
 the choice of a question set, the question being asked, and the score. The questions come from
 `engine.study.content` and `engine.study.run_questions`; nothing here trains or stores a result.
 """
@@ -16,7 +20,7 @@ from typing import Optional
 import streamlit as st
 
 from engine.study.content import Content, Question
-from ui.study import YourRuns, shown_options
+from ui.study import YourRuns
 
 QUIZ_KEY = "quiz.state"  # session_state: the QuizRound in progress
 NOTICE_KEY = "quiz.notice"  # session_state: a hint for the next rerun ("Choose an answer first.")
@@ -45,6 +49,7 @@ class QuizRound:
     answers: tuple[tuple[str, str], ...] = ()  # (question id, chosen option), in answer order
     checked: bool = False  # the showing question has been answered and its verdict is shown
     round: int = 1  # 1 for the first pass, then one more per retry of the missed
+    seed: int = 0  # orders each question's options; drawn anew for every quiz started
 
     @property
     def over(self) -> bool:
@@ -70,14 +75,22 @@ class QuizRound:
     def missed(self, questions: dict[str, Question]) -> tuple[str, ...]:
         return tuple(i for i in self.ids if not questions[i].is_correct(self.answer(i)))
 
+    def options(self, question: Question) -> list[str]:
+        """The question's options in this attempt's order: fixed by the seed, the retry round
+        and the question, so reruns keep it and a new quiz or a retry reshuffles."""
+        options = list(question.options)
+        random.Random(f"{self.seed}/{self.round}/{question.id}").shuffle(options)
+        return options
+
 
 def new_round(questions: tuple[Question, ...], set_id: str, size: int, shuffle: bool,
               rng: random.Random) -> QuizRound:
-    """The first round over `size` questions of a set, shuffled with `rng` when asked."""
+    """The first round over `size` questions of a set, shuffled with `rng` when asked; the
+    options are shuffled whatever `shuffle` says, with a seed drawn from `rng`."""
     ids = [q.id for q in questions]
     if shuffle:
         rng.shuffle(ids)
-    return QuizRound(set_id, tuple(ids[:size]))
+    return QuizRound(set_id, tuple(ids[:size]), seed=rng.getrandbits(32))
 
 
 def current_round(sets: dict[str, QuestionSet]) -> Optional[QuizRound]:
@@ -159,8 +172,8 @@ def ask_question(quiz: QuizRound, questions: dict[str, Question], set_title: str
         if question.topic:
             st.caption(question.topic + (" · scenario" if question.kind == "scenario" else ""))
         st.markdown(f"#### {question.prompt}")
-        key = f"quiz.choice.{quiz.round}.{question.id}"
-        st.radio("Your answer", shown_options(question), index=None, key=key,
+        key = f"quiz.choice.{quiz.seed}.{quiz.round}.{question.id}"
+        st.radio("Your answer", quiz.options(question), index=None, key=key,
                  disabled=quiz.checked)
         notice = st.session_state.pop(NOTICE_KEY, None)
         if notice:
@@ -179,6 +192,8 @@ def _verdict(question: Question, choice: Optional[str], last: bool) -> None:
     else:
         st.error(f"Not quite. The answer is: **{question.answer}**", icon=":material/cancel:")
     st.info(question.explanation, icon=":material/lightbulb:")
+    if question.source:
+        st.caption(f"Source: {question.source}")
     st.button("See your score" if last else "Next question", type="primary", on_click=_advance,
               icon=":material/arrow_forward:")
 

@@ -5,7 +5,6 @@ that is `engine.study.srs`, `ui.flashcards` and `ui.quiz`.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Optional
 
@@ -17,7 +16,7 @@ from engine.study.run_questions import run_questions
 from engine.study.srs import MAX_LEARNER_CHARS, check_learner
 from engine.core.store import ResultStore
 from engine.experiments.sweep import SweepSpec, stored_records
-from ui.controls import SPEC_KEY
+from ui.controls import last_curve_experiment
 from ui.curves import describe_spec
 
 NAME_KEY = "study.learner"  # session_state: the learner's name, kept while moving between pages
@@ -91,14 +90,6 @@ class YourRuns:
 def your_runs() -> YourRuns:
     """The Transfer curves settings this session last used (else the default), the runs of them
     that the result store holds, and the questions those runs answer."""
-    spec = st.session_state.get(SPEC_KEY) or SweepSpec()
+    spec = last_curve_experiment()
     records = stored_records(spec, ResultStore())
     return YourRuns(spec, records, run_questions(records))
-
-
-def shown_options(question: Question) -> list[str]:
-    """The question's options in a fixed shuffled order of its own (the same on every rerun),
-    so the right answer does not sit in the position it was written in."""
-    options = list(question.options)
-    random.Random(question.id).shuffle(options)
-    return options

@@ -2,10 +2,14 @@
 
 `assets/cards/*.yaml` each hold one deck and `assets/quizzes/*.yaml` each hold one question
 bank. `load_content()` reads both folders, checks every field (ids, types, unknown keys, an
-answer that is one of its options, ids unique across files) and raises `ContentError` naming
-the file and the item when something is wrong, so a typo in a deck fails loudly at load time
-instead of showing a broken card. Everything returned is frozen, so one loaded copy can be
-shared by every session.
+answer that is one of its options, ids unique across files, a `source` that names a dated
+publication) and raises `ContentError` naming the file and the item when something is wrong,
+so a typo in a deck fails loudly at load time instead of showing a broken card. Everything
+returned is frozen, so one loaded copy can be shared by every session.
+
+`length_cue()` measures whether a bank can be gamed by the options' lengths alone (a learner
+who always picks the longest option, or the shortest); `length_cue_problems()` says where it
+can, and the content tests hold every bank to it.
 
 This module only reads and checks content: scheduling lives in `engine.study.srs`, the Anki export in
 `engine.study.anki`, and questions computed from a learner's own runs in `engine.study.run_questions`.
@@ -13,6 +17,7 @@ This module only reads and checks content: scheduling lives in `engine.study.srs
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,10 @@ QUIZZES_DIR = ASSETS / "quizzes"
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")  # lower-case slug: stable keys on disk
 KINDS = ("concept", "scenario", "run")  # "run": computed from the learner's own results
 MIN_OPTIONS, MAX_OPTIONS = 2, 6
+YEAR_PATTERN = re.compile(r"\b(19|20)\d\d\b")  # a citation names the year it appeared
+MAX_SOURCE_CHARS = 300
+FAR_RATIO = 1.5  # a right answer this many times longer than every other option stands out
+MAX_FAR = 2  # questions allowed such a standout answer in one set
 
 
 class ContentError(ValueError):
@@ -39,6 +48,7 @@ class Flashcard:
     front: str  # the prompt (Markdown)
     back: str  # the answer (Markdown)
     tags: tuple[str, ...] = ()  # topics, carried into the Anki export
+    source: str = ""  # the publication a stated or corrected claim rests on ("" when none)
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class Question:
     explanation: str  # shown after answering, right or wrong
     kind: str = "concept"  # one of KINDS
     topic: str = ""  # a short label shown with the question
+    source: str = ""  # the publication a stated or corrected claim rests on ("" when none)
 
     def __post_init__(self):
         if self.answer not in self.options:
@@ -136,6 +147,17 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def _source(value: Any, where: str) -> str:
+    """An optional citation: absent, or text naming a dated publication."""
+    if value is None:
+        return ""
+    text = _text(value, where, "source")
+    if len(text) > MAX_SOURCE_CHARS or not YEAR_PATTERN.search(text):
+        raise ContentError(f"{where}: 'source' must cite a publication with its year "
+                           f"(at most {MAX_SOURCE_CHARS} characters)")
+    return text
+
+
 def _tags(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -154,11 +176,12 @@ def parse_deck(data: Any, name: str) -> Deck:
     cards = []
     for i, raw in enumerate(data["cards"], start=1):
         where = f"{name}, card {i}"
-        raw = _mapping(raw, where, {"id", "front", "back"}, {"tags"})
+        raw = _mapping(raw, where, {"id", "front", "back"}, {"tags", "source"})
         card_id = _slug(raw["id"], where)
         where = f"{name}, card '{card_id}'"
         cards.append(Flashcard(card_id, _text(raw["front"], where, "front"),
-                               _text(raw["back"], where, "back"), _tags(raw.get("tags"), where)))
+                               _text(raw["back"], where, "back"), _tags(raw.get("tags"), where),
+                               _source(raw.get("source"), where)))
     _unique((c.id for c in cards), f"{name}: card")
     return Deck(deck_id, _text(data["title"], name, "title"),
                 _text(data["description"], name, "description"), tuple(cards))
@@ -166,7 +189,7 @@ def parse_deck(data: Any, name: str) -> Deck:
 
 def parse_question(raw: Any, where: str) -> Question:
     raw = _mapping(raw, where, {"id", "prompt", "options", "answer", "explanation"},
-                   {"kind", "topic"})
+                   {"kind", "topic", "source"})
     qid = _slug(raw["id"], where)
     where = f"{where.rsplit(',', 1)[0]}, question '{qid}'"
     options = raw["options"]
@@ -185,7 +208,8 @@ def parse_question(raw: Any, where: str) -> Question:
     if not isinstance(topic, str):
         raise ContentError(f"{where}: 'topic' must be text")
     return Question(qid, _text(raw["prompt"], where, "prompt"), options, answer,
-                    _text(raw["explanation"], where, "explanation"), kind, topic.strip())
+                    _text(raw["explanation"], where, "explanation"), kind, topic.strip(),
+                    _source(raw.get("source"), where))
 
 
 def parse_bank(data: Any, name: str) -> QuestionBank:
@@ -235,3 +259,75 @@ def load_banks(directory: Path = QUIZZES_DIR) -> tuple[QuestionBank, ...]:
 def load_content(cards_dir: Path = CARDS_DIR, quizzes_dir: Path = QUIZZES_DIR) -> Content:
     """Every deck and question bank, validated; raises ContentError on the first problem."""
     return Content(load_decks(cards_dir), load_banks(quizzes_dir))
+
+
+# --- length cues ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LengthCue:
+    """How far the options' lengths alone give away the right answers of a set of questions."""
+
+    questions: int  # questions measured
+    chance: float  # a blind guesser's expected share right: the mean of 1 / number of options
+    longest_score: float  # expected share right always picking the longest option (ties split)
+    shortest_score: float  # the same, always picking the shortest option
+    strictly_longest: int  # questions whose right answer is longer than every other option
+    far_longest: int  # ... and at least FAR_RATIO times as long as every other option
+
+    @property
+    def margin(self) -> float:
+        """Two standard errors of a share over `questions` questions at `chance`: a bank whose
+        answer lengths carry no information exceeds chance by more only about 1 time in 40."""
+        if not self.questions:
+            return 0.0
+        return 2 * math.sqrt(self.chance * (1 - self.chance) / self.questions)
+
+
+def _pick_score(question: Question, pick) -> float:
+    """Expected credit for picking, at random among ties, an option of length pick(lengths)."""
+    target = pick(len(o) for o in question.options)
+    tied = [o for o in question.options if len(o) == target]
+    return (question.answer in tied) / len(tied)
+
+
+def length_cue(questions: Iterable[Question]) -> LengthCue:
+    """Measure the length cue of a set of questions (see LengthCue)."""
+    questions = tuple(questions)
+    n = len(questions)
+    longest = far = 0
+    for q in questions:
+        others = [len(o) for o in q.options if o != q.answer]
+        if len(q.answer) > max(others):
+            longest += 1
+            far += len(q.answer) >= FAR_RATIO * max(others)
+    if not n:
+        return LengthCue(0, 0.0, 0.0, 0.0, 0, 0)
+    return LengthCue(
+        n, sum(1 / len(q.options) for q in questions) / n,
+        sum(_pick_score(q, max) for q in questions) / n,
+        sum(_pick_score(q, min) for q in questions) / n, longest, far)
+
+
+def length_cue_problems(questions: Iterable[Question]) -> list[str]:
+    """What lets a learner score above chance on these questions by length alone; [] if nothing.
+
+    Three rules: always picking the longest (or the shortest) option must not score more than
+    chance plus LengthCue.margin; the right answer may be strictly the longest option in no
+    larger a share than that; and at most MAX_FAR right answers may stand out as FAR_RATIO
+    times longer than every other option."""
+    cue = length_cue(questions)
+    ceiling = cue.chance + cue.margin
+    problems = []
+    if cue.longest_score > ceiling:
+        problems.append(f"always picking the longest option scores {cue.longest_score:.0%} "
+                        f"(chance {cue.chance:.0%}, at most {ceiling:.0%} allowed)")
+    if cue.shortest_score > ceiling:
+        problems.append(f"always picking the shortest option scores {cue.shortest_score:.0%} "
+                        f"(chance {cue.chance:.0%}, at most {ceiling:.0%} allowed)")
+    if cue.questions and cue.strictly_longest / cue.questions > ceiling:
+        problems.append(f"the right answer is the longest option in {cue.strictly_longest} of "
+                        f"{cue.questions} questions (at most {ceiling:.0%} allowed)")
+    if cue.far_longest > MAX_FAR:
+        problems.append(f"the right answer is {FAR_RATIO}x longer than every other option in "
+                        f"{cue.far_longest} questions (at most {MAX_FAR} allowed)")
+    return problems
