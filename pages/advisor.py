@@ -6,7 +6,7 @@ links; the decision rules are `engine.study.advisor.advise`, a pure function."""
 
 import streamlit as st
 
-from engine.study.advisor import advise
+from engine.study.advisor import RULES_OF_THUMB, advise
 from ui.advisor import advice_card, experiment_links, situation
 from ui.shell import page_setup
 
@@ -19,6 +19,7 @@ def main() -> None:
         "examples you have, how far your data is from what the model was pretrained on, what "
         "compute and storage you can use, and how many tasks the model must serve. Rules of thumb "
         "are a starting point; the experiments linked below let you see them at work.")
+    st.caption(RULES_OF_THUMB)
     inputs = situation()
     if inputs is None:
         return

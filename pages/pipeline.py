@@ -5,6 +5,7 @@ validates the answers and writes the document."""
 
 import streamlit as st
 
+from engine.study.advisor import RULES_OF_THUMB
 from ui.pipeline import PlanForm, plan_export
 from ui.shell import page_setup
 
@@ -23,10 +24,8 @@ def steps(form: PlanForm) -> None:
               "Which features of the source are likely to be useful for your target?")
 
     st.subheader("3. Labels and strategy")
-    st.caption("Rules of thumb: fewer than about 1,000 labels, freeze the backbone and train a "
-               "head; thousands, fine-tune the later layers or use LoRA; tens of thousands, full "
-               "fine-tuning with small learning rates. The Strategy advisor page applies these "
-               "rules to your numbers.")
+    st.caption(f"{RULES_OF_THUMB} The Strategy advisor page applies these rules to your "
+               "numbers.")
     form.labels_and_strategy()
     form.text("strategy_why", "Why this strategy for that many labels?",
               "Tie it to the number of labels, the domain gap and your compute.")

@@ -12,8 +12,8 @@ from typing import Optional
 
 import streamlit as st
 
-from engine.study.advisor import (COMPUTE, DOMAINS, MAX_EXAMPLES, MAX_TASKS, MODEL_SIZES, STORAGE,
-                                  AdvisorInputs, Recommendation)
+from engine.study.advisor import (COMPUTE, DOMAINS, MAX_EXAMPLES, MAX_TASKS, MODALITIES,
+                                  MODEL_SIZES, STORAGE, AdvisorInputs, Recommendation)
 
 INPUTS_KEY = "advisor.inputs"  # session_state: the last valid AdvisorInputs
 DEFAULT_INPUTS = AdvisorInputs(500, classes=5, domain="related")  # what the form shows first
@@ -24,14 +24,18 @@ PAGES = {"transfer_curves": ("pages/transfer_curves.py", ":material/show_chart:"
 def _situation_form(current: AdvisorInputs) -> Optional[dict]:
     """The form, filled with `current`; the values it holds when Recommend was pressed, else None."""
     with st.form("advisor_form", border=True):
-        left, right = st.columns(2)
+        left, middle, right = st.columns(3)
         labelled = left.number_input(
             "Labelled examples", min_value=0, max_value=MAX_EXAMPLES,
             value=current.labelled_examples, step=100,
             help="Labelled examples of your target task that you have now, all classes together.")
-        classes = right.number_input("Classes", min_value=2, max_value=100_000,
-                                     value=current.classes, step=1,
-                                     help="How many classes the target task has.")
+        classes = middle.number_input("Classes", min_value=2, max_value=100_000,
+                                      value=current.classes, step=1,
+                                      help="How many classes the target task has.")
+        modality = right.selectbox("Kind of data", list(MODALITIES),
+                                   index=list(MODALITIES).index(current.modality),
+                                   format_func=MODALITIES.get,
+                                   help="What one example of your target task is.")
         domain = st.radio("How far is your data from the pretraining data?", list(DOMAINS),
                           index=list(DOMAINS).index(current.domain), format_func=DOMAINS.get)
         size = st.radio("Pretrained model", list(MODEL_SIZES),
@@ -52,7 +56,7 @@ def _situation_form(current: AdvisorInputs) -> Optional[dict]:
     if not asked:
         return None
     return dict(labelled_examples=labelled, classes=classes, domain=domain, model_size=size,
-                compute=compute, storage=storage, tasks=tasks)
+                compute=compute, storage=storage, tasks=tasks, modality=modality)
 
 
 def situation() -> Optional[AdvisorInputs]:
@@ -76,12 +80,19 @@ def situation() -> Optional[AdvisorInputs]:
     return current
 
 
+def situation_text(inputs: AdvisorInputs) -> str:
+    """The situation in one line: labels, classes, labels per class and tasks."""
+    per_class = (f"about {inputs.per_class:,} per class" if inputs.per_class else
+                 "none yet" if inputs.labelled_examples == 0 else "fewer than one per class")
+    tasks = f"{inputs.tasks:,} task{'s' if inputs.tasks != 1 else ''}"
+    return (f"For {inputs.labelled_examples:,} labelled examples in {inputs.classes:,} classes "
+            f"({per_class}), {tasks}")
+
+
 def advice_card(inputs: AdvisorInputs, advice: Recommendation) -> None:
     """The situation in one line, the recommended strategy, its reasons and its cautions."""
     with st.container(border=True):
-        st.caption(f"For {inputs.labelled_examples:,} labelled examples in {inputs.classes:,} "
-                   f"classes (about {inputs.per_class:,} per class), {inputs.tasks:,} "
-                   f"task{'s' if inputs.tasks != 1 else ''}")
+        st.caption(situation_text(inputs))
         st.subheader(f"Recommended: {advice.title}")
         st.markdown("**Why**\n" + "\n".join(f"- {reason}" for reason in advice.reasons))
         st.markdown("**Watch out**\n" + "\n".join(f"- {caution}" for caution in advice.cautions))
