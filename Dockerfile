@@ -46,4 +46,8 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD curl --fail http://localhost:8501/_stcore/health
 
-ENTRYPOINT ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.fileWatcherType=none"]
+# serve.py is `streamlit run app.py` with .streamlit/config.toml's settings (file watcher off,
+# no Deploy button or developer menu), as `make run` starts it; it execs Streamlit, so
+# `docker stop` signals the server itself. Extra flags go after the image name, e.g.
+# `docker run ... transfer-lab --server.baseUrlPath=transferlab`.
+ENTRYPOINT ["python", "serve.py", "--port=8501", "--address=0.0.0.0"]

@@ -1,5 +1,6 @@
 # Transfer Lab
-#   make run    start the app on the offline default lesson (http://localhost:$(PORT))
+#   make run    start the app on the offline default lesson (http://localhost:$(PORT));
+#               `make run PORT=8502 ADDRESS=127.0.0.1` listens elsewhere
 #   make test   run the test suite (engine, pages, real-browser tests of every page)
 #   make bench  run the benchmarks in bench/ (prints figures; not part of the tests);
 #               e.g. `make bench BENCH_ARGS=--quick`
@@ -15,6 +16,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 PORT ?= 8501
+# Empty: Streamlit's default, every interface.
+ADDRESS ?=
 # Per-test limit in seconds (pytest-timeout); the whole suite should stay under 10 minutes.
 TEST_TIMEOUT ?= 300
 PYTEST_ARGS ?=
@@ -22,8 +25,10 @@ BENCH_ARGS ?=
 
 .PHONY: run test bench install clean distclean
 
+# serve.py is the one way the server starts (the Dockerfile, the browser tests and
+# bench/load_test.py use it too); its settings are in .streamlit/config.toml.
 run: $(STAMP)
-	$(BIN)/python -m streamlit run app.py --server.port=$(PORT)
+	$(BIN)/python serve.py --port=$(PORT) $(if $(ADDRESS),--address=$(ADDRESS))
 
 # pytest exits non-zero when a test fails and also when it collects no tests (exit 5),
 # so both fail `make test`.

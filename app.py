@@ -1,4 +1,4 @@
-"""Transfer Lab: the Streamlit entry point (`streamlit run app.py`).
+"""Transfer Lab: the Streamlit entry point (`python serve.py` runs `streamlit run app.py`).
 
 Sets the page config, declares the pages with `st.Page` + `st.navigation` (the list lives in
 `ui.lessons`, shared with the home page's lesson path) and writes the sidebar: the device the

@@ -1,17 +1,18 @@
 """Classroom load test: N sessions press Run on the same default sweep of one server.
 
     python bench/load_test.py --sessions 30            # the figure recorded in RESULTS.md
+    python bench/load_test.py --sessions 1             # one user: press Run to finished curve
     python bench/load_test.py --quick                  # 5 sessions, a smoke check
 
-It starts `streamlit run app.py` on a free 127.0.0.1 port with a fresh temporary
-TRANSFERLAB_HOME (so the one job has to pretrain and train all 63 runs), then drives N
-concurrent sessions over Streamlit's own websocket protocol, as a browser tab would: each opens
-the Transfer curves page, presses Run at a random moment within `--spread` seconds, answers the
-live panel's once-a-second fragment reruns, and waits until its page shows the finished curve
-(the full chart drawn from the store, no longer live, not the precomputed pack). Nothing leaves
-127.0.0.1.
+It starts the server as `make run` does (`python serve.py`, with .streamlit/config.toml's
+settings) on a free 127.0.0.1 port with a fresh temporary TRANSFERLAB_HOME (so the one job has
+to pretrain and train all 63 runs), then drives N concurrent sessions over Streamlit's own
+websocket protocol, as a browser tab would: each opens the Transfer curves page, presses Run at
+a random moment within `--spread` seconds, answers the live panel's once-a-second fragment
+reruns, and waits until its page shows the finished curve (the full chart drawn from the store,
+no longer live, not the precomputed pack). Nothing leaves 127.0.0.1.
 
-The last line is `sessions_ok=A/N jobs_started=J p95_ms=P rss_mb=M`:
+The last line is `sessions_ok=A/N jobs_started=J p95_ms=P rss_mb=M inotify_overflows=K`:
   sessions_ok   sessions whose page showed the finished curve before --timeout
   jobs_started  jobs the server handed to a worker process, read from the sidebar's job line
                 ("... N started since launch") that every page shows
@@ -19,6 +20,9 @@ The last line is `sessions_ok=A/N jobs_started=J p95_ms=P rss_mb=M`:
                 finished curve on that session's page
   rss_mb        peak resident memory of the server: its own process plus the worker processes
                 it spawned, sampled every 0.2 s from /proc (Linux)
+  inotify_overflows  lines of the server's log saying its file watcher's inotify queue
+                overflowed (0 with the watcher off, as the config file sets it)
+With one session, a line `press-Run-to-finished-curve: S s` gives that session's time.
 """
 
 from __future__ import annotations
@@ -42,9 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT
+from serve import server_command
+
 PAGE = "transfer_curves"  # the page's URL path
 JOBS_LINE = re.compile(r"(\d+) started since launch")
+OVERFLOW_LINE = re.compile(r"inotify queue overflow", re.IGNORECASE)  # the file watcher's
 
 
 # ---- the server ---------------------------------------------------------------------------------
@@ -56,12 +63,20 @@ def free_port() -> int:
 
 
 def start_server(port: int, home: str) -> subprocess.Popen:
+    """The server as `make run` starts it, on 127.0.0.1:`port`, logging to `home`/server.log."""
     env = dict(os.environ, TRANSFERLAB_HOME=home)
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address=127.0.0.1",
-           f"--server.port={port}", "--server.headless=true", "--server.fileWatcherType=none",
-           "--browser.gatherUsageStats=false"]
-    log = open(Path(home) / "server.log", "w")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(Path(home) / "server.log", "w") as log:
+        return subprocess.Popen(server_command(port, "127.0.0.1"), cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def overflow_lines(home: str) -> int:
+    """Lines of the server's log in which its file watcher's inotify queue overflowed."""
+    path = Path(home) / "server.log"
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text(errors="replace").splitlines()
+               if OVERFLOW_LINE.search(line))
 
 
 def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -327,6 +342,7 @@ def main() -> int:
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
+        overflows = overflow_lines(home)
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
 
@@ -341,6 +357,8 @@ def main() -> int:
     if latencies:
         print(f"submit-to-finished-curve: min {min(latencies):.0f} ms, median "
               f"{percentile(latencies, 50):.0f} ms, max {max(latencies):.0f} ms")
+    if len(sessions) == 1 and latencies:  # one user, as `make run` serves them
+        print(f"press-Run-to-finished-curve: {latencies[0] / 1000:.1f} s")
     endings = sum((s.endings for s in sessions), Counter())
     print("script runs ended: " + ", ".join(f"{k} {v}" for k, v in sorted(endings.items())))
     print(f"fragment reruns answered: {sum(s.fragment_runs for s in sessions)}; "
@@ -349,8 +367,8 @@ def main() -> int:
           f"{sampler.peak_total_kb / 1024:.0f} MB")
     p95 = percentile(latencies, 95) if latencies else float("nan")
     print(f"sessions_ok={len(served)}/{len(sessions)} jobs_started={jobs} p95_ms={p95:.0f} "
-          f"rss_mb={sampler.peak_total_kb / 1024:.0f}")
-    return 0 if len(served) == len(sessions) and jobs == 1 else 1
+          f"rss_mb={sampler.peak_total_kb / 1024:.0f} inotify_overflows={overflows}")
+    return 0 if len(served) == len(sessions) and jobs == 1 and overflows == 0 else 1
 
 
 if __name__ == "__main__":

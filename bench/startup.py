@@ -15,17 +15,14 @@ Ends with `job_start_speedup=X` (median time to the first stored run, without ov
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, quick_run
 
 READERS = {
     "mnist5k, engine": "from engine.core.datasets import get_dataset_info as g; g('mnist5k').loader()",
@@ -72,11 +69,7 @@ def time_job(spare: bool, round_no: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 round instead of 3")
-    args = parser.parse_args()
-    rounds = 1 if args.quick else 3
-    os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="transferlab-startup-")
+    rounds = 1 if quick_run(__doc__, "1 round instead of 3", "transferlab-startup-") else 3
 
     from engine.core.pretrain import PretrainConfig, pretrain
 

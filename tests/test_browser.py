@@ -1,12 +1,14 @@
-"""One real-browser test: the app served by `streamlit run`, driven by Chromium through Playwright.
+"""One real-browser test: the app served as users start it, driven by Chromium through Playwright.
 
-It starts a fresh server on a free port (the data directory is the test session's, from
-conftest), opens the Transfer curves page URL directly, as a first visitor with a bookmark
-would, checks the sidebar lists the declared page titles, shrinks the settings form to a tiny
-sweep through the real widgets, presses Run and waits for the curves. The browser is Debian's
-Chromium at /usr/bin/chromium; Playwright never downloads one. Without it the test is skipped
-(`.ci/run` installs it and sets TRANSFERLAB_REQUIRE_BROWSER=1, which turns the skip into a
-failure). The screenshot and the server's log are kept in test-output/.
+It starts a fresh server (`python serve.py`, the command of `make run`) on a free port (the data
+directory is the test session's, from conftest), opens the Transfer curves page URL directly, as
+a first visitor with a bookmark would, checks the sidebar lists the declared page titles, shrinks
+the settings form to a tiny sweep through the real widgets, presses Run and waits for the
+curves. Then, in a 1366x768 window, it checks the page's toolbar has no Deploy button and its
+menu no developer items (Streamlit shows both to visitors on localhost by default). The browser
+is Debian's Chromium at /usr/bin/chromium; Playwright never downloads one. Without it the test
+is skipped (`.ci/run` installs it and sets TRANSFERLAB_REQUIRE_BROWSER=1, which turns the skip
+into a failure). The screenshots and the server's log are kept in test-output/.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ from typing import Iterator, Optional
 import pytest
 
 from conftest import OUTPUT_DIR, ROOT
+from serve import server_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -41,6 +43,10 @@ RUN_TIMEOUT_S = 240  # the tiny sweep takes seconds on two idle cores; generous 
 IDLE_AFTER_RUN_S = 30  # idle this long after Run with no chart: Run started nothing
 # The frontend first probes for a base path under the page's own URL; these 404s are expected.
 BENIGN_CONSOLE = re.compile(r"/_stcore/(health|host-config)$")
+LAPTOP = {"width": 1366, "height": 768}  # a common laptop and projector resolution
+# The menu's developer items (their test ids), hidden by `client.toolbarMode = "viewer"`.
+DEVELOPER_MENU_ITEMS = ("stMainMenuItem-rerun", "stMainMenuItem-clearCache",
+                        "stMainMenuItem-autoRerun")
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -80,16 +86,15 @@ def require_chromium() -> None:
 
 @contextlib.contextmanager
 def streamlit_server(log_name: str, env: Optional[dict] = None) -> Iterator[str]:
-    """`streamlit run app.py` on a free port with the environment `env` (default: the test
-    session's, TRANSFERLAB_HOME included); yields its base URL and always stops it."""
+    """The app's server as users start it (`python serve.py`, the command of `make run`, with
+    .streamlit/config.toml's settings) on a free 127.0.0.1 port with the environment `env`
+    (default: the test session's, TRANSFERLAB_HOME included); yields its base URL and always
+    stops it."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = OUTPUT_DIR / log_name
-    command = [sys.executable, "-m", "streamlit", "run", "app.py",
-               "--server.headless", "true", "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+    command = server_command(port, "127.0.0.1")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env or dict(os.environ), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -107,7 +112,7 @@ def streamlit_server(log_name: str, env: Optional[dict] = None) -> Iterator[str]
 
 @pytest.fixture
 def server(pretrained, empty_default_store):
-    """A fresh `streamlit run app.py` on a free port; yields its base URL, always stopped."""
+    """A fresh server (`python serve.py`) on a free port; yields its base URL, always stopped."""
     require_chromium()
     with streamlit_server("browser-streamlit.log") as base:
         yield base
@@ -137,6 +142,22 @@ def _wait_for_curves(page, chart, exception, app, store) -> None:
             pytest.fail(f"{store.count()} of {EXPECTED_RUNS} runs stored, chart visible: "
                         f"{chart.is_visible()}, {RUN_TIMEOUT_S} s after Run")
         page.wait_for_timeout(250)
+
+
+def assert_viewer_toolbar(page) -> None:
+    """The page's toolbar has no Deploy button, and its menu (when it has one) only viewer items:
+    no Rerun, no Clear cache (which would drop the server's caches for every visitor)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid='stToolbar']")).to_be_attached()
+    expect(page.locator("[data-testid='stAppDeployButton']")).to_have_count(0)
+    menu = page.locator("[data-testid='stMainMenuButton']")
+    if menu.count():
+        menu.click()
+        expect(page.locator("[data-testid='stMainMenuList']")).to_be_visible()
+        for test_id in DEVELOPER_MENU_ITEMS:
+            expect(page.locator(f"[data-testid='{test_id}']")).to_have_count(0)
+        page.keyboard.press("Escape")
 
 
 def test_transfer_curves_in_a_real_browser(server, empty_default_store):
@@ -207,6 +228,11 @@ def test_transfer_curves_in_a_real_browser(server, empty_default_store):
                 expect(legend.filter(has_text=title)).to_have_count(1)
             chart.scroll_into_view_if_needed()  # the app scrolls inside its own container
             page.screenshot(path=str(OUTPUT_DIR / "browser-transfer-curves.png"))
+
+            # On a laptop-sized window, as a student sees it: a viewer's toolbar only.
+            page.set_viewport_size(LAPTOP)
+            assert_viewer_toolbar(page)
+            page.screenshot(path=str(OUTPUT_DIR / "browser-toolbar-1366x768.png"))
         except BaseException:
             try:
                 page.screenshot(path=str(OUTPUT_DIR / "browser-failure.png"), full_page=True)

@@ -1,8 +1,9 @@
 """Every page of the app in a real browser, on one server, with one tab.
 
-One `streamlit run app.py` serves the whole module, from a data directory of its own that
-starts with the session's pretrained checkpoint (copied, so nothing is pretrained again) and no
-downloaded weights or datasets. For each page in `ui.lessons.PAGES` the test opens it from the
+One server, started as users start it (`python serve.py`, through test_browser's
+`streamlit_server`), serves the whole module, from a data directory of its own that starts with
+the session's pretrained checkpoint (copied, so nothing is pretrained again) and no downloaded
+weights or datasets. For each page in `ui.lessons.PAGES` the test opens it from the
 sidebar's navigation, changes a control, runs the smallest experiment the page offers (one
 label count, one seed, the fewest strategies, ranks or severity levels), waits for the
 background job to end and its result to be drawn, and checks that no exception box and no
@@ -37,7 +38,7 @@ from test_browser import BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, require_chromi
 from ui.depth import depth_specs
 from ui.hurts import SHIFT_SLIDERS, shift_group, shift_levels
 from ui.lessons import LESSONS, PAGES
-from ui.lora import LabSettings, lab_spec
+from ui.sections.lora import LabSettings
 
 pytestmark = pytest.mark.timeout(300)  # per page; each needs seconds to a minute on two cores
 JOB_TIMEOUT_S = 240  # a page's tiny experiment, training in the server's worker process
@@ -316,7 +317,7 @@ def lora_lab(lab: Lab) -> None:
     _number(form, "Seeds", 1)
     _keep_tags(form, "LoRA ranks", ["1"])
     form.get_by_role("button", name="Run").click()
-    _await_job_end(lab, lab_spec(LabSettings(labels_per_class=1, seeds=1, ranks=(1,))),
+    _await_job_end(lab, LabSettings(labels_per_class=1, seeds=1, ranks=(1,)).experiment(),
                    page.get_by_text(re.compile(r"^The best LoRA rank here is")), "the trade-off")
     page.get_by_text(re.compile(r"^The best LoRA rank here is")).scroll_into_view_if_needed()
 

@@ -4,9 +4,42 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from test_pages import TIMEOUT, no_jobs_left_running, open_page, texts, wait_until, widget  # noqa: F401
 
 PAGE = "pages/depth.py"
+
+# Links the page wrote before its settings became `DepthSettings`, with the keys of the two sweeps
+# it submitted then (one job each) and of the group it submits now: the same runs, never retrained.
+OLD_LINKS = [
+    ({}, ["2d02f85940eef0a5091e", "c398f7dc110e86b8e792"], "3b1d8c93bbd7223d683a"),
+    ({"labels": "all", "seeds": "3"}, ["995092ba1f0e0c1b725c", "3ead9295867a62e2b023"],
+     "54e6e78ebe571267f3e8"),
+    ({"labels": "1", "seeds": "1"}, ["6c02c475fa595f6bc5d8", "bd814fab54682e6b3ff0"],
+     "4c36eda4e89108febcd6"),
+]
+
+
+@pytest.mark.parametrize("link,spec_keys,key", OLD_LINKS)
+def test_an_old_link_opens_the_same_experiment(link, spec_keys, key):
+    from ui.sections.depth import DepthSettings
+
+    settings, notices = DepthSettings.from_query(link)
+    assert notices == []
+    assert [s.key() for s in settings.experiment().specs] == spec_keys
+    assert settings.experiment().key() == key
+    assert DepthSettings.from_query(settings.to_query()) == (settings, [])
+
+
+@pytest.mark.parametrize("link", [{"labels": "9999", "seeds": "1"}, {"labels": "5"}, {"seeds": "1e9"},
+                                  {"labels": "0x10", "seeds": "2"}, {"labels": "5", "seeds": "9" * 300}])
+def test_a_link_needs_both_values_and_each_one_offered(link):
+    from ui.sections.depth import DepthSettings
+
+    settings, notices = DepthSettings.from_query(link)
+    assert settings == DepthSettings() and len(notices) == 1
+    assert "not ones this lesson offers" in notices[0]
 
 
 def test_configurations_show_their_groups_and_code():
@@ -28,19 +61,19 @@ def test_configurations_show_their_groups_and_code():
 
 
 def test_both_experiments_run_and_are_read_back(pretrained, empty_default_store):
-    from ui.depth import depth_specs
     from ui.jobs import job_manager
+    from ui.sections.depth import DepthSettings
 
     at = open_page(PAGE)
     widget(at.select_slider, "Labels per class").set_value(1)
     widget(at.select_slider, "Seeds").set_value(1)
     at.button[0].click().run(timeout=TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
-    specs = depth_specs(1, 1)
+    group = DepthSettings(1, 1).experiment()
 
     def done():
-        jobs = [job_manager().status(s.key()) for s in specs]
-        return all(j is not None and not j.active for j in jobs)
+        job = job_manager().status(group.key())
+        return job is not None and not job.active
 
     wait_until(done, what="the depth lesson's jobs")
     at.run(timeout=TIMEOUT)

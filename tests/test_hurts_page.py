@@ -5,10 +5,28 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from test_pages import TIMEOUT, no_jobs_left_running, open_page, texts, wait_until  # noqa: F401
 
 HURTS = "pages/when_transfer_hurts.py"
 FORGETTING = "pages/forgetting.py"
+
+# Links the "When transfer hurts" page wrote before its sections' settings became dataclasses,
+# with the keys of the sweep groups it submitted then (and now).
+OLD_HURTS_LINKS = [
+    ("NegativeSettings", {}, "a9c5dcd82b5ff4379dda"),
+    ("NegativeSettings", {"neg": "randlabels", "neg_labels": "1", "neg_seeds": "1"},
+     "8d9c04629ff0ff1a57e7"),
+    ("NegativeSettings", {"neg": "permuted", "neg_labels": "2,10,50", "neg_seeds": "5"},
+     "eefc98a991b8b708d9c2"),
+    ("ShiftSettings", {}, "80bf2b051ee770ed82a1"),
+    ("ShiftSettings", {"shift": "noise", "shift_max": "0.6", "shift_steps": "2", "shift_labels": "1",
+                       "shift_seeds": "1"}, "024bf6de71a03ec080bb"),
+    ("ShiftSettings", {"shift": "blur", "shift_max": "2.5", "shift_steps": "5", "shift_labels": "5,50",
+                       "shift_seeds": "3"}, "109a35c8580f29b93078"),
+    ("ShiftSettings", {"shift": "invert"}, "c88705f6ca6e5273de8b"),  # the transform's own highest
+]
 
 
 def run_buttons(at):
@@ -30,6 +48,29 @@ def no_exception(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+@pytest.mark.parametrize("name,link,key", OLD_HURTS_LINKS)
+def test_an_old_hurts_link_opens_the_same_experiment(name, link, key):
+    from ui.sections import hurts
+
+    cls = getattr(hurts, name)
+    settings, notices = cls.from_query(link)
+    assert notices == [] and settings.experiment().key() == key
+    assert cls.from_query(settings.to_query()) == (settings, [])
+    assert cls.from_query({**link, "x": "1"})[0] == settings  # other pages' keys are not read
+
+
+def test_hurts_settings_refuse_what_the_forms_cannot_make():
+    from ui.sections.hurts import NegativeSettings, ShiftSettings
+
+    for make, reason in [(lambda: NegativeSettings(labels_per_class=()), "at least one"),
+                         (lambda: NegativeSettings(shift="scrambled"), "mismatched"),
+                         (lambda: ShiftSettings(seeds=6), "seeds"),
+                         (lambda: ShiftSettings(kind="noise", highest=90.0), "highest"),
+                         (lambda: ShiftSettings(steps=1), "levels")]:
+        with pytest.raises(ValueError, match=reason):
+            make()
+
+
 def test_hurts_page_explains_both_failure_modes_before_anything_is_stored(empty_default_store):
     at = open_page(HURTS)
     assert at.title[0].value == "When transfer hurts"
@@ -43,7 +84,7 @@ def test_hurts_page_explains_both_failure_modes_before_anything_is_stored(empty_
 
 
 def test_both_sections_run_and_read_their_own_numbers(pretrained, empty_default_store):
-    from ui.hurts import negative_group, shift_group, shift_levels
+    from ui.sections.hurts import negative_group, shift_group, shift_levels
 
     at = open_page(HURTS)
     at.radio[0].set_value("randlabels")

@@ -1,33 +1,85 @@
-"""Shared links: the curves page's settings live in the URL, validated against allowed values."""
+"""Shared links: the curves page's settings live in the URL, validated against allowed values,
+and every link a learner may have shared keeps opening the same experiment."""
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.experiments.sweep import SweepSpec
 from tests.test_pages import APP, CURVES, TIMEOUT
-from ui.controls import spec_from_query, spec_to_query
+from ui.experiments import QueryReader
+from ui.sections.curves import CurveSettings
 
 
-def test_a_spec_round_trips_through_its_url():
-    spec = SweepSpec(strategies=("probe", "scratch"), labels_per_class=(1, 0, 5), seeds=2)
-    again, notices = spec_from_query(spec_to_query(spec))
-    assert again == spec and notices == []
-    assert spec_to_query(spec)["labels"] == "1,5,all"
-    assert spec_from_query({}) == (None, [])
+def test_settings_round_trip_through_their_url():
+    settings = CurveSettings(strategies=("probe", "scratch"), labels_per_class=(1, 0, 5), seeds=2)
+    again, notices = CurveSettings.from_query(settings.to_query())
+    assert again == settings and notices == []
+    assert settings.to_query()["labels"] == "1,5,all"
+    assert CurveSettings.from_query({}) == (CurveSettings(), [])
+    assert CurveSettings().experiment() == SweepSpec()
+
+
+# Keys of the sweeps that links of the form the page has always written open (computed before
+# the settings became `CurveSettings`): they key stored runs and jobs, so they must not change.
+PINNED_KEYS = [
+    ({}, "25207e4a83844fa1503d"),
+    ({"strategies": "scratch,probe", "labels": "1,2,all", "seeds": "2"}, "1ab087e8068bef64985f"),
+    ({"strategies": "finetune,discriminative:0.5", "labels": "5,10", "seeds": "1"},
+     "a7abe5f496198b90a71b"),
+    ({"strategies": "scratch,probe,finetune,gradual,lpft,discriminative:0.38",
+      "labels": "1,2,5,10,20,50,all", "seeds": "20"}, "34e5222a6efed36dfb4f"),
+    ({"strategies": "probe,discriminative:0.1", "labels": "all", "seeds": "3"},
+     "a9e70e59b885f5cb9fdc"),
+    ({"seeds": "5"}, "793038a0c0feacbcc22b"),
+    ({"strategies": "scratch,probe", "labels": "1,2,5,10,20,50,all", "seeds": "3"},  # the advisor's
+     "2d65bab1c5cbc0fb4548"),
+]
+
+
+@pytest.mark.parametrize("params,key", PINNED_KEYS)
+def test_an_old_link_opens_the_same_experiment(params, key):
+    settings, notices = CurveSettings.from_query(params)
+    assert notices == [] and settings.experiment().key() == key
+    assert CurveSettings.from_query(settings.to_query()) == (settings, [])
 
 
 @pytest.mark.parametrize("params,field", [
     ({"strategies": "scratch,lora"}, "strategies"),
     ({"strategies": "<script>alert(1)</script>"}, "strategies"),
+    ({"strategies": "discriminative:0.5,discriminative:0.1"}, "strategies"),
     ({"labels": "1,9999"}, "labels"),
     ({"labels": "1," * 300}, "too long"),
     ({"seeds": "0"}, "seeds"),
     ({"seeds": "nan"}, "seeds"),
+    ({"seeds": "²"}, "seeds"),
     ({"seeds": "3; DROP TABLE runs"}, "seeds"),
 ])
 def test_bad_values_fall_back_to_the_default_with_a_notice(params, field):
-    spec, notices = spec_from_query(params)
-    assert spec == SweepSpec() and len(notices) == 1 and field in notices[0]
+    settings, notices = CurveSettings.from_query(params)
+    assert settings == CurveSettings() and len(notices) == 1 and field in notices[0]
+
+
+def test_settings_that_cannot_run_are_refused():
+    with pytest.raises(ValueError, match="choose at least one strategy"):
+        CurveSettings.from_form([], 0.38, [1], 1)
+    with pytest.raises(ValueError, match="this lesson compares"):
+        CurveSettings(strategies=("lora:4",))
+    assert CurveSettings.from_form(["probe", "discriminative"], 0.5, [5, 1], 2) == \
+        CurveSettings(strategies=("discriminative:0.5", "probe"), labels_per_class=(1, 5), seeds=2)
+
+
+def test_the_query_reader_reads_items_and_seeds():
+    reader = QueryReader({"s": "Probe, ,LPFT", "seeds": "4", "bad": "4,5", "long": "1," * 300})
+    assert reader.items("s") == ["probe", "lpft"] and reader.items("absent") is None
+    assert reader.seeds("seeds", 3) == 4 and reader.notices == []
+    assert reader.seeds("bad", 3) == 3
+    assert "bad must be a whole number from 1 to 20" in reader.notices[0]
+    assert reader.items("long") is None and "too long" in reader.notices[1]
+    numbers = QueryReader({"i": "7", "x": "nan", "labels": "5,all"})
+    assert numbers.integer("i", 1, 5, 2) == 2 and numbers.number("x", 0, 1, 0.5) == 0.5
+    assert numbers.labels("labels", (1, 5, 0), (1,)) == (0, 5)
+    assert numbers.notices == ["i must be a whole number from 1 to 5, got `7`",
+                               "x must be a number from 0 to 1, got `nan`"]
 
 
 def _open_curves_with(params: dict) -> AppTest:

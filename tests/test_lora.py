@@ -202,24 +202,56 @@ def test_memory_estimates_hold_their_terms_and_the_anchors():
     from engine.core.lora import PUBLISHED
     from engine.experiments.lora_presets import memory_estimates
 
-    full, lora, qlora = memory_estimates("llama-2-7b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True)
-    assert full.total > lora.total > qlora.total
-    assert all(t.assumption for e in (full, lora, qlora) for t in e.terms)
-    assert [t.label for t in full.terms][-1] == "activations"
+    llama = memory_estimates("llama-2-7b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True)
+    assert llama.full.total > llama.lora.total > llama.qlora.total
+    assert [e.method for e in llama.methods()] == ["Full fine-tuning", "LoRA", "QLoRA"]
+    assert all(t.assumption for e in llama.methods() for t in e.terms)
+    assert [t.label for t in llama.full.terms][-1] == "activations"
     gpt3 = memory_estimates("gpt3-175b", 4, ["q_proj", "v_proj"], "bf16", 1, 2048, True)
-    assert abs(gpt3[1].total / PUBLISHED["gpt3_lora_train"].value - 1) < 0.1  # ~350 GB
-    q65 = memory_estimates("llama-65b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True)[2]
+    assert abs(gpt3.lora.total / PUBLISHED["gpt3_lora_train"].value - 1) < 0.1  # ~350 GB
+    q65 = memory_estimates("llama-65b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True).qlora
     assert q65.total < PUBLISHED["qlora_65b"].value  # fits one 48 GB GPU
 
 
-def test_merge_check_on_a_trained_adapter(pretrained):
-    from engine.experiments.lora_presets import merge_check
+def test_merge_check_on_a_trained_adapter(pretrained, fresh_store):
+    from engine.experiments.lora_merge import MergeCheckConfig, stored_check
+    from engine.experiments.protocol import run_experiment
+    from engine.experiments.sweep import SweepSpec, plan_runs
 
-    check = merge_check("lora:r2@conv3+fc", 1, seed=0)
+    config = MergeCheckConfig("lora:r2@conv3+fc", 1, seed=0)
+    assert stored_check(config, fresh_store) is None
+    assert run_experiment(config, fresh_store).trained == 1
+    check = stored_check(config, fresh_store)
+    assert check.strategy == "lora:r2@conv3+fc" and check.labels_per_class == 1 and check.seed == 0
     assert check.max_abs_diff < 1e-3 and abs(check.accuracy - check.merged_accuracy) < 0.5
     assert check.lora_params == 2 * (288 + 64 + 576 + 128)
     assert check.lora_params * 4 < check.lora_bytes < check.lora_params * 4 + 1_000  # data + header
     assert check.lora_bytes < check.full_bytes / 20
+    assert run_experiment(config, fresh_store).trained == 0  # stored: nothing retrained
+    # the run it trains is the trade-off sweep's run of the same strategy, size and seed
+    run = plan_runs(SweepSpec(strategies=("lora:r2@conv3+fc",), labels_per_class=(1,), seeds=1))[0]
+    assert config.plan() == run
+    assert MergeCheckConfig("lora:r2@conv3+fc", 1, seed=2).plan().seed == 2
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"strategy": "finetune"}, "not a LoRA strategy"), ({"strategy": "lora:r0"}, "rank"),
+    ({"labels_per_class": -1}, "labels_per_class"), ({"seed": 1.5}, "seed"),
+])
+def test_a_merge_check_refuses_what_it_cannot_run(bad, message):
+    from engine.experiments.lora_merge import MergeCheckConfig
+
+    with pytest.raises(ValueError, match=message):
+        MergeCheckConfig(**bad)
+
+
+def test_merge_check_keys_are_pinned():
+    """A stored merge check is found again by the same settings: its keys may not drift."""
+    from engine.experiments.lora_merge import MergeCheckConfig
+
+    config = MergeCheckConfig("lora:r4", 10)
+    assert config.key() == "lora-merge-7650a96cf1d2825fe96a"
+    assert [u.key for u in config.units()] == ["lora-merge:72aa0e55e8b13618ae7b"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -1,9 +1,12 @@
-"""The LoRA lab page: counts for the chosen architecture, bad links refused with a notice, and a
-tiny trade-off sweep run through the job manager and drawn, then a trained adapter merged."""
+"""The LoRA lab page: counts for the chosen architecture, bad links refused with a notice, old
+links opening the same trade-off, and a tiny trade-off sweep run through the job manager and
+drawn, then a trained adapter merged (a job of its own)."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from test_pages import TIMEOUT, no_jobs_left_running, open_page, texts, wait_until, widget  # noqa: F401
 
@@ -53,10 +56,53 @@ def test_a_bad_link_falls_back_with_a_notice():
     assert not at.exception
 
 
+# links shared before the settings became `LabSettings`, and the trade-off each opened then
+OLD_LINKS = [
+    ({}, "46636fd0bc5f3c3d2e18"),
+    ({"labels": "1", "seeds": "1", "ranks": "1,2", "layers": "conv3,fc"}, "4154bd23b54debb48743"),
+    ({"labels": "20", "seeds": "2", "ranks": "8,2,16", "layers": "conv1,conv2,conv3,conv4,fc"},
+     "6015dfa969652a5a6506"),  # conv4 does not exist: every layer, with a notice
+    ({"labels": "5", "seeds": "5", "ranks": "4"}, "bb42154cc8ee4cb91b0d"),
+    ({"labels": "2", "ranks": "16,1", "layers": "fc,conv1"}, "a54ba00b7a36692eb64a"),
+]
+
+
+@pytest.mark.parametrize("link,key", OLD_LINKS)
+def test_an_old_link_opens_the_same_trade_off(link, key):
+    from ui.sections.lora import LabSettings
+
+    settings, notices = LabSettings.from_query(link)
+    assert settings.experiment().key() == key
+    assert len(notices) == ("conv4" in link.get("layers", ""))
+    again, none = LabSettings.from_query(settings.to_query())
+    assert again == settings and none == []
+
+
+def test_the_lab_s_link_keys_are_the_page_s():
+    from ui.lessons import PAGES
+    from ui.sections.lora import LabSettings
+
+    lesson = next(p for p in PAGES if p.path == PAGE)
+    assert set(LabSettings.PARAMS) == set(LabSettings().to_query()) == set(lesson.query_keys) - {"preset"}
+
+
+def test_the_form_s_values_become_settings_or_say_what_is_wrong():
+    from ui.sections.lora import LabSettings
+
+    settings = LabSettings.from_form(1, 2.0, [4, 1, 4], ["fc", "conv3"])
+    assert settings == LabSettings(1, 2, (1, 4), ("conv3", "fc"))
+    assert LabSettings.from_form(5, 1, [2], ["conv1", "conv2", "conv3", "fc"]).layers == ()
+    with pytest.raises(ValueError, match="at least one LoRA rank"):
+        LabSettings.from_form(5, 1, [], ["fc"])
+    with pytest.raises(ValueError, match="at least one layer"):
+        LabSettings.from_form(5, 1, [2], [])
+    assert settings.merge_check(2).strategy == "lora:r2@conv3+fc"
+
+
 def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_default_store):
     from engine.experiments.lora_presets import strategy_parameters
     from ui.jobs import job_manager
-    from ui.lora import LabSettings, lab_spec
+    from ui.sections.lora import LabSettings
 
     at = open_page(PAGE)
     widget(at.selectbox, "Labels per class").set_value(1)
@@ -65,7 +111,8 @@ def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_def
     widget(at.multiselect, "Layers LoRA wraps").set_value(["conv3", "fc"])
     next(b for b in at.button if b.label == "Run").click().run(timeout=TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
-    spec = lab_spec(LabSettings(1, 1, (1, 2), ("conv3", "fc")))
+    settings = LabSettings(1, 1, (1, 2), ("conv3", "fc"))
+    spec = settings.experiment()
     assert spec.strategies == ("probe", "finetune", "lora:r1@conv3+fc", "lora:r2@conv3+fc")
     wait_until(lambda: not (job_manager().status(spec.key()) or _Done).active, what="the trade-off job")
     at.run(timeout=TIMEOUT)
@@ -80,6 +127,11 @@ def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_def
 
     widget(at.selectbox, "Rank").set_value(1)
     next(b for b in at.button if b.label == "Train and merge").click().run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    check = settings.merge_check(1)
+    wait_until(lambda: not (job_manager().status(check.key()) or _Done).active, what="the merge check")
+    assert job_manager().status(check.key()).state == "done", job_manager().status(check.key()).error
+    at.run(timeout=TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     assert float(metric(at, "Largest output difference")) < 1e-3
     assert metric(at, "Accuracy with adapter") == metric(at, "Accuracy merged")

@@ -38,9 +38,10 @@ def no_jobs_left_running():
 
 
 def shown_spec(at: AppTest):
-    from ui.controls import SPEC_KEY
+    """The sweep of the settings the curves page shows."""
+    from ui.controls import SETTINGS_KEY
 
-    return at.session_state[SPEC_KEY]
+    return at.session_state[SETTINGS_KEY].experiment()
 
 
 def wait_until(predicate, timeout: float = JOB_TIMEOUT, what: str = "the job") -> None:
@@ -152,7 +153,7 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     assert legend_groups(figure) == {"scratch", "probe"}
     assert "Trained 4 new runs" in at.status[0].proto.label
     sentence = texts(at.markdown)
-    assert "At 2 labels per class, the linear probe" in sentence and "(mean of 1 seed)" in sentence
+    assert "At 2 labels per class, the linear probe" in sentence and "(1 seed)" in sentence
     assert {m.label: m.value for m in at.metric}["Checkpoint"] == "reused"
     table = at.dataframe[0].value
     assert len(table) == 4 and list(table.columns) == [

@@ -30,6 +30,10 @@ ENGINE = sorted((ROOT / "engine").glob("*.py"))
 # Settings a public server must keep, as `.streamlit/config.toml` sets them.
 PUBLIC_SETTINGS = {"server.enableXsrfProtection": True, "server.enableCORS": True,
                    "server.headless": True, "browser.gatherUsageStats": False}
+# Settings every server keeps, as `.streamlit/config.toml` sets them: no file watcher (it
+# watched .venv, and workers importing PyTorch overflowed it), and no Deploy button or
+# developer menu items (Clear caches, Rerun) for visitors.
+SERVER_SETTINGS = {"server.fileWatcherType": "none", "client.toolbarMode": "viewer"}
 
 
 def _calls(path: Path):
@@ -52,6 +56,9 @@ def test_the_config_file_keeps_protection_on_and_caps_uploads():
     for dotted, value in PUBLIC_SETTINGS.items():
         section, key = dotted.split(".")
         assert config[section][key] is value, f"{dotted} must be {value} in {CONFIG}"
+    for dotted, value in SERVER_SETTINGS.items():
+        section, key = dotted.split(".")
+        assert config[section][key] == value, f"{dotted} must be {value!r} in {CONFIG}"
     max_mb = config["server"]["maxUploadSize"]
     assert isinstance(max_mb, int) and 1 <= max_mb <= 200
     assert max_mb * 2**20 >= MAX_ZIP_BYTES, "the server would refuse a zip the engine accepts"
@@ -69,8 +76,8 @@ def test_the_effective_config_of_a_fresh_server_process():
     """What `streamlit run` in the repository reads (config file, ~/.streamlit, environment)."""
     code = ("import json; from streamlit import config; "
             "config.get_config_options(force_reparse=True); "
-            f"print(json.dumps({{k: config.get_option(k) for k in {list(PUBLIC_SETTINGS)!r} + "
-            "['server.maxUploadSize', 'server.fileWatcherType']}))")
+            f"print(json.dumps({{k: config.get_option(k) for k in "
+            f"{[*PUBLIC_SETTINGS, *SERVER_SETTINGS]!r} + ['server.maxUploadSize']}}))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
@@ -78,6 +85,8 @@ def test_the_effective_config_of_a_fresh_server_process():
     effective = json.loads(proc.stdout.strip().splitlines()[-1])
     for key, value in PUBLIC_SETTINGS.items():
         assert effective[key] is value, (key, effective[key])
+    for key, value in SERVER_SETTINGS.items():
+        assert effective[key] == value, (key, effective[key])
     assert effective["server.maxUploadSize"] == tomllib.loads(CONFIG.read_text())["server"]["maxUploadSize"]
 
 
@@ -231,10 +240,10 @@ def test_every_parameter_a_page_writes_is_one_it_declares():
             written |= set(re.findall(r'"(\w+)"\s*:', call))
         assert written <= set(lesson.query_keys), (lesson.path, written - set(lesson.query_keys))
     # the LoRA lab writes its settings' own query form
-    from ui.lora import LabSettings
+    from ui.sections.lora import LabSettings
 
     lora = next(p for p in PAGES if p.path == "pages/lora_lab.py")
-    assert "settings.to_query()" in (ROOT / lora.path).read_text()
+    assert "LabSettings" in (ROOT / lora.path).read_text()
     assert set(LabSettings().to_query()) | {"preset"} <= set(lora.query_keys)
 
 
@@ -278,7 +287,8 @@ def test_the_image_runs_unprivileged_with_its_data_on_a_volume_and_a_healthcheck
     (check,) = [args for op, args in steps if op == "HEALTHCHECK"]
     assert "/_stcore/health" in check and "--fail" in check
     (entry,) = [args for op, args in steps if op == "ENTRYPOINT"]
-    assert "app.py" in entry and "--server.fileWatcherType=none" in entry
+    # the same entry as `make run` (serve.py: app.py with .streamlit/config.toml's settings)
+    assert "serve.py" in entry and "--address=0.0.0.0" in entry and "--port=8501" in entry
 
 
 def test_the_build_context_leaves_local_state_out():

@@ -1,8 +1,9 @@
 """Panels of the transfer-curves lesson: engine results in, Streamlit elements out.
 
-These helpers draw the data facts, the pretraining panel, the `n =` selector, the head-start
-sentence and the table of runs, and share chart figures between sessions; `ui.jobs` draws a
-running job's live panel. Nothing here trains.
+These helpers draw the data facts, the pretraining panel, the curves a running job has stored
+so far, and the results: the chart (with the learner's predictions), the `n =` selector, the
+head-start sentence and the table of runs; chart figures are shared between sessions. The
+running job's box itself is `ui.experiments.live_panel`'s. Nothing here trains.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.backbones import get_backbone
-from engine.core.datasets import TEST_FRACTION, get_dataset_info, load_dataset, split_target
+from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_text, load_dataset,
+                                  split_target)
+from engine.core.pretrain import PretrainResult, load_cached
+from engine.core.store import ResultStore
 from engine.experiments.stats import head_start_sentence, point_label, strategy_label
+from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
+from engine.infra.packs import pack_records
 from ui.figures import transfer_curve_figure
-from engine.core.pretrain import PretrainResult
-from engine.experiments.sweep import SweepSpec, plan_runs
+from ui.jobs import stored_so_far
+from ui.predict import figure_with_predictions, prediction_report
 
 _FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
 _FIGURES_LOCK = threading.Lock()
@@ -56,16 +62,10 @@ def plural(n: int, word: str, many: str = "") -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {many or word + 's'}"
 
 
-def size_text(labels_per_class: int, all_labels: bool) -> str:
-    """'1 label per class', '5 labels per class', 'all (126) labels per class'."""
-    name = point_label(labels_per_class, all_labels)
-    return f"{name} label per class" if name == "1" else f"{name} labels per class"
-
-
 def describe_spec(spec: SweepSpec) -> str:
     """One line naming what a spec trains, e.g. 'From scratch, Linear probe · labels per class
     1, 2 · 1 seed · 4 runs'."""
-    labels = ", ".join("all" if k == 0 else str(k) for k in spec.labels_per_class)
+    labels = ", ".join(map(labels_text, spec.labels_per_class))
     return (f"{', '.join(strategy_label(s) for s in spec.strategies)} · labels per class {labels}"
             f" · {plural(spec.seeds, 'seed')} · {plural(len(plan_runs(spec)), 'run')}")
 
@@ -121,6 +121,11 @@ def pretraining_panel(spec: SweepSpec, result: Optional[PretrainResult]) -> None
                    "of everything that determines its weights, so it is trained once and reused.")
 
 
+def stored_pretraining(spec: SweepSpec) -> Optional[PretrainResult]:
+    """The cached backbone the spec's runs start from; None when none is cached or needed."""
+    return load_cached(spec.pretrain_config()) if spec.needs_pretraining() else None
+
+
 def n_selector(records: pd.DataFrame) -> int:
     """The `n =` slider over the labels-per-class values present in `records`."""
     is_all = records.groupby("labels_per_class")["all_labels"].any()
@@ -167,3 +172,58 @@ def runs_table(records: pd.DataFrame, strategies) -> None:
     st.download_button("Download the runs (CSV)", data=records.to_csv(index=False),
                        file_name="transfer_curves.csv", mime="text/csv", on_click="ignore",
                        icon=":material/download:")
+
+
+def live_curves(spec: SweepSpec) -> None:
+    """While the spec's job runs: the curves of the runs stored so far, or a note that none is."""
+    records = stored_so_far(spec)
+    if records.empty:
+        st.info("No run of these settings is stored yet; the curves fill in as each run "
+                "finishes.", icon=":material/hourglass_empty:")
+    else:
+        st.plotly_chart(curve_figure(records, spec.strategies), key="transfer_curve_live")
+
+
+def shown_records(spec: SweepSpec, notes) -> pd.DataFrame:
+    """The spec's stored runs; on a first visit with none stored, the lesson pack's runs of
+    these settings, if it has them. Where they come from and what is missing is said in
+    `notes`."""
+    records, total = stored_records(spec, ResultStore()), len(plan_runs(spec))
+    if records.empty:
+        pack, precomputed = pack_records(spec)
+        if precomputed is not None:
+            notes.info(
+                f"Precomputed results from the lesson pack: {plural(len(pack), 'run')} trained "
+                f"on {precomputed['device']} on {precomputed['built_at'][:10]} (engine "
+                f"{precomputed['code_version']}). Press Run to re-run them live on this machine.",
+                icon=":material/inventory_2:")
+            return pack
+    missing = total - len(records)
+    if missing and not records.empty:
+        notes.warning(f"{missing} of {plural(total, 'run')} of these settings are not stored "
+                      "yet, so some points are missing or average fewer seeds. Press Run to "
+                      "train only the missing runs.", icon=":material/warning:")
+    return records
+
+
+def curve_results(spec: SweepSpec, predictions: dict, notes) -> None:
+    """The results of `spec` (`shown_records`): the chart with the learner's predictions, the
+    `n =` slider, the head-start sentence, how the predictions fared and every run; or what to
+    press when nothing is stored."""
+    chart_slot = st.empty()
+    records = shown_records(spec, notes)
+    if records.empty:
+        chart_slot.info(f"None of the {plural(len(plan_runs(spec)), 'run')} of these settings is "
+                        "stored yet. Press Run to train them; the curves fill in as each run "
+                        "finishes.", icon=":material/info:")
+        return
+    st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; the x axis "
+               "is logarithmic. Hover a point for its numbers.")
+    n = n_selector(records)
+    figure = curve_figure(records, spec.strategies, marker_n=n)
+    chart_slot.plotly_chart(figure_with_predictions(figure, predictions, spec.strategies),
+                            key="transfer_curve")
+    st.markdown(head_start_markdown(records, n, spec.strategies))
+    prediction_report(records, predictions)
+    st.subheader("Every run")
+    runs_table(records, spec.strategies)

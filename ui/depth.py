@@ -1,39 +1,32 @@
-"""The "How much of the network to train" lesson: its sweeps, live panel, charts and readings.
+"""The "How much of the network to train" lesson's form, charts, readings and configurations.
 
-Two sweeps at one labels-per-class value: freeze depth (`partial:0` .. `partial:<all>`, the
-last k blocks fine-tuned) and layer transferability in the style of Yosinski et al. (2014):
-the first k blocks copied, the rest re-initialised, the copies frozen (`copy-frozen:k`) or
-fine-tuned (`copy-tuned:k`), against training from scratch. Nothing here trains: the specs go to
-the server's job manager and the charts read the store.
+The settings and the two sweeps they run (freeze depth; layer transferability after Yosinski et
+al., 2014) are `ui.sections.depth`; here the form that fills them, the charts and readings drawn
+from the store, and the refinements panel (one strategy's parameter groups, learning rates,
+trainable weights and PyTorch code, computed on a fresh model: nothing trains). Nothing here
+runs a sweep.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Callable, Optional
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.core.backbones import block_count, count_parameters, get_backbone, SMALL_CNN_BLOCKS
-from engine.experiments.stats import summarize
-from engine.core.store import ResultStore
+from engine.core.backbones import count_parameters, get_backbone
+from engine.core.datasets import labels_list_text, labels_text
 from engine.core.strategies import get_strategy
-from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
-from ui.jobs import POLL_SECONDS, job_manager, seconds_text
-
-BACKBONE = "small_cnn"
-BLOCKS = block_count(BACKBONE)
-
-
-def depth_specs(labels: int, seeds: int) -> tuple[SweepSpec, SweepSpec]:
-    freeze = SweepSpec(strategies=tuple(f"partial:{k}" for k in range(BLOCKS + 1)),
-                       labels_per_class=(labels,), seeds=seeds)
-    copy = SweepSpec(strategies=("scratch", *(f"copy-frozen:{k}" for k in range(1, BLOCKS + 1)),
-                                 *(f"copy-tuned:{k}" for k in range(1, BLOCKS + 1))),
-                     labels_per_class=(labels,), seeds=seeds)
-    return freeze, copy
-
+from engine.core.train import TrainBudget
+from engine.experiments.stats import strategy_label, summarize
+from engine.study.codegen import describe_groups, strategy_code
+from ui.controls import DECAY_FACTORS, DEFAULT_DECAY
+from ui.curve_sets import records_of
+from ui.sections.depth import BACKBONE, BLOCKS, LABEL_CHOICES, SEED_CHOICES, DepthSettings
+# the browser tests and bench/frozen_blocks.py build the sweeps from here
+from ui.sections.depth import depth_specs  # noqa: F401
 
 @functools.lru_cache(maxsize=64)
 def trainable_weights(strategy: str) -> int:
@@ -45,18 +38,6 @@ def trainable_weights(strategy: str) -> int:
     for step in range(100 if hook else 0):  # play the schedule to its end
         hook(step, 100)
     return count_parameters(model)[0]
-
-
-def records_of(specs) -> pd.DataFrame:
-    store = ResultStore()
-    frames = [stored_records(s, store) for s in specs]
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def block_label(k: int) -> str:
-    names = SMALL_CNN_BLOCKS
-    return "none" if k == 0 else f"{k} ({'+'.join(names[len(names) - k:])})"
 
 
 def by_k(summary: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -120,25 +101,95 @@ def copy_reading(summary: pd.DataFrame) -> str:
             f"{tuned['mean'].max():.1f}% and {tuned_text} ({base:.1f}%).")
 
 
-@st.fragment(run_every=POLL_SECONDS)
-def live_depth(specs) -> None:
-    """Progress of the lesson's jobs; a full rerun (with the charts) when they end."""
-    jobs = [j for j in (job_manager().status(s.key()) for s in specs) if j is not None and j.active]
-    if not jobs:
-        st.rerun(scope="app")
+def depth_form(settings: DepthSettings) -> Optional[Callable[[], DepthSettings]]:
+    """The settings form; when Run is pressed, what builds the chosen settings."""
+    with st.form("depth_settings", border=True):
+        left, right = st.columns(2)
+        labels = left.select_slider("Labels per class", options=list(LABEL_CHOICES),
+                                    value=settings.labels_per_class, format_func=labels_text,
+                                    help="The size of the labelled target set for every run here.")
+        seeds = right.select_slider("Seeds", options=list(SEED_CHOICES), value=settings.seeds,
+                                    help="Repeats of every point; the chart shows their mean ± 1 "
+                                         "standard deviation.")
+        run = st.form_submit_button("Run both experiments", type="primary",
+                                    icon=":material/play_arrow:")
+    return (lambda: DepthSettings(labels, seeds)) if run else None
+
+
+def stored_summary(settings: DepthSettings) -> Optional[pd.DataFrame]:
+    """Mean and spread per strategy of the runs stored so far; None when none is."""
+    records = records_of(settings.specs())
+    return None if records.empty else summarize(records)
+
+
+def live_freeze(settings: DepthSettings) -> None:
+    """The freeze-depth chart of what is stored so far (the live panel redraws it)."""
+    summary = stored_summary(settings)
+    if summary is not None and not by_k(summary, "partial").empty:
+        st.plotly_chart(freeze_figure(summary), key="depth_live_freeze")
+
+
+def where_text(settings: DepthSettings) -> str:
+    """'5 labels per class, 2 seeds': the settings a chart's caption names."""
+    seeds = settings.seeds
+    return (f"{labels_text(settings.labels_per_class)} labels per class, "
+            f"{seeds} seed{'s' if seeds > 1 else ''}")
+
+
+def freeze_results(summary: Optional[pd.DataFrame], where: str, running: bool) -> None:
+    """The freeze-depth chart and its reading, or an invitation to press Run."""
+    if summary is None or by_k(summary, "partial").empty:
+        if not running:
+            st.info("Press **Run both experiments** to train these points.", icon=":material/info:")
         return
-    stored = len(records_of(specs))
-    total = sum(len(plan_runs(s)) for s in specs)
-    with st.container(border=True):
-        st.markdown(f"**Training: {stored} of {total} runs stored**")
-        st.progress(stored / total if total else 1.0)
-        for job in jobs:
-            st.caption(f"{job.done} of {job.total} runs · {job.message} · elapsed "
-                       f"{seconds_text(job.elapsed)}")
-        st.button("Cancel", icon=":material/stop:", key="cancel_depth",
-                  on_click=lambda: [job_manager().cancel(j.job_id) for j in jobs])
-    records = records_of(specs)
-    if not records.empty:
-        summary = summarize(records)
-        if not by_k(summary, "partial").empty:
-            st.plotly_chart(freeze_figure(summary), key="depth_live_freeze")
+    st.caption(f"{where}. Points: mean test accuracy; whiskers: ±1 standard deviation.")
+    st.plotly_chart(freeze_figure(summary), key="depth_freeze")
+    rows = by_k(summary, "partial")
+    best = rows.loc[rows["mean"].idxmax()]
+    st.markdown(f"**In your run** the best depth is k = {int(best['k'])} "
+                f"({best['mean']:.1f}%), training {trainable_weights(best['strategy']):,} of "
+                f"{trainable_weights(f'partial:{BLOCKS}'):,} weights. With few labels, freezing "
+                "more guards against overfitting; with many, unfreezing more lets the late "
+                "layers adapt to the target.")
+
+
+def copy_results(summary: Optional[pd.DataFrame], where: str) -> None:
+    """The copied-layers chart and its reading against the published finding."""
+    if summary is None or by_k(summary, "copy-frozen").empty:
+        return
+    st.caption(f"{where}. Dotted line: the same network trained from scratch.")
+    st.plotly_chart(copy_figure(summary), key="depth_copy")
+    st.markdown(copy_reading(summary))
+    st.caption("This setting differs from the paper's: a four-block network, a different "
+               "target task with few labels, and short training. A small labelled set favours "
+               "the frozen copies more than ImageNet's 600,000 images did.")
+
+
+def refinements() -> None:
+    """Pick a configuration: its parameter groups, learning rates, trainable weights and the
+    PyTorch code that sets it up, then a link to compare them on the Transfer curves page."""
+    factor = st.select_slider("Decay factor", options=list(DECAY_FACTORS), value=DEFAULT_DECAY,
+                              format_func=lambda f: f"{f:g}", key="depth_factor")
+    options = ["finetune", f"discriminative:{factor:g}", "gradual", "lpft",
+               *(f"partial:{k}" for k in range(BLOCKS + 1)), "copy-frozen:2", "copy-tuned:2"]
+    chosen = st.selectbox("Configuration", options, index=1, format_func=strategy_label)
+    budget = TrainBudget()
+    backbone_lr = budget.lr * budget.backbone_lr_mult
+    groups = describe_groups(chosen, BACKBONE, budget.lr, backbone_lr)
+    st.table(pd.DataFrame({
+        "Parameter group": [g.name for g in groups],
+        "Learning rate": [f"{g.lr:.3g}" for g in groups],
+        "Weights": [f"{g.parameters:,}" for g in groups],
+        "Trainable at the start": [f"{g.trainable_at_start:,}" for g in groups]}))
+    at_start = sum(g.trainable_at_start for g in groups)
+    st.markdown(f"**{strategy_label(chosen)}** trains {at_start:,} weights at the start and "
+                f"{trainable_weights(chosen):,} by the end, of {trainable_weights('scratch'):,}.")
+    with st.expander("Show the PyTorch code", icon=":material/code:"):
+        st.caption("Exactly these settings: what is frozen and the optimizer's parameter groups. "
+                   "It runs as shown in this app's environment.")
+        st.code(strategy_code(chosen, lr=budget.lr, backbone_lr=backbone_lr), language="python")
+    compare = ("scratch", "finetune", f"discriminative:{factor:g}", "gradual", "lpft")
+    st.page_link("pages/transfer_curves.py", icon=":material/show_chart:",
+                 label="Compare them over labels per class on the Transfer curves page",
+                 query_params={"strategies": ",".join(compare),
+                               "labels": labels_list_text(LABEL_CHOICES), "seeds": "3"})

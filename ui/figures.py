@@ -65,7 +65,8 @@ def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
     ticks = summary.drop_duplicates("labels_per_class").sort_values("labels_per_class")
     fig.update_xaxes(type="log", title="labelled examples per class (log scale)",
                      tickvals=ticks["labels_per_class"].tolist(),
-                     ticktext=[point_label(k, a) for k, a in zip(ticks["labels_per_class"], ticks["all_labels"])])
+                     ticktext=[point_label(k, a)
+                               for k, a in zip(ticks["labels_per_class"], ticks["all_labels"])])
     fig.update_yaxes(title="test accuracy (%)", range=[0, 101])
     if marker_n is not None and not summary.empty:
         fig.add_vline(x=marker_n, line_dash="dash", line_color="#444",

@@ -1,18 +1,29 @@
-"""Panels of the forgetting lesson: figures, tables and readings of stored results.
+"""Forms and panels of the forgetting lesson: figures, tables and readings of stored results.
 
 The forgetting experiment (`engine.experiments.forgetting`) stores one record per arm with both tasks'
 accuracy after every epoch; the diagnostics (`engine.experiments.diagnostics`) store per-layer probe
-accuracies and CKA. These helpers turn those records into plotly figures, tables and sentences
-that quote the run's own numbers. Nothing here trains.
+accuracies and CKA. The forms here fill each section's settings (`ui.sections.forgetting`); the
+panels show a section's job while it runs and its stored records after, as plotly figures,
+tables and sentences that quote the run's own numbers. Nothing here trains.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import pandas as pd
 import plotly.graph_objects as go
+import streamlit as st
 
-from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig
-from engine.experiments.forgetting import ARM_LABELS, ForgettingConfig
+from engine.core.datasets import labels_text
+from engine.core.store import ResultStore
+from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig, stored_units
+from engine.experiments.forgetting import ARM_LABELS, ForgettingConfig, stored_arms
+from ui.curves import plural
+from ui.section_run import follow_job
+from ui.sections.forgetting import (BACKBONE_LRS, D_LABELS, EPOCHS, F_LABELS, FREEZE_BLOCKS, LAMBDAS,
+                                    LOW_MULTS, LRS, PROBE_LABELS, REPLAY_MAX, SEEDS,
+                                    DiagnosticsSettings, ForgettingSettings)
 
 ARM_COLORS = {"finetune": "#D55E00", "low_lr": "#0072B2", "freeze": "#E69F00", "ewc": "#009E73",
               "replay": "#CC79A7"}
@@ -113,11 +124,8 @@ def probe_figure(records: dict[str, dict]) -> go.Figure:
         fig.add_trace(go.Scatter(x=layers[1:], y=r["finetuned_probe"], mode="lines+markers",
                                  name=f"After fine-tuning, pretrained layers at lr {r['backbone_lr']:g}",
                                  line={"color": "#009E73", "width": 3, "dash": LR_DASHES[i % 5]}))
-    fig.update_yaxes(title="probe test accuracy (%)")
-    fig.update_xaxes(title="layer whose output the probe reads")
-    fig.update_layout(height=420, margin={"l": 60, "r": 20, "t": 20, "b": 60},
-                      legend_title_text="features from", hovermode="x unified")
-    return fig
+    return _per_layer_layout(fig, "probe test accuracy (%)", "layer whose output the probe reads",
+                             "features from")
 
 
 def cka_figure(records: dict[str, dict]) -> go.Figure:
@@ -134,10 +142,15 @@ def cka_figure(records: dict[str, dict]) -> go.Figure:
     fig.add_hline(y=1.0, line_dash="dot", line_color="#444",
                   annotation_text="1 = unchanged (up to rotation and scale)",
                   annotation_position="bottom left")
-    fig.update_yaxes(title="linear CKA, before vs after")
-    fig.update_xaxes(title="block")
+    return _per_layer_layout(fig, "linear CKA, before vs after", "block", "fine-tune, images compared")
+
+
+def _per_layer_layout(fig: go.Figure, y_title: str, x_title: str, legend_title: str) -> go.Figure:
+    """The layout the per-layer charts share: one point per layer, hovered layer by layer."""
+    fig.update_yaxes(title=y_title)
+    fig.update_xaxes(title=x_title)
     fig.update_layout(height=420, margin={"l": 60, "r": 20, "t": 20, "b": 60},
-                      legend_title_text="fine-tune, images compared", hovermode="x unified")
+                      legend_title_text=legend_title, hovermode="x unified")
     return fig
 
 
@@ -176,8 +189,125 @@ def diagnostics_reading(records: dict[str, dict], config: DiagnosticsConfig) -> 
     base = records.get(BASELINE)
     if base is not None:
         pre, unt = base["pretrained_probe"], base["untrained_probe"]
-        lines.append(f"- With {config.probe_labels_per_class or 'all'} labels per class, a probe "
+        lines.append(f"- With {labels_text(config.probe_labels_per_class)} labels per class, a probe "
                      f"on the pretrained network's last block scores **{pre[-1]:.1f}%**, on an "
                      f"untrained network's **{unt[-1]:.1f}%**, on the raw pixels "
                      f"**{base['pixels_probe']:.1f}%**.")
     return "\n".join(lines)
+
+
+# ---- forms and panels ------------------------------------------------------------------------------
+
+def _run_button() -> bool:
+    return st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+
+
+def _size_slider(area, label: str, sizes: tuple[int, ...], value: int) -> int:
+    return area.select_slider(label, sizes, value, format_func=labels_text)
+
+
+def forgetting_form(current: ForgettingSettings) -> Optional[Callable[[], ForgettingSettings]]:
+    """The forgetting section's form, showing `current`; when Run is pressed, what builds the
+    chosen settings, else None."""
+    with st.form("forgetting_settings"):
+        a, b, c = st.columns(3)
+        values = dict(
+            labels_per_class=_size_slider(a, "Target labels per class", F_LABELS, current.labels_per_class),
+            epochs=b.slider("Epochs", *EPOCHS, current.epochs),
+            lr=c.select_slider("Learning rate", LRS, current.lr, format_func="{:g}".format,
+                               help="Of every layer in plain fine-tuning, and of the new head in every arm."))
+        a, b, c, d = st.columns(4)
+        values.update(
+            low_lr_mult=a.select_slider("Lower learning rate: factor", LOW_MULTS, current.low_lr_mult,
+                                        format_func="{:g}".format),
+            freeze_blocks=b.slider("Frozen early blocks", *FREEZE_BLOCKS, current.freeze_blocks),
+            ewc_lambda=c.select_slider("EWC λ", LAMBDAS, current.ewc_lambda, format_func="{:g}".format,
+                                       help="0 makes EWC plain fine-tuning."),
+            replay_fraction=d.slider("Replay fraction", 0.0, REPLAY_MAX, float(current.replay_fraction),
+                                     0.05, help="Share of each batch that is MNIST training images."),
+            seed=st.number_input("Seed", *SEEDS, current.seed, width=160,
+                                 help="Target labels drawn, new head, batch order."))
+        run = _run_button()
+    return (lambda: ForgettingSettings.from_form(**values)) if run else None
+
+
+def diagnostics_form(current: DiagnosticsSettings) -> Optional[Callable[[], DiagnosticsSettings]]:
+    """The diagnostics section's form, showing `current`; when Run is pressed, what builds the
+    chosen settings, else None."""
+    with st.form("diagnostics_settings"):
+        left, mid, right = st.columns(3)
+        values = dict(
+            labels_per_class=_size_slider(left, "Fine-tune labels per class", D_LABELS,
+                                          current.labels_per_class),
+            backbone_lrs=mid.multiselect("Learning rates of the pretrained layers", BACKBONE_LRS,
+                                         default=list(current.backbone_lrs), format_func="{:g}".format,
+                                         help="One fine-tune per rate; the new head trains at 0.003."),
+            probe_labels_per_class=_size_slider(right, "Probe labels per class", PROBE_LABELS,
+                                                current.probe_labels_per_class))
+        run = _run_button()
+    return (lambda: DiagnosticsSettings.from_form(**values)) if run else None
+
+
+def draw_forgetting(records: dict, key: str) -> None:
+    left, right = st.columns(2)
+    left.plotly_chart(forgetting_figure(records, "source"), key=f"{key}_source")
+    right.plotly_chart(forgetting_figure(records, "target"), key=f"{key}_target")
+
+
+def _stored_or_invitation(settings, notes, name: str, unit: str, read: Callable, invitation: str,
+                          draw_live: Optional[Callable[[], None]] = None) -> dict[str, dict]:
+    """A section's stored records, `read(experiment, store)`; {} while its job runs (its live
+    panel drawn instead) or when none is stored yet (`invitation` shown)."""
+    if follow_job(settings, name, notes, draw_live, unit=unit):
+        return {}
+    records = read(settings.experiment(), ResultStore())
+    if not records:
+        st.info(invitation, icon=":material/info:")
+    return records
+
+
+def forgetting_panel(settings: ForgettingSettings, notes) -> dict[str, dict]:
+    """The forgetting section's results: its job's progress and curves so far while it runs,
+    else the stored arms' curves, table and reading (notes in `notes`). Returns the stored
+    arms drawn, or {} when nothing is drawn yet."""
+    config = settings.experiment()
+
+    def draw_live() -> None:
+        so_far = stored_arms(config, ResultStore())
+        if so_far:
+            draw_forgetting(so_far, "forgetting_live")
+    records = _stored_or_invitation(
+        settings, notes, "forgetting", "arm", stored_arms,
+        f"None of the {plural(len(config.arms), 'arm')} of these settings is stored yet. "
+        "Press Run (about a minute on two CPU cores).", draw_live)
+    if not records:
+        return {}
+    if len(records) < len(config.arms):
+        missing = plural(len(config.arms) - len(records), "arm")
+        notes.warning(f"{missing} of these settings not stored yet; press Run to train only "
+                      "what is missing.", icon=":material/warning:")
+    draw_forgetting(records, "forgetting")
+    st.dataframe(forgetting_table(records, config))
+    st.markdown(forgetting_reading(records))
+    return records
+
+
+def diagnostics_panel(settings: DiagnosticsSettings, notes) -> dict[str, dict]:
+    """The diagnostics section's results: its job's progress while it runs, else the stored
+    probes, CKA, weight changes and reading. Returns the stored units drawn, or {}."""
+    config = settings.experiment()
+    records = _stored_or_invitation(
+        settings, notes, "diagnostics", "model", stored_units,
+        f"Nothing of these settings is stored yet ({plural(len(config.unit_names()), 'model')} "
+        "to train and probe). Press Run.")
+    if not records:
+        return {}
+    st.subheader("Linear probe on each layer")
+    st.plotly_chart(probe_figure(records), key="probes")
+    st.subheader("Similarity before against after fine-tuning")
+    st.plotly_chart(cka_figure(records), key="cka")
+    table = change_table(records)
+    if not table.empty:
+        st.dataframe(table)
+    st.markdown(diagnostics_reading(records, config))
+    return records

@@ -1,21 +1,16 @@
-"""Panels of the "When transfer hurts" lesson: negative transfer and domain shift.
+"""The "When transfer hurts" lesson's forms, charts and readings.
 
-Both are plain sweeps over derived datasets (`engine.core.shifts`), grouped into one background job
-each (`engine.infra.jobs.SweepGroup`):
-
-- negative transfer: the small CNN pretrained on a mismatched source (MNIST with its pixels
-  scrambled, or with random labels) fine-tuned and probed on the UCI digits, against training
-  from scratch and fine-tuning from plain MNIST, at several label counts;
-- domain shift: one sweep (scratch, probe, fine-tune) per severity of a transform of the
-  target, read as the head-start of probe and fine-tune over scratch against severity.
-
-Helpers here build the specs, read their runs from the store and build the figures; the page
-draws them. Nothing here trains.
+The settings of its two sections and the sweep groups they run are `ui.sections.hurts`:
+negative transfer (a source that teaches the wrong things, against training from scratch) and
+domain shift (the head-start of probe and fine-tune over scratch against the severity of a
+transform of the target). Here the forms that fill them, and what the page draws from the
+store: the curves and table of negative transfer, the head-start chart of domain shift, a strip
+of the shifted target, and readings that follow the run's own numbers. Nothing here trains.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -23,55 +18,21 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.datasets import load_dataset, split_target
-from engine.infra.jobs import SweepGroup
-from engine.experiments.stats import summarize
-from ui.figures import COLORS
 from engine.core.pretrain import PretrainConfig, load_cached
-from engine.core.shifts import SHIFTS, shifted_name
+from engine.core.shifts import SEVERITY_SHIFTS, SHIFTS, shifted_name
 from engine.core.store import ResultStore
-from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
+from engine.experiments.stats import summarize
+from engine.experiments.sweep import MAX_SEEDS, stored_records
+from ui.curve_sets import Curve, curve_records, present_labels, stored_runs, total_runs
+from ui.curves import curve_figure, plural
+from ui.figures import COLORS
+from ui.section_run import missing_note
+from ui.sections.hurts import (LABELS, MISMATCHED, SHIFT_SEEDS, SHIFT_SLIDERS, SHIFT_STEPS, SOURCE,
+                               TARGET, NegativeSettings, ShiftSettings)
+# the browser tests build the domain-shift groups from here
+from ui.sections.hurts import shift_group, shift_levels  # noqa: F401
 
-SOURCE, TARGET = "mnist5k", "uci_digits"
-MISMATCHED = {"permuted": "MNIST with scrambled pixels", "randlabels": "MNIST with random labels"}
 GAP = "Mismatched fine-tune minus scratch (points)"  # a column of `negative_table`
-
-
-@dataclass(frozen=True)
-class Curve:
-    label: str  # the legend entry
-    source: str  # the spec's source
-    strategy: str  # the strategy whose runs draw it
-
-
-def negative_curves(shift: str) -> tuple[Curve, ...]:
-    bad = shifted_name(SOURCE, shift)
-    return (Curve("From scratch", SOURCE, "scratch"),
-            Curve("Fine-tune from MNIST (matched source)", SOURCE, "finetune"),
-            Curve(f"Fine-tune from {MISMATCHED[shift]}", bad, "finetune"),
-            Curve(f"Probe on {MISMATCHED[shift]}", bad, "probe"))
-
-
-def negative_group(shift: str, labels: tuple[int, ...], seeds: int) -> SweepGroup:
-    """Scratch and fine-tuning from MNIST (the runs the curves lesson shares), then probe and
-    fine-tuning from the mismatched source."""
-    common = dict(target=TARGET, labels_per_class=labels, seeds=seeds)
-    return SweepGroup((SweepSpec(source=SOURCE, strategies=("scratch", "finetune"), **common),
-                       SweepSpec(source=shifted_name(SOURCE, shift), strategies=("probe", "finetune"),
-                                 **common)))
-
-
-def group_records(group: SweepGroup, curves: tuple[Curve, ...]) -> pd.DataFrame:
-    """Every stored run of the group, with `strategy` replaced by its curve's label."""
-    store, frames = ResultStore(), []
-    for spec in group.specs:
-        records = stored_records(spec, store)
-        for curve in curves:
-            if curve.source == spec.source and curve.strategy in spec.strategies:
-                part = records[records["strategy"] == curve.strategy].copy()
-                part["strategy"] = curve.label
-                frames.append(part)
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def source_accuracy(source: str):
@@ -91,29 +52,124 @@ def negative_table(records: pd.DataFrame, curves: tuple[Curve, ...]) -> pd.DataF
     return wide.round(1)
 
 
+def negative_form(settings: NegativeSettings) -> Optional[Callable[[], NegativeSettings]]:
+    """The negative-transfer form; when Run is pressed, what builds the chosen settings."""
+    with st.form("negative_settings"):
+        shift = st.radio("Mismatched source", list(MISMATCHED), format_func=MISMATCHED.get,
+                         index=list(MISMATCHED).index(settings.shift), horizontal=True,
+                         help="Scrambled pixels: every MNIST image's pixels moved by one fixed "
+                              "permutation. Random labels: MNIST's labels shuffled among its images.")
+        left, right = st.columns(2)
+        labels = left.multiselect("Labels per class", LABELS, default=list(settings.labels_per_class),
+                                  key="neg_labels")
+        seeds = right.number_input("Seeds", 1, MAX_SEEDS, settings.seeds, key="neg_seeds")
+        run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    return (lambda: NegativeSettings(shift, tuple(labels), int(seeds))) if run else None
+
+
+def negative_chart(settings: NegativeSettings, key: str,
+                   records: Optional[pd.DataFrame] = None) -> None:
+    """The negative-transfer curves stored so far (read from the store unless given)."""
+    curves = settings.curves()
+    records = curve_records(settings.experiment().specs, curves) if records is None else records
+    if not records.empty:
+        st.plotly_chart(curve_figure(records, present_labels(records, curves)), key=key)
+
+
+def negative_results(settings: NegativeSettings, notes) -> None:
+    """The curves, the table of gaps to scratch and the readings; an invitation to press Run
+    when nothing is stored."""
+    specs, curves = settings.experiment().specs, settings.curves()
+    records, total = curve_records(specs, curves), total_runs(specs)
+    if records.empty:
+        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run: "
+                "the first run pretrains the small CNN on the mismatched source once (about 10 s "
+                "on two idle CPU cores).", icon=":material/info:")
+        return
+    missing_note(len(records), total, notes)
+    st.caption("Lines: mean test accuracy on the UCI digits over seeds; bands: ±1 standard "
+               "deviation; log x axis.")
+    negative_chart(settings, "negative", records)
+    table = negative_table(records, curves)
+    st.dataframe(table.rename_axis("labels per class"))
+    bad = MISMATCHED[settings.shift]
+    if GAP in table:
+        st.markdown(negative_verdict(table, bad))
+    accuracy = source_accuracy(shifted_name(SOURCE, settings.shift))
+    if accuracy is not None:
+        st.markdown(f"Pretraining on {bad} reached **{accuracy:.1f}%** on held-out images of its "
+                    "own task (chance is 10%).")
+    st.subheader("Why it hurts")
+    st.markdown(WHY_NEGATIVE[settings.shift])
+    st.markdown("Pretraining is a bet that the source and the target share structure. When they "
+                "do not, the transferred weights are a handicap, and only a **from-scratch "
+                "baseline** shows it: run one before trusting a transfer.")
+
+
 # ---- domain shift ---------------------------------------------------------------------------
 
-SHIFT_SLIDERS = {  # kind -> (step, default highest severity) of the page's slider
-    "rotate": (5.0, 90.0), "invert": (0.05, 1.0), "noise": (0.05, 0.6), "blur": (0.25, 3.0),
-}
+def shift_form(settings: ShiftSettings) -> Optional[Callable[[], ShiftSettings]]:
+    """The transform picker (it redraws the form) and the domain-shift form; when Run is
+    pressed, what builds the chosen settings."""
+    kind = st.selectbox("Transform", SEVERITY_SHIFTS, index=SEVERITY_SHIFTS.index(settings.kind),
+                        format_func=lambda k: SHIFTS[k].title, key="shift_kind",
+                        help="Changing it redraws the form below; nothing trains until you press Run.")
+    step, default_high = SHIFT_SLIDERS[kind]
+    unit = f" ({SHIFTS[kind].unit})" if SHIFTS[kind].unit else ""
+    with st.form("shift_settings"):
+        highest = st.slider(f"Highest severity{unit}", step, SHIFTS[kind].max_severity,
+                            float(settings.highest if kind == settings.kind else default_high), step,
+                            help="The severities run evenly from 0 (the plain target) to this.")
+        steps = st.slider("Severity levels above 0", *SHIFT_STEPS, settings.steps)
+        left, right = st.columns(2)
+        labels = left.multiselect("Labels per class", LABELS, default=list(settings.labels_per_class),
+                                  key="shift_labels")
+        seeds = right.number_input("Seeds", 1, SHIFT_SEEDS, settings.seeds, key="shift_seeds")
+        run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    return (lambda: ShiftSettings(kind, float(highest), int(steps), tuple(labels), int(seeds))
+            ) if run else None
 
 
-def shift_levels(kind: str, highest: float, steps: int) -> tuple[float, ...]:
-    """0 and `steps` evenly spaced severities up to `highest` (rounded to 3 decimals)."""
-    return tuple(sorted({round(highest * i / steps, 3) for i in range(steps + 1)}))
+def shift_preview(settings: ShiftSettings) -> None:
+    """One test image per class of the target at each severity of these settings."""
+    info = SHIFTS[settings.kind]
+    st.caption(f"The target at each severity of these settings ({info.title.lower()}), one test "
+               "image per class:")
+    levels = settings.levels()
+    for column, level in zip(st.columns(len(levels)), levels):
+        column.image(preview_strip(settings.kind, level),
+                     caption=f"severity {info.format_severity(level)}", width="stretch")
 
 
-def shift_group(kind: str, levels: tuple[float, ...], labels: tuple[int, ...], seeds: int) -> SweepGroup:
-    """One sweep (scratch, probe, fine-tune) per severity; severity 0 is the plain target."""
-    return SweepGroup(tuple(SweepSpec(target=shifted_name(TARGET, kind, s), labels_per_class=labels,
-                                      seeds=seeds) for s in levels))
+def live_head_starts(settings: ShiftSettings) -> None:
+    """The head-start chart of what is stored so far (the live panel redraws it)."""
+    st.plotly_chart(head_start_figure(head_starts(settings), settings.kind), key="shift_live")
 
 
-def head_starts(group: SweepGroup, levels: tuple[float, ...]) -> pd.DataFrame:
+def shift_results(settings: ShiftSettings, notes) -> None:
+    """The head-start chart and its readings; an invitation to press Run when no severity has
+    its runs stored."""
+    frame, specs = head_starts(settings), settings.experiment().specs
+    if frame.empty:
+        runs = plural(total_runs(specs), "run")
+        st.info(f"No severity of these settings has its runs stored yet ({runs} in all). Press Run.",
+                icon=":material/info:")
+        return
+    missing_note(stored_runs(specs), total_runs(specs), notes)
+    st.plotly_chart(head_start_figure(frame, settings.kind), key="shift")
+    st.caption("Each point: mean over seeds of (strategy accuracy − scratch accuracy) on the same "
+               "labelled examples; error bars: ±1 standard deviation of that difference.")
+    st.markdown(shift_reading(frame, settings.kind))
+    st.subheader("Reading the plot")
+    st.markdown(WHY_SHIFT)
+    st.markdown(WHY_KIND[settings.kind])
+
+
+def head_starts(settings: ShiftSettings) -> pd.DataFrame:
     """Per severity, label count and transfer strategy: the mean and spread over seeds of
     (strategy accuracy - scratch accuracy), paired by seed (same labelled examples)."""
     store, rows = ResultStore(), []
-    for level, spec in zip(levels, group.specs):
+    for level, spec in zip(settings.levels(), settings.experiment().specs):
         records = stored_records(spec, store)
         if records.empty:
             continue
@@ -176,14 +232,6 @@ def preview_strip(kind: str, level: float, count: int = 6) -> np.ndarray:
     picks = [test[np.flatnonzero(y == c)[0]] for c in range(min(count, data.n_classes))]
     images = data.x[picks].mean(1).numpy()  # (count, H, W) in [0, 1]
     return (np.concatenate(list(images), axis=1) * 255).round().astype(np.uint8)
-
-
-def total_runs(group: SweepGroup) -> int:
-    return sum(len(plan_runs(spec)) for spec in group.specs)
-
-
-def stored_runs(group: SweepGroup) -> int:
-    return group.units(str(ResultStore().path))[0]
 
 
 def negative_verdict(table: pd.DataFrame, bad: str) -> str:

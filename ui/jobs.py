@@ -1,41 +1,54 @@
-"""The server's one `JobManager`, the session's id, and the live panel of a running sweep.
+"""The server's one `JobManager`, the session's id, and what the store holds of a running job.
 
 Training runs in the job manager's worker processes, never in a script thread: a page submits
-its spec and polls the job's status. Identical specs from any number of sessions share one job.
-The live panel is a fragment that reruns every second on its own, so the rest of the page (the
-form, the slider) stays usable, and asks for a full rerun once the job is no longer active.
+its experiment and polls the job's status. Identical experiments from any number of sessions
+share one job. The live panel a page draws while a job runs is `ui.experiments.live_panel`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 import pandas as pd
-import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from engine.core.datasets import get_dataset_info
-from engine.infra.jobs import JobManager, JobStatus
 from engine.core.store import ResultStore
-from engine.experiments.sweep import SweepSpec, stored_records
-from ui.curves import curve_figure, plural
+from engine.experiments.sweep import stored_records
+from engine.infra.jobs import JobManager, JobSpec, JobStatus
 
-JOB_KEY = "transfer_curves.job"  # session_state key: the job this session last submitted
 POLL_SECONDS = 1.0  # how often a running job's panel refreshes
-_LIVE_LOCK = threading.Lock()
-_LIVE: dict[str, tuple[tuple, pd.DataFrame]] = {}  # job id -> (progress step, its stored runs)
-
-
 SPARE_WORKER_ENV = "TRANSFERLAB_SPARE_WORKER"  # "0": no worker process waits for the next job
+_LIVE_LOCK = threading.Lock()
+_LIVE: dict[tuple, tuple[tuple, pd.DataFrame]] = {}  # (job id, reader) -> (step, what it read)
+Reader = Callable[[JobSpec, ResultStore], pd.DataFrame]  # what a page reads of an experiment
 
 
-@st.cache_resource(max_entries=1)
+_MANAGER_LOCK = threading.Lock()  # guards _MANAGER: sessions' script threads ask at once
+_MANAGER: list[JobManager] = []  # the server process's job manager, once created
+
+
 def job_manager() -> JobManager:
-    """One job manager per server process, shared by every session. While no job runs, one
-    worker process waits with PyTorch imported, so pressing Run starts training at once."""
-    return JobManager(spare_worker=os.environ.get(SPARE_WORKER_ENV, "1") != "0")
+    """One job manager per server process, shared by every session, created on first use. While
+    no job runs, one worker process waits with PyTorch imported, so pressing Run starts training
+    at once. Held here, not in `st.cache_resource`: clearing Streamlit's caches would drop it and
+    orphan its jobs (their progress and Cancel gone, the worker still training, the next Run
+    starting a second one)."""
+    with _MANAGER_LOCK:
+        if not _MANAGER:
+            _MANAGER.append(JobManager(spare_worker=os.environ.get(SPARE_WORKER_ENV, "1") != "0"))
+        return _MANAGER[0]
+
+
+def _forget_job_manager() -> None:
+    """Let the next `job_manager()` create a new manager; the caller has shut the old one down
+    (tests that point TRANSFERLAB_HOME elsewhere: the manager keeps its store's path)."""
+    with _MANAGER_LOCK:
+        _MANAGER.clear()
+
+
+job_manager.clear = _forget_job_manager  # as `st.cache_resource` functions have; tests call it
 
 
 def session_id() -> str:
@@ -50,74 +63,24 @@ def seconds_text(seconds: Optional[float]) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def job_progress(job: JobStatus, spec: SweepSpec) -> None:
-    """Progress bar, stage, elapsed time, ETA, queue position and a Cancel button."""
-    fraction = job.done / job.total if job.total else 1.0
-    if job.state == "queued":
-        where = f"position {job.queue_position} in the queue" if job.queue_position else "queued"
-        label = f"Waiting for a free worker ({where})"
-    elif job.stage == "pretrain":
-        label = (f"Pretraining on {get_dataset_info(spec.source).title} "
-                 "(once; the checkpoint is cached)")
-    else:
-        label = f"Training runs: {job.done} of {job.total} done"
-    with st.container(border=True):
-        st.markdown(f"**{label}**")
-        st.progress(fraction, text=f"{job.done} of {job.total} runs stored · {job.message}")
-        facts = [f"Elapsed: {seconds_text(job.elapsed)}"]
-        if job.state == "running":
-            facts.append(f"ETA: {seconds_text(job.eta_seconds())}")
-        if job.restarts:
-            facts.append("the worker was stopped from outside and restarted; it trains only the "
-                         "runs not yet stored")
-        if job.watchers > 1:
-            facts.append(f"{job.watchers} sessions are watching this experiment")
-        st.caption(" · ".join(facts) + ". Training runs on the server in the background: each "
-                   "run is stored the moment it finishes, and leaving the page does not stop it. "
-                   "Cancel keeps the finished runs.")
-        st.button("Cancel", icon=":material/stop:", key="cancel_job",
-                  on_click=job_manager().cancel, args=(job.job_id,))
-
-
-def live_records(job: JobStatus) -> pd.DataFrame:
-    """The stored runs of a running job, read from the store once per progress step and shared
-    by every session watching it (thirty students poll the same job once a second each).
-    Callers only read the frame."""
-    step = (job.done, job.trained, job.stage)
+def live_records(job: JobStatus, read: Reader = stored_records) -> pd.DataFrame:
+    """`read(job.spec, store)` for a running job, read from the store once per progress step
+    and shared by every session watching it (thirty students poll the same job once a second
+    each). Callers only read the frame."""
+    step, key = (job.done, job.trained, job.stage), (job.job_id, read)
     with _LIVE_LOCK:
-        cached = _LIVE.get(job.job_id)
+        cached = _LIVE.get(key)
         if cached is None or cached[0] != step:
             if len(_LIVE) > 64:  # jobs that ended long ago
                 _LIVE.clear()
-            cached = _LIVE[job.job_id] = (step, stored_records(job.spec, ResultStore()))
+            cached = _LIVE[key] = (step, read(job.spec, ResultStore()))
         return cached[1]
 
 
-@st.fragment(run_every=POLL_SECONDS)
-def live_job_panel(spec: SweepSpec) -> None:
-    """Reruns every second while the job for `spec` is active; the chart fills in run by run."""
+def stored_so_far(spec: JobSpec, read: Reader = stored_records) -> pd.DataFrame:
+    """`read(spec, store)`: what the store holds of `spec`; while its job runs, through
+    `live_records`, so a classroom watching one job reads the store once per step."""
     job = job_manager().status(spec.key())
     if job is None or not job.active:
-        st.rerun(scope="app")  # the job ended: draw the full results
-        return
-    job_progress(job, spec)
-    records = live_records(job)
-    if records.empty:
-        st.info("No run of these settings is stored yet; the curves fill in as each run "
-                "finishes.", icon=":material/hourglass_empty:")
-    else:
-        st.plotly_chart(curve_figure(records, spec.strategies), key="transfer_curve_live")
-
-
-def job_summary(job: JobStatus, area) -> None:
-    """One note on how a finished job ended, drawn in `area`."""
-    if job.state == "done":
-        with area:
-            st.status(f"Trained {plural(job.trained, 'new run')} in {job.elapsed:.1f} s; "
-                      f"{job.done} of {job.total} runs stored", state="complete", expanded=False)
-    elif job.state == "cancelled":
-        area.warning(f"Cancelled: {job.done} of {plural(job.total, 'run')} are stored and kept; "
-                     "press Run to train only the missing runs.", icon=":material/stop_circle:")
-    else:
-        area.error(f"Training stopped: {job.error or job.message}. The finished runs are kept; "
-                   "press Run to train only the missing runs.", icon=":material/error:")
+        return read(spec, ResultStore())
+    return live_records(job, read)

@@ -1,16 +1,19 @@
-"""Panels of the LoRA lab: engine counts and stored runs in, Streamlit elements and figures out.
+"""Forms and panels of the LoRA lab: engine counts and stored runs in, Streamlit elements and
+figures out.
 
-The lab's training settings (`LabSettings`) live in the URL as well as the form; `lab_spec`
-turns them into the one `SweepSpec` of the trade-off, which the server's job manager runs like
-any other sweep. The figures here (trainable parameters against rank, the memory bars, accuracy
-against trainable parameters) are plotly builders of engine numbers. Nothing here trains.
+The lab's training settings (`ui.sections.lora.LabSettings`) live in the URL as well as the
+form; their experiment is the one `SweepSpec` of the trade-off, which the server's job manager
+runs like any other sweep, and the merge check (`engine.experiments.lora_merge`) is a job of its
+own. The figures here (trainable parameters against rank, the memory bars, accuracy against
+trainable parameters) are plotly builders of engine numbers; the panels draw a section's
+stored results, or its job while it runs. Nothing here trains.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
-from typing import Mapping, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,86 +21,43 @@ import streamlit as st
 import torch
 
 from engine.core.backbones import get_backbone
-from engine.core.lora import LoraError, MemoryEstimate, short_layer_names
-from engine.experiments.lora_presets import PRESETS, count_preset, strategy_parameters
+from engine.core.lora import PUBLISHED, LoraCount, LoraError, short_layer_names
+from engine.core.store import ResultStore
+from engine.core.strategies import get_strategy, lora_layer_names
+from engine.experiments.lora_merge import MergeCheckConfig, stored_check
+from engine.experiments.lora_presets import (PRESETS, MemoryEstimates, count_preset, memory_estimates,
+                                             preset_architecture, strategy_parameters)
 from engine.experiments.stats import summarize
-from engine.core.strategies import get_strategy, lora_layer_names, lora_name
-from engine.experiments.sweep import SweepSpec
-from ui.controls import query_items, query_seeds
-from ui.jobs import POLL_SECONDS, job_manager, job_progress, live_records
+from engine.experiments.sweep import MAX_SEEDS, plan_runs, stored_records
+from ui.curves import plural
+from ui.experiments import active, ended_note, live_panel
+from ui.jobs import stored_so_far
+from ui.section_run import follow_job, missing_note
+from ui.sections.lora import LABEL_CHOICES, RANK_CHOICES, LabSettings
 
-RANK_CHOICES = (1, 2, 4, 8, 16)  # ranks the trade-off sweep offers
-LABEL_CHOICES = (1, 2, 5, 10, 20, 50)  # one labelled-set size per trade-off
 CHART_RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 DEFAULT_PRESET = "gpt3-175b"
+PRESET_KEY = "lora_lab.preset"  # session_state: the architecture chosen
 
 
 @dataclass(frozen=True)
-class LabSettings:
-    labels_per_class: int = 10  # the one labelled-set size of the trade-off
-    seeds: int = 3  # runs per point
-    ranks: tuple[int, ...] = RANK_CHOICES  # the LoRA ranks trained
-    layers: tuple[str, ...] = ()  # the small CNN's layers LoRA wraps; empty: every one
+class AdapterChoice:
+    """The adapter the count and memory sections describe."""
 
-    def strategies(self) -> tuple[str, ...]:
-        return ("probe", "finetune", *(lora_name(r, self.layers) for r in self.ranks))
-
-    def to_query(self) -> dict[str, str]:
-        return {"labels": str(self.labels_per_class), "seeds": str(self.seeds),
-                "ranks": ",".join(map(str, self.ranks)),
-                "layers": ",".join(self.layers or lora_layer_names())}
+    preset: str  # the architecture, a key of PRESETS
+    rank: int  # r
+    alpha: float  # scales the update by alpha / r; changes no count
+    targets: tuple[str, ...]  # module names, matched as peft matches target_modules
 
 
-def lab_spec(settings: LabSettings) -> SweepSpec:
-    """The trade-off as one sweep: probe, fine-tuning and LoRA at each rank, one size."""
-    return SweepSpec(strategies=settings.strategies(), labels_per_class=(settings.labels_per_class,),
-                     seeds=settings.seeds)
+@dataclass(frozen=True)
+class MemoryChoice:
+    """How the memory section trains the chosen adapter."""
 
-
-def settings_from(labels, seeds, ranks, layers) -> LabSettings:
-    """Settings from the form's values; ValueError says what is wrong."""
-    if not ranks:
-        raise ValueError("choose at least one LoRA rank")
-    if not layers:
-        raise ValueError("choose at least one layer for LoRA")
-    known = lora_layer_names()
-    chosen = tuple(k for k in known if k in layers)
-    return LabSettings(int(labels), int(seeds), tuple(sorted(set(ranks))),
-                       () if chosen == known else chosen)
-
-
-def settings_from_query(params: Mapping[str, str]) -> tuple[Optional[LabSettings], list[str]]:
-    """A link's settings, each value checked against the allowed ones; a bad value falls back
-    to the default with a notice. None when the link holds no settings."""
-    if not any(k in params for k in ("labels", "seeds", "ranks", "layers")):
-        return None, []
-    default, notices, fields = LabSettings(), [], {}
-
-    def items(name: str) -> Optional[list[str]]:
-        return query_items(params, name, notices)
-
-    labels, seeds, ranks, layers = (items(n) for n in ("labels", "seeds", "ranks", "layers"))
-    if labels is not None:
-        if len(labels) == 1 and labels[0] in {str(k) for k in LABEL_CHOICES}:
-            fields["labels_per_class"] = int(labels[0])
-        else:
-            notices.append("the link's labels per class must be one of "
-                           f"{', '.join(map(str, LABEL_CHOICES))}; using the default")
-    query_seeds(seeds, fields, notices)
-    if ranks is not None:
-        if ranks and all(r in {str(k) for k in RANK_CHOICES} for r in ranks):
-            fields["ranks"] = tuple(sorted({int(r) for r in ranks}))
-        else:
-            notices.append(f"the link's ranks are not all among {', '.join(map(str, RANK_CHOICES))}; "
-                           "using the default")
-    if layers is not None:
-        known = lora_layer_names()
-        if layers and all(k in known for k in layers):
-            chosen = tuple(k for k in known if k in layers)
-            fields["layers"] = () if chosen == known else chosen
-        else:
-            notices.append(f"the link's layers are not all among {', '.join(known)}; using all")
-    return replace(default, **fields), notices
+    weights: str  # precision of the weights: "bf16" or "fp32"
+    batch: int  # examples per step
+    seq: int  # tokens per example (transformers)
+    checkpointing: bool  # keep only each block's input and recompute the rest
 
 
 @functools.lru_cache(maxsize=1)
@@ -145,9 +105,9 @@ def rank_figure(preset: str) -> go.Figure:
     return fig
 
 
-def memory_figure(estimates: list[MemoryEstimate]) -> go.Figure:
+def memory_figure(estimates: MemoryEstimates) -> go.Figure:
     """One stacked horizontal bar per method, one segment per memory term, in GB."""
-    fig = go.Figure()
+    estimates, fig = estimates.methods(), go.Figure()
     labels = list(dict.fromkeys(t.label for e in estimates for t in e.terms))
     for label in labels:
         fig.add_trace(go.Bar(
@@ -163,9 +123,9 @@ def memory_figure(estimates: list[MemoryEstimate]) -> go.Figure:
     return fig
 
 
-def memory_table(estimates: list[MemoryEstimate]) -> pd.DataFrame:
+def memory_table(estimates: MemoryEstimates) -> pd.DataFrame:
     return pd.DataFrame([{"Method": e.method, "Term": t.label, "Memory": bytes_text(t.bytes),
-                          "Assumption": t.assumption} for e in estimates for t in e.terms])
+                          "Assumption": t.assumption} for e in estimates.methods() for t in e.terms])
 
 
 @functools.lru_cache(maxsize=64)
@@ -241,23 +201,191 @@ def tradeoff_figure(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
-@st.fragment(run_every=POLL_SECONDS)
-def live_tradeoff(spec: SweepSpec) -> None:
-    """Progress of the trade-off's job and the chart so far; a full rerun when it ends."""
-    job = job_manager().status(spec.key())
-    if job is None or not job.active:
-        st.rerun(scope="app")
-        return
-    job_progress(job, spec)
-    records = live_records(job)
-    if not records.empty:
-        st.plotly_chart(tradeoff_figure(tradeoff_table(records)), key="lora_tradeoff_live")
-
-
-def preset_counts(preset: str, rank: int, targets) -> Optional[object]:
+def preset_counts(preset: str, rank: int, targets) -> Optional[LoraCount]:
     """The preset's count, or None after showing why it cannot be counted."""
     try:
         return count_preset(preset, rank, targets)
     except LoraError as err:
         st.error(f"Cannot count this adapter: {err}.", icon=":material/error:")
         return None
+
+
+# ---- sections ------------------------------------------------------------------------------------
+
+def preset_choice() -> str:
+    """The architecture: a link opens the one it names (a notice when the lab does not know it);
+    later the widget rules, and the choice is written to the link."""
+    url_preset = st.query_params.get("preset")
+    if url_preset is not None and url_preset not in PRESETS:
+        st.warning("This link's architecture is not one the lab knows; showing GPT-3 175B.",
+                   icon=":material/link_off:")
+    if PRESET_KEY not in st.session_state:
+        st.session_state[PRESET_KEY] = url_preset if url_preset in PRESETS else DEFAULT_PRESET
+    preset = st.selectbox("Architecture", list(PRESETS), format_func=lambda n: PRESETS[n].title,
+                          key=PRESET_KEY)
+    if preset != DEFAULT_PRESET or "preset" in st.query_params:
+        st.query_params["preset"] = preset
+    return preset
+
+
+def adapter_controls(preset: str) -> AdapterChoice:
+    """Rank, alpha and target modules of an adapter on `preset`."""
+    left, mid, right = st.columns([1, 1, 3])
+    rank = left.number_input("Rank r", min_value=1, max_value=1024, value=8, step=1)
+    alpha = mid.number_input("alpha", min_value=0.5, max_value=1024.0, value=16.0, step=1.0,
+                             help="Scales the update by alpha / r. It changes no count.")
+    targets = right.multiselect("Target modules", preset_architecture(preset).target_names(),
+                                default=list(PRESETS[preset].default_targets),
+                                key=f"lora_targets_{preset}", format_func=target_label,
+                                help="Names matched as peft matches target_modules: a module whose "
+                                     "path is the name or ends with '.' + the name.")
+    st.caption(f"{PRESETS[preset].title}: {PRESETS[preset].about}. Built from its architecture "
+               "(no weights downloaded); every number below is counted from its module shapes.")
+    return AdapterChoice(preset, int(rank), float(alpha), tuple(targets))
+
+
+def count_panel(count: LoraCount, adapter: AdapterChoice) -> None:
+    """The exact count: metrics, what the adapter weighs on disk, and the per-module breakdown."""
+    c = st.columns(4)
+    c[0].metric("Trainable (LoRA)", count_text(count.trainable), help=f"{count.trainable:,}")
+    c[1].metric("Total with the adapter", count_text(count.total), help=f"{count.total:,}")
+    c[2].metric("Trainable share", f"{count.percent:.4g}%")
+    c[3].metric("Scaling alpha/r", f"{adapter.alpha / adapter.rank:.4g}")
+    st.markdown(
+        f"Exactly **{count.trainable:,}** trainable parameters out of **{count.total:,}** "
+        f"(peft's `get_nb_trainable_parameters()` reports the same pair). On disk the adapter takes "
+        f"**{bytes_text(count.trainable * 2)}** in fp16 ({bytes_text(count.trainable * 4)} in fp32) "
+        f"against **{bytes_text(count.base_total * 2)}** for the full checkpoint in fp16 "
+        f"({bytes_text(count.base_total * 4)} in fp32): "
+        f"{count.base_total / count.trainable:,.0f} times smaller. (Tensor data only; a file's "
+        "header adds a few kilobytes.)")
+    st.dataframe(count.breakdown(), hide_index=True, column_config={
+        k: st.column_config.NumberColumn(format="localized")
+        for k in ("count", "weights each", "LoRA each", "LoRA total")})
+
+
+def memory_controls(preset: str) -> MemoryChoice:
+    """Precision, batch, sequence length and checkpointing of the memory estimate."""
+    t = PRESETS[preset].transformer
+    left, mid, right, far = st.columns(4)
+    weights = left.radio("Weights", ["bf16", "fp32"], horizontal=True)
+    batch = mid.number_input("Batch size", min_value=1, max_value=4096, value=1, step=1)
+    seq = right.number_input("Sequence length (tokens)", min_value=1, max_value=131072,
+                             value=min(512, t.seq) if t else 512, step=1,
+                             disabled=t is None or t.fixed_seq,
+                             help="Transformers only; ViT always reads 197 tokens.")
+    checkpointing = far.toggle("Gradient checkpointing", value=True, disabled=t is None,
+                               help="Keep only each block's input and recompute the rest in the "
+                                    "backward pass (transformers here).")
+    return MemoryChoice(weights, int(batch), int(seq), bool(checkpointing))
+
+
+def memory_panel(adapter: AdapterChoice, memory: MemoryChoice) -> None:
+    """The three methods' memory, term by term, and what the bars say."""
+    estimates = memory_estimates(adapter.preset, adapter.rank, adapter.targets, memory.weights,
+                                 memory.batch, memory.seq, memory.checkpointing)
+    st.plotly_chart(memory_figure(estimates), key="memory_chart")
+    with st.expander("Every term and its assumption"):
+        st.dataframe(memory_table(estimates), hide_index=True)
+    st.markdown(
+        "Full fine-tuning pays for a gradient and two Adam moments for every weight, about 16 "
+        "bytes a weight. LoRA pays them only for A and B, so a frozen 16-bit model costs 2 bytes a "
+        "weight. QLoRA also stores the frozen linear layers in 4-bit NormalFloat, about half a "
+        "byte a weight. The activations are the same for all three: the gradient still has to flow "
+        "back through every frozen layer to reach the adapters, so the same activations are kept.")
+
+
+def published_panel() -> None:
+    """The lab's estimates beside the figures the LoRA and QLoRA papers publish."""
+    gpt3 = count_preset("gpt3-175b", 4, ["q_proj", "v_proj"])
+    g = memory_estimates("gpt3-175b", 4, ["q_proj", "v_proj"], "bf16", 1, 2048, True)
+    q65 = memory_estimates("llama-65b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True).qlora
+    st.table({
+        "Published figure": [p.what for p in PUBLISHED.values()],
+        "As published": [p.stated for p in PUBLISHED.values()],
+        "This lab's estimate": [
+            f"{bytes_text(g.full.total)} (bf16 weights, fp32 master copy and Adam, 2048 tokens)",
+            f"{bytes_text(g.lora.total)} (bf16 frozen weights, r = 4 on Wq and Wv)",
+            f"{bytes_text(gpt3.base_total * 2)} ({gpt3.base_total:,} weights in fp16)",
+            f"{bytes_text(gpt3.trainable * 2)} ({gpt3.trainable:,} LoRA weights in fp16)",
+            f"{bytes_text(q65.total)} (LLaMA 65B, r = 8 on q and v, 512 tokens, checkpointing)"],
+        "Source": [p.source for p in PUBLISHED.values()]})
+    st.markdown(
+        f"The paper's 1.2 TB for full fine-tuning works out at "
+        f"{PUBLISHED['gpt3_full_train'].value / gpt3.base_total:.1f} bytes a weight, less than the 16 "
+        "assumed here (bf16 weights and gradients, an fp32 master copy, fp32 Adam moments). The paper "
+        "does not list its terms, so the gap is one of assumptions about how the optimizer state is "
+        "stored. The frozen 16-bit model behind the 350 GB and the 35 MB adapter match the exact "
+        f"counts here, and the QLoRA estimate for LLaMA 65B, {bytes_text(q65.total)}, "
+        f"{'fits' if q65.total < PUBLISHED['qlora_65b'].value else 'does not fit'} in one 48 GB GPU.")
+
+
+def tradeoff_form(current: LabSettings) -> Optional[Callable[[], LabSettings]]:
+    """The trade-off's form, showing `current`; when Run is pressed, what builds the chosen
+    settings, else None."""
+    with st.form("lora_settings", border=True):
+        left, right = st.columns(2)
+        values = dict(
+            labels_per_class=left.selectbox("Labels per class", LABEL_CHOICES,
+                                            index=LABEL_CHOICES.index(current.labels_per_class)),
+            seeds=right.number_input("Seeds", min_value=1, max_value=MAX_SEEDS, value=current.seeds,
+                                     step=1),
+            ranks=left.multiselect("LoRA ranks", RANK_CHOICES, default=list(current.ranks)),
+            layers=right.multiselect("Layers LoRA wraps", lora_layer_names(),
+                                     default=list(current.layers or lora_layer_names())))
+        run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    return (lambda: LabSettings.from_form(**values)) if run else None
+
+
+def _tradeoff_chart_so_far(settings: LabSettings) -> None:
+    records = stored_so_far(settings.experiment())
+    if not records.empty:
+        st.plotly_chart(tradeoff_figure(tradeoff_table(records)), key="lora_tradeoff_live")
+
+
+def tradeoff_panel(settings: LabSettings, notes) -> None:
+    """The trade-off's job while it runs (with the chart so far), else its stored runs: chart,
+    sentence, table; a notice in `notes` when some runs are missing."""
+    if follow_job(settings, "lora", notes, lambda: _tradeoff_chart_so_far(settings)):
+        return
+    spec = settings.experiment()
+    records, total = stored_records(spec, ResultStore()), len(plan_runs(spec))
+    if records.empty:
+        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet: press Run.",
+                icon=":material/info:")
+        return
+    missing_note(len(records), total, notes)
+    table = tradeoff_table(records)
+    st.plotly_chart(tradeoff_figure(table), key="lora_tradeoff")
+    st.markdown(tradeoff_sentence(table))
+    st.dataframe(table.drop(columns=["strategy", "rank"]), hide_index=True, column_config={
+        "Trainable parameters": st.column_config.NumberColumn(format="localized"),
+        "% of the model": st.column_config.NumberColumn(format="%.2f"),
+        "Mean test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
+        "± std": st.column_config.NumberColumn(format="%.1f")})
+    st.caption(f"{settings.labels_per_class} labels per class; points are means over seeds, "
+               "bars ±1 standard deviation (none with one seed). Gaps smaller than the bars are "
+               "run-to-run noise. Trainable parameters are counted on the built model.")
+
+
+def merge_panel(config: MergeCheckConfig, notes) -> None:
+    """The merge check's job while it runs, else its stored result (nothing before the first)."""
+    if active(config):
+        live_panel(config, "merge", "check", source=config.sweep().source)
+        return
+    ended_note(config, notes)
+    check = stored_check(config, ResultStore())
+    if check is None:
+        return
+    c = st.columns(4)
+    c[0].metric("Largest output difference", f"{check.max_abs_diff:.2e}",
+                help=f"max |logits before − after merging| over {check.test_images:,} test images")
+    c[1].metric("Accuracy with adapter", f"{check.accuracy:.1f}%")
+    c[2].metric("Accuracy merged", f"{check.merged_accuracy:.1f}%")
+    c[3].metric("Adapter on disk (fp32)", bytes_text(check.lora_bytes))
+    st.markdown(
+        f"{get_strategy(check.strategy).label}: the adapter's {check.lora_params:,} numbers take "
+        f"{check.lora_bytes:,} bytes as a safetensors file in fp32 ({check.lora_bytes_fp16:,} in "
+        f"fp16); the new head adds {check.head_bytes:,}; the whole merged model takes "
+        f"{check.full_bytes:,}. The outputs differ only by floating-point rounding.")
+

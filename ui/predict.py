@@ -14,11 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.core.datasets import ALL_LABELS
+from engine.core.datasets import ALL_LABELS, labels_per_class_text
 from engine.experiments.stats import strategy_label
 from engine.study.predictions import check_prediction, compare, comparison_sentences
-from ui.figures import with_predictions
 from engine.experiments.sweep import SweepSpec
+from ui.figures import with_predictions
 
 PREDICTIONS_KEY = "transfer_curves.predictions"  # session_state: {(strategy, k): accuracy %}
 MAX_SIZES = 4  # labelled-set sizes offered for predictions
@@ -33,10 +33,6 @@ def prediction_sizes(spec: SweepSpec) -> list[int]:
         return sizes
     middle = sizes[2:-1]
     return [sizes[0], sizes[1], middle[len(middle) // 2], sizes[-1]]
-
-
-def _size_text(k: int) -> str:
-    return f"{k} label{'s' if k != 1 else ''} per class"
 
 
 def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
@@ -61,15 +57,15 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
         with st.form("predictions", border=False):
             header = st.columns(len(sizes) + 1)
             for column, k in zip(header[1:], sizes):
-                column.markdown(f"**{_size_text(k)}**")
+                column.markdown(f"**{labels_per_class_text(k)}**")
             values = {}
             for strategy in spec.strategies:
                 row = st.columns(len(sizes) + 1, vertical_alignment="center")
                 row[0].markdown(strategy_label(strategy))
                 for column, k in zip(row[1:], sizes):
                     values[(strategy, k)] = column.number_input(
-                        f"{strategy_label(strategy)} at {_size_text(k)} (%)", min_value=0.0,
-                        max_value=100.0, value=saved.get((strategy, k)), step=1.0,
+                        f"{strategy_label(strategy)} at {labels_per_class_text(k)} (%)",
+                        min_value=0.0, max_value=100.0, value=saved.get((strategy, k)), step=1.0,
                         format="%.1f", key=f"predict.{strategy}.{k}", placeholder="%",
                         label_visibility="collapsed")
             save = st.form_submit_button("Save my predictions", icon=":material/save:")

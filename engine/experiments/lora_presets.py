@@ -9,16 +9,16 @@ are torchvision's (the same names as timm's), also on the meta device. GPT-3 175
 implementation there, so `GPT3` below is its shape table as modules, with projections named
 q_proj, k_proj, v_proj, out_proj, fc_in and fc_out. `small-cnn` is the engine's own lesson model.
 
-Also here, for the lab's page and command line: `count_preset`, the activation term of the
-memory estimates (`activation_term`), the exact trainable-parameter count of a strategy on the
-built lesson model (`strategy_parameters`) and `merge_check`, which trains one LoRA run and
-shows that folding B A into W changes nothing. Drawing is the page's business.
+Also here, for the lab's page and command line: `count_preset`, the memory estimates of full
+fine-tuning, LoRA and QLoRA (`memory_estimates`, with their activation term `activation_term`)
+and the exact trainable-parameter count of a strategy on the built lesson model
+(`strategy_parameters`). Not here: drawing (the page's business) and the merge check, which
+trains (`engine.experiments.lora_merge`).
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -27,8 +27,7 @@ from torch import nn
 
 from engine.core.backbones import count_parameters, get_backbone
 from engine.core.lora import (BYTES, Architecture, LoraCount, LoraError, MemoryEstimate, MemoryTerm,
-                         adapter_tensors, architecture, count_lora, full_memory, lora_memory,
-                         merge_lora, qlora_memory, safetensors_bytes)
+                              architecture, count_lora, full_memory, lora_memory, qlora_memory)
 
 
 class GPT3(nn.Module):
@@ -262,8 +261,21 @@ def activation_term(name: str, batch: int, seq: int, checkpointing: bool, weight
     return MemoryTerm("activations", per_block * t.layers, "every block's activations kept; " + source)
 
 
+@dataclass(frozen=True)
+class MemoryEstimates:
+    """One preset's training memory by method, each with the same activation term."""
+
+    full: MemoryEstimate  # full fine-tuning: gradients and Adam states for every weight
+    lora: MemoryEstimate  # LoRA: the frozen model in its precision, Adam for A and B only
+    qlora: MemoryEstimate  # QLoRA: frozen linear layers in 4-bit NormalFloat, LoRA beside them
+
+    def methods(self) -> tuple[MemoryEstimate, ...]:
+        """The three, in the order the page draws them."""
+        return self.full, self.lora, self.qlora
+
+
 def memory_estimates(name: str, rank: int, targets, weights: str = "bf16", batch: int = 1,
-                     seq: int = 512, checkpointing: bool = True) -> list[MemoryEstimate]:
+                     seq: int = 512, checkpointing: bool = True) -> MemoryEstimates:
     """Full fine-tuning, LoRA and QLoRA of a preset, with the same activation term."""
     if weights not in BYTES:
         raise LoraError(f"weights are fp32 or bf16, got {weights!r}")
@@ -273,13 +285,13 @@ def memory_estimates(name: str, rank: int, targets, weights: str = "bf16", batch
     arch, count = preset_architecture(name), count_preset(name, rank, targets)
     acts = activation_term(name, batch, seq, checkpointing, weights)
     qacts = activation_term(name, batch, seq, checkpointing, "bf16")  # QLoRA computes in bf16
-    return [full_memory(arch.total, weights, acts),
-            lora_memory(arch.total, count.trainable, weights, acts),
-            qlora_memory(arch.total, arch.quantizable, count.trainable, qacts)]
+    return MemoryEstimates(full=full_memory(arch.total, weights, acts),
+                           lora=lora_memory(arch.total, count.trainable, weights, acts),
+                           qlora=qlora_memory(arch.total, arch.quantizable, count.trainable, qacts))
 
 
 # ---------------------------------------------------------------------------------------------
-# The lesson's model: exact counts and one real LoRA run merged
+# The lesson's model: exact counts
 
 def strategy_parameters(strategy: str, backbone: str = "small_cnn",
                         n_classes: int = LESSON_CLASSES) -> tuple[int, int]:
@@ -290,69 +302,3 @@ def strategy_parameters(strategy: str, backbone: str = "small_cnn",
     model = get_backbone(backbone).build(n_classes)
     get_strategy(strategy).param_groups(model, 1e-3, 1e-4)
     return count_parameters(model)
-
-
-@dataclass(frozen=True)
-class MergeCheck:
-    strategy: str
-    labels_per_class: int
-    seed: int
-    accuracy: float  # test accuracy (%) of the trained model, adapter beside W (fp32)
-    merged_accuracy: float  # the same after folding (alpha/r) B A into W
-    max_abs_diff: float  # the largest |logit difference| between the two over the test images
-    test_images: int
-    lora_bytes: int  # safetensors file of every A and B, fp32
-    lora_bytes_fp16: int
-    head_bytes: int  # safetensors file of the new head, fp32
-    full_bytes: int  # safetensors file of the whole merged model, fp32
-    lora_params: int
-    seconds: float
-
-
-def _percent(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float((logits.argmax(1) == y).float().mean().item() * 100.0)
-
-
-def merge_check(strategy: str, labels_per_class: int, seed: int = 0,
-                device: Optional[torch.device] = None) -> MergeCheck:
-    """Train one run of a LoRA strategy exactly as a sweep of the lesson does, then merge.
-
-    Needs the lesson's pretrained backbone on disk (a sweep makes it); LoraError otherwise."""
-    from engine.core.datasets import sample_labels
-    from engine.core.device import pick_device
-    from engine.core.pretrain import load_cached
-    from engine.core.strategies import get_strategy
-    from engine.experiments.sweep import SweepContext, SweepSpec
-    from engine.core.train import fit
-
-    start = time.perf_counter()
-    device = device or pick_device()
-    spec = SweepSpec(strategies=(strategy,), labels_per_class=(labels_per_class,), seeds=1)
-    pretrained = load_cached(spec.pretrain_config())
-    if pretrained is None:
-        raise LoraError("the lesson's pretrained backbone is not on disk yet: run the trade-off "
-                        "sweep once (it pretrains the small CNN on MNIST)")
-    ctx, plan = SweepContext(spec, device, pretrained), get_strategy(strategy)
-    if not hasattr(plan, "rank"):
-        raise LoraError(f"'{strategy}' is not a LoRA strategy")
-    idx = torch.as_tensor(sample_labels(ctx.data.y, ctx.split, labels_per_class, seed), device=device)
-    model, groups = ctx.prepared_model(strategy, seed)  # as the sweep builds a run's model
-    budget = spec.budget
-    steps = budget.steps_for(len(idx))
-    fit(model, groups, ctx.x[idx], ctx.y[idx], steps=steps, batch_size=budget.batch_size, seed=seed,
-        before_step=plan.schedule(model, steps, budget.steps_per_epoch(len(idx))))
-    merged = merge_lora(model).eval()
-    model.eval()
-    x, y = ctx.x[ctx.test_idx], ctx.y[ctx.test_idx]
-    with torch.no_grad():  # float32, no autocast: the difference is the merge's alone
-        before, after = model(x), merged(x)  # (N, n_classes) logits
-    lora = adapter_tensors(model)
-    return MergeCheck(
-        strategy=strategy, labels_per_class=labels_per_class, seed=seed,
-        accuracy=_percent(before, y), merged_accuracy=_percent(after, y),
-        max_abs_diff=(before - after).abs().max().item(),
-        test_images=len(y), lora_bytes=safetensors_bytes(lora),
-        lora_bytes_fp16=safetensors_bytes(lora, torch.float16),
-        head_bytes=safetensors_bytes(dict(merged.head.state_dict())),
-        full_bytes=safetensors_bytes(dict(merged.state_dict())),
-        lora_params=sum(t.numel() for t in lora.values()), seconds=time.perf_counter() - start)

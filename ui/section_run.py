@@ -1,0 +1,106 @@
+"""A lesson section's Run and what follows it, on top of `ui.experiments`.
+
+`start_section` is what pressing a section's Run does: build its settings from the form (a
+ValueError is shown, not raised), remember them in this session and in the link, and submit
+their experiment. `form_and_run` draws a section's form, the notes container under it, and
+starts Run; `open_section` is the section's settings, link notices, form and Run in one call;
+`run_section` is the form and Run, then the live panel while the section's job runs, else its
+results. `follow_job` draws the live panel while the section's job runs, or says how it ended;
+`missing_note` asks for Run when some runs are not stored. Nothing here trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+import streamlit as st
+
+from ui.curves import plural
+from ui.experiments import SectionSettings, active, ended_note, live_panel, section_settings, submit_job
+from ui.shell import show_link_notices
+
+S = TypeVar("S", bound=SectionSettings)
+Form = Callable[[S], Optional[Callable[[], S]]]  # draws a form; when Run is pressed, a builder
+
+
+@dataclass(frozen=True)
+class SectionRun(Generic[S]):
+    settings: S  # what the section shows: the settings just run, else the ones it was given
+    notes: Any  # the container below the form for refusals, notes and warnings
+    running: bool  # the section's job is running (its live panel is drawn)
+
+
+def run_section(settings: S, form: Form, session_key: str, name: str,
+                live: Callable[[S], None], before: Optional[Callable[[S], None]] = None,
+                results: Optional[Callable[[S, Any], None]] = None) -> SectionRun[S]:
+    """The section's form and notes; Run starts its job. Then `before(settings)`, and the live
+    panel (with `live(settings)`, what is stored so far) while the job runs, else
+    `results(settings, notes)`. `name` keeps the widget keys of a page's sections apart."""
+    opened = form_and_run(settings, session_key, form)
+    settings, notes = opened.settings, opened.notes
+    if before is not None:
+        before(settings)
+    running = follow_job(settings, name, notes, lambda: live(settings))
+    if not running and results is not None:
+        results(settings, notes)
+    return SectionRun(settings, notes, running)
+
+
+def start_section(build: Callable[[], S], session_key: str, area) -> Optional[S]:
+    """The settings `build()` makes from a section's form, remembered and submitted; None
+    (with the reason written in `area`) when they cannot run."""
+    try:
+        settings = build()
+    except ValueError as err:
+        area.error(f"These settings cannot run: {err}.", icon=":material/error:")
+        return None
+    st.session_state[session_key] = settings
+    st.query_params.update(settings.to_query())
+    submit_job(settings.experiment(), area)
+    return settings
+
+
+@dataclass(frozen=True)
+class OpenSection(Generic[S]):
+    settings: S  # what the section shows: just run, else the link's, the session's or the defaults
+    notes: Any  # the container under the form, for the section's notes
+
+
+def open_section(cls: type[S], session_key: str,
+                 form: Callable[[S], Optional[Callable[[], S]]]) -> OpenSection[S]:
+    """A section's settings (`section_settings`) with the link's notices shown, its form
+    (`form(settings)` gives what builds the chosen settings when Run is pressed), the notes
+    container under it, and Run (`start_section`)."""
+    settings, notices = section_settings(cls, session_key)
+    show_link_notices(notices)
+    return form_and_run(settings, session_key, form)
+
+
+def form_and_run(settings: S, session_key: str, form: Form) -> OpenSection[S]:
+    """`form(settings)`, the notes container under it, and Run (`start_section`)."""
+    build = form(settings)
+    notes = st.container()
+    if build is not None:
+        settings = start_section(build, session_key, notes) or settings
+    return OpenSection(settings, notes)
+
+
+def follow_job(settings: SectionSettings, name: str, area,
+               draw: Optional[Callable[[], None]] = None, unit: str = "run") -> bool:
+    """True while the section's job runs (its live panel is drawn, counting stored `unit`s,
+    with `draw()` for what is stored so far); otherwise False, after writing in `area` how it
+    ended if it did not finish."""
+    spec = settings.experiment()
+    if active(spec):
+        live_panel(spec, name, unit, draw)
+        return True
+    ended_note(spec, area)
+    return False
+
+
+def missing_note(stored: int, total: int, area) -> None:
+    """A warning in `area` when some of the `total` runs are not stored yet."""
+    if stored < total:
+        area.warning(f"{total - stored} of {plural(total, 'run')} are not stored yet; press Run "
+                     "to train only the missing ones.", icon=":material/warning:")
