@@ -30,7 +30,7 @@ st.markdown(
     "images the pretraining never trained on, UCI on its test split. The MNIST head never "
     "changes, so any drop in MNIST accuracy comes from the shared layers moving under it: that "
     "is **forgetting**. Each *arm* fine-tunes the same starting point in its own way.")
-forgetting = open_section(ForgettingSettings, F_KEY, forgetting_form)
+forgetting = open_section(ForgettingSettings, F_KEY, forgetting_form, unit="arm")
 f_config = forgetting.settings.experiment()
 if forgetting_panel(forgetting.settings, forgetting.notes):
     st.subheader("How each remedy works")
@@ -65,7 +65,7 @@ st.markdown(
     "kernel alignment) compares a block's outputs for the same images before and after: 1 means "
     "the representation is unchanged up to a rotation and a uniform scale, lower means "
     "fine-tuning rewrote it.")
-diagnostics = open_section(DiagnosticsSettings, D_KEY, diagnostics_form)
+diagnostics = open_section(DiagnosticsSettings, D_KEY, diagnostics_form, unit="model")
 if diagnostics_panel(diagnostics.settings, diagnostics.notes):
     st.markdown(
         "What to look for: early blocks compute edges and stroke pieces, as useful for UCI digits "

@@ -83,5 +83,5 @@ with st.form("merge_settings", border=True):
 check = lab.settings.merge_check(merge_rank)
 merge_notes = st.container()
 if merge:
-    submit_job(check, merge_notes)
+    submit_job(check, merge_notes, "check")
 merge_panel(check, merge_notes)

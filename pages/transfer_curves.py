@@ -5,10 +5,10 @@ this script), and the page draws what the store holds, live while the job runs."
 
 import streamlit as st
 
-from ui.controls import curve_controls, run_curves, shown_curve_settings
+from ui.controls import SETTINGS_KEY, curve_controls, shown_curve_settings
 from ui.curves import (curve_results, describe_spec, lesson_data_facts, live_curves,
                        pretraining_panel, stored_pretraining)
-from ui.experiments import active, ended_note, live_panel
+from ui.section_run import follow_job, form_and_run
 from ui.predict import prediction_panel
 from ui.shell import page_setup, show_link_notices
 
@@ -30,20 +30,14 @@ st.markdown(
 settings, link_notices = shown_curve_settings()
 show_link_notices(link_notices)
 lesson_data_facts(settings.experiment())
-requested = curve_controls(settings)
-progress_area = st.container()  # right under the form: training progress and notes
-if requested is not None:
-    settings = requested
-    run_curves(settings, progress_area)
-spec = settings.experiment()
+section = form_and_run(settings, SETTINGS_KEY, curve_controls)  # notes: right under the form
+spec = section.settings.experiment()
 
 predictions = prediction_panel(spec)  # the learner's own guesses, before or after running
 pretraining_panel(spec, stored_pretraining(spec))
 
 st.subheader("Step 2: train on the target and compare")
 st.caption(f"Showing: {describe_spec(spec)}")
-if active(spec):  # training in the background: progress and the curves so far, every second
-    live_panel(spec, "job", "run", lambda: live_curves(spec), source=spec.source)
-else:
-    ended_note(spec, progress_area, unit="run")
-    curve_results(spec, predictions, progress_area)
+# training in the background: progress and the curves so far, every second; then the results
+if not follow_job(section.settings, "job", section.notes, lambda: live_curves(spec), source=spec.source):
+    curve_results(spec, predictions, section.notes)

@@ -10,13 +10,13 @@ reopens them.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import streamlit as st
 
 from engine.core.datasets import labels_text
 from engine.experiments.sweep import MAX_SEEDS, SweepSpec
-from ui.experiments import section_settings, submit_job
+from ui.experiments import section_settings
 from ui.sections.curves import (CURVE_STRATEGIES, DECAY_FACTORS, DEFAULT_DECAY, LABEL_CHOICES,
                                 CurveSettings, option_label)
 
@@ -37,18 +37,9 @@ def last_curve_experiment() -> SweepSpec:
     return st.session_state.get(SETTINGS_KEY, CurveSettings()).experiment()
 
 
-def run_curves(settings: CurveSettings, area) -> None:
-    """What Run does: keep the settings in the session and the URL, and submit their sweep
-    (refusals and notes are written in `area`)."""
-    st.session_state[SETTINGS_KEY] = settings
-    st.query_params.from_dict(settings.to_query())
-    submit_job(settings.experiment(), area, unit="run")
-
-
-def curve_controls(current: CurveSettings) -> Optional[CurveSettings]:
-    """The transfer-curve settings form, showing `current`. Returns the new settings when Run
-    is pressed with settings that can run; None otherwise (with an error saying why when they
-    cannot)."""
+def curve_controls(current: CurveSettings) -> Optional[Callable[[], CurveSettings]]:
+    """The transfer-curve settings form, showing `current`. When Run is pressed, what builds
+    the chosen settings (a ValueError says why they cannot run); None otherwise."""
     with st.form("curve_settings", border=True):
         left, right = st.columns(2)
         options = left.multiselect(
@@ -75,8 +66,4 @@ def curve_controls(current: CurveSettings) -> Optional[CurveSettings]:
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     if not run:
         return None
-    try:
-        return CurveSettings.from_form(options, factor, labels, seeds)
-    except ValueError as err:
-        st.error(f"These settings cannot run: {err}.", icon=":material/error:")
-        return None
+    return lambda: CurveSettings.from_form(options, factor, labels, seeds)

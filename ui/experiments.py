@@ -63,9 +63,9 @@ def section_settings(cls: type[S], session_key: str,
     return settings, notices
 
 
-def submit_job(spec: JobSpec, area, unit: Optional[str] = None) -> Optional[JobStatus]:
-    """Start (or join) the job for `spec`; a refusal is written in `area` and gives None.
-    With `unit` ("run"), the note for settings already stored counts them."""
+def submit_job(spec: JobSpec, area, unit: str = "run") -> Optional[JobStatus]:
+    """Start (or join) the job for `spec`; a refusal is written in `area` and gives None. When
+    everything is stored already, `area` says so, counting the stored `unit`s."""
     try:
         job = job_manager().submit(spec, session_id())
     except (ValueError, JobLimitError) as err:
@@ -73,12 +73,9 @@ def submit_job(spec: JobSpec, area, unit: Optional[str] = None) -> Optional[JobS
         return None
     if job.active:  # ended_note reports its end once, in this session
         st.session_state.setdefault(SUBMITTED_KEY, set()).add(job.job_id)
-    elif unit:
+    else:
         area.success(f"All {plural(job.total, unit)} of these settings were already stored: "
                      "nothing was retrained.", icon=":material/check_circle:")
-    else:
-        area.success("Everything these settings ask for was already stored: nothing was "
-                     "retrained.", icon=":material/check_circle:")
     return job
 
 
@@ -141,29 +138,25 @@ def _reported(job_id: str) -> bool:
     return True
 
 
-def ended_note(spec: JobSpec, area, unit: Optional[str] = None) -> None:
-    """How this server's last job for `spec` ended, when it did not finish normally. With
-    `unit` ("run"), the note counts the stored units, and a job this session started that
-    finished is reported once (what it trained, how long it took)."""
+def ended_note(spec: JobSpec, area, unit: str = "run") -> None:
+    """How this server's last job for `spec` ended: a job this session started that finished is
+    reported once (what it trained, how long it took); a cancelled or failed one every time,
+    counting the stored `unit`s."""
     job = job_manager().status(spec.key())
     if job is None or job.active:
         return
     mine = _reported(job.job_id)
-    rest = f"the missing {unit}s" if unit else "the rest"
     if job.state == "done":
-        if unit and mine:
+        if mine:
             area.status(f"Trained {plural(job.trained, 'new ' + unit)} in {job.elapsed:.1f} s; "
                         f"{job.done} of {plural(job.total, unit)} stored", state="complete",
                         expanded=False)
     elif job.state == "cancelled":
-        kept = (f"{job.done} of {plural(job.total, unit)} are stored and kept" if unit
-                else "what had finished is stored and shown")
-        area.warning(f"Cancelled: {kept}; press Run to train only {rest}.",
-                     icon=":material/stop_circle:")
+        area.warning(f"Cancelled: {job.done} of {plural(job.total, unit)} are stored and kept; "
+                     f"press Run to train only the missing {unit}s.", icon=":material/stop_circle:")
     else:
-        kept = f"The finished {unit}s are kept" if unit else "What had finished is kept"
-        area.error(f"Training stopped: {job.error or job.message}. {kept}; press Run to train "
-                   f"only {rest}.", icon=":material/error:")
+        area.error(f"Training stopped: {job.error or job.message}. The finished {unit}s are kept; "
+                   f"press Run to train only the missing {unit}s.", icon=":material/error:")
 
 
 class QueryReader:

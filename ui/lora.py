@@ -373,7 +373,7 @@ def merge_panel(config: MergeCheckConfig, notes) -> None:
     if active(config):
         live_panel(config, "merge", "check", source=config.sweep().source)
         return
-    ended_note(config, notes)
+    ended_note(config, notes, "check")
     check = stored_check(config, ResultStore())
     if check is None:
         return

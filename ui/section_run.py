@@ -47,9 +47,9 @@ def run_section(settings: S, form: Form, session_key: str, name: str,
     return SectionRun(settings, notes, running)
 
 
-def start_section(build: Callable[[], S], session_key: str, area) -> Optional[S]:
+def start_section(build: Callable[[], S], session_key: str, area, unit: str = "run") -> Optional[S]:
     """The settings `build()` makes from a section's form, remembered and submitted; None
-    (with the reason written in `area`) when they cannot run."""
+    (with the reason written in `area`) when they cannot run. `unit`: what the job stores."""
     try:
         settings = build()
     except ValueError as err:
@@ -57,7 +57,7 @@ def start_section(build: Callable[[], S], session_key: str, area) -> Optional[S]
         return None
     st.session_state[session_key] = settings
     st.query_params.update(settings.to_query())
-    submit_job(settings.experiment(), area)
+    submit_job(settings.experiment(), area, unit)
     return settings
 
 
@@ -67,35 +67,34 @@ class OpenSection(Generic[S]):
     notes: Any  # the container under the form, for the section's notes
 
 
-def open_section(cls: type[S], session_key: str,
-                 form: Callable[[S], Optional[Callable[[], S]]]) -> OpenSection[S]:
+def open_section(cls: type[S], session_key: str, form: Form, unit: str = "run") -> OpenSection[S]:
     """A section's settings (`section_settings`) with the link's notices shown, its form
     (`form(settings)` gives what builds the chosen settings when Run is pressed), the notes
     container under it, and Run (`start_section`)."""
     settings, notices = section_settings(cls, session_key)
     show_link_notices(notices)
-    return form_and_run(settings, session_key, form)
+    return form_and_run(settings, session_key, form, unit)
 
 
-def form_and_run(settings: S, session_key: str, form: Form) -> OpenSection[S]:
+def form_and_run(settings: S, session_key: str, form: Form, unit: str = "run") -> OpenSection[S]:
     """`form(settings)`, the notes container under it, and Run (`start_section`)."""
     build = form(settings)
     notes = st.container()
     if build is not None:
-        settings = start_section(build, session_key, notes) or settings
+        settings = start_section(build, session_key, notes, unit) or settings
     return OpenSection(settings, notes)
 
 
-def follow_job(settings: SectionSettings, name: str, area,
-               draw: Optional[Callable[[], None]] = None, unit: str = "run") -> bool:
+def follow_job(settings: SectionSettings, name: str, area, draw: Optional[Callable[[], None]] = None,
+               unit: str = "run", source: Optional[str] = None) -> bool:
     """True while the section's job runs (its live panel is drawn, counting stored `unit`s,
-    with `draw()` for what is stored so far); otherwise False, after writing in `area` how it
+    with `draw()` for what is stored so far, naming the pretraining `source`); otherwise False, after writing in `area` how it
     ended if it did not finish."""
     spec = settings.experiment()
     if active(spec):
-        live_panel(spec, name, unit, draw)
+        live_panel(spec, name, unit, draw, source)
         return True
-    ended_note(spec, area)
+    ended_note(spec, area, unit)
     return False
 
 
