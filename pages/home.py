@@ -11,8 +11,13 @@ page_setup()
 
 st.title("Transfer Lab")
 st.markdown(
-    "Learn transfer learning by running real experiments. Every curve and number in this app "
-    "comes from a real training run, never from a drawing or a simulation."
+    "Learn transfer learning by running real experiments. Every accuracy and curve in this app "
+    "comes from a real training run, never from a drawing or a simulation; on a first visit a "
+    "lesson may show a precomputed lesson pack, runs trained ahead of time by the same code and "
+    "marked as such, until you press Run. The LoRA lab's parameter counts are exact counts of "
+    "the models; its memory figures are estimates from formulas, not measurements. Every sentence "
+    "that states a result is chosen from the runs on screen, by one stated rule for when a "
+    "difference counts."
 )
 
 st.header("What transfer learning is")

@@ -119,8 +119,15 @@ def test_both_sections_run_and_read_their_own_numbers(pretrained, empty_default_
     shown = table["Fine-tune from MNIST with random labels"].iloc[0] - scratch
     assert abs(gap - shown) <= 0.1 + 1e-9
     body = texts(at.markdown)
-    assert ("below training from scratch at 1 of 1 label counts" in body) == (gap < 0)
-    assert "on held-out images of its own task" in body and "Why it hurts" in texts(at.subheader)
+    # one seed: the verdict follows MIN_GAP (1 point); the table's gap is rounded to 0.1
+    if abs(gap) > 1.05:
+        assert ("below training from scratch at 1 of 1 label counts" in body) == (gap < 0)
+        assert ("finished above training from scratch" in body) == (gap > 0)
+    elif abs(gap) < 0.95:
+        assert "finished level with training from scratch at 1 label per class" in body
+    assert "A difference counts when" in texts(at.caption)
+    assert "Maennel et al." in body  # the random-labels mechanism, with its source
+    assert "on held-out images of its own task" in body and "Why it can hurt" in texts(at.subheader)
     names = {t["name"] for t in shift["data"]}
     assert names == {"Linear probe, 1 label/class", "Fine-tune, 1 label/class"}
     assert [list(t["x"]) for t in shift["data"]] == [[0.0, 0.3, 0.6]] * 2

@@ -20,10 +20,12 @@ from engine.core.backbones import count_parameters, get_backbone
 from engine.core.datasets import labels_list_text, labels_text
 from engine.core.strategies import get_strategy
 from engine.core.train import TrainBudget
-from engine.experiments.stats import strategy_label, summarize
+from engine.experiments.stats import TIE_RULE, seeds_text, strategy_label, summarize
+from engine.experiments.verdicts import and_list, summary_difference, trend
 from engine.study.codegen import describe_groups, strategy_code
 from ui.controls import DECAY_FACTORS, DEFAULT_DECAY
 from ui.curve_sets import records_of
+from ui.figures import TICK_FONT, chart_layout, count_text, error_bars, strategy_color
 from ui.sections.depth import BACKBONE, BLOCKS, LABEL_CHOICES, SEED_CHOICES, DepthSettings
 # the browser tests and bench/frozen_blocks.py build the sweeps from here
 from ui.sections.depth import depth_specs  # noqa: F401
@@ -49,56 +51,109 @@ def by_k(summary: pd.DataFrame, family: str) -> pd.DataFrame:
 
 def _line(rows: pd.DataFrame, name: str, color: str, dash: str = "solid") -> list[go.Scatter]:
     return [go.Scatter(x=rows["k"].tolist(), y=rows["mean"].tolist(), name=name,
-                       mode="lines+markers", line={"color": color, "dash": dash},
-                       error_y={"type": "data", "array": rows["std"].tolist(), "visible": True})]
+                       mode="lines+markers", line={"color": color, "dash": dash, "width": 3},
+                       marker={"size": 8}, error_y=error_bars(rows["std"], rows["seeds"]))]
 
 
 def freeze_figure(summary: pd.DataFrame) -> go.Figure:
     rows = by_k(summary, "partial")
     rows["trainable"] = [trainable_weights(s) for s in rows["strategy"]]
-    fig = go.Figure(_line(rows, "Test accuracy", "#1f77b4"))
+    fig = go.Figure(_line(rows, "Test accuracy", strategy_color("partial")))
     fig.add_trace(go.Bar(x=rows["k"].tolist(), y=rows["trainable"].tolist(),
-                         name="Trainable weights", yaxis="y2",
-                         marker_color="rgba(127,127,127,0.35)"))
+                         name="Trainable weights (bars, labelled)", yaxis="y2",
+                         marker_color="rgba(127,127,127,0.35)",
+                         text=[count_text(n) for n in rows["trainable"]], textposition="inside",
+                         insidetextanchor="start", textangle=0, textfont=TICK_FONT,
+                         hovertemplate="k = %{x}: %{y:,} trainable weights<extra></extra>"))
     fig.update_layout(xaxis={"title": "Blocks fine-tuned from the top (k)", "dtick": 1},
                       yaxis={"title": "Mean test accuracy (%)"},
+                      # each bar is labelled with its count, so the second axis needs no numbers
                       yaxis2={"title": "Trainable weights", "overlaying": "y", "side": "right",
-                              "type": "log", "showgrid": False},
-                      legend={"orientation": "h", "y": -0.25}, height=420, margin={"t": 20})
-    return fig
+                              "rangemode": "tozero", "showgrid": False, "showticklabels": False})
+    return chart_layout(fig, 460, right=50)
 
 
 def copy_figure(summary: pd.DataFrame) -> go.Figure:
-    fig = go.Figure(_line(by_k(summary, "copy-frozen"), "Copied blocks frozen", "#d62728")
-                    + _line(by_k(summary, "copy-tuned"), "Copied blocks fine-tuned", "#2ca02c"))
+    fig = go.Figure(_line(by_k(summary, "copy-frozen"), "Copied blocks frozen",
+                          strategy_color("copy-frozen"))
+                    + _line(by_k(summary, "copy-tuned"), "Copied blocks fine-tuned",
+                            strategy_color("copy-tuned"), "dash"))
     scratch = summary[summary["strategy"] == "scratch"]["mean"]
     if not scratch.empty:
-        fig.add_hline(y=float(scratch.iloc[0]), line_dash="dot", line_color="#555",
+        fig.add_hline(y=float(scratch.iloc[0]), line_dash="dot", line_color=strategy_color("scratch"),
                       annotation_text=f"from scratch {float(scratch.iloc[0]):.1f}%")
     fig.update_layout(xaxis={"title": "Blocks copied from the pretrained network (k)", "dtick": 1},
-                      yaxis={"title": "Mean test accuracy (%)"},
-                      legend={"orientation": "h", "y": -0.25}, height=420, margin={"t": 20})
-    return fig
+                      yaxis={"title": "Mean test accuracy (%)"})
+    return chart_layout(fig, 460)
+
+
+def _frozen_trend(frozen: pd.DataFrame) -> str:
+    """How accuracy with the copies frozen moves from the first k to the last, by `TIE_RULE`,
+    and whether that agrees with the published finding (it fell as more layers were copied)."""
+    rows = [row for _, row in frozen.iterrows()]
+    first, last = rows[0], rows[-1]
+    overall = summary_difference(last, first).sign
+    direction = trend([summary_difference(b, a).sign for a, b in zip(rows, rows[1:])])
+    moves = {-1: "falls from", 0: "ends level with its start,", 1: "rises from"}[overall]
+    text = (f"with the copies frozen, accuracy {moves} {first['mean']:.1f}% "
+            f"(k = {int(first['k'])}) to {last['mean']:.1f}% (k = {int(last['k'])})")
+    if direction == "both":
+        text += ", not in one direction (it rises at some steps of k and falls at others)"
+    elif overall == -1 and direction == "down":
+        text += ", with no step up on the way"
+    paper = ("as in the published experiment" if overall == -1 else
+             "unlike the published experiment, where it fell as more layers were copied")
+    return f"{text}, {paper}"
+
+
+def _tuned_against_scratch(tuned: pd.DataFrame, scratch: pd.Series) -> str:
+    """Where the fine-tuned copies finished against scratch, by `TIE_RULE`, and whether that
+    agrees with the published finding (at or above the baseline at every depth)."""
+    signs = {int(row["k"]): summary_difference(row, scratch).sign for _, row in tuned.iterrows()}
+    below = [k for k, s in signs.items() if s < 0]
+    level = [k for k, s in signs.items() if s == 0]
+    above = [k for k, s in signs.items() if s > 0]
+    parts = []
+    for what, group in (("below", below), ("level with", level), ("above", above)):
+        if group:
+            whom = "it" if parts else f"the scratch baseline ({float(scratch['mean']):.1f}%)"
+            parts.append(f"{what} {whom} at k = {', '.join(str(k) for k in group)}")
+    text = (f"fine-tuned, it ranges {tuned['mean'].min():.1f}% to {tuned['mean'].max():.1f}% and "
+            f"finishes {and_list(parts)}")
+    if below:
+        return text + ": unlike the published experiment, where fine-tuned copies never fell below it"
+    return text + ": as in the published experiment, never below it"
 
 
 def copy_reading(summary: pd.DataFrame) -> str:
-    """What this run shows, in the terms of the published finding (numbers from the run)."""
+    """What this run shows against the published finding, every result judged by `TIE_RULE`."""
     frozen, tuned = by_k(summary, "copy-frozen"), by_k(summary, "copy-tuned")
-    scratch = summary[summary["strategy"] == "scratch"]["mean"]
+    scratch = summary[summary["strategy"] == "scratch"]
     if frozen.empty or tuned.empty or scratch.empty:
         return ""
-    base = float(scratch.iloc[0])
-    first, last = frozen.iloc[0], frozen.iloc[-1]
-    trend = "falls" if last["mean"] < first["mean"] else "does not fall"
-    below = tuned[tuned["mean"] < base - 0.05]
-    tuned_text = ("stays at or above the scratch baseline at every k"
-                  if below.empty else
-                  "drops below the scratch baseline at k = "
-                  + ", ".join(str(int(k)) for k in below["k"]))
-    return (f"**In your run:** with the copies frozen, accuracy {trend} from "
-            f"{first['mean']:.1f}% (k = {int(first['k'])}) to {last['mean']:.1f}% "
-            f"(k = {int(last['k'])}); fine-tuned, it ranges {tuned['mean'].min():.1f}% to "
-            f"{tuned['mean'].max():.1f}% and {tuned_text} ({base:.1f}%).")
+    seeds = int(summary["seeds"].min())
+    return (f"**In your run:** {_frozen_trend(frozen)}; {_tuned_against_scratch(tuned, scratch.iloc[0])} "
+            f"({seeds_text(seeds)}).")
+
+
+def freeze_reading(summary: pd.DataFrame) -> str:
+    """The best freeze depth, and which other depths the rule calls level with it."""
+    rows = by_k(summary, "partial")
+    best = rows.loc[rows["mean"].idxmax()]
+    level = [int(row["k"]) for _, row in rows.iterrows()
+             if row["k"] != best["k"] and summary_difference(best, row).sign == 0]
+    text = (f"the best depth is k = {int(best['k'])} ({best['mean']:.1f}%), training "
+            f"{trainable_weights(best['strategy']):,} of {trainable_weights(f'partial:{BLOCKS}'):,} "
+            "weights")
+    if level:
+        ks = and_list([str(k) for k in level])
+        text += (f", but k = {ks} {'is' if len(level) == 1 else 'are'} level with it: the run does "
+                 "not single out one depth")
+    else:
+        text += ", ahead of every other depth by the rule"
+    return (f"**In your run** {text} ({seeds_text(int(rows['seeds'].min()))}). The usual "
+            "pattern: with few labels, freezing more guards against overfitting; with many, "
+            "unfreezing more lets the late layers adapt to the target.")
 
 
 def depth_form(settings: DepthSettings) -> Optional[Callable[[], DepthSettings]]:
@@ -144,13 +199,8 @@ def freeze_results(summary: Optional[pd.DataFrame], where: str, running: bool) -
         return
     st.caption(f"{where}. Points: mean test accuracy; whiskers: ±1 standard deviation.")
     st.plotly_chart(freeze_figure(summary), key="depth_freeze")
-    rows = by_k(summary, "partial")
-    best = rows.loc[rows["mean"].idxmax()]
-    st.markdown(f"**In your run** the best depth is k = {int(best['k'])} "
-                f"({best['mean']:.1f}%), training {trainable_weights(best['strategy']):,} of "
-                f"{trainable_weights(f'partial:{BLOCKS}'):,} weights. With few labels, freezing "
-                "more guards against overfitting; with many, unfreezing more lets the late "
-                "layers adapt to the target.")
+    st.markdown(freeze_reading(summary))
+    st.caption(TIE_RULE)
 
 
 def copy_results(summary: Optional[pd.DataFrame], where: str) -> None:
@@ -161,7 +211,7 @@ def copy_results(summary: Optional[pd.DataFrame], where: str) -> None:
     st.plotly_chart(copy_figure(summary), key="depth_copy")
     st.markdown(copy_reading(summary))
     st.caption("This setting differs from the paper's: a four-block network, a different "
-               "target task with few labels, and short training. A small labelled set favours "
+               "target task with few labels, and short training. A small labelled set can favour "
                "the frozen copies more than ImageNet's 600,000 images did.")
 
 

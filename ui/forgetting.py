@@ -19,14 +19,20 @@ from engine.core.datasets import labels_text
 from engine.core.store import ResultStore
 from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig, stored_units
 from engine.experiments.forgetting import ARM_LABELS, ForgettingConfig, stored_arms
+from engine.experiments.stats import TIE_RULE, difference
+from engine.experiments.verdicts import and_list, step_signs, trend
 from ui.curves import plural
+from ui.figures import chart_layout, strategy_color
 from ui.section_run import follow_job
 from ui.sections.forgetting import (BACKBONE_LRS, D_LABELS, EPOCHS, F_LABELS, FREEZE_BLOCKS, LAMBDAS,
                                     LOW_MULTS, LRS, PROBE_LABELS, REPLAY_MAX, SEEDS,
                                     DiagnosticsSettings, ForgettingSettings)
 
-ARM_COLORS = {"finetune": "#D55E00", "low_lr": "#0072B2", "freeze": "#E69F00", "ewc": "#009E73",
-              "replay": "#CC79A7"}
+# the plain fine-tune in the fine-tune colour of every page; each remedy its own colour and marker
+ARM_COLORS = {"finetune": strategy_color("finetune"), "low_lr": "#56B4E9", "freeze": "#0072B2",
+              "ewc": "#009E73", "replay": "#CC79A7"}
+ARM_SYMBOLS = {"finetune": "circle", "low_lr": "square", "freeze": "diamond", "ewc": "triangle-up",
+               "replay": "x"}
 LR_DASHES = ["solid", "dash", "dot", "dashdot", "longdash"]
 
 
@@ -47,16 +53,15 @@ def forgetting_figure(records: dict[str, dict], task: str) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=record["epoch"], y=record[f"{task}_accuracy"], mode="lines+markers",
             name=ARM_LABELS[arm], line={"color": ARM_COLORS[arm], "width": 3},
+            marker={"symbol": ARM_SYMBOLS[arm], "size": 9},
             hovertemplate=f"<b>{ARM_LABELS[arm]}</b><br>epoch %{{x}}<br>{task} accuracy "
                           "%{y:.1f}%<extra></extra>"))
     title = ("Source task (MNIST, held-out images, kept head)" if task == "source"
              else "Target task (test split, new head)")
     fig.update_xaxes(title="epochs of fine-tuning on the target", dtick=1)
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(title=title, height=440, margin={"l": 60, "r": 20, "t": 50, "b": 60},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
-                      hovermode="x unified")
-    return fig
+    fig.update_layout(title=title, hovermode="x unified")
+    return chart_layout(fig, 480, top=60)
 
 
 def forgetting_table(records: dict[str, dict], config: ForgettingConfig) -> pd.DataFrame:
@@ -69,23 +74,45 @@ def forgetting_table(records: dict[str, dict], config: ForgettingConfig) -> pd.D
     return pd.DataFrame(rows).set_index("Arm").round(1)
 
 
+ONE_SEED = ("Each arm is one run, so these verdicts rest on one seed: with no spread to compare, "
+            "only the rule's 1-point floor separates a difference from a tie. Change the seed to "
+            "see whether they hold.")
+
+
+def _plain_sentence(plain: dict) -> str:
+    """What plain fine-tuning did to the source task, judged by `TIE_RULE` (one seed)."""
+    before, after = plain["source_before"], plain["source_after"]
+    change, sign = after - before, difference([after], [before]).sign
+    start = f"Plain fine-tuning took the target to **{plain['target_after']:.1f}%**"
+    if sign < 0:
+        return (f"{start}, while the source task fell from **{before:.1f}%** to **{after:.1f}%** "
+                f"(down {-change:.1f} points; lowest {min(plain['source_accuracy']):.1f}%). "
+                "Nothing in its loss asked it to keep the source.")
+    moved = ("stayed level" if sign == 0 else "rose")
+    return (f"{start}, and the source task {moved}: {before:.1f}% to {after:.1f}% ({change:+.1f} "
+            "points). No forgetting that counts at these settings; a larger learning rate or more "
+            "epochs move the shared layers further.")
+
+
+def _against_plain(record: dict, plain: dict) -> str:
+    """One mitigation against plain fine-tuning on both tasks, by `TIE_RULE` (one seed each)."""
+    source = difference([record["source_after"]], [plain["source_after"]])
+    target = difference([record["target_after"]], [plain["target_after"]])
+    kept = {1: f"kept **more** of the source ({source.gap:+.1f} points)",
+            0: f"kept as much of the source (level, {source.gap:+.1f} points)",
+            -1: f"kept **less** of the source ({source.gap:+.1f} points)"}[source.sign]
+    paid = {1: f"did better on the target ({target.gap:+.1f} points)",
+            0: f"was level on the target ({target.gap:+.1f} points)",
+            -1: f"paid {-target.gap:.1f} points on the target"}[target.sign]
+    text = f"against plain fine-tuning it {kept} and {paid}"
+    return text + ("" if source.sign > 0 else ": here it did not protect the source")
+
+
 def forgetting_reading(records: dict[str, dict]) -> str:
-    """Sentences quoting this run: the plain arm's drop, then each mitigation's against it."""
+    """Sentences chosen from this run by `TIE_RULE`: the plain arm's change on the source, then
+    each mitigation against it, and that each verdict rests on one seed."""
     plain = records.get("finetune")
-    lines = []
-    if plain is not None:
-        drop = plain["source_before"] - plain["source_after"]
-        low = min(plain["source_accuracy"])
-        if drop > 0:
-            lines.append(f"Plain fine-tuning took the target to **{plain['target_after']:.1f}%**, "
-                         f"while the source task fell from **{plain['source_before']:.1f}%** to "
-                         f"**{plain['source_after']:.1f}%** (down {drop:.1f} points; lowest "
-                         f"{low:.1f}%). Nothing in its loss asked it to keep the source.")
-        else:
-            lines.append(f"In this run plain fine-tuning kept the source task at "
-                         f"{plain['source_after']:.1f}% (from {plain['source_before']:.1f}%): no "
-                         "forgetting at these settings. A larger learning rate or more epochs "
-                         "move the shared layers further.")
+    lines = [] if plain is None else [_plain_sentence(plain)]
     for arm, record in records.items():
         if arm == "finetune":
             continue
@@ -94,9 +121,10 @@ def forgetting_reading(records: dict[str, dict]) -> str:
                 f"{record['source_after']:.1f}% ({change:+.1f} points), target "
                 f"{record['target_after']:.1f}%")
         if plain is not None:
-            text += (f" (plain fine-tuning: {plain['source_after'] - plain['source_before']:+.1f} "
-                     f"points, target {plain['target_after']:.1f}%)")
+            text += "; " + _against_plain(record, plain)
         lines.append(text + ".")
+    if lines:
+        lines.append("\n" + ONE_SEED)
     return "\n".join(lines)
 
 
@@ -117,13 +145,15 @@ def probe_figure(records: dict[str, dict]) -> go.Figure:
                       annotation_text=f"probe on the raw pixels: {base['pixels_probe']:.1f}%",
                       annotation_position="bottom right")
         for name, key, color in (("Untrained network", "untrained_probe", "#999999"),
-                                 ("Pretrained (before fine-tuning)", "pretrained_probe", "#0072B2")):
+                                 ("Pretrained (before fine-tuning)", "pretrained_probe",
+                                  strategy_color("probe"))):
             fig.add_trace(go.Scatter(x=layers[1:], y=base[key], mode="lines+markers", name=name,
                                      line={"color": color, "width": 3}))
     for i, r in enumerate(finetune_units(records)):
         fig.add_trace(go.Scatter(x=layers[1:], y=r["finetuned_probe"], mode="lines+markers",
                                  name=f"After fine-tuning, pretrained layers at lr {r['backbone_lr']:g}",
-                                 line={"color": "#009E73", "width": 3, "dash": LR_DASHES[i % 5]}))
+                                 line={"color": strategy_color("finetune"), "width": 3,
+                                       "dash": LR_DASHES[i % 5]}))
     return _per_layer_layout(fig, "probe test accuracy (%)", "layer whose output the probe reads",
                              "features from")
 
@@ -132,16 +162,21 @@ def cka_figure(records: dict[str, dict]) -> go.Figure:
     """Linear CKA of each block before against after fine-tuning, on target and source images."""
     fig = go.Figure()
     for i, r in enumerate(finetune_units(records)):
-        for key, images, color in (("cka_target", "target test images", "#009E73"),
-                                   ("cka_source", "source held-out images", "#D55E00")):
+        for key, images, color, symbol in (
+                ("cka_target", "target test images", "#0072B2", "circle"),
+                ("cka_source", "source held-out images", "#D55E00", "square")):
             fig.add_trace(go.Scatter(
                 x=r["layers"][1:], y=r[key], mode="lines+markers", line={"color": color, "width": 3,
                                                                          "dash": LR_DASHES[i % 5]},
+                marker={"symbol": symbol, "size": 9},
                 name=f"lr {r['backbone_lr']:g}, {images}",
                 hovertemplate="%{x}<br>CKA %{y:.4f}<extra></extra>"))
     fig.add_hline(y=1.0, line_dash="dot", line_color="#444",
                   annotation_text="1 = unchanged (up to rotation and scale)",
-                  annotation_position="bottom left")
+                  annotation_position="top left")
+    lowest = min((min(r[k]) for r in finetune_units(records) for k in ("cka_target", "cka_source")
+                  if r[k]), default=0.0)
+    fig.update_yaxes(range=[max(0.0, lowest - 0.1), 1.12])  # room above 1 for the line's label
     return _per_layer_layout(fig, "linear CKA, before vs after", "block", "fine-tune, images compared")
 
 
@@ -149,9 +184,8 @@ def _per_layer_layout(fig: go.Figure, y_title: str, x_title: str, legend_title: 
     """The layout the per-layer charts share: one point per layer, hovered layer by layer."""
     fig.update_yaxes(title=y_title)
     fig.update_xaxes(title=x_title)
-    fig.update_layout(height=420, margin={"l": 60, "r": 20, "t": 20, "b": 60},
-                      legend_title_text=legend_title, hovermode="x unified")
-    return fig
+    fig.update_layout(hovermode="x unified")
+    return chart_layout(fig, 480, legend_title)
 
 
 def change_table(records: dict[str, dict]) -> pd.DataFrame:
@@ -167,10 +201,41 @@ def change_table(records: dict[str, dict]) -> pd.DataFrame:
     return table.rename_axis("block")
 
 
+def _cka_trend(units: list[dict]) -> str:
+    """Whether CKA falls block by block with depth in every fine-tune, each step judged by
+    `TIE_RULE` on CKA written as points (0-100), so a step counts from 0.01."""
+    directions = {r["backbone_lr"]: trend(step_signs([[100 * v] for v in r["cka_target"]]))
+                  for r in units}
+    if all(d == "down" for d in directions.values()):
+        return ("- In this run CKA falls with depth in every fine-tune (steps under 0.01 count as "
+                "level): the deeper the layer, the more fine-tuning rewrote it.")
+    if all(d == "level" for d in directions.values()):
+        return ("- In this run CKA stays level from block to block (no step reaches 0.01): "
+                "fine-tuning changed every block about as much, or as little.")
+    odd = and_list([f"lr {lr:g}" for lr, d in directions.items() if d != "down"])
+    return (f"- In this run CKA does not fall steadily with depth in the fine-tune at {odd}, "
+            "unlike the usual pattern (steps under 0.01 count as level): look at the table for "
+            "where the change concentrated.")
+
+
+def _probe_sentence(base: dict, probe_labels: int) -> str:
+    """The probes on the last block, pretrained against untrained and raw pixels, by `TIE_RULE`."""
+    pre, unt, pixels = base["pretrained_probe"][-1], base["untrained_probe"][-1], base["pixels_probe"]
+    words = {1: "ahead of", 0: "level with", -1: "behind"}
+    against_untrained = words[difference([pre], [unt]).sign]
+    against_pixels = words[difference([pre], [pixels]).sign]
+    return (f"- With {labels_text(probe_labels)} labels per class, a probe on the pretrained "
+            f"network's last block scores **{pre:.1f}%**, on an untrained network's **{unt:.1f}%**, "
+            f"on the raw pixels **{pixels:.1f}%**: the pretrained features are {against_untrained} "
+            f"the untrained ones and {against_pixels} the raw pixels.")
+
+
 def diagnostics_reading(records: dict[str, dict], config: DiagnosticsConfig) -> str:
-    """Sentences quoting this run: where CKA fell most, and what the probes show."""
+    """Sentences quoting this run: where CKA fell most, whether it falls with depth, and what
+    the probes show, verdicts by `TIE_RULE` on one model each (one seed)."""
     lines = []
-    for r in finetune_units(records):
+    units = finetune_units(records)
+    for r in units:
         cka, layers = r["cka_target"], r["layers"][1:]
         lo = min(range(len(cka)), key=cka.__getitem__)
         hi = max(range(len(cka)), key=cka.__getitem__)
@@ -179,20 +244,14 @@ def diagnostics_reading(records: dict[str, dict], config: DiagnosticsConfig) -> 
                      f"(**{cka[hi]:.4f}**) and fell most at {layers[lo]} (**{cka[lo]:.4f}**); "
                      f"its weights moved {100 * r['relative_change'][hi]:.1f}% and "
                      f"{100 * r['relative_change'][lo]:.1f}% of their size.")
-    units = finetune_units(records)
     if units:
-        falls = all(all(x >= y for x, y in zip(r["cka_target"], r["cka_target"][1:])) for r in units)
-        lines.append("- In this run CKA " + ("falls block by block with depth in every fine-tune: "
-                     "the deeper the layer, the more fine-tuning rewrote it." if falls else
-                     "does not fall steadily with depth in every fine-tune: look at the table for "
-                     "where the change concentrated."))
+        lines.append(_cka_trend(units))
     base = records.get(BASELINE)
     if base is not None:
-        pre, unt = base["pretrained_probe"], base["untrained_probe"]
-        lines.append(f"- With {labels_text(config.probe_labels_per_class)} labels per class, a probe "
-                     f"on the pretrained network's last block scores **{pre[-1]:.1f}%**, on an "
-                     f"untrained network's **{unt[-1]:.1f}%**, on the raw pixels "
-                     f"**{base['pixels_probe']:.1f}%**.")
+        lines.append(_probe_sentence(base, config.probe_labels_per_class))
+    if lines:
+        lines.append("\nEach model here is one run, so these verdicts rest on one seed and the "
+                     "rule's 1-point floor.")
     return "\n".join(lines)
 
 
@@ -289,6 +348,7 @@ def forgetting_panel(settings: ForgettingSettings, notes) -> dict[str, dict]:
     draw_forgetting(records, "forgetting")
     st.dataframe(forgetting_table(records, config))
     st.markdown(forgetting_reading(records))
+    st.caption(TIE_RULE)
     return records
 
 
@@ -310,4 +370,5 @@ def diagnostics_panel(settings: DiagnosticsSettings, notes) -> dict[str, dict]:
     if not table.empty:
         st.dataframe(table)
     st.markdown(diagnostics_reading(records, config))
+    st.caption(TIE_RULE)
     return records

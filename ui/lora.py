@@ -27,10 +27,13 @@ from engine.core.strategies import get_strategy, lora_layer_names
 from engine.experiments.lora_merge import MergeCheckConfig, stored_check
 from engine.experiments.lora_presets import (PRESETS, MemoryEstimates, count_preset, memory_estimates,
                                              preset_architecture, strategy_parameters)
-from engine.experiments.stats import summarize
+from engine.experiments.stats import TIE_RULE, seeds_text, summarize
+from engine.experiments.verdicts import and_list, summary_difference
 from engine.experiments.sweep import MAX_SEEDS, plan_runs, stored_records
 from ui.curves import plural
 from ui.experiments import active, ended_note, live_panel
+from ui.figures import (DASHES, PALETTE, chart_layout, count_text, count_ticks, error_bars,
+                        strategy_color)
 from ui.jobs import stored_so_far
 from ui.section_run import follow_job, missing_note
 from ui.sections.lora import LABEL_CHOICES, RANK_CHOICES, LabSettings
@@ -92,35 +95,38 @@ def bytes_text(n: float) -> str:
 def rank_figure(preset: str) -> go.Figure:
     """Trainable parameters against rank (log-log), one line per target set of the preset."""
     fig = go.Figure()
-    for label, targets in PRESETS[preset].target_sets:
+    for i, (label, targets) in enumerate(PRESETS[preset].target_sets):
         counts = [count_preset(preset, r, targets).trainable for r in CHART_RANKS]
         fig.add_trace(go.Scatter(x=list(CHART_RANKS), y=counts, mode="lines+markers", name=label,
+                                 line={"color": PALETTE[i % len(PALETTE)], "width": 3,
+                                       "dash": DASHES[i % len(DASHES)]},
                                  hovertemplate="r = %{x}<br>%{y:,} trainable<extra>" + label + "</extra>"))
     total = count_preset(preset, 1, PRESETS[preset].default_targets).base_total
     fig.add_hline(y=total, line_dash="dash", line_color="#444",
                   annotation_text=f"the whole model: {total:,}", annotation_position="bottom right")
     fig.update_xaxes(type="log", title="rank r", tickvals=list(CHART_RANKS))
-    fig.update_yaxes(type="log", title="trainable parameters")
-    fig.update_layout(height=380, margin={"l": 60, "r": 20, "t": 20, "b": 50}, legend_title_text="targets")
-    return fig
+    ticks = count_ticks([total, *(count_preset(preset, r, t).trainable
+                                  for _, t in PRESETS[preset].target_sets for r in CHART_RANKS)])
+    fig.update_yaxes(type="log", title="trainable parameters", tickvals=ticks,
+                     ticktext=[count_text(t) for t in ticks])
+    return chart_layout(fig, 440, "targets")
 
 
 def memory_figure(estimates: MemoryEstimates) -> go.Figure:
     """One stacked horizontal bar per method, one segment per memory term, in GB."""
     estimates, fig = estimates.methods(), go.Figure()
     labels = list(dict.fromkeys(t.label for e in estimates for t in e.terms))
-    for label in labels:
+    for i, label in enumerate(labels):
         fig.add_trace(go.Bar(
             y=[e.method for e in estimates], orientation="h", name=label,
+            marker_color=PALETTE[i % len(PALETTE)],
             x=[sum(t.bytes for t in e.terms if t.label == label) / 1e9 for e in estimates],
             hovertemplate="%{y}: " + label + " %{x:,.2f} GB<extra></extra>"))
     for e in estimates:
         fig.add_annotation(x=e.total / 1e9, y=e.method, text=f" {bytes_text(e.total)}",
                            showarrow=False, xanchor="left")
-    fig.update_layout(barmode="stack", height=260, margin={"l": 120, "r": 80, "t": 10, "b": 40},
-                      xaxis_title="estimated GPU memory (GB)", legend_orientation="h",
-                      legend_y=-0.35)
-    return fig
+    fig.update_layout(barmode="stack", xaxis_title="estimated GPU memory (GB)")
+    return chart_layout(fig, 420, top=10, left=120, right=90)
 
 
 def memory_table(estimates: MemoryEstimates) -> pd.DataFrame:
@@ -149,8 +155,14 @@ def tradeoff_table(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("Trainable parameters", kind="stable")
 
 
+def _summary_row(row: pd.Series) -> dict:
+    """A trade-off table row as the mean, spread and seeds `summary_difference` reads."""
+    return {"mean": row["Mean test accuracy (%)"], "std": row["± std"], "seeds": row["Seeds"]}
+
+
 def tradeoff_sentence(table: pd.DataFrame) -> str:
-    """What the stored runs say: the best LoRA rank against the probe and fine-tuning."""
+    """What the stored runs say, by `TIE_RULE`: the best LoRA rank, the ranks level with it, and
+    fine-tuning and the linear probe against it."""
     rows = {r["strategy"]: r for _, r in table.iterrows()}
     lora = table[table["strategy"].str.startswith("lora:")]
     if lora.empty:
@@ -159,18 +171,37 @@ def tradeoff_sentence(table: pd.DataFrame) -> str:
     parts = [f"The best LoRA rank here is **{best['Strategy']}**: "
              f"{best['Mean test accuracy (%)']:.1f}% with {best['Trainable parameters']:,} "
              f"trainable parameters ({best['% of the model']:.1f}% of the model)"]
+    level = [r["Strategy"] for _, r in lora.iterrows() if r["strategy"] != best["strategy"]
+             and summary_difference(_summary_row(best), _summary_row(r)).sign == 0]
+    if level:
+        parts.append(f"{and_list(level)} {'is' if len(level) == 1 else 'are'} level with it")
     for name, what in (("finetune", "fine-tuning"), ("probe", "the linear probe")):
         if name in rows:
             r = rows[name]
-            gap = best["Mean test accuracy (%)"] - r["Mean test accuracy (%)"]
+            diff = summary_difference(_summary_row(r), _summary_row(best))
+            verdict = {1: f"{diff.gap:.1f} points above it", 0: f"level with it ({abs(diff.gap):.1f} "
+                       "points apart)", -1: f"{-diff.gap:.1f} points below it"}[diff.sign]
             parts.append(f"{what} reaches {r['Mean test accuracy (%)']:.1f}% with "
-                         f"{r['Trainable parameters']:,} ({abs(gap):.1f} points "
-                         f"{'below' if gap > 0 else 'above'} it)")
-    seeds = int(table["Seeds"].min())
-    return "; ".join(parts) + f" (mean of {seeds} seed{'s' if seeds != 1 else ''})."
+                         f"{r['Trainable parameters']:,}, {verdict}")
+    return "; ".join(parts) + f" ({seeds_text(int(table['Seeds'].min()))})."
 
 
-COLORS = {"probe": "#0072B2", "finetune": "#009E73", "lora": "#CC79A7"}
+MERGE_ROUNDING = 1e-3  # largest |logit difference| still read as floating-point rounding (fp32)
+
+
+def merge_sentence(check) -> str:
+    """What the merge check's stored result says: whether merging the adapter into the weights
+    changed the outputs beyond floating-point rounding (and the accuracy)."""
+    sizes = (f"{get_strategy(check.strategy).label}: the adapter's {check.lora_params:,} numbers "
+             f"take {check.lora_bytes:,} bytes as a safetensors file in fp32 "
+             f"({check.lora_bytes_fp16:,} in fp16); the new head adds {check.head_bytes:,}; the "
+             f"whole merged model takes {check.full_bytes:,}.")
+    if check.max_abs_diff <= MERGE_ROUNDING and check.accuracy == check.merged_accuracy:
+        return sizes + (f" The outputs differ by at most {check.max_abs_diff:.1e}: only "
+                        "floating-point rounding, and the accuracy is unchanged.")
+    return sizes + (f" The outputs differ by up to {check.max_abs_diff:.2e} (accuracy "
+                    f"{check.accuracy:.1f}% with the adapter, {check.merged_accuracy:.1f}% merged): "
+                    "more than floating-point rounding, so this merge changed the model.")
 
 
 def tradeoff_figure(table: pd.DataFrame) -> go.Figure:
@@ -178,10 +209,12 @@ def tradeoff_figure(table: pd.DataFrame) -> go.Figure:
     ranks joined by a line, the probe and fine-tuning as single points."""
     fig = go.Figure()
     lora = table[table["strategy"].str.startswith("lora:")].sort_values("rank")
-    groups = [("LoRA", lora, COLORS["lora"], [f"r={int(r)}" for r in lora["rank"]], "lines+markers+text")]
+    groups = [("LoRA", lora, strategy_color("lora"), [f"r={int(r)}" for r in lora["rank"]],
+               "lines+markers+text")]
     for name in ("probe", "finetune"):
         part = table[table["strategy"] == name]
-        groups.append((get_strategy(name).label, part, COLORS[name], [get_strategy(name).label] * len(part),
+        groups.append((get_strategy(name).label, part, strategy_color(name),
+                       [get_strategy(name).label] * len(part),
                        "markers+text"))
     for label, part, color, texts, mode in groups:
         if part.empty:
@@ -191,14 +224,15 @@ def tradeoff_figure(table: pd.DataFrame) -> go.Figure:
             mode=mode, name=label,
             text=texts, textposition="top center", marker={"size": 11, "color": color},
             line={"color": color, "width": 2},
-            error_y={"type": "data", "array": part["± std"].tolist(), "visible": True},
-            customdata=part[["Strategy", "Seeds"]].values.tolist(),
+            error_y=error_bars(part["± std"], part["Seeds"]),
+            customdata=[[name, plural(int(n), "seed")]
+                        for name, n in zip(part["Strategy"], part["Seeds"])],
             hovertemplate="<b>%{customdata[0]}</b><br>%{x:,} trainable parameters<br>"
-                          "test accuracy %{y:.1f}% (%{customdata[1]} seeds)<extra></extra>"))
+                          "test accuracy %{y:.1f}% (%{customdata[1]})<extra></extra>"))
     fig.update_xaxes(type="log", title="trainable parameters (log scale, counted on the built model)")
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(height=440, margin={"l": 60, "r": 20, "t": 20, "b": 60}, hovermode="closest")
-    return fig
+    fig.update_layout(hovermode="closest")
+    return chart_layout(fig, 480, top=30)
 
 
 def preset_counts(preset: str, rank: int, targets) -> Optional[LoraCount]:
@@ -358,14 +392,15 @@ def tradeoff_panel(settings: LabSettings, notes) -> None:
     table = tradeoff_table(records)
     st.plotly_chart(tradeoff_figure(table), key="lora_tradeoff")
     st.markdown(tradeoff_sentence(table))
+    st.caption(TIE_RULE)
     st.dataframe(table.drop(columns=["strategy", "rank"]), hide_index=True, column_config={
         "Trainable parameters": st.column_config.NumberColumn(format="localized"),
         "% of the model": st.column_config.NumberColumn(format="%.2f"),
         "Mean test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
         "± std": st.column_config.NumberColumn(format="%.1f")})
     st.caption(f"{settings.labels_per_class} labels per class; points are means over seeds, "
-               "bars ±1 standard deviation (none with one seed). Gaps smaller than the bars are "
-               "run-to-run noise. Trainable parameters are counted on the built model.")
+               "bars ±1 standard deviation (none with one seed). Trainable parameters are "
+               "counted on the built model.")
 
 
 def merge_panel(config: MergeCheckConfig, notes) -> None:
@@ -383,9 +418,5 @@ def merge_panel(config: MergeCheckConfig, notes) -> None:
     c[1].metric("Accuracy with adapter", f"{check.accuracy:.1f}%")
     c[2].metric("Accuracy merged", f"{check.merged_accuracy:.1f}%")
     c[3].metric("Adapter on disk (fp32)", bytes_text(check.lora_bytes))
-    st.markdown(
-        f"{get_strategy(check.strategy).label}: the adapter's {check.lora_params:,} numbers take "
-        f"{check.lora_bytes:,} bytes as a safetensors file in fp32 ({check.lora_bytes_fp16:,} in "
-        f"fp16); the new head adds {check.head_bytes:,}; the whole merged model takes "
-        f"{check.full_bytes:,}. The outputs differ only by floating-point rounding.")
+    st.markdown(merge_sentence(check))
 

@@ -2,8 +2,10 @@
 
 After a sweep, the result records say which strategy won at each labelled-set size and by how
 much. `run_questions(records)` turns them into multiple-choice questions whose answers are
-computed from those records (means over seeds, via `engine.experiments.stats.summarize`), never written by
-hand: "In your runs at 2 labels per class, which strategy had the highest mean test accuracy?"
+computed from those records (means over seeds, via `engine.experiments.stats.summarize`), never
+written by hand: "In your runs at 2 labels per class, which strategy came out ahead?" Every
+verdict (a winner, a lead, a gain) is judged by the one rule of
+`engine.experiments.stats.difference`, and a tie is an answer ("None: the best two are level").
 Every explanation quotes the measured means. Wrong numeric options are other gaps measured in
 the same runs where there are enough, else the right gap shifted by a few points; they are
 shown as choices, never as results.
@@ -13,14 +15,18 @@ Not here: where the records come from (the result store) or drawing the quiz (th
 
 from __future__ import annotations
 
+from statistics import fmean as mean
+
 import pandas as pd
 
 from engine.core.datasets import labels_per_class_text
-from engine.experiments.stats import point_label, strategy_label, summarize
+from engine.experiments.stats import (MIN_GAP, TIE_RULE, difference, point_label, seeds_text,
+                                      strategy_label, summarize)
+from engine.experiments.verdicts import and_list
 from engine.study.content import Question
 
 TOPIC = "Your runs"
-TIE = 0.05  # points: closer means are a tie, and make no winner question
+NO_WINNER = "None: the best two are level"  # the winner question's answer for a tie
 MIN_GAP_BETWEEN_OPTIONS = 1.0  # points between any two numeric options
 
 
@@ -33,7 +39,7 @@ def _means_text(at: pd.DataFrame) -> str:
     seeds = int(rows["seeds"].min())
     listed = ", ".join(f"{strategy_label(s)} {m:.1f}%"
                        for s, m in zip(rows["strategy"], rows["mean"]))
-    return f"{listed} (mean of {seeds} seed{'s' if seeds != 1 else ''})"
+    return f"{listed} ({seeds_text(seeds)})"
 
 
 def _points(value: float) -> str:
@@ -73,9 +79,20 @@ def _pick_sizes(sizes: list[tuple[int, bool]], limit: int = 3) -> list[tuple[int
     return picked[:limit]
 
 
+def _runs(records: pd.DataFrame, strategy: str, k: int) -> pd.Series:
+    """Test accuracy per seed of one strategy at one size."""
+    at = records[(records["strategy"] == strategy) & (records["labels_per_class"] == k)]
+    return at.groupby("seed")["test_accuracy"].mean()
+
+
+def _paired(a: pd.Series, b: pd.Series) -> list[float]:
+    """a - b per seed, over the seeds both have (the same labelled examples)."""
+    return (a - b).dropna().tolist()
+
+
 def run_questions(records: pd.DataFrame) -> tuple[Question, ...]:
     """Questions answered by these records; empty when they hold fewer than two strategies at
-    any size."""
+    any size. Every verdict (a winner, a lead, a gain) is judged by `TIE_RULE`."""
     summary = summarize(records)
     if summary.empty:
         return ()
@@ -86,72 +103,119 @@ def run_questions(records: pd.DataFrame) -> tuple[Question, ...]:
     questions: list[Question] = []
     for k, all_labels in _pick_sizes(_sizes(summary)):
         at = summary[summary["labels_per_class"] == k].sort_values("mean", ascending=False)
-        if len(at) < 2:
-            continue
-        best, second = at.iloc[0], at.iloc[1]
-        gap = float(best["mean"] - second["mean"])
-        if gap < TIE:
-            continue
-        size = _size(k, all_labels)
-        options = tuple(strategy_label(s) for s in sorted(at["strategy"]))
-        questions.append(Question(
-            f"run-winner-{k}", f"In your runs at **{size}**, which strategy had the highest "
-            "mean test accuracy?", options, strategy_label(best["strategy"]),
-            f"Your runs at {size}: {_means_text(at)}. {strategy_label(best['strategy'])} won, "
-            f"{_points(gap)} ahead of {strategy_label(second['strategy']).lower()}.",
-            kind="run", topic=TOPIC))
-        questions.append(Question(
-            f"run-margin-{k}", f"In your runs at **{size}**, by how many points did the best "
-            "strategy lead the second best (difference of mean test accuracies)?",
-            _numeric_options(gap, all_gaps), _points(round(gap, 1)),
-            f"Your runs at {size}: {_means_text(at)}. {strategy_label(best['strategy'])} minus "
-            f"{strategy_label(second['strategy']).lower()} is {best['mean']:.2f} - "
-            f"{second['mean']:.2f} = {_points(gap)}.", kind="run", topic=TOPIC))
-    questions += _head_start_question(summary) + _scratch_gain_question(summary, all_gaps)
+        if len(at) >= 2:
+            questions += _winner_questions(records, at, _size(k, all_labels), all_gaps)
+    questions += _head_start_question(records, summary)
+    questions += _scratch_gain_question(records, summary, all_gaps)
     return tuple(questions)
 
 
-def _head_start_question(summary: pd.DataFrame) -> list[Question]:
-    """At which size did the best transfer strategy lead training from scratch by the most?"""
-    leads: dict[tuple[int, bool], float] = {}
+def _winner_questions(records: pd.DataFrame, at: pd.DataFrame, size: str,
+                      pool: list[float]) -> list[Question]:
+    """Who came out ahead at one size (a tie is an answer), and by how much when someone did."""
+    best, second = at.iloc[0], at.iloc[1]
+    k = int(best["labels_per_class"])
+    diff = difference(_runs(records, best["strategy"], k).tolist(),
+                      _runs(records, second["strategy"], k).tolist())
+    best_name, second_name = strategy_label(best["strategy"]), strategy_label(second["strategy"])
+    options = tuple(strategy_label(s) for s in sorted(at["strategy"])) + (NO_WINNER,)
+    prompt = (f"In your runs at **{size}**, which strategy came out ahead? (A difference counts "
+              f"when the means differ by at least {MIN_GAP:g} point and by more than the seeds' "
+              "spread.)")
+    if not diff.counts:
+        return [Question(
+            f"run-winner-{k}", prompt, options, NO_WINNER,
+            f"Your runs at {size}: {_means_text(at)}. {best_name} has the highest mean, but only "
+            f"{_points(diff.gap)} above {second_name.lower()}: a tie by the rule. {TIE_RULE}",
+            kind="run", topic=TOPIC)]
+    gap = diff.gap
+    return [Question(
+        f"run-winner-{k}", prompt, options, best_name,
+        f"Your runs at {size}: {_means_text(at)}. {best_name} won, {_points(gap)} ahead of "
+        f"{second_name.lower()}, a difference that counts by the rule.", kind="run", topic=TOPIC),
+        Question(
+        f"run-margin-{k}", f"In your runs at **{size}**, by how many points did the best "
+        "strategy lead the second best (difference of mean test accuracies)?",
+        _numeric_options(gap, pool), _points(round(gap, 1)),
+        f"Your runs at {size}: {_means_text(at)}. {best_name} minus {second_name.lower()} is "
+        f"{best['mean']:.2f} - {second['mean']:.2f} = {_points(gap)}.", kind="run", topic=TOPIC)]
+
+
+def _leads(records: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[int, bool], list[float]]:
+    """Per size: the best transfer strategy's lead over training from scratch, per seed."""
+    leads = {}
     for k, all_labels in _sizes(summary):
         at = summary[summary["labels_per_class"] == k]
-        base, others = at[at["strategy"] == "scratch"], at[at["strategy"] != "scratch"]
-        if not base.empty and not others.empty:
-            leads[(k, all_labels)] = float(others["mean"].max() - base["mean"].iloc[0])
+        others = at[at["strategy"] != "scratch"]
+        if (at["strategy"] == "scratch").any() and not others.empty:
+            best = others.loc[others["mean"].idxmax(), "strategy"]
+            lead = _paired(_runs(records, best, k), _runs(records, "scratch", k))
+            if lead:
+                leads[(k, all_labels)] = lead
+    return leads
+
+
+def _head_start_question(records: pd.DataFrame, summary: pd.DataFrame) -> list[Question]:
+    """At which size did the best transfer strategy lead training from scratch by the most?
+    Asked only when the largest lead beats the next by the rule."""
+    leads = _leads(records, summary)
     if len(leads) < 2:
         return []
-    ranked = sorted(leads.items(), key=lambda item: item[1], reverse=True)
-    if ranked[0][1] - ranked[1][1] < TIE:
+    ranked = sorted(leads.items(), key=lambda item: mean(item[1]), reverse=True)
+    if not difference(ranked[0][1], ranked[1][1]).counts:
         return []
-    (k, all_labels), lead = ranked[0]
-    listed = ", ".join(f"{point_label(kk, aa)}: {v:+.1f}" for (kk, aa), v in sorted(leads.items()))
+    (k, all_labels), lead = ranked[0][0], mean(ranked[0][1])
+    listed = ", ".join(f"{point_label(kk, aa)}: {mean(v):+.1f}" for (kk, aa), v in sorted(leads.items()))
+    usual = ("As usual, pretraining helped most where labels were scarcest."
+             if (k, all_labels) == min(leads) else
+             "Pretraining usually helps most where labels are scarcest; your runs show the "
+             "largest lead at a bigger labelled set.")
     return [Question(
         "run-head-start", "In your runs, at which number of labels per class did the best "
         "transfer strategy lead training from scratch by the most points?",
         tuple(point_label(kk, aa) for kk, aa in sorted(leads)), point_label(k, all_labels),
         f"The best transfer strategy's lead over training from scratch, in points, at each size: "
-        f"{listed}. The largest is at {point_label(k, all_labels)} ({lead:+.1f}). Pretraining "
-        "usually helps most when labels are scarce, and the lead shrinks as labels grow.",
-        kind="run", topic=TOPIC)]
+        f"{listed}. The largest is at {point_label(k, all_labels)} ({lead:+.1f}), ahead of the "
+        f"next by the rule. {usual}", kind="run", topic=TOPIC)]
 
 
-def _scratch_gain_question(summary: pd.DataFrame, pool: list[float]) -> list[Question]:
-    """How much did training from scratch gain from the smallest to the largest size?"""
+def _gain_comparison(records: pd.DataFrame, low: int, high: int, scratch_gain: list[float]) -> str:
+    """Scratch's gain between two sizes against each transfer strategy's, by `TIE_RULE`."""
+    words: dict[int, list[str]] = {1: [], 0: [], -1: []}
+    for strategy in sorted(set(records["strategy"]) - {"scratch"}):
+        gain = _paired(_runs(records, strategy, high), _runs(records, strategy, low))
+        if gain:
+            words[difference(scratch_gain, gain).sign].append(
+                f"{strategy_label(strategy).lower()} ({sum(gain) / len(gain):+.1f})")
+    if not any(words.values()):
+        return ""
+    if not words[0] and not words[-1]:
+        return (f" It gained more than {and_list(words[1])}: a network with no pretraining "
+                "depends on labels for everything, so it gains the most from more of them.")
+    said = [f"{verb} {and_list(words[sign])}" for sign, verb in
+            ((1, "more than"), (0, "level with"), (-1, "less than")) if words[sign]]
+    return (" Training from scratch usually gains the most from more labels, since it depends "
+            f"on them for everything; here its gain was {and_list(said)}.")
+
+
+def _scratch_gain_question(records: pd.DataFrame, summary: pd.DataFrame,
+                           pool: list[float]) -> list[Question]:
+    """How much did training from scratch gain from the smallest to the largest size? Asked
+    only when the gain counts by the rule."""
     scratch = summary[summary["strategy"] == "scratch"].sort_values("labels_per_class")
     if len(scratch) < 2:
         return []
     low, high = scratch.iloc[0], scratch.iloc[-1]
-    gain = float(high["mean"] - low["mean"])
-    if gain < TIE:
+    lk, hk = int(low["labels_per_class"]), int(high["labels_per_class"])
+    if difference(_runs(records, "scratch", hk).tolist(), _runs(records, "scratch", lk).tolist()).sign <= 0:
         return []
-    low_size = _size(low["labels_per_class"], low["all_labels"])
-    high_size = _size(high["labels_per_class"], high["all_labels"])
+    gain = float(high["mean"] - low["mean"])
+    low_size, high_size = _size(lk, low["all_labels"]), _size(hk, high["all_labels"])
+    compared = _gain_comparison(records, lk, hk,
+                                _paired(_runs(records, "scratch", hk), _runs(records, "scratch", lk)))
     return [Question(
         "run-scratch-gain", f"In your runs, how many points of mean test accuracy did training "
         f"from scratch gain between **{low_size}** and **{high_size}**?",
         _numeric_options(gain, pool), _points(round(gain, 1)),
         f"From scratch scored {low['mean']:.2f}% at {low_size} and {high['mean']:.2f}% at "
-        f"{high_size}: a gain of {_points(gain)}. A network with no pretraining depends on "
-        "labels for everything, so it gains the most from more of them.",
-        kind="run", topic=TOPIC)]
+        f"{high_size}: a gain of {_points(gain)}.{compared}", kind="run", topic=TOPIC)]
