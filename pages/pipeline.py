@@ -47,7 +47,8 @@ def main() -> None:
     st.markdown(
         "Plan a transfer learning project from start to finish, in five steps. There is no single "
         "right answer: what matters is that each choice follows from the one before. Your answers "
-        "stay in this browser session; download them as a Markdown file when you are done.")
+        "are saved under this page's link as you type, so a reload keeps them (anyone with the "
+        "link can open them); download them as a Markdown file when you are done.")
     form = PlanForm()
     steps(form)
     plan = form.plan()

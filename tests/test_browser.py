@@ -214,6 +214,9 @@ def test_transfer_curves_in_a_real_browser(server, empty_default_store):
             # the store is empty: the default settings show the lesson pack, marked precomputed
             expect(page.get_by_text("Precomputed results from the lesson pack")).to_be_visible()
             form.locator("[data-testid='stFormSubmitButton'] button").click()
+            # predict first hides the new settings' results: a teacher shows them without predicting
+            expect(page.get_by_text(re.compile(r"^Showing: .* · 1 seed · "))).to_be_visible(timeout=60_000)
+            page.get_by_role("button", name="Show the results").click()
 
             # The chart appears when the first run finishes; then the script trains the rest.
             _wait_for_curves(page, chart, exception, app, store)

@@ -241,6 +241,10 @@ def transfer_curves(lab: Lab) -> None:
     _keep_tags(form, "Labels per class", ["1"])
     _number(form, "Seeds", 1)
     form.locator("[data-testid='stFormSubmitButton'] button").click()
+    # predict first hides the new settings' results: a teacher shows them without predicting
+    _await(page, page.get_by_text(re.compile(r"^Showing: From scratch, Linear probe · labels per class 1 ")),
+           "the new settings", 60)
+    page.get_by_role("button", name="Show the results").click()
     _await_job_end(lab, SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1,), seeds=1),
                    page.get_by_text(re.compile(r"^At 1 label per class, the linear probe")),
                    "the head-start sentence")

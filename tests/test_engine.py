@@ -358,3 +358,72 @@ def test_a_run_records_its_precision(pretrained, fresh_store):
     spec = SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=1)
     record = run_sweep(spec, fresh_store).records.iloc[0]
     assert record["precision"] == precision_name(torch.device("cpu"))
+
+
+# --- a probe on an earlier block, and the ImageNet input size -----------------------------------
+
+def test_a_probe_on_an_earlier_block_trains_only_its_head(pretrained):
+    from engine.core.backbones import feature_blocks
+
+    torch.manual_seed(0)
+    model = get_backbone("small_cnn").build(10)
+    model.load_state_dict(pretrained.load_state_dict())
+    groups = get_strategy("probe:block2").param_groups(model, 3e-3, 3e-4)  # wraps the features
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = load_dataset("uci_digits")
+    fit(model, groups, data.x[:64], data.y[:64], steps=5, batch_size=32, seed=0)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"head.weight", "head.bias"}
+    trainable, _ = count_parameters(model)
+    assert trainable == sum(p.numel() for p in model.head.parameters())
+    assert model.head.in_features == 32 * 2 * 2  # block 2's 32 channels, pooled to 2 x 2
+    # the features the head reads are block 2's output (average-pooled), not the last block's
+    x = load_dataset("uci_digits").x[:8]
+    blocks = feature_blocks(model.features.features)
+    expected = torch.nn.functional.adaptive_avg_pool2d(blocks[1](blocks[0](x)), 2).flatten(1)
+    assert torch.allclose(model.features(x), expected)
+
+
+def test_block_probe_names_are_parsed_like_the_other_families():
+    strategy = get_strategy("probe:block3")
+    assert strategy.k == 3 and strategy.frozen_features and strategy.features_view() == "block3"
+    assert get_strategy("probe").features_view() == ""
+    for bad in ("probe:3", "probe:block", "probe:block03", "probe:blockx"):
+        with pytest.raises(ValueError, match="probe:block<k>"):
+            get_strategy(bad)
+    spec = SweepSpec(strategies=("probe:block2", "probe", "scratch"), labels_per_class=(1,), seeds=1)
+    assert spec.strategies == ("scratch", "probe", "probe:block2")
+    model = get_backbone("small_cnn").build(10)
+    with pytest.raises(ValueError, match="from 1 to 3"):
+        get_strategy("probe:block4").param_groups(model, 1e-3, 1e-4)  # block 4 is the last
+
+
+def test_a_sweep_computes_each_probes_features_once_and_keeps_them_apart(pretrained, fresh_store):
+    from engine.experiments.sweep import SweepContext
+
+    spec = SweepSpec(strategies=("probe", "probe:block2"), labels_per_class=(2,), seeds=1)
+    ctx = SweepContext(spec, torch.device("cpu"), pretrained)
+    last, early = ctx.features("probe"), ctx.features("probe:block2")
+    assert last.shape == (1797, 128) and early.shape == (1797, 128)
+    assert not torch.equal(last, early)
+    assert ctx.features("probe:block2") is early and ctx.features("partial:0") is last
+    result = run_sweep(spec, fresh_store)
+    assert set(result.records["strategy"]) == {"probe", "probe:block2"}
+
+
+def test_the_input_size_keys_new_runs_but_leaves_old_keys_alone():
+    from engine.experiments.sweep import IMAGENET
+
+    common = dict(source=IMAGENET, backbone="efficientnet_lite0", strategies=("probe",),
+                  labels_per_class=(1,), seeds=1)
+    default, explicit, native = (SweepSpec(**common), SweepSpec(**common, input_size=96),
+                                 SweepSpec(**common, input_size=224))
+    assert default.key() == explicit.key() == "c00516f5cebeaa1b9208"  # as before the size existed
+    assert plan_runs(default)[0].run_key == "8612b2a859a8d2d5f889"
+    assert native.key() != default.key()
+    assert plan_runs(native)[0].run_key != plan_runs(default)[0].run_key
+    assert native.input_shape() == (3, 224, 224) and SweepSpec().input_shape() == (1, 28, 28)
+    with pytest.raises(ValueError, match="96, 160, 224"):
+        SweepSpec(**common, input_size=100)
+    with pytest.raises(ValueError, match="only ImageNet backbones"):
+        SweepSpec(input_size=224)

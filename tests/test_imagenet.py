@@ -180,3 +180,40 @@ def test_fetch_weights_installs_a_file_downloaded_by_hand(tmp_path):
                            capture_output=True, text=True, timeout=300)
     assert right.returncode == 0, right.stderr
     assert (tmp_path / "home" / "weights" / "mobilenet_v3_small-047dcff4.pth").is_file()
+
+
+@pytest.mark.parametrize("size", [96, 160, 224])
+def test_an_imagenet_backbone_reads_its_input_at_the_size_asked(size):
+    from engine.core.backbones import get_backbone
+
+    model = get_backbone("efficientnet_lite0").build(10, size)  # random weights, same resizing
+    assert model.features[0].size == size
+    seen = []
+    model.features[1].conv_stem.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    with torch.no_grad():
+        assert model.eval()(torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    assert seen == [(2, 3, size, size)]
+    with pytest.raises(ValueError, match="96, 160, 224"):
+        get_backbone("efficientnet_lite0").build(10, 64)
+
+
+def test_imagenet_features_at_another_size_are_cached_apart(monkeypatch):
+    from engine.experiments import sweep
+
+    asked = []
+
+    def cached(build, backbone_id, x, prep, device):
+        asked.append((backbone_id, prep))
+        return torch.zeros(len(x), 4), True
+
+    monkeypatch.setattr(sweep, "cached_features", cached)
+    common = dict(source=sweep.IMAGENET, backbone="efficientnet_lite0", labels_per_class=(1,),
+                  seeds=1, strategies=("probe", "probe:block6"))
+    for size in (96, 224):
+        ctx = sweep.SweepContext(sweep.SweepSpec(**common, input_size=size), torch.device("cpu"), None)
+        ctx.features("probe"), ctx.features("probe:block6"), ctx.features("probe")
+    file = "efficientnet_lite0@imagenet:efficientnet-lite0-57934424.pth"
+    assert asked == [(file, {"input": (3, 96, 96)}),  # the key features had before sizes existed
+                     (file, {"input": (3, 96, 96), "view": "block6"}),
+                     (file, {"input": (3, 224, 224)}),
+                     (file, {"input": (3, 224, 224), "view": "block6"})]

@@ -90,6 +90,20 @@ def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
+def _in_order(node):
+    """Every element and block under `node`, in the order the page draws them."""
+    for key in sorted(getattr(node, "children", {}) or {}):
+        child = node.children[key]
+        yield child
+        yield from _in_order(child)
+
+
+def show_results(at: AppTest) -> AppTest:
+    """Press "Show the results" (predict first hides them until then) when it is offered."""
+    reveal = [b for b in at.button if b.label == "Show the results"]
+    return reveal[0].click().run() if reveal else at
+
+
 def press_run(at: AppTest, strategies, labels, seeds: int) -> AppTest:
     widget(at.multiselect, "Strategies").set_value(list(strategies))
     widget(at.multiselect, "Labels per class").set_value(list(labels))
@@ -137,7 +151,7 @@ def test_every_page_renders_with_the_sidebar(path):
 
 
 def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default_store):
-    at = open_page(CURVES)
+    at = show_results(open_page(CURVES))
     # An empty store on the default settings: the shipped lesson pack's curves, marked as such.
     assert "Precomputed results from the lesson pack: 63 runs" in texts(at.info)
     assert legend_groups(charts(at)[0]) == {"scratch", "probe", "finetune"}
@@ -149,9 +163,10 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     wait_for_job(at)
     assert not at.exception and not at.error, texts(at.error)
     assert store_count(empty_default_store) == 4
-    (figure,) = charts(at)
-    assert legend_groups(figure) == {"scratch", "probe"}
     assert "Trained 4 new runs" in at.status[0].proto.label
+    assert not charts(at)  # new settings: hidden until predicted, skipped or shown
+    (figure,) = charts(show_results(at))
+    assert legend_groups(figure) == {"scratch", "probe"}
     sentence = texts(at.markdown)
     assert "At 2 labels per class, the linear probe" in sentence and "(1 seed)" in sentence
     assert {m.label: m.value for m in at.metric}["Checkpoint"] == "reused"
@@ -177,7 +192,7 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     press_run(again, ["probe", "scratch"], [2, 1], 1)
     assert not again.exception and not again.status
     assert "nothing was retrained" in texts(again.success)
-    assert legend_groups(charts(again)[0]) == {"scratch", "probe"}
+    assert legend_groups(charts(show_results(again))[0]) == {"scratch", "probe"}
     assert store_count(empty_default_store) == 4
 
 
@@ -201,14 +216,14 @@ def test_stored_default_runs_show_on_first_load_without_training(empty_default_s
     for plan in plans[:-5]:
         store.put(_fake_record(plan, accuracy[plan.strategy]))
 
-    at = open_page(CURVES)  # first render, default settings, nothing pressed
+    at = show_results(open_page(CURVES))  # first render, default settings, nothing pressed
     assert "5 of 63 runs" in texts(at.warning)
     assert legend_groups(charts(at)[0]) == {"scratch", "probe", "finetune"}
     assert not at.status and store.count() == len(plans) - 5
 
     for plan in plans[-5:]:
         store.put(_fake_record(plan, accuracy[plan.strategy]))
-    at = open_page(CURVES)
+    at = show_results(open_page(CURVES))
     assert not at.warning and not at.status and store.count() == len(plans)
     assert ("At 2 labels per class, the linear probe beats training from scratch by 30.0 points "
             "(mean of 3 seeds).") in texts(at.markdown)
@@ -242,7 +257,7 @@ def test_two_sessions_with_the_same_settings_share_one_job(pretrained, empty_def
     wait_for_job(first)
     wait_for_job(second)
     assert store_count(empty_default_store) == 12
-    assert legend_groups(charts(second)[0]) == {"scratch", "probe"}
+    assert legend_groups(charts(show_results(second))[0]) == {"scratch", "probe"}
     assert job_manager().jobs_started == started + 1
 
 
@@ -257,6 +272,13 @@ def test_cancel_ends_the_job_and_keeps_finished_runs(pretrained, empty_default_s
     wait_until(lambda: store_count(empty_default_store) >= 1, what="the first stored run")
     at.run()
     assert at.progress, "an active job shows its progress"
+    # right under the form, in sight after Run: above the predictions and the pretraining panel
+    order = [type(node).__name__ + ":" + str(getattr(node, "label", "") or getattr(node, "value", ""))
+             for node in _in_order(at.main)]
+    progress = next(i for i, name in enumerate(order) if name.startswith("Progress"))
+    predict = next(i for i, name in enumerate(order) if "Predict first: how accurate" in name)
+    pretraining = next(i for i, name in enumerate(order) if "Step 1: pretraining" in name)
+    assert progress < predict < pretraining
     widget(at.button, "Cancel").click().run()
     assert not at.exception, [e.value for e in at.exception]
     job = job_manager().status(job_id)
@@ -264,7 +286,7 @@ def test_cancel_ends_the_job_and_keeps_finished_runs(pretrained, empty_default_s
     kept = store_count(empty_default_store)
     assert 1 <= kept < 54
     assert f"{kept} of 54 runs" in texts(at.warning)
-    assert charts(at), "the finished runs are drawn"
+    assert charts(show_results(at)), "the finished runs are drawn"
     time.sleep(1.0)
     assert store_count(empty_default_store) == kept, "a cancelled job trains nothing more"
 
@@ -282,3 +304,101 @@ def test_curve_figures_are_shared_between_identical_results():
     changed.loc[0, "test_accuracy"] += 1.0  # same run keys, another result (e.g. pack vs store)
     assert curve_figure(changed, spec.strategies) is not first
     assert curve_figure(records, spec.strategies, marker_n=5) is not first
+
+
+# --- one chart style on every page --------------------------------------------------------------
+
+def _assert_readable(figure) -> None:
+    """Chart text of at least 14 px and dark; the legend in rows under the plot."""
+    layout = figure.layout
+    assert layout.font.size >= 14 and layout.font.color == "#1A1A1A"
+    legend = layout.legend  # in rows at the bottom of the figure, under the plot
+    assert legend.orientation == "h" and legend.yref == "container" and legend.y == 0
+    assert legend.font.size >= 14
+    axes = [a for name in dir(layout) if name.startswith(("xaxis", "yaxis"))
+            and (a := getattr(layout, name)) is not None]
+    assert axes and all(a.tickfont.size >= 14 and a.title.font.size >= 14 for a in axes)
+
+
+def _colors(figure) -> dict:
+    """Each trace's name -> its line (or marker) colour."""
+    return {t.name: (t.line.color if getattr(t, "line", None) is not None and t.line.color
+                     else t.marker.color) for t in figure.data}
+
+
+def _records(rows) -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame([{"strategy": s, "labels_per_class": k, "all_labels": False, "seed": seed,
+                          "test_accuracy": acc, "n_train": 10 * k, "run_key": f"{s}-{k}-{seed}"}
+                         for s, k, seed, acc in rows])
+
+
+def test_every_figure_builder_uses_the_strategy_colours_and_readable_text():
+    import pandas as pd
+
+    from engine.experiments.diagnostics import BASELINE
+    from engine.experiments.lora_presets import memory_estimates
+    from engine.experiments.stats import summarize
+    from ui import depth, forgetting, hurts, lora
+    from ui.curves import curve_figure
+    from ui.figures import COLORS, count_text, strategy_color, transfer_curve_figure
+
+    scratch, probe, tune = COLORS["scratch"], COLORS["probe"], COLORS["finetune"]
+    assert len(set(COLORS.values())) == len(COLORS)  # one colour per strategy
+    curves = transfer_curve_figure(_records([(s, k, 0, 50.0) for s in ("scratch", "probe", "finetune")
+                                             for k in (1, 2)]))
+    assert {k: v for k, v in _colors(curves).items() if v} == {
+        "From scratch": scratch, "Linear probe": probe, "Fine-tune": tune}
+    # a lesson's own curve names take their strategy's colour; curves of one strategy differ by dash
+    named = curve_figure(_records([("From scratch (small CNN)", 1, 0, 30.0),
+                                   ("Probe on MNIST", 1, 0, 60.0), ("Probe on ImageNet", 1, 0, 40.0)]),
+                         ["From scratch (small CNN)", "Probe on MNIST", "Probe on ImageNet"],
+                         strategy_of={"From scratch (small CNN)": "scratch", "Probe on MNIST": "probe",
+                                      "Probe on ImageNet": "probe"})
+    lines = {t.name: t.line for t in named.data}
+    assert lines["From scratch (small CNN)"].color == scratch
+    assert lines["Probe on MNIST"].color == lines["Probe on ImageNet"].color == probe
+    assert lines["Probe on MNIST"].dash != lines["Probe on ImageNet"].dash
+
+    shift = pd.DataFrame([{"severity": v, "strategy": s, "labels_per_class": 1, "head_start": 5.0,
+                           "std": 0.0, "seeds": 1, "scratch": 40.0, "accuracy": 45.0}
+                          for v in (0.0, 30.0) for s in ("probe", "finetune")])
+    head_start = hurts.head_start_figure(shift, "rotate")
+    assert set(_colors(head_start).values()) == {probe, tune}
+    assert not any(t.error_y.visible for t in head_start.data)  # one seed: no error bars
+
+    depth_summary = summarize(_records(
+        [(f"{f}:{k}", 1, seed, 50.0 + seed) for f in ("partial", "copy-frozen", "copy-tuned")
+         for k in (1, 2) for seed in (0, 1)] + [("scratch", 1, 0, 30.0)]))
+    freeze = depth.freeze_figure(depth_summary)
+    assert _colors(freeze)["Test accuracy"] == tune
+    assert [t.text for t in freeze.data if t.type == "bar"] == [  # counts written out, not 113.19k
+        tuple(count_text(depth.trainable_weights(f"partial:{k}")) for k in (1, 2))]
+    copy = depth.copy_figure(depth_summary)
+    assert _colors(copy) == {"Copied blocks frozen": strategy_color("copy-frozen"),
+                             "Copied blocks fine-tuned": strategy_color("copy-tuned")}
+
+    arms = {arm: {"epoch": [0, 1], "source_accuracy": [90.0, 80.0], "target_accuracy": [10.0, 60.0]}
+            for arm in forgetting.ARM_COLORS}
+    per_epoch = forgetting.forgetting_figure(arms, "source")
+    assert _colors(per_epoch)["Plain fine-tune"] == tune
+    layers = ["input", "block1", "block2"]
+    units = {BASELINE: {"layers": layers, "pixels_probe": 50.0, "untrained_probe": [40.0, 30.0],
+                        "pretrained_probe": [70.0, 80.0]},
+             "lr": {"layers": layers, "backbone_lr": 0.001, "finetuned_probe": [72.0, 85.0],
+                    "cka_target": [0.99, 0.9], "cka_source": [0.98, 0.8]}}
+    probes, cka = forgetting.probe_figure(units), forgetting.cka_figure(units)
+    assert _colors(probes)["Pretrained (before fine-tuning)"] == probe
+    assert tune in _colors(probes).values()
+    assert cka.layout.yaxis.range[1] > 1.05  # room above the line at 1 for its label
+
+    trade = lora.tradeoff_figure(lora.tradeoff_table(_records(
+        [(s, 1, 0, 60.0) for s in ("probe", "finetune", "lora:r2", "lora:r8")])))
+    assert _colors(trade) == {"LoRA": COLORS["lora"], "Linear probe": probe, "Fine-tune": tune}
+    preset = "gpt3-175b"
+    figures = [curves, named, head_start, freeze, copy, per_epoch, probes, cka, trade,
+               lora.rank_figure(preset),
+               lora.memory_figure(memory_estimates(preset, 8, ("q_proj", "v_proj")))]
+    for figure in figures:
+        _assert_readable(figure)

@@ -71,9 +71,17 @@ def test_flashcards_reveal_grade_and_keep_progress():
                             "Not due yet": "0"}
     assert "Graded **Good**" in texts(at.caption)
     assert deck.cards[1].front in texts(at.markdown)  # the next new card
+    assert "this card comes back in 10 min." in texts(at.caption)
     table = at.dataframe[0].value.set_index("Deck")
     assert table.loc[deck.title, "New"] == len(deck.cards) - 1
     assert table.loc[deck.title, "Learning"] == 1 and table.loc[deck.title, "Due now"] == 0
+
+    # The note after a grade gives the interval its button showed (Hard: 5.5 min is 6 min, both).
+    _button(at, "Show answer").click().run()
+    hard = _button(at, "Hard").label.split(" · ")[1]
+    _button(at, "Hard").click().run()
+    assert f"Graded **Hard**: this card comes back in {hard}." in texts(at.caption)
+    SrsStore().forget(learner, [deck.cards[1].id])  # back to one card studied, for what follows
 
     # The progress is on disk under the name, for any later session or process.
     history = SrsStore().history(learner.upper(), first.id)
@@ -116,6 +124,8 @@ def test_quiz_answer_explain_score_and_retry_the_missed():
     at.radio[0].set_value(wrong)
     _button(at, "Check answer").click().run()
     assert "Not quite" in texts(at.error) and first.answer in texts(at.error)
+    assert f"You picked: *{wrong}*" in texts(at.error)  # the learner's own pick, said and marked
+    assert at.radio[0].value == wrong and at.radio[0].disabled
     assert first.explanation in texts(at.info)
     _button(at, "Next question").click().run()
 
@@ -125,11 +135,13 @@ def test_quiz_answer_explain_score_and_retry_the_missed():
     at.radio[0].set_value(second.answer)
     _button(at, "Check answer").click().run()
     assert "Correct" in texts(at.success) and second.explanation in texts(at.info)
+    assert f"You picked: **{second.answer}**" in texts(at.success)
     _button(at, "See your score").click().run()
 
     _no_errors(at)
     assert _metrics(at)["Score"] == "1 of 2"
-    assert first.prompt in texts(at.markdown)  # listed as missed
+    assert first.prompt in texts(at.markdown)  # listed as missed, with the learner's pick
+    assert f"*{first.answer}* (you picked: {wrong})" in texts(at.markdown)
     _button(at, "Retry the 1 missed").click().run()
     assert first.prompt in texts(at.markdown) and "Question 1 of 1" in at.progress[0].proto.text
     assert at.radio[0].value is None  # a fresh answer for the retry
@@ -211,7 +223,7 @@ def test_predict_first_draws_predictions_against_stored_results(empty_default_st
     _store_default_runs(empty_default_store)
     at = open_page(CURVES)
     _no_errors(at)
-    assert not [t for t in charts(at)[0]["data"] if "your prediction" in t.get("name", "")]
+    assert not charts(at)  # predict first: nothing of the answer before a prediction
     widget(at.number_input, "Linear probe at 2 labels per class (%)").set_value(50.0)
     widget(at.number_input, "From scratch at 1 label per class (%)").set_value(40.0)
     at = _button(at, "Save my predictions").click().run()
@@ -229,6 +241,60 @@ def test_predict_first_draws_predictions_against_stored_results(empty_default_st
     # The predictions stay with the session: another rerun still draws them.
     at.run()
     assert len([t for t in charts(at)[0]["data"] if "your prediction" in t.get("name", "")]) == 2
+
+
+def test_predict_first_hides_the_results_until_predicted_or_skipped(empty_default_store):
+    _store_default_runs(empty_default_store)
+    at = open_page(CURVES)
+    _no_errors(at)
+    # neither the curves nor the head-start sentence before a prediction or a skip
+    assert not charts(at) and "beats training from scratch" not in texts(at.markdown)
+    assert "Predict first: the curves and the head start" in texts(at.info)
+    at = _button(at, "Skip").click().run()
+    _no_errors(at)
+    assert charts(at) and "beats training from scratch" in texts(at.markdown)
+    at.run()  # the choice is remembered for these settings
+    assert charts(at)
+
+    # another session: hidden again; a teacher shows the results without predictions
+    teacher = open_page(CURVES)
+    assert not charts(teacher)
+    teacher = _button(teacher, "Show the results").click().run()
+    _no_errors(teacher)
+    assert charts(teacher) and "beats training from scratch" in texts(teacher.markdown)
+
+
+def test_pipeline_answers_survive_a_new_session_with_the_same_link():
+    from streamlit.testing.v1 import AppTest
+
+    from test_pages import APP, TIMEOUT
+
+    at = open_page(PIPELINE)
+    assert "plan" not in at.query_params  # nothing answered: no file, no id in the link
+    widget(at.text_input, "Backbone").set_value("DistilBERT")
+    at = widget(at.text_area, "Why this strategy for that many labels?").set_value(
+        "Thousands of labels.").run()
+    _no_errors(at)
+    plan_id = at.query_params["plan"][0] if isinstance(at.query_params["plan"], list) \
+        else at.query_params["plan"]
+    assert len(plan_id) == 16
+
+    again = AppTest.from_file(str(APP), default_timeout=TIMEOUT)  # a reload: a new session
+    again.query_params["plan"] = plan_id
+    again.run()
+    again.switch_page(PIPELINE).run()
+    _no_errors(again)
+    assert widget(again.text_input, "Backbone").value == "DistilBERT"
+    assert widget(again.text_area, "Why this strategy for that many labels?").value == \
+        "Thousands of labels."
+    assert not [w for w in again.warning if "does not use" in str(w.value)]
+
+    stranger = AppTest.from_file(str(APP), default_timeout=TIMEOUT)  # a made-up id: a fresh plan
+    stranger.query_params["plan"] = "../../etc/passwd"
+    stranger.run()
+    stranger.switch_page(PIPELINE).run()
+    _no_errors(stranger)
+    assert widget(stranger.text_input, "Backbone").value == ""
 
 
 @pytest.mark.parametrize("path", [FLASHCARDS, QUIZ, ADVISOR, PIPELINE])

@@ -113,3 +113,135 @@ def test_a_missing_imagenet_network_is_named_and_left_out(monkeypatch, tmp_path)
     assert at.query_params["imagenet"] == "resnet18"
     assert [s.source for s in comparison_specs((1,), 1, imagenet="resnet18")] == ["mnist5k",
                                                                                   "untrained"]
+
+
+# Links with an ImageNet input size, and the earlier-block probe's links (pinned when the size
+# and the section were added): a link without `size` is the 96 px comparison above.
+SIZED_LINKS = [
+    ({"size": "96"}, "8e599c0a5572c6d94939"),
+    ({"labels": "1,5,all", "seeds": "2", "size": "224"}, "0c2a84fe9e08b281b1d3"),
+    ({"labels": "1,20", "seeds": "1", "size": "160"}, "571143b906a65222d933"),
+]
+BLOCK_LINKS = [
+    ({}, "90a3c65e26a436413ce5"),
+    ({"size": "224", "block": "7"}, "6b5c4c23952a49709f0a"),
+    ({"labels": "1,5,all", "seeds": "2", "block": "4"}, "035266df0e1001bf85e1"),
+]
+
+
+@pytest.mark.parametrize("link,key", SIZED_LINKS)
+def test_a_sized_link_opens_the_same_experiment(link, key):
+    from ui.sections.sources import SourceSettings
+
+    settings, notices = SourceSettings.from_query(link)
+    assert notices == [] and settings.experiment().key() == key
+    assert SourceSettings.from_query(settings.to_query()) == (settings, [])
+
+
+@pytest.mark.parametrize("link,key", BLOCK_LINKS)
+def test_an_earlier_block_link_opens_the_same_experiment(link, key):
+    from engine.experiments.sweep import plan_runs
+    from ui.sections.sources import EarlierBlockSettings, SourceSettings
+
+    settings, notices = EarlierBlockSettings.from_query(link)
+    assert notices == [] and settings.experiment().key() == key
+    assert EarlierBlockSettings.from_query(settings.to_query()) == (settings, [])
+    # its last-block probe runs are the comparison's own ImageNet runs: never trained twice
+    comparison = SourceSettings.from_query(link)[0].experiment().specs[1]
+    probe_keys = {p.run_key for p in plan_runs(settings.spec()) if p.strategy == "probe"}
+    assert probe_keys == {p.run_key for p in plan_runs(comparison)}
+
+
+def test_bad_sizes_and_blocks_in_a_link_fall_back_with_a_notice():
+    from ui.sections.sources import EarlierBlockSettings, SourceSettings
+
+    settings, notices = SourceSettings.from_query({"size": "100"})
+    assert settings.input_size == 96 and notices == ["size `100` is not one of 96, 160, 224"]
+    block, notices = EarlierBlockSettings.from_query({"block": "11"})
+    assert block.block == 7 and notices == ["block must be a whole number from 1 to 10, got `11`"]
+    with pytest.raises(ValueError, match="96, 160, 224"):
+        SourceSettings(input_size=64)
+
+
+def _runs(curves: dict[str, list[float]], sizes=(1, 5)):
+    import pandas as pd
+
+    return pd.DataFrame([{"strategy": label, "labels_per_class": k, "test_accuracy": acc + k,
+                          "seed": seed} for label, accs in curves.items() for k in sizes
+                         for seed, acc in enumerate(accs)])
+
+
+FACTS = dict(photo="EfficientNet-Lite0", big=3_371_000, small=101_000, digits=True)
+
+
+@pytest.mark.parametrize("mnist,photo,size,heading,says", [
+    ([70, 72, 71], [50, 52, 51], 96, "loses", ["Domain match matters more than size",
+                                              "leads the EfficientNet-Lite0 probe by 20.0 points",
+                                              "under its native 224"]),
+    ([50, 52, 51], [70, 72, 71], 224, "wins", ["goes against what the lesson expects",
+                                               "at its native 224 px"]),
+    ([60, 64, 62], [61, 63, 62], 96, "tie", ["are level", "neither"]),
+])
+def test_the_verdict_is_read_from_the_runs(mnist, photo, size, heading, says):
+    from ui.sections.source_readings import SourceFacts, source_reading
+
+    records = _runs({"mnist": mnist, "photo": photo})
+    reading = source_reading(records, "mnist", "photo", SourceFacts(size=size, **FACTS))
+    assert heading in reading.heading
+    for text in says:
+        assert text in reading.text
+    if heading != "loses":
+        assert "Domain match matters more than size" not in reading.text
+    assert source_reading(records, "mnist", "absent", SourceFacts(size=size, **FACTS)) is None
+
+
+@pytest.mark.parametrize("earlier,last,heading,says", [
+    ([80, 82, 81], [60, 62, 61], "Block 7 beats the last block", "advice for a target far"),
+    ([60, 62, 61], [80, 82, 81], "The last block beats", "does not bear it out"),
+    ([70, 74, 72], [71, 73, 72], "no clear winner", "level at 2"),
+])
+def test_the_earlier_block_verdict_is_read_from_the_runs(earlier, last, heading, says):
+    from ui.sections.source_readings import block_reading
+
+    reading = block_reading(_runs({"early": earlier, "last": last}), "last", "early", 7,
+                            "EfficientNet-Lite0")
+    assert heading in reading.heading and says in reading.text
+
+
+def test_page_offers_the_input_size_and_the_earlier_block_probe(empty_default_store):
+    at = open_page(PAGE)
+    size = widget(at.selectbox, "ImageNet input size")
+    assert size.value == 96 and size.format_func(224) == "224 px (native)"
+    assert widget(at.selectbox, "Earlier block").value == 7
+    assert "A probe on an earlier block" in [h.value for h in at.header]
+    assert "native size is 224x224" in texts(at.caption)
+    assert "nonlinear map" in texts(at.caption)
+
+
+def test_the_earlier_block_probe_draws_both_blocks_and_a_verdict(empty_default_store):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from ui.jobs import job_manager
+    from ui.sections.sources import EarlierBlockSettings
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"labels": "1,20", "seeds": "1"})
+    at.run()
+    at.switch_page(PAGE).run()
+    widget(at.selectbox, "Earlier block").set_value(3)
+    [b for b in at.button if b.label == "Run"][1].click().run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    settings = EarlierBlockSettings.from_query({"labels": "1,20", "seeds": "1", "block": "3"})[0]
+
+    def done():
+        job = job_manager().status(settings.experiment().key())
+        return job is not None and not job.active
+
+    wait_until(done, what="the earlier-block probe's job")
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    figure = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert {t.get("legendgroup") for t in figure["data"]} == {c.label for c in settings.curves()}
+    assert "By the tie rule, block 3 is ahead at" in texts(at.markdown)
+    assert at.query_params["block"] == "3"

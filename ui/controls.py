@@ -51,8 +51,12 @@ def curve_controls(current: CurveSettings) -> Optional[Callable[[], CurveSetting
         factor = left.select_slider(
             "Decay factor (discriminative learning rates)", options=list(DECAY_FACTORS),
             value=current.decay(), format_func=lambda f: f"{f:g}",
-            help="The head learns at the full rate; the top block at rate x factor, each block "
-                 "below at the rate above x factor again. ULMFiT used 1/2.6 = 0.38.")
+            help="Applies only to Discriminative learning rates: with that strategy not chosen, "
+                 "this slider changes nothing. The head learns at the full rate; the top block "
+                 "at rate x factor, each block below at the rate above x factor again. ULMFiT "
+                 "used 1/2.6 = 0.38.")
+        left.caption("The decay factor applies only when Discriminative learning rates is "
+                     "among the strategies.")
         labels = right.multiselect(
             "Labels per class", options=list(LABEL_CHOICES), format_func=labels_text,
             default=list(current.labels_per_class),
@@ -61,8 +65,8 @@ def curve_controls(current: CurveSettings) -> Optional[Callable[[], CurveSetting
         seeds = left.number_input("Seeds", min_value=1, max_value=MAX_SEEDS,
                                   value=int(current.seeds), step=1, width=160)
         left.caption("Seeds: repeats of every point, each with its own label draw, initial "
-                     "weights and batch order. A curve is their mean; its band is ±1 standard "
-                     "deviation.")
+                     "weights and batch order. A curve is their mean; with two or more seeds, "
+                     "its band is ±1 standard deviation (one seed has no spread to show).")
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     if not run:
         return None

@@ -2,8 +2,9 @@
 
 These helpers draw the data facts, the pretraining panel, the curves a running job has stored
 so far, and the results: the chart (with the learner's predictions), the `n =` selector, the
-head-start sentence and the table of runs; chart figures are shared between sessions. The
-running job's box itself is `ui.experiments.live_panel`'s. Nothing here trains.
+head-start sentence and the table of runs (or, while predict first hides them, only that they
+are hidden); chart figures are shared between sessions. The running job's box itself is
+`ui.experiments.live_panel`'s. Nothing here trains.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from datetime import datetime
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.backbones import get_backbone
-from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_text, load_dataset,
-                                  split_target)
+from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_per_class_text,
+                                  labels_text, load_dataset, split_target)
 from engine.core.pretrain import PretrainResult, load_cached
 from engine.core.store import ResultStore
 from engine.experiments.stats import head_start_sentence, point_label, strategy_label
@@ -27,7 +28,7 @@ from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
 from engine.infra.packs import pack_records
 from ui.figures import transfer_curve_figure
 from ui.jobs import stored_so_far
-from ui.predict import figure_with_predictions, prediction_report
+from ui.predict import figure_with_predictions, hidden_results, prediction_report
 
 _FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
 _FIGURES_LOCK = threading.Lock()
@@ -35,18 +36,22 @@ FIGURE_CACHE_SIZE = 32
 
 
 def curve_figure(records: pd.DataFrame, strategies: Sequence[str],
-                 marker_n: Optional[int] = None) -> go.Figure:
+                 marker_n: Optional[int] = None,
+                 strategy_of: Optional[Mapping[str, str]] = None) -> go.Figure:
     """`transfer_curve_figure`, built once per distinct set of results and shared by every
     session of the server. A classroom watching one job asks for the same figure once a second
     per student; building it costs tens of milliseconds, handing it out again nothing. Runs are
     identified by key and accuracy, since a lesson pack and the store hold the same run keys.
-    The figure is shared: callers draw it and never change it."""
-    key = (tuple(zip(records["run_key"], records["test_accuracy"])), tuple(strategies), marker_n)
+    The figure is shared: callers draw it and never change it. `strategy_of`: the engine
+    strategy of each curve name that is not one, for its colour."""
+    key = (tuple(zip(records["run_key"], records["test_accuracy"])), tuple(strategies), marker_n,
+           tuple(sorted((strategy_of or {}).items())))
     with _FIGURES_LOCK:  # one build at a time: sessions asking for a new figure together wait
         if key in _FIGURES:  # for the first to build it instead of each building their own
             _FIGURES.move_to_end(key)
             return _FIGURES[key]
-        figure = transfer_curve_figure(records, strategies, marker_n=marker_n)
+        figure = transfer_curve_figure(records, strategies, marker_n=marker_n,
+                                       strategy_of=strategy_of)
         _FIGURES[key] = figure
         while len(_FIGURES) > FIGURE_CACHE_SIZE:
             _FIGURES.popitem(last=False)
@@ -132,7 +137,7 @@ def n_selector(records: pd.DataFrame) -> int:
     values = [int(k) for k in sorted(is_all.index)]
     names = {k: point_label(k, bool(is_all[k])) for k in values}
     if len(values) == 1:
-        st.markdown(f"n = {names[values[0]]} labels per class")
+        st.markdown(f"n = {labels_per_class_text(names[values[0]])}")
         return values[0]
     return st.select_slider(
         "n =", options=values, value=2 if 2 in values else values[0], format_func=names.get,
@@ -206,10 +211,21 @@ def shown_records(spec: SweepSpec, notes) -> pd.DataFrame:
     return records
 
 
-def curve_results(spec: SweepSpec, predictions: dict, notes) -> None:
-    """The results of `spec` (`shown_records`): the chart with the learner's predictions, the
-    `n =` slider, the head-start sentence, how the predictions fared and every run; or what to
-    press when nothing is stored."""
+def chart_caption(seeds: int) -> str:
+    """What the lines (and bands) of the chart are, for runs of `seeds` seeds."""
+    if seeds > 1:
+        return ("Lines: mean test accuracy over seeds; bands: ±1 standard deviation over "
+                "seeds; the x axis is logarithmic. Hover a point for its numbers.")
+    return ("Lines: test accuracy of one seed per point, so there is no spread to show (run "
+            "more seeds for bands of ±1 standard deviation); the x axis is logarithmic. Hover "
+            "a point for its numbers.")
+
+
+def curve_results(spec: SweepSpec, predictions: dict, notes, shown: bool = True) -> None:
+    """The results of `spec` (`shown_records`, which notes where they come from): the chart
+    with the learner's predictions, the `n =` slider, the head-start sentence, how the
+    predictions fared and every run; while predict first hides them (`shown` False), only
+    that they are hidden; or what to press when nothing is stored."""
     chart_slot = st.empty()
     records = shown_records(spec, notes)
     if records.empty:
@@ -217,8 +233,11 @@ def curve_results(spec: SweepSpec, predictions: dict, notes) -> None:
                         "stored yet. Press Run to train them; the curves fill in as each run "
                         "finishes.", icon=":material/info:")
         return
-    st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; the x axis "
-               "is logarithmic. Hover a point for its numbers.")
+    if not shown:
+        with chart_slot.container():
+            hidden_results(spec)
+        return
+    st.caption(chart_caption(int(records["seed"].nunique())))
     n = n_selector(records)
     figure = curve_figure(records, spec.strategies, marker_n=n)
     chart_slot.plotly_chart(figure_with_predictions(figure, predictions, spec.strategies),

@@ -119,10 +119,13 @@ def _reveal(card_id: str) -> None:
 
 
 def _grade(store: SrsStore, learner: str, card_id: str, name: str) -> None:
-    card = store.review(learner, card_id, RATINGS[name])
+    """Store the grade; the note gives the interval the review set, measured from the moment
+    of the review, as the button did (a later clock would round 5.5 min down to 5)."""
+    now = datetime.now(timezone.utc)
+    card = store.review(learner, card_id, RATINGS[name], now)
     st.session_state[REVEALED_KEY] = None
     st.session_state[LAST_KEY] = (f"Graded **{name}**: this card comes back in "
-                                  f"{interval_text(card.due - datetime.now(timezone.utc))}.")
+                                  f"{interval_text(card.due - now)}.")
 
 
 def study_card(store: SrsStore, learner: str, deck: Deck, now: datetime) -> None:

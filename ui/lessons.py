@@ -54,7 +54,8 @@ LESSONS: tuple[Lesson, ...] = (
            "Describe your labels, domain, compute, storage and tasks; get a strategy with its "
            "reasons and the experiment that shows it."),
     Lesson("pages/pipeline.py", "Design a pipeline", ":material/account_tree:",
-           "Plan a transfer learning project in five steps and download it as Markdown."),
+           "Plan a transfer learning project in five steps and download it as Markdown.",
+           query_keys=("plan",)),
     Lesson("pages/flashcards.py", "Flashcards", ":material/style:",
            "Review the key ideas with spaced repetition; your progress is kept under your name."),
     Lesson("pages/quiz.py", "Quiz", ":material/quiz:",

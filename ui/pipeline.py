@@ -3,27 +3,77 @@ check of the whole plan, and its Markdown export.
 
 The state is one dict in the session (PLAN_KEY, the fields of `engine.study.pipeline.PipelinePlan`):
 the inputs start from it, and once the page has drawn them `PlanForm.plan()` validates what was
-typed and stores it again, so the answers survive a visit to another page. What the learner
-types is only shown back as plain text (a code block) and written into their download.
+typed and stores it again, so the answers survive a visit to another page. Once something is
+answered, the plan is also saved as a small JSON file in the data directory (`plans/<id>.json`)
+under a random id that the page's link carries (`?plan=<id>`), so a reload, or the same link in
+a new tab, opens the same answers. Anyone holding the link can read them; there are no accounts.
+What the learner types is only shown back as plain text (a code block) and written into their
+download.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import secrets
 from dataclasses import asdict
-from typing import Optional
+from pathlib import Path
+from typing import Mapping, Optional
 
 import streamlit as st
 
+from engine.core.store import home_dir
 from engine.study.pipeline import (MAX_CHARS, STRATEGIES, TASKS, PipelinePlan, missing_steps,
                                    plan_markdown)
 
 PLAN_KEY = "pipeline.plan"  # session_state: the answers so far, kept while moving between pages
+PLAN_ID_KEY = "pipeline.plan_id"  # session_state: the id the answers are saved under
+PLAN_PARAM = "plan"  # the link's parameter: that id
+PLAN_ID = re.compile(r"^[0-9a-f]{16}$")  # what secrets.token_hex(8) writes; nothing else is read
+MAX_PLAN_BYTES = 64_000  # a saved plan is a few kB; a larger file is not read
+
+
+def plans_dir() -> Path:
+    return home_dir() / "plans"
+
+
+def link_plan_id(params: Mapping[str, str]) -> Optional[str]:
+    """The plan id a link carries, when it is one this page could have written."""
+    value = params.get(PLAN_PARAM)
+    return value if isinstance(value, str) and PLAN_ID.match(value) else None
+
+
+def load_answers(folder: Path, plan_id: str) -> dict:
+    """The answers saved under `plan_id`; an empty plan when none are, or they cannot be read."""
+    path = folder / f"{plan_id}.json"
+    try:
+        if path.stat().st_size <= MAX_PLAN_BYTES:
+            return asdict(PipelinePlan(**json.loads(path.read_text(encoding="utf-8"))))
+    except (OSError, ValueError, TypeError):
+        pass
+    return asdict(PipelinePlan())
+
+
+def save_answers(folder: Path, plan_id: str, plan: PipelinePlan) -> None:
+    """Write the answers under `plan_id`, whole or not at all (a temporary file, then a rename)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{plan_id}.json"
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(asdict(plan)), encoding="utf-8")
+    temporary.replace(path)
 
 
 class PlanForm:
     """The five steps' inputs, drawn where the page calls them; each remembers its answer."""
 
-    def __init__(self):
+    def __init__(self, folder: Optional[Path] = None):
+        self.folder = folder or plans_dir()  # where the answers are saved by id
+        linked = link_plan_id(st.query_params.to_dict())
+        if linked and linked != st.session_state.get(PLAN_ID_KEY):  # a link opened anew
+            st.session_state[PLAN_ID_KEY] = linked
+            st.session_state[PLAN_KEY] = load_answers(self.folder, linked)
+        self.plan_id: str = st.session_state.setdefault(PLAN_ID_KEY, secrets.token_hex(8))
         self.saved: dict = st.session_state.setdefault(PLAN_KEY, asdict(PipelinePlan()))
         self.answers: dict = {}  # field of PipelinePlan -> what the input holds now
 
@@ -64,13 +114,21 @@ class PlanForm:
             format_func=lambda s: s or "Choose one")
 
     def plan(self) -> Optional[PipelinePlan]:
-        """The plan as typed, stored in the session; None after saying why it cannot be."""
+        """The plan as typed, stored in the session and, once anything is answered (beyond the
+        task chosen at first), in its file with its id in the link; None after saying why it cannot be."""
         try:
             plan = PipelinePlan(**self.answers)
         except ValueError as err:
             st.error(f"Not saved: {err}.", icon=":material/error:")
             return None
+        changed = asdict(plan) != self.saved
         st.session_state[PLAN_KEY] = asdict(plan)
+        untouched = (PipelinePlan(), PipelinePlan(task=TASKS[next(iter(TASKS))]))
+        if plan not in untouched:  # something answered beyond the task chosen at first
+            if changed or not (self.folder / f"{self.plan_id}.json").exists():
+                save_answers(self.folder, self.plan_id, plan)
+            if st.query_params.get(PLAN_PARAM) != self.plan_id:
+                st.query_params[PLAN_PARAM] = self.plan_id
         return plan
 
 

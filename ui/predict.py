@@ -2,8 +2,12 @@
 each strategy at a few labelled-set sizes, and once runs are stored the chart and a few
 sentences compare prediction with result.
 
-Predictions are the learner's own numbers, kept only in their session (`PREDICTIONS_KEY`);
-`engine.study.predictions` does the comparison and draws them onto the figure. Nothing here trains.
+Until the learner has saved predictions for the settings shown, or chosen to see the results
+without them (Skip in the form; Show the results, for a teacher, where the results would be),
+that experiment's curves and head-start sentence stay hidden (`results_shown`). Predictions and
+those choices are the learner's own, kept only in their session (`PREDICTIONS_KEY`,
+`REVEALED_KEY`); `engine.study.predictions` does the comparison and `ui.figures` draws them onto
+the figure. Nothing here trains.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from engine.experiments.sweep import SweepSpec
 from ui.figures import with_predictions
 
 PREDICTIONS_KEY = "transfer_curves.predictions"  # session_state: {(strategy, k): accuracy %}
+# session_state: keys of the experiments whose results the learner chose to see unpredicted
+REVEALED_KEY = "transfer_curves.revealed"
 MAX_SIZES = 4  # labelled-set sizes offered for predictions
 
 
@@ -35,9 +41,32 @@ def prediction_sizes(spec: SweepSpec) -> list[int]:
     return [sizes[0], sizes[1], middle[len(middle) // 2], sizes[-1]]
 
 
+def _reveal(key: str) -> None:
+    st.session_state.setdefault(REVEALED_KEY, set()).add(key)
+
+
+def results_shown(spec: SweepSpec, predictions: dict) -> bool:
+    """True when the spec's results may be drawn: the learner saved predictions for it, chose
+    to see them without predicting, or it has no size to predict."""
+    return (bool(predictions) or not prediction_sizes(spec)
+            or spec.key() in st.session_state.get(REVEALED_KEY, set()))
+
+
+def hidden_results(spec: SweepSpec) -> None:
+    """Where the spec's results would be, while they are hidden: why, and Show the results
+    (for a teacher showing them to a class without predictions)."""
+    st.info("Predict first: the curves and the head start of these settings stay hidden until "
+            "you save your predictions above, or press Skip there.",
+            icon=":material/visibility_off:")
+    st.button("Show the results", key="predict.reveal", on_click=_reveal, args=(spec.key(),),
+              icon=":material/visibility:",
+              help="For a teacher showing the results to a class: shows the curves of these "
+                   "settings without asking for predictions.")
+
+
 def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
     """The predictions form for the spec's strategies; returns the saved predictions that
-    apply to this spec (possibly none)."""
+    apply to this spec (possibly none). Skip marks the spec's results as shown."""
     saved: dict = st.session_state.setdefault(PREDICTIONS_KEY, {})
     sizes = prediction_sizes(spec)
     applies = {key: v for key, v in saved.items()
@@ -49,7 +78,8 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
             "is guessing among the ten digits, 100% is perfect. Leave a box empty to skip it. "
             "Your predictions are drawn on the chart as dashed lines labelled **your "
             "prediction**, and once the runs are stored the page says how far off each one "
-            "was. They stay in this browser session only.")
+            "was. Until you save predictions or press Skip, the results of these settings stay "
+            "hidden. They stay in this browser session only.")
         if not sizes:
             st.caption("Choose at least one number of labels per class other than 'all' to "
                        "predict.")
@@ -68,7 +98,13 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
                         min_value=0.0, max_value=100.0, value=saved.get((strategy, k)), step=1.0,
                         format="%.1f", key=f"predict.{strategy}.{k}", placeholder="%",
                         label_visibility="collapsed")
-            save = st.form_submit_button("Save my predictions", icon=":material/save:")
+            save_column, skip_column = st.columns(2)
+            save = save_column.form_submit_button("Save my predictions", icon=":material/save:")
+            skip = skip_column.form_submit_button(
+                "Skip", icon=":material/skip_next:",
+                help="See the results of these settings without predicting.")
+        if skip:
+            _reveal(spec.key())
         if save:
             for key, value in values.items():
                 if value is None:

@@ -173,13 +173,15 @@ def ask_question(quiz: QuizRound, questions: dict[str, Question], set_title: str
             st.caption(question.topic + (" · scenario" if question.kind == "scenario" else ""))
         st.markdown(f"#### {question.prompt}")
         key = f"quiz.choice.{quiz.seed}.{quiz.round}.{question.id}"
-        st.radio("Your answer", quiz.options(question), index=None, key=key,
-                 disabled=quiz.checked)
+        options, picked = quiz.options(question), quiz.answer(question.id)
+        if quiz.checked and picked in options:  # the pick stays marked after checking
+            st.session_state[key] = picked
+        st.radio("Your answer", options, index=None, key=key, disabled=quiz.checked)
         notice = st.session_state.pop(NOTICE_KEY, None)
         if notice:
             st.warning(notice, icon=":material/touch_app:")
         if quiz.checked:
-            _verdict(question, quiz.answer(question.id), last=quiz.index + 1 == total)
+            _verdict(question, picked, last=quiz.index + 1 == total)
         else:
             st.button("Check answer", type="primary", on_click=_check, args=(question.id, key),
                       icon=":material/check:")
@@ -188,9 +190,10 @@ def ask_question(quiz: QuizRound, questions: dict[str, Question], set_title: str
 
 def _verdict(question: Question, choice: Optional[str], last: bool) -> None:
     if question.is_correct(choice):
-        st.success("Correct.", icon=":material/check_circle:")
+        st.success(f"Correct. You picked: **{choice}**", icon=":material/check_circle:")
     else:
-        st.error(f"Not quite. The answer is: **{question.answer}**", icon=":material/cancel:")
+        st.error(f"Not quite. The answer is: **{question.answer}**  \nYou picked: *{choice}*",
+                 icon=":material/cancel:")
     st.info(question.explanation, icon=":material/lightbulb:")
     if question.source:
         st.caption(f"Source: {question.source}")
@@ -208,7 +211,8 @@ def show_score(quiz: QuizRound, questions: dict[str, Question]) -> None:
         st.progress(right / total, text=f"{right / total:.0%} correct")
     if missed:
         st.markdown("**Missed:**\n" + "\n".join(
-            f"- {questions[i].prompt} — *{questions[i].answer}*" for i in missed))
+            f"- {questions[i].prompt} — *{questions[i].answer}* (you picked: {quiz.answer(i)})"
+            for i in missed))
         st.button(f"Retry the {len(missed)} missed", type="primary", on_click=_retry,
                   args=(missed,), icon=":material/replay:")
     else:

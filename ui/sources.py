@@ -1,8 +1,10 @@
 """The "Which source?" lesson's form, chart and readings.
 
-The settings and the sweeps they run are `ui.sections.sources`; here the form that fills them,
-and what the page draws from the store: one chart with a curve per source of features, the
-accuracies at the smallest labelled set, and why the winner won. Nothing here trains.
+The settings and the sweeps they run are `ui.sections.sources`, the verdicts read from the runs
+`ui.sections.source_readings`; here the forms that fill the settings, and what the page draws
+from the store: one chart with a curve per source of features (the ImageNet network at the
+input size chosen), what the comparison does and does not show, the accuracies at the smallest
+labelled set and the verdict; then the section probing an earlier block. Nothing here trains.
 """
 
 from __future__ import annotations
@@ -12,37 +14,39 @@ from typing import Callable, Optional
 import pandas as pd
 import streamlit as st
 
-from engine.core.backbones import feature_weights
+from engine.core.backbones import IMAGENET_SIZES, block_count, feature_weights
 from engine.core.datasets import labels_text
 from engine.core.imagenet import IMAGENET_MODELS, weights_status
-from engine.experiments.stats import summarize
+from engine.experiments.stats import TIE_RULE, summarize
 from engine.experiments.sweep import MAX_SEEDS
 from ui.curve_sets import curve_records, present_labels, total_runs
 from ui.curves import curve_figure, plural
-from ui.section_run import missing_note
-from ui.sections.sources import DEFAULT_TARGET, LABEL_CHOICES, SourceSettings
+from ui.experiments import section_settings
+from ui.section_run import missing_note, run_section
+from ui.sections.source_readings import NATIVE_SIZE, SourceFacts, block_reading, source_reading
+from ui.sections.sources import (DEFAULT_TARGET, LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
+                                 block_choices, default_block)
+from ui.shell import show_link_notices
 
-WHY_DIGITS = (
-    "{photo}'s feature layers hold {big:,} weights, trained on more than a million labelled "
-    "photos; the small CNN's hold {small:,}, trained on 5,000 digits. Yet with very few labels the "
-    "probe on MNIST features is far ahead, and the ImageNet probe can trail even training from "
-    "scratch. A linear probe can only reweight the features it is given. The MNIST network's last "
-    "layer already separates strokes, loops and digit shapes, so a few examples per class are "
-    "enough to point the probe at the right ones. ImageNet's features describe fur, wheels, "
-    "textures and colour in natural photographs; a blurry grey 8x8 digit blown up to 96x96 pixels "
-    "lands in a corner of that space where the digit classes are not laid out apart, so the probe "
-    "needs many more labels to find a boundary. Random features carry no knowledge at all, only a "
-    "random projection of the pixels.\n\n"
-    "**Domain match matters more than size.** Pretraining transfers what the source taught; when "
-    "the source's world looks like the target's, a small model wins. With more labels the gaps "
-    "narrow, as every strategy learns more from the target itself.")
-WHY_OTHER = (
-    "{photo}'s feature layers hold {big:,} weights learnt from a million photographs; the small "
-    "CNN's hold {small:,} learnt from 5,000 grey digits. Which one helps depends on what the "
-    "target's images look like: colour, texture and natural shapes favour ImageNet's features, pen "
-    "strokes on a plain background favour the digit network's. **Domain match matters more than "
-    "size**: a source helps as far as its features separate the target's classes, which is what "
-    "the probe measures.")
+SCOPE = (
+    "**What this comparison shows, and what it does not.** It measures how well a linear probe "
+    "separates the target's classes on each source's frozen features. The small CNN (pretrained "
+    "on MNIST, or left untrained) reads the target as 28x28 grey pixels; {photo} reads it "
+    "resized to {size}x{size} colour pixels{native}. The two networks differ in architecture, "
+    "size, input size and pretraining data at once, so a gap between them mixes all of these; "
+    "only the MNIST probe and the untrained probe share everything but the pretraining. The "
+    "untrained network's **random features** are not a plain projection of the pixels: random "
+    "convolutions with max-pooling and ReLU are a fixed nonlinear map that keeps the "
+    "convolutional prior (local filters, tolerance to small shifts), with nothing learnt from "
+    "data. And a probe measures features as they are: fine-tuning may rank the sources "
+    "differently.")
+SIZE_HELP = ("The side of the square images the ImageNet network sees. 224 px is its native "
+             "size; smaller images put digits at a scale its filters were not trained on. The "
+             "features are computed once per size and kept on disk; that first pass over the UCI "
+             "digits takes about {cost} on two CPU cores.")
+# EfficientNet-Lite0's first feature pass over the UCI digits on the 2-core CPU (bench/RESULTS.md)
+PASS_COST = {96: "20 s", 224: "2 minutes"}
+COSTS = ", ".join(f"{c} at {n} px" for n, c in PASS_COST.items())
 
 
 def source_form(settings: SourceSettings,
@@ -59,6 +63,10 @@ def source_form(settings: SourceSettings,
             format_func=lambda n: IMAGENET_MODELS[n].title + ("" if weights_status(n)[0]
                                                                else " (weights not downloaded)"),
             help="EfficientNet-Lite0 works offline; torchvision's networks need their weights file.")
+        size = st.selectbox("ImageNet input size", IMAGENET_SIZES,
+                            index=IMAGENET_SIZES.index(settings.input_size),
+                            format_func=lambda n: f"{n} px" + (" (native)" if n == NATIVE_SIZE else ""),
+                            help=SIZE_HELP.format(cost=COSTS))
         left, right = st.columns(2)
         labels = left.multiselect("Labels per class", options=list(LABEL_CHOICES),
                                   format_func=labels_text, default=list(settings.labels_per_class))
@@ -67,19 +75,30 @@ def source_form(settings: SourceSettings,
         run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
     if not run:
         return None
-    return lambda: SourceSettings(tuple(labels), int(seeds), target, photo)
+    return lambda: SourceSettings(tuple(labels), int(seeds), target, photo, int(size))
+
+
+def photo_title(imagenet: str) -> str:
+    return IMAGENET_MODELS[imagenet].title.split(" (")[0]
 
 
 def missing_weights_note(settings: SourceSettings) -> None:
+    """A warning when the ImageNet network is missing, then what the comparison shows."""
     ready, status = weights_status(settings.imagenet)
     if not ready:
         st.warning(f"{IMAGENET_MODELS[settings.imagenet].title} is not available on this server: "
                    f"{status}. The comparison runs without it.", icon=":material/cloud_off:")
+    native = (" (its native size)" if settings.input_size == NATIVE_SIZE
+              else f"; its native size is {NATIVE_SIZE}x{NATIVE_SIZE}")
+    st.caption(SCOPE.format(photo=photo_title(settings.imagenet), size=settings.input_size,
+                            native=native))
 
 
 def draw_comparison(records: pd.DataFrame, settings: SourceSettings, key: str) -> None:
     if not records.empty:
-        st.plotly_chart(curve_figure(records, present_labels(records, settings.curves())), key=key)
+        curves = settings.curves()
+        st.plotly_chart(curve_figure(records, present_labels(records, curves),
+                                     strategy_of={c.label: c.strategy for c in curves}), key=key)
 
 
 def live_chart(settings: SourceSettings) -> None:
@@ -96,8 +115,9 @@ def comparison_results(settings: SourceSettings, notes) -> None:
     if records.empty:
         st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run: "
                 "the first run computes the ImageNet network's features of every target image "
-                "once (about 20 s for EfficientNet-Lite0 on the UCI digits on two CPU cores); they "
-                "are kept on disk for every later run.", icon=":material/info:")
+                f"once (for EfficientNet-Lite0 on the UCI digits on two CPU cores: {COSTS}, so "
+                "224 px is slow on a CPU); they are kept on disk for every later run.",
+                icon=":material/info:")
         return
     missing_note(len(records), total, notes)
     st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; log x axis.")
@@ -111,8 +131,76 @@ def comparison_results(settings: SourceSettings, notes) -> None:
     best = max(shown, key=at_k.get)
     st.markdown(f"At {k} label{'s' if k != 1 else ''} per class the best features here are: "
                 f"**{best.lower()}** ({at_k[best]:.1f}%).")
-    facts = dict(photo=IMAGENET_MODELS[settings.imagenet].title.split(" (")[0],
-                 small=feature_weights("small_cnn"), big=feature_weights(settings.imagenet))
-    digits = settings.target == DEFAULT_TARGET
-    st.subheader("Why the bigger network loses here" if digits else "Reading the result")
-    st.markdown((WHY_DIGITS if digits else WHY_OTHER).format(**facts))
+    facts = SourceFacts(photo=photo_title(settings.imagenet), size=settings.input_size,
+                        big=feature_weights(settings.imagenet), small=feature_weights("small_cnn"),
+                        digits=settings.target == DEFAULT_TARGET)
+    curves = settings.curves()
+    reading = source_reading(records, curves[1].label, curves[2].label, facts)
+    if reading is not None:
+        st.subheader(reading.heading)
+        st.markdown(reading.text)
+        st.caption(TIE_RULE)
+
+
+BLOCK_KEY = "which_source.block_settings"  # session_state: the earlier-block probe last run
+BLOCK_INTRO = (
+    "CS231n's advice for a target far from the source: train the linear classifier on an "
+    "earlier layer's activations, not only on the last one's. Here {photo} (fed {size} px images) "
+    "is probed twice on the same target, labels and seeds: on its last block, as above, and on "
+    "an earlier feature block, whose (channels x height x width) output is average-pooled to a "
+    "2x2 grid per channel. Only the new linear head trains; the earlier block's outputs are "
+    "computed once per sweep.")
+
+
+def block_form(settings: EarlierBlockSettings) -> Optional[Callable[[], EarlierBlockSettings]]:
+    """The earlier-block form: which block; the rest follows the comparison's settings."""
+    n = block_count(settings.comparison.imagenet)
+    with st.form("which_source_block", border=True):
+        block = st.selectbox("Earlier block", block_choices(settings.comparison.imagenet),
+                             index=block_choices(settings.comparison.imagenet).index(settings.block),
+                             format_func=lambda k: f"block {k} of {n}",
+                             help="Feature blocks counted from the input, as on the depth page.")
+        run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    return (lambda: EarlierBlockSettings(settings.comparison, int(block))) if run else None
+
+
+def draw_blocks(settings: EarlierBlockSettings, key: str) -> Optional[pd.DataFrame]:
+    records = curve_records([settings.spec()], settings.curves())
+    if not records.empty:
+        curves = settings.curves()
+        st.plotly_chart(curve_figure(records, present_labels(records, curves),
+                                     strategy_of={c.label: c.strategy for c in curves}), key=key)
+    return records
+
+
+def block_results(settings: EarlierBlockSettings, notes) -> None:
+    """The two probes' chart and the verdict read from them, or an invitation to press Run."""
+    total = total_runs([settings.spec()])
+    records = draw_blocks(settings, "which_source_block")
+    if records.empty:
+        st.info(f"None of the {plural(total, 'run')} of this probe is stored yet. Press Run.",
+                icon=":material/info:")
+        return
+    missing_note(len(records), total, notes)
+    curves = settings.curves()
+    reading = block_reading(records, curves[0].label, curves[1].label, settings.block,
+                            photo_title(settings.comparison.imagenet))
+    if reading is not None:
+        st.markdown(f"**{reading.heading}.** {reading.text}")
+        st.caption(TIE_RULE)
+
+
+def earlier_block_section(comparison: SourceSettings) -> None:
+    """The section probing the comparison's ImageNet network on an earlier block."""
+    st.header("A probe on an earlier block")
+    photo = photo_title(comparison.imagenet)
+    if not weights_status(comparison.imagenet)[0]:
+        st.info(f"This section needs {photo}'s weights on this server.", icon=":material/cloud_off:")
+        return
+    st.markdown(BLOCK_INTRO.format(photo=photo, size=comparison.input_size))
+    settings, notices = section_settings(EarlierBlockSettings, BLOCK_KEY)
+    show_link_notices([n for n in notices if "block" in n])
+    block = settings.block if settings.block in block_choices(comparison.imagenet) else \
+        default_block(comparison.imagenet)
+    run_section(EarlierBlockSettings(comparison, block), block_form, BLOCK_KEY, "earlier_block",
+                lambda s: draw_blocks(s, "which_source_block_live"), results=block_results)

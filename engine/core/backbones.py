@@ -20,7 +20,8 @@ from torch import nn
 from engine.core.imagenet import (IMAGENET_MODELS, ImageNetInput, build_imagenet_model,
                              split_classifier)
 
-IMAGENET_INPUT = 96  # side the lessons feed ImageNet backbones (224 is their native size)
+IMAGENET_INPUT = 96  # side the lessons feed ImageNet backbones by default (224 is their native size)
+IMAGENET_SIZES = (96, 160, 224)  # sides a sweep may feed them: the default, a middle one, native
 
 
 class Classifier(nn.Module):
@@ -68,24 +69,40 @@ class BackboneInfo:
     arch: str  # a short architecture signature, part of the pretrained checkpoint's key
     imagenet: bool = False  # weights come from an ImageNet file, not from engine pretraining
 
-    def build(self, n_classes: int) -> Classifier:
-        """A randomly initialised classifier (seed torch's RNG first for reproducibility)."""
-        return Classifier(self.build_features(), self.feature_dim, n_classes)
-
-    def build_imagenet(self, n_classes: int) -> Classifier:
-        """The ImageNet-trained features with a new head (raises WeightsUnavailable offline)."""
-        if not self.imagenet:
-            raise BackboneError(f"{self.name} has no ImageNet weights")
-        body, _ = split_classifier(build_imagenet_model(self.name, pretrained=True))
-        features = nn.Sequential(ImageNetInput(IMAGENET_INPUT, IMAGENET_MODELS[self.name].interpolation),
-                                 body)
+    def build(self, n_classes: int, input_size: int = IMAGENET_INPUT) -> Classifier:
+        """A randomly initialised classifier (seed torch's RNG first for reproducibility);
+        an ImageNet architecture resizes its input to `input_size` x `input_size`."""
+        features = self.build_features(input_size) if self.imagenet else self.build_features()
         return Classifier(features, self.feature_dim, n_classes)
 
+    def build_imagenet(self, n_classes: int, input_size: int = IMAGENET_INPUT) -> Classifier:
+        """The ImageNet-trained features, reading `input_size` x `input_size` images, with a
+        new head (raises WeightsUnavailable offline)."""
+        if not self.imagenet:
+            raise BackboneError(f"{self.name} has no ImageNet weights")
+        return Classifier(imagenet_features(self.name, input_size, pretrained=True),
+                          self.feature_dim, n_classes)
 
-def _imagenet_features(name: str) -> Callable[[], nn.Module]:
-    def build() -> nn.Module:  # random weights, same architecture (the "untrained" source)
-        body, _ = split_classifier(build_imagenet_model(name, pretrained=False))
-        return nn.Sequential(ImageNetInput(IMAGENET_INPUT, IMAGENET_MODELS[name].interpolation), body)
+
+def check_input_size(size: int) -> int:
+    """`size` when it is one of IMAGENET_SIZES, else a ValueError naming them."""
+    if isinstance(size, bool) or size not in IMAGENET_SIZES:
+        raise ValueError(f"ImageNet backbones read images of {', '.join(map(str, IMAGENET_SIZES))} "
+                         f"pixels, not {size!r}")
+    return size
+
+
+def imagenet_features(name: str, input_size: int, pretrained: bool) -> nn.Module:
+    """An ImageNet network's features: its input resized to `input_size` (B, 3, S, S) and
+    normalised, then the network without its classifier, (B, D)."""
+    body, _ = split_classifier(build_imagenet_model(name, pretrained=pretrained))
+    resize = ImageNetInput(check_input_size(input_size), IMAGENET_MODELS[name].interpolation)
+    return nn.Sequential(resize, body)
+
+
+def _imagenet_features(name: str) -> Callable[..., nn.Module]:
+    def build(input_size: int = IMAGENET_INPUT) -> nn.Module:  # random weights (the "untrained" source)
+        return imagenet_features(name, input_size, pretrained=False)
     return build
 
 

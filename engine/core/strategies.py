@@ -9,7 +9,8 @@ Strategies with a setting are named `family:setting` (for example `lora:r4`): a 
 a parser in `FAMILIES` with `register_family`, and `get_strategy` builds the strategy from its
 name, so such a name works everywhere a plain one does (specs, URLs, the CLI, the store).
 
-The families: `partial:<k>`, `discriminative:<factor>`, `copy-frozen:<k>`, `copy-tuned:<k>` and
+The families: `probe:block<k>` (a linear probe on the output of the first k feature blocks),
+`partial:<k>`, `discriminative:<factor>`, `copy-frozen:<k>`, `copy-tuned:<k>` and
 `lora:r<rank>` (a rank-r adapter on every conv and dense layer of the features) or
 `lora:r<rank>@<layer>+<layer>` (only the named ones: conv1, conv2, conv3, fc on the small CNN).
 
@@ -55,6 +56,12 @@ class Strategy:
         during training (gradual unfreezing, LP-FT); None when it is fixed."""
         return None
 
+    def features_view(self) -> str:
+        """Which frozen features a `frozen_features` strategy's head reads: "" for the whole
+        feature extractor's output (shared by every such strategy of a sweep), else a name for
+        another view of it (`probe:block<k>`: "block<k>")."""
+        return ""
+
 
 def _set_trainable(module: nn.Module, trainable: bool) -> None:
     for p in module.parameters():
@@ -82,6 +89,93 @@ class LinearProbe(Strategy):
 PROBE = LinearProbe("probe", "Linear probe",
                     "Pretrained layers frozen; only a new linear head is trained on their features.",
                     uses_pretrained=True, frozen_features=True)
+
+
+POOL_GRID = 2  # an earlier block's (B, C, H, W) map is average-pooled to C x 2 x 2 for its probe
+
+
+class _BlockOutput(Exception):
+    """Carries block k's output out of the forward pass, so the blocks above never run."""
+
+    def __init__(self, output: torch.Tensor):
+        super().__init__()
+        self.output = output
+
+
+class EarlierBlock(nn.Module):
+    """The output of one feature block, (B, C, H, W) average-pooled to (B, C * 4), or (B, D)
+    as it is. The whole feature extractor is called and stopped right after that block, so
+    whatever it does before the block (resizing, activations without weights) still happens."""
+
+    def __init__(self, features: nn.Module, block: nn.Module):
+        super().__init__()
+        self.features = features
+        self.block = block
+        self.pool = nn.AdaptiveAvgPool2d(POOL_GRID)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def stop(_module, _inputs, output):
+            raise _BlockOutput(output)
+
+        handle = self.block.register_forward_hook(stop)
+        try:
+            self.features(x)
+            raise RuntimeError("the chosen block never ran")
+        except _BlockOutput as found:
+            out = found.output
+        finally:
+            handle.remove()
+        return (self.pool(out) if out.dim() == 4 else out).flatten(1)  # (B, D_k)
+
+
+def _first_conv_channels(features: nn.Module) -> int:
+    conv = next((m for m in features.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise StrategyError("a probe on an earlier block needs a convolutional backbone")
+    return conv.in_channels
+
+
+@dataclass(frozen=True)
+class BlockProbe(Strategy):
+    """`probe:block<k>`: a linear probe on the output of the first k feature blocks (counted
+    from the input as `feature_blocks` does) instead of the last. Everything stays frozen and
+    only a new head trains on the pooled block output (CS231n: for a target far from the
+    source, probe earlier layers, whose features are more generic)."""
+    k: int = 1
+
+    def param_groups(self, model, lr, backbone_lr):
+        blocks = feature_blocks(model.features)
+        if not 1 <= self.k < len(blocks):
+            raise StrategyError(f"{self.name}: this backbone has {len(blocks)} blocks; probe one "
+                                f"from 1 to {len(blocks) - 1} (the last is the plain probe)")
+        model.features = EarlierBlock(model.features, blocks[self.k - 1]).eval()
+        _set_trainable(model, False)
+        with torch.no_grad():  # the width of the pooled output (any image size the blocks accept)
+            probe = torch.zeros(1, _first_conv_channels(model.features), 64, 64,
+                                device=model.head.weight.device)
+            width = model.features(probe).shape[1]
+        model.feature_dim = width
+        model.replace_head(model.head.out_features)  # drawn from the run's seed, under its lock
+        return [{"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+    def features_view(self) -> str:
+        return f"block{self.k}"
+
+
+def block_probe(k: int) -> BlockProbe:
+    return BlockProbe(f"probe:block{k}", f"Linear probe on block {k}",
+                      f"Pretrained layers frozen; a new linear head trains on the output of "
+                      f"feature block {k} (average-pooled to a {POOL_GRID}x{POOL_GRID} grid), "
+                      "not on the last block's.",
+                      uses_pretrained=True, frozen_features=True, k=k)
+
+
+def _parse_block_probe(setting: str) -> BlockProbe:
+    digits = setting[len("block"):] if setting.startswith("block") else ""
+    if not digits.isdigit() or str(int(digits)) != digits or not 1 <= int(digits) <= 99:
+        raise StrategyError(f"'probe:{setting}': write probe:block<k>, k a whole number from 1, "
+                            "e.g. probe:block3")
+    return block_probe(int(digits))
 
 
 class FineTune(Strategy):
@@ -383,3 +477,4 @@ register_family("discriminative", _parse_discriminative)
 register_family("copy-frozen", lambda s: copy_layers(_parse_int("copy-frozen", s, "k"), False))
 register_family("copy-tuned", lambda s: copy_layers(_parse_int("copy-tuned", s, "k"), True))
 register_family("lora", _parse_lora)
+register_family("probe", _parse_block_probe)  # last: the order of the families above is kept

@@ -145,7 +145,9 @@ class Backend(Protocol):
 class LocalBackend:
     """Units train in this process: `concurrency` at once (default: what the workbench allows,
     else one per CPU thread or a few per GPU), each with its own model and generator, so every
-    unit's numbers are the same whatever the concurrency."""
+    unit's numbers are the same whatever the concurrency. On CUDA, a workbench with
+    `train_stacked(todo, should_stop, say)` (a sweep's) trains its units there instead: runs of
+    one architecture as one stacked model (`engine.core.batched`)."""
 
     def __init__(self, concurrency: Optional[int] = None):
         self.concurrency = concurrency
@@ -155,6 +157,10 @@ class LocalBackend:
 
     def train(self, experiment, pretrained, todo, device, should_stop, say):
         bench = experiment.workbench(device, pretrained)
+        stacked = getattr(bench, "train_stacked", None)  # a sweep's runs as stacked models
+        if device.type == "cuda" and stacked is not None:  # the CPU keeps one run per thread
+            yield from stacked(todo, should_stop, say)
+            return
         workers = self.concurrency or bench.concurrency or default_concurrency(device)
         if bench.concurrency is not None:
             workers = min(workers, bench.concurrency)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from engine import ENGINE_VERSION
-from engine.core.backbones import feature_blocks, get_backbone
+from engine.core.backbones import IMAGENET_INPUT, check_input_size, feature_blocks, get_backbone
 from engine.core.datasets import (ALL_LABELS, ALL_LABELS_TEXT, SPLIT_SEED, TEST_FRACTION, DatasetError,
                                   adapt_images, get_dataset_info, labels_text, load_dataset,
                                   max_labels_per_class, sample_labels, split_target)
@@ -35,6 +35,7 @@ from engine.core.strategies import get_strategy, strategy_order
 from engine.core.train import TrainBudget, accuracy, fit
 from engine.experiments import protocol
 from engine.experiments.protocol import UNTRAINED_SEED, LocalBackend, Progress, Unit, digest
+from engine.experiments.stacked import train_stacked
 
 DEFAULT_LABELS = (1, 2, 5, 10, 20, 50, ALL_LABELS)
 MAX_SEEDS = 20
@@ -52,6 +53,9 @@ class SweepSpec:
     seeds: int = 3  # runs per point, with seeds 0 .. seeds-1 (label draw, init, batch order)
     budget: TrainBudget = field(default_factory=TrainBudget)  # optimisation settings per run
     pretrain_epochs: int = 8  # passes over the source when pretraining the backbone
+    # side of the square images an ImageNet backbone sees (IMAGENET_SIZES; 224 is native); the
+    # small CNN always reads 28 x 28. Left out of keys at its default, so older keys stand.
+    input_size: int = IMAGENET_INPUT
 
     def __post_init__(self):
         info = get_backbone(self.backbone)
@@ -81,6 +85,10 @@ class SweepSpec:
             raise ValueError(f"seeds must be an integer from 1 to {MAX_SEEDS}, got {self.seeds!r}")
         if not isinstance(self.budget, TrainBudget):
             raise ValueError("budget must be a TrainBudget")
+        check_input_size(self.input_size)
+        if self.input_size != IMAGENET_INPUT and not info.imagenet:
+            raise ValueError(f"{self.backbone} reads 28 x 28 images; only ImageNet backbones take "
+                             "another input size")
         object.__setattr__(self, "strategies", strategies)
         object.__setattr__(self, "labels_per_class", labels)
         if self.engine_pretrains():
@@ -106,7 +114,12 @@ class SweepSpec:
 
     def key(self) -> str:
         """Hash of the whole spec: identifies an experiment (for jobs, URLs and packs)."""
-        return digest(asdict(self))
+        return digest(sized(asdict(self), self.input_size))
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) the backbone's features read (an ImageNet one resizes to this)."""
+        shape = get_backbone(self.backbone).input_shape
+        return (shape[0], self.input_size, self.input_size) if get_backbone(self.backbone).imagenet else shape
 
     def needs_pretraining(self) -> bool:
         """True when some strategy starts from weights the engine must pretrain (or load)."""
@@ -141,6 +154,13 @@ class SweepSpec:
         return f"{unit.label}: {record['test_accuracy']:.1f}%"
 
 
+def sized(payload: dict, input_size: int) -> dict:
+    """`payload` with the input size in it only when it is not the default (keys made before
+    the size was a setting stay the same)."""
+    payload = {k: v for k, v in payload.items() if k != "input_size"}
+    return payload if input_size == IMAGENET_INPUT else dict(payload, input_size=input_size)
+
+
 @dataclass(frozen=True)
 class RunPlan:
     strategy: str
@@ -151,11 +171,11 @@ class RunPlan:
 
 def plan_runs(spec: SweepSpec) -> list[RunPlan]:
     """All runs of a spec, seed-major so every curve gains a point early in a sweep."""
-    common = {
+    common = sized({
         "backbone": spec.backbone, "source": spec.source, "target": spec.target,
         "pretrain": spec.source_key(), "budget": asdict(spec.budget),
         "split": [SPLIT_SEED, TEST_FRACTION], "engine": ENGINE_VERSION,
-    }
+    }, spec.input_size)
     return [
         RunPlan(s, k, seed, digest(dict(common, strategy=s, labels_per_class=k, seed=seed)))
         for seed in range(spec.seeds) for k in spec.labels_per_class for s in spec.strategies
@@ -174,6 +194,20 @@ class SweepResult:
     reused: int  # runs found in the store
     cancelled: bool
     pretrain: Optional[PretrainResult]
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """One run of a sweep ready to train (`SweepContext.prepare`)."""
+
+    idx: torch.Tensor  # (n,) the run's labelled examples, indices into the target
+    groups: list  # the optimizer's parameter groups, as the strategy chose them
+    trained: nn.Module  # what trains: the model, its head alone, or the blocks above a frozen prefix
+    evaluated: nn.Module  # what the test set goes through (reads `inputs` like `trained`)
+    inputs: torch.Tensor  # (N, ...) what `trained` reads for every target image
+    steps: int  # optimizer steps the budget gives this labelled-set size
+    schedule: Optional[Callable[[int, int], None]]  # the strategy's before_step hook, if any
+    start: float  # time.perf_counter() when preparation began (the record's train_seconds)
 
 
 class SweepContext:
@@ -198,7 +232,7 @@ class SweepContext:
         self.y = self.data.y.to(device)  # (N,)
         self.test_idx = torch.as_tensor(self.split.test_idx, device=device)
         self.pretrained_state = pretrained.load_state_dict() if pretrained else None
-        self._features: Optional[torch.Tensor] = None
+        self._features: dict[str, torch.Tensor] = {}  # frozen features by strategy view
         self._block_outputs: dict[tuple, torch.Tensor] = {}
         # model construction draws from torch's global generator: one run at a time seeds it
         self._init_lock = threading.Lock()
@@ -224,11 +258,12 @@ class SweepContext:
         info = get_backbone(self.spec.backbone)
         torch.manual_seed(seed)
         strategy = get_strategy(strategy_name)
+        size = self.spec.input_size
         if strategy.uses_pretrained and self.spec.source == IMAGENET:
-            model = info.build_imagenet(self.data.n_classes)  # the head is drawn from `seed`
+            model = info.build_imagenet(self.data.n_classes, size)  # the head is drawn from `seed`
         elif strategy.uses_pretrained and self.spec.source == UNTRAINED:
             torch.manual_seed(UNTRAINED_SEED)  # one fixed random backbone for every run
-            model = info.build(self.data.n_classes)
+            model = info.build(self.data.n_classes, size)
             torch.manual_seed(seed)
             model.replace_head(self.data.n_classes)
         elif strategy.uses_pretrained:
@@ -236,22 +271,25 @@ class SweepContext:
             model.load_state_dict(self.pretrained_state)
             model.replace_head(self.data.n_classes)  # the new head is drawn from `seed`
         else:
-            model = info.build(self.data.n_classes)
+            model = info.build(self.data.n_classes, size)
         return model
 
-    def features(self) -> torch.Tensor:
-        """Pretrained features of every target image, (N, D), computed once per sweep."""
-        if self._features is None:
+    def features(self, strategy_name: str = "probe") -> torch.Tensor:
+        """Frozen features of every target image that `strategy_name`'s head reads, (N, D),
+        computed once per sweep for each view (`Strategy.features_view`)."""
+        view = get_strategy(strategy_name).features_view()
+        if view not in self._features:
+            name = strategy_name if view else "probe"
             if self.spec.source == IMAGENET:  # a big network: its features are kept on disk
+                prep = {"input": self.spec.input_shape(), **({"view": view} if view else {})}
                 features, _ = cached_features(
-                    lambda: self.new_model("probe", 0).features, f"{self.spec.backbone}@"
-                    f"{self.spec.source_key()}", self.data.x, {"input": get_backbone(
-                        self.spec.backbone).input_shape}, self.device)
-                self._features = features.to(self.device)
+                    lambda: self.prepared_model(name, 0)[0].features, f"{self.spec.backbone}@"
+                    f"{self.spec.source_key()}", self.data.x, prep, self.device)
+                self._features[view] = features.to(self.device)
             else:
-                model = self.new_model("probe", 0)
-                self._features = self._over_all_images(model.features, autocast=False)
-        return self._features
+                model = self.prepared_model(name, 0)[0]
+                self._features[view] = self._over_all_images(model.features, autocast=False)
+        return self._features[view]
 
     def block_outputs(self, model: nn.Module, k: int) -> torch.Tensor:
         """Outputs of the model's first k feature blocks for every target image, computed once
@@ -294,8 +332,9 @@ class SweepContext:
 
     def order(self, todo: list[Unit], workers: int) -> list[Unit]:
         """Seed after seed; with several workers, the longest runs of a seed first."""
-        if any(get_strategy(u.spec.strategy).frozen_features for u in todo):
-            self.features()  # once, before the runs that share it start
+        for name in dict.fromkeys(u.spec.strategy for u in todo):
+            if get_strategy(name).frozen_features:
+                self.features(name)  # once per view, before the runs that share it start
         if workers <= 1:
             return todo
         by_plan = {u.spec: u for u in todo}
@@ -304,8 +343,21 @@ class SweepContext:
     def train(self, unit: Unit, should_stop: Callable[[], bool], say=None) -> Optional[dict]:
         return self.run(unit.spec, should_stop)
 
+    def train_stacked(self, todo: list[Unit], should_stop: Callable[[], bool], say=None):
+        """On a GPU (the driver's `LocalBackend` calls it there): runs that share an architecture
+        train as one stacked model (`engine.experiments.stacked`), the others one by one."""
+        return train_stacked(self, todo, should_stop, say or (lambda message: None))
+
     def run(self, plan: RunPlan, should_stop: Optional[Callable[[], bool]] = None) -> Optional[dict]:
         """Train and evaluate one run; None when cancelled part-way."""
+        run = self.prepare(plan)
+        stats = fit(run.trained, run.groups, run.inputs[run.idx], self.y[run.idx], steps=run.steps,
+                    batch_size=self.spec.budget.batch_size, seed=plan.seed,
+                    should_stop=should_stop, before_step=run.schedule)
+        return None if stats.stopped else self.finish(plan, run, stats.steps)
+
+    def prepare(self, plan: RunPlan) -> PreparedRun:
+        """One run ready to train: its labelled examples, model, groups and step count."""
         start = time.perf_counter()
         strategy = get_strategy(plan.strategy)
         idx = torch.as_tensor(sample_labels(self.data.y, self.split, plan.labels_per_class, plan.seed),
@@ -316,18 +368,19 @@ class SweepContext:
         schedule = strategy.schedule(model, steps, budget.steps_per_epoch(len(idx)))
         frozen = 0 if schedule or strategy.frozen_features else frozen_prefix(model)
         if strategy.frozen_features:  # identical maths, but the frozen layers run once per sweep
-            inputs, trained, evaluated = self.features(), model.head, model.head
+            inputs, trained, evaluated = self.features(plan.strategy), model.head, model.head
         elif frozen:  # the same for the frozen first blocks: their outputs are computed once
             inputs = self.block_outputs(model, frozen)
             trained = evaluated = nn.Sequential(*list(model.features)[frozen:], model.head)
         else:
             inputs, trained, evaluated = self.x, model, model
-        stats = fit(trained, groups, inputs[idx], self.y[idx], steps=steps,
-                    batch_size=budget.batch_size, seed=plan.seed, should_stop=should_stop,
-                    before_step=schedule)
-        if stats.stopped:
-            return None
-        test_acc = accuracy(evaluated, inputs[self.test_idx], self.y[self.test_idx])
+        return PreparedRun(idx=idx, groups=groups, trained=trained, evaluated=evaluated,
+                           inputs=inputs, steps=steps, schedule=schedule, start=start)
+
+    def finish(self, plan: RunPlan, run: PreparedRun, steps: int) -> dict:
+        """A trained run's record: its test accuracy and what it was."""
+        idx, start = run.idx, run.start
+        test_acc = accuracy(run.evaluated, run.inputs[self.test_idx], self.y[self.test_idx])
         n_classes = self.data.n_classes
         return {
             "strategy": plan.strategy,
@@ -340,7 +393,7 @@ class SweepContext:
             "device": self.device.type,
             "precision": precision_name(self.device),
             "n_train": int(len(idx)),
-            "steps": stats.steps,
+            "steps": steps,
             "backbone": self.spec.backbone,
             "source": self.spec.source,
             "target": self.spec.target,

@@ -2,20 +2,27 @@
 
 The comparison is up to three `SweepSpec`s at the same labels per class and seeds, run as one
 `SweepGroup`: the small CNN pretrained on MNIST (scratch and probe), an ImageNet network (probe;
-only when its weights are on disk) and the small CNN left untrained (probe). `SourceSettings`
-follows `ui.experiments.SectionSettings`: it reads and writes the link (`labels`, `seeds`,
-`target`, `imagenet`) and names the group. Nothing here draws or trains (`ui.sources` draws).
+only when its weights are on disk, at the input size chosen) and the small CNN left untrained
+(probe). `SourceSettings` follows `ui.experiments.SectionSettings`: it reads and writes the link
+(`labels`, `seeds`, `target`, `imagenet`, `size`) and names the group. `EarlierBlockSettings`
+adds `block`: the same ImageNet network probed on an earlier block's output and on its last.
+`pair_differences` and the verdicts read the runs by `engine.experiments.stats.TIE_RULE`.
+Nothing here draws or trains (`ui.sources` draws).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import ClassVar, Mapping
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Mapping, Optional
 
+import pandas as pd
+
+from engine.core.backbones import IMAGENET_INPUT, IMAGENET_SIZES, block_count
 from engine.core.datasets import ALL_LABELS, DATASETS, USER_PREFIX, labels_list_text
 from engine.core.imagenet import IMAGENET_MODELS, weights_status
 from engine.core.remote import REMOTE_DATASETS, missing_files
 from engine.core.userdata import list_uploads
+from engine.experiments.stats import Difference, difference
 from engine.experiments.sweep import (DEFAULT_LABELS, IMAGENET, MAX_SEEDS, UNTRAINED, SweepGroup,
                                       SweepSpec)
 from ui.curve_sets import Curve
@@ -26,13 +33,16 @@ DEFAULT_TARGET = "uci_digits"
 LABEL_CHOICES = DEFAULT_LABELS  # labelled-set sizes the form offers (ALL_LABELS is "all")
 
 
-def curves_for(imagenet: str = IMAGENET_BACKBONE) -> tuple[Curve, ...]:
-    """The comparison's curves, in legend order, with `imagenet` as the photo network."""
+def curves_for(imagenet: str = IMAGENET_BACKBONE,
+               input_size: int = IMAGENET_INPUT) -> tuple[Curve, ...]:
+    """The comparison's curves, in legend order, with `imagenet` as the photo network, fed
+    `input_size` px images."""
     title = IMAGENET_MODELS[imagenet].title.split(" (")[0]
     return (
         Curve("From scratch (small CNN, no pretraining)", "mnist5k", "scratch"),
         Curve("Probe on the small CNN pretrained on MNIST digits", "mnist5k", "probe"),
-        Curve(f"Probe on {title} trained on ImageNet photos", IMAGENET, "probe"),
+        Curve(f"Probe on {title} trained on ImageNet photos ({input_size} px input)", IMAGENET,
+              "probe"),
         Curve("Probe on the small CNN left untrained (random weights)", UNTRAINED, "probe"),
     )
 
@@ -41,15 +51,17 @@ CURVES = curves_for()
 
 
 def comparison_specs(labels: tuple[int, ...], seeds: int, target: str = DEFAULT_TARGET,
-                     imagenet: str = IMAGENET_BACKBONE) -> list[SweepSpec]:
+                     imagenet: str = IMAGENET_BACKBONE,
+                     input_size: int = IMAGENET_INPUT) -> list[SweepSpec]:
     """The sweeps of the comparison (on the default target, MNIST's shares its runs with the
-    curves lesson); the ImageNet one only when `imagenet`'s weights are on disk."""
+    curves lesson); the ImageNet one, fed `input_size` px images, only when `imagenet`'s
+    weights are on disk."""
     common = dict(target=target, labels_per_class=labels, seeds=seeds)
     specs = [SweepSpec(strategies=("scratch", "probe"), **common),
              SweepSpec(source=UNTRAINED, strategies=("probe",), **common)]
     if weights_status(imagenet)[0]:
         specs.insert(1, SweepSpec(source=IMAGENET, backbone=imagenet, strategies=("probe",),
-                                  **common))
+                                  input_size=input_size, **common))
     return specs
 
 
@@ -77,12 +89,13 @@ def _named(reader: QueryReader, key: str, known, default: str, notice: str) -> s
 
 @dataclass(frozen=True)
 class SourceSettings:
-    PARAMS: ClassVar[tuple[str, ...]] = ("labels", "seeds", "target", "imagenet")
+    PARAMS: ClassVar[tuple[str, ...]] = ("labels", "seeds", "target", "imagenet", "size")
 
     labels_per_class: tuple[int, ...] = (1, 2, 5, 10, 20, 50)  # sizes of the labelled target set
     seeds: int = 3  # runs per point
     target: str = DEFAULT_TARGET  # the dataset every source is probed on
     imagenet: str = IMAGENET_BACKBONE  # the ImageNet network whose features are probed
+    input_size: int = IMAGENET_INPUT  # side in pixels of the images the ImageNet network sees
 
     def __post_init__(self):
         labels = tuple(sorted(set(self.labels_per_class), key=lambda k: (k == ALL_LABELS, k)))
@@ -95,6 +108,9 @@ class SourceSettings:
             raise ValueError(f"seeds must be a whole number from 1 to {MAX_SEEDS}")
         if self.imagenet not in IMAGENET_MODELS:
             raise ValueError(f"{self.imagenet!r} is not an ImageNet network this app knows")
+        if self.input_size not in IMAGENET_SIZES:
+            raise ValueError(f"the ImageNet input size must be one of "
+                             f"{', '.join(map(str, IMAGENET_SIZES))} pixels")
         object.__setattr__(self, "labels_per_class", labels)
 
     @classmethod
@@ -107,24 +123,106 @@ class SourceSettings:
                           "the link's target is not a dataset this server has; using the UCI digits"),
             imagenet=_named(reader, "imagenet", IMAGENET_MODELS, default.imagenet,
                             "the link's ImageNet network is not one this app knows; using "
-                            "EfficientNet-Lite0"))
+                            "EfficientNet-Lite0"),
+            input_size=int(reader.choice("size", tuple(map(str, IMAGENET_SIZES)),
+                                         str(default.input_size))))
         return settings, reader.notices
 
     def to_query(self) -> dict[str, str]:
         return {"labels": labels_list_text(self.labels_per_class), "seeds": str(self.seeds),
-                "target": self.target, "imagenet": self.imagenet}
+                "target": self.target, "imagenet": self.imagenet, "size": str(self.input_size)}
 
     def specs(self) -> list[SweepSpec]:
-        return comparison_specs(self.labels_per_class, self.seeds, self.target, self.imagenet)
+        return comparison_specs(self.labels_per_class, self.seeds, self.target, self.imagenet,
+                                self.input_size)
 
     def experiment(self) -> SweepGroup:
         """The comparison as one job: its sweeps one after another."""
         return SweepGroup(tuple(self.specs()))
 
     def curves(self) -> tuple[Curve, ...]:
-        return curves_for(self.imagenet)
+        return curves_for(self.imagenet, self.input_size)
 
     def on_known_target(self, targets: Mapping[str, str]) -> "SourceSettings":
         """These settings, moved to the UCI digits when their target is no longer on this
         server (an upload deleted since this session ran it)."""
         return self if self.target in targets else replace(self, target=DEFAULT_TARGET)
+
+
+def default_block(imagenet: str) -> int:
+    """The earlier block a section probes unless told otherwise: two thirds of the way up
+    (block 7 of EfficientNet-Lite0's 11: its fifth stage, 112 channels)."""
+    return block_count(imagenet) * 2 // 3
+
+
+def block_choices(imagenet: str) -> tuple[int, ...]:
+    """The blocks an earlier-block probe may read: every one but the last (the plain probe)."""
+    return tuple(range(1, block_count(imagenet)))
+
+
+@dataclass(frozen=True)
+class EarlierBlockSettings:
+    """The ImageNet network of a comparison probed twice: on an earlier block and on its last."""
+
+    PARAMS: ClassVar[tuple[str, ...]] = SourceSettings.PARAMS + ("block",)
+
+    comparison: SourceSettings = field(default_factory=SourceSettings)  # target, sizes, network
+    block: int = 7  # the earlier feature block probed, from 1 (default_block of EfficientNet-Lite0)
+
+    def __post_init__(self):
+        if self.block not in block_choices(self.comparison.imagenet):
+            raise ValueError(f"the earlier block must be one of 1 to "
+                             f"{block_count(self.comparison.imagenet) - 1}")
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> tuple["EarlierBlockSettings", list[str]]:
+        comparison, notices = SourceSettings.from_query(params)
+        reader = QueryReader(params)
+        blocks = block_choices(comparison.imagenet)
+        block = reader.integer("block", blocks[0], blocks[-1], default_block(comparison.imagenet))
+        return cls(comparison, block), notices + reader.notices
+
+    def to_query(self) -> dict[str, str]:
+        return {**self.comparison.to_query(), "block": str(self.block)}
+
+    def strategy(self) -> str:
+        return f"probe:block{self.block}"
+
+    def spec(self) -> SweepSpec:
+        c = self.comparison
+        return SweepSpec(source=IMAGENET, backbone=c.imagenet, target=c.target,
+                         strategies=("probe", self.strategy()), labels_per_class=c.labels_per_class,
+                         seeds=c.seeds, input_size=c.input_size)
+
+    def experiment(self) -> SweepSpec:
+        """One sweep; its last-block probe runs are the comparison's own (the same run keys)."""
+        return self.spec()
+
+    def curves(self) -> tuple[Curve, ...]:
+        n = block_count(self.comparison.imagenet)
+        return (Curve(f"Probe on the last block ({n} of {n})", IMAGENET, "probe"),
+                Curve(f"Probe on block {self.block} of {n}", IMAGENET, self.strategy()))
+
+
+def pair_differences(records: pd.DataFrame, a: str, b: str) -> dict[int, Difference]:
+    """Curve `a` against curve `b` (labels in records' `strategy`) at every labelled-set size
+    both have runs at, by `TIE_RULE`: size -> difference (a minus b)."""
+    out = {}
+    for k, at in records.groupby("labels_per_class"):
+        left = at.loc[at["strategy"] == a, "test_accuracy"].tolist()
+        right = at.loc[at["strategy"] == b, "test_accuracy"].tolist()
+        if left and right:
+            out[int(k)] = difference(left, right)
+    return out
+
+
+def majority_sign(diffs: Mapping[int, Difference]) -> int:
+    """+1 when side a is ahead at more sizes than it is behind, -1 for the opposite, 0 else."""
+    signs = [d.sign for d in diffs.values()]
+    ahead, behind = signs.count(1), signs.count(-1)
+    return 0 if ahead == behind else (1 if ahead > behind else -1)
+
+
+def smallest_difference(diffs: Mapping[int, Difference]) -> Optional[tuple[int, Difference]]:
+    """(size, difference) at the smallest labelled-set size compared; None when none is."""
+    return (min(diffs), diffs[min(diffs)]) if diffs else None
