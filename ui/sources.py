@@ -164,7 +164,8 @@ def block_form(settings: EarlierBlockSettings) -> Optional[Callable[[], EarlierB
     return (lambda: EarlierBlockSettings(settings.comparison, int(block))) if run else None
 
 
-def draw_blocks(settings: EarlierBlockSettings, key: str) -> Optional[pd.DataFrame]:
+def draw_blocks(settings: EarlierBlockSettings, key: str) -> pd.DataFrame:
+    """The two probes' chart (both probes: one colour, two dashes); their stored runs."""
     records = curve_records([settings.spec()], settings.curves())
     if not records.empty:
         curves = settings.curves()
