@@ -248,10 +248,13 @@ def transfer_curves(lab: Lab) -> None:
     _await_job_end(lab, SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1,), seeds=1),
                    page.get_by_text(re.compile(r"^At 1 label per class, the linear probe")),
                    "the head-start sentence")
+    from playwright.sync_api import expect
+
+    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
     chart = page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").first
     legend = chart.locator(".legendtext")
+    expect(legend).to_have_count(2, timeout=30_000)  # a chart below the fold draws when seen
     assert sorted(legend.all_text_contents()) == ["From scratch", "Linear probe"]
-    chart.scroll_into_view_if_needed()
 
 
 def which_source(lab: Lab) -> None:
