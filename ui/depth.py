@@ -212,7 +212,8 @@ def copy_results(summary: Optional[pd.DataFrame], where: str) -> None:
     st.markdown(copy_reading(summary))
     st.caption("This setting differs from the paper's: a four-block network, a different "
                "target task with few labels, and short training. A small labelled set can favour "
-               "the frozen copies more than ImageNet's 600,000 images did.")
+               "the frozen copies more than the paper's ImageNet halves (about 645,000 images "
+               "each) did.")
 
 
 def refinements() -> None:
