@@ -21,6 +21,7 @@ import streamlit as st
 import torch
 
 from engine.core.backbones import get_backbone
+from engine.core.datasets import labels_per_class_text
 from engine.core.lora import PUBLISHED, LoraCount, LoraError, short_layer_names
 from engine.core.store import ResultStore
 from engine.core.strategies import get_strategy, lora_layer_names
@@ -393,14 +394,17 @@ def tradeoff_panel(settings: LabSettings, notes) -> None:
     st.plotly_chart(tradeoff_figure(table), key="lora_tradeoff")
     st.markdown(tradeoff_sentence(table))
     st.caption(TIE_RULE)
-    st.dataframe(table.drop(columns=["strategy", "rank"]), hide_index=True, column_config={
+    one_seed = int(table["Seeds"].max()) == 1
+    shown = table.drop(columns=["strategy", "rank", *(["± std"] if one_seed else [])])
+    st.dataframe(shown, hide_index=True, column_config={
         "Trainable parameters": st.column_config.NumberColumn(format="localized"),
         "% of the model": st.column_config.NumberColumn(format="%.2f"),
         "Mean test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
         "± std": st.column_config.NumberColumn(format="%.1f")})
-    st.caption(f"{settings.labels_per_class} labels per class; points are means over seeds, "
-               "bars ±1 standard deviation (none with one seed). Trainable parameters are "
-               "counted on the built model.")
+    spread = ("one seed, so each point is a single run and there is no spread to show" if one_seed
+              else "points are means over seeds, bars ±1 standard deviation")
+    st.caption(f"{labels_per_class_text(settings.labels_per_class)}; {spread}. Trainable "
+               "parameters are counted on the built model.")
 
 
 def merge_panel(config: MergeCheckConfig, notes) -> None:

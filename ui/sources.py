@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.core.backbones import IMAGENET_SIZES, block_count, feature_weights
-from engine.core.datasets import labels_text
+from engine.core.datasets import labels_per_class_text, labels_text
 from engine.core.imagenet import IMAGENET_MODELS, weights_status
 from engine.experiments.stats import TIE_RULE, summarize
 from engine.experiments.sweep import MAX_SEEDS
@@ -126,11 +126,11 @@ def comparison_results(settings: SourceSettings, notes) -> None:
     k = int(summary["labels_per_class"].min())
     at_k = summary[summary["labels_per_class"] == k].set_index("strategy")["mean"]
     shown = [label for label in present_labels(records, settings.curves()) if label in at_k.index]
-    st.subheader(f"At {k} label{'s' if k != 1 else ''} per class")
+    st.subheader(f"At {labels_per_class_text(k)}")
     st.table({"Features from": shown, "Mean test accuracy": [f"{at_k[c]:.1f}%" for c in shown]})
     best = max(shown, key=at_k.get)
-    st.markdown(f"At {k} label{'s' if k != 1 else ''} per class the best features here are: "
-                f"**{best.lower()}** ({at_k[best]:.1f}%).")
+    st.markdown(f"At {labels_per_class_text(k)} the highest mean accuracy here is that of "
+                f"**{best}** ({at_k[best]:.1f}%); whether its lead counts is read below.")
     facts = SourceFacts(photo=photo_title(settings.imagenet), size=settings.input_size,
                         big=feature_weights(settings.imagenet), small=feature_weights("small_cnn"),
                         digits=settings.target == DEFAULT_TARGET)
