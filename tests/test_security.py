@@ -25,8 +25,8 @@ from conftest import ROOT
 
 APP = ROOT / "app.py"
 CONFIG = ROOT / ".streamlit" / "config.toml"
-SOURCES = sorted([APP, *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").glob("*.py")])
-ENGINE = sorted((ROOT / "engine").glob("*.py"))
+SOURCES = sorted([APP, *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").rglob("*.py")])
+ENGINE = sorted((ROOT / "engine").rglob("*.py"))
 # Settings a public server must keep, as `.streamlit/config.toml` sets them.
 PUBLIC_SETTINGS = {"server.enableXsrfProtection": True, "server.enableCORS": True,
                    "server.headless": True, "browser.gatherUsageStats": False}

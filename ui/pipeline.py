@@ -26,6 +26,8 @@ import streamlit as st
 from engine.core.store import home_dir
 from engine.study.pipeline import (MAX_CHARS, STRATEGIES, TASKS, PipelinePlan, missing_steps,
                                    plan_markdown)
+from ui.experiments import MAX_QUERY_VALUE
+from ui.shell import link_text, show_link_notices
 
 PLAN_KEY = "pipeline.plan"  # session_state: the answers so far, kept while moving between pages
 PLAN_ID_KEY = "pipeline.plan_id"  # session_state: the id the answers are saved under
@@ -42,6 +44,17 @@ def link_plan_id(params: Mapping[str, str]) -> Optional[str]:
     """The plan id a link carries, when it is one this page could have written."""
     value = params.get(PLAN_PARAM)
     return value if isinstance(value, str) and PLAN_ID.match(value) else None
+
+
+def link_plan_notices(params: Mapping[str, str]) -> list[str]:
+    """Why a link's plan id cannot be used (too long, or not an id this page writes); [] when
+    the link carries none or a usable one. The page then starts a new plan."""
+    value = params.get(PLAN_PARAM)
+    if value is None or link_plan_id(params):
+        return []
+    if len(value) > MAX_QUERY_VALUE:
+        return [f"the link's '{PLAN_PARAM}' value is too long; starting a new plan"]
+    return [f"{PLAN_PARAM} {link_text(value)} is not a plan id this page writes; starting a new plan"]
 
 
 def load_answers(folder: Path, plan_id: str) -> dict:
@@ -69,7 +82,9 @@ class PlanForm:
 
     def __init__(self, folder: Optional[Path] = None):
         self.folder = folder or plans_dir()  # where the answers are saved by id
-        linked = link_plan_id(st.query_params.to_dict())
+        params = st.query_params.to_dict()
+        show_link_notices(link_plan_notices(params))
+        linked = link_plan_id(params)
         if linked and linked != st.session_state.get(PLAN_ID_KEY):  # a link opened anew
             st.session_state[PLAN_ID_KEY] = linked
             st.session_state[PLAN_KEY] = load_answers(self.folder, linked)
