@@ -16,8 +16,10 @@ from ui.shell import app_run, warn_unused_params
 from ui.sidebar import show_server_state, sidebar_facts
 
 # An emoji favicon is drawn inline; a Material one would be fetched from Google's servers.
+# "auto": the sidebar is open on a projector or a laptop and collapsed on a phone, where it
+# would otherwise cover the page.
 st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide",
-                   initial_sidebar_state="expanded")
+                   initial_sidebar_state="auto")
 
 pages = {p: st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in PAGES}
 page = st.navigation(list(pages.values()))

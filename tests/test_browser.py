@@ -44,6 +44,7 @@ IDLE_AFTER_RUN_S = 30  # idle this long after Run with no chart: Run started not
 # The frontend first probes for a base path under the page's own URL; these 404s are expected.
 BENIGN_CONSOLE = re.compile(r"/_stcore/(health|host-config)$")
 LAPTOP = {"width": 1366, "height": 768}  # a common laptop and projector resolution
+PHONE = {"width": 390, "height": 844}  # a common phone
 # The menu's developer items (their test ids), hidden by `client.toolbarMode = "viewer"`.
 DEVELOPER_MENU_ITEMS = ("stMainMenuItem-rerun", "stMainMenuItem-clearCache",
                         "stMainMenuItem-autoRerun")
@@ -236,6 +237,14 @@ def test_transfer_curves_in_a_real_browser(server, empty_default_store):
             page.set_viewport_size(LAPTOP)
             assert_viewer_toolbar(page)
             page.screenshot(path=str(OUTPUT_DIR / "browser-toolbar-1366x768.png"))
+            expect(page.locator("[data-testid='stSidebar']")).to_be_visible()  # open on a laptop
+
+            # On a phone the sidebar starts collapsed instead of covering the lesson.
+            phone = browser.new_page(viewport=PHONE)
+            phone.goto(f"{server}/transfer_curves")
+            expect(phone.get_by_role("heading", name="Transfer curves")).to_be_visible(timeout=60_000)
+            expect(phone.locator("[data-testid='stSidebar']")).not_to_be_visible()
+            phone.screenshot(path=str(OUTPUT_DIR / "browser-phone-390x844.png"))
         except BaseException:
             try:
                 page.screenshot(path=str(OUTPUT_DIR / "browser-failure.png"), full_page=True)
