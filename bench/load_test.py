@@ -3,6 +3,8 @@
     python bench/load_test.py --sessions 30            # the figure recorded in RESULTS.md
     python bench/load_test.py --sessions 1             # one user: press Run to finished curve
     python bench/load_test.py --quick                  # 5 sessions, a smoke check
+    python bench/load_test.py --sessions 1 --attach 8501 --log make-run.log
+                                                       # drive a server `make run` started
 
 It starts the server as `make run` does (`python serve.py`, with .streamlit/config.toml's
 settings) on a free 127.0.0.1 port with a fresh temporary TRANSFERLAB_HOME (so the one job has
@@ -23,6 +25,11 @@ The last line is `sessions_ok=A/N jobs_started=J p95_ms=P rss_mb=M inotify_overf
   inotify_overflows  lines of the server's log saying its file watcher's inotify queue
                 overflowed (0 with the watcher off, as the config file sets it)
 With one session, a line `press-Run-to-finished-curve: S s` gives that session's time.
+
+`--attach PORT` starts no server: it drives the one already listening on 127.0.0.1:PORT (say,
+`TRANSFERLAB_HOME=$(mktemp -d) make run PORT=8611 ADDRESS=127.0.0.1 > make-run.log 2>&1`), so the
+figure is the user's own path, and counts the overflow lines of `--log` (that server's output).
+Its memory is sampled from the process listening on PORT when /proc shows it, else reported as 0.
 """
 
 from __future__ import annotations
@@ -72,7 +79,11 @@ def start_server(port: int, home: str) -> subprocess.Popen:
 
 def overflow_lines(home: str) -> int:
     """Lines of the server's log in which its file watcher's inotify queue overflowed."""
-    path = Path(home) / "server.log"
+    return overflow_count(Path(home) / "server.log")
+
+
+def overflow_count(path: Path) -> int:
+    """Lines of a server log in which its file watcher's inotify queue overflowed."""
     if not path.exists():
         return 0
     return sum(1 for line in path.read_text(errors="replace").splitlines()
@@ -314,6 +325,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the press moments (0)")
     parser.add_argument("--quick", action="store_true", help="5 sessions, for a smoke check")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data directory")
+    parser.add_argument("--attach", type=int, default=None, metavar="PORT",
+                        help="drive the server already on 127.0.0.1:PORT instead of starting one")
+    parser.add_argument("--log", default=None,
+                        help="with --attach: that server's output, to count inotify overflows")
     args = parser.parse_args()
     if args.quick:
         args.sessions = min(args.sessions, 5)
@@ -321,9 +336,11 @@ def main() -> int:
         print("error: --sessions must be at least 1", file=sys.stderr)
         return 2
 
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    if args.attach is not None:
+        return attached(args)
     home = tempfile.mkdtemp(prefix="transferlab-load-")
     port = free_port()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"server: 127.0.0.1:{port}, data directory {home}")
     server = start_server(port, home)
     sampler = MemorySampler(server.pid)
@@ -346,6 +363,63 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
 
+    return report(sessions, wall, sampler, overflows)
+
+
+def listening_pid(port: int) -> Optional[int]:
+    """The process listening on 127.0.0.1:`port` (or every interface), from /proc (Linux)."""
+    wanted = f":{port:04X}"
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[1].endswith(wanted) and cols[3] == "0A":  # 0A: LISTEN
+                inodes.add(cols[9])
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                link = os.readlink(f"/proc/{entry}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(entry)
+        except OSError:
+            continue
+    return None
+
+
+class _NoServer:
+    def poll(self):
+        return None
+
+
+def attached(args) -> int:
+    """Drive the server already listening on --attach; count overflows in --log."""
+    port = args.attach
+    pid = listening_pid(port)
+    print(f"server: 127.0.0.1:{port} (attached, pid {pid}), log {args.log or 'not given'}")
+    wait_healthy(port, _NoServer())
+    sampler = MemorySampler(pid or 0)
+    if pid:
+        sampler.start()
+    rng = random.Random(args.seed)
+    sessions = [Session(i, rng.uniform(0, args.spread)) for i in range(args.sessions)]
+    started = time.time()
+    try:
+        asyncio.run(drive_all(sessions, port, args.timeout))
+    finally:
+        sampler.stopped.set()
+    wall = time.time() - started
+    overflows = overflow_count(Path(args.log)) if args.log else 0
+    return report(sessions, wall, sampler, overflows)
+
+
+def report(sessions: list[Session], wall: float, sampler: MemorySampler, overflows: int) -> int:
+    """Print the figures; 0 when every session saw its finished curve from one job."""
     served = [s for s in sessions if s.finished is not None]
     latencies = [s.latency_ms for s in served]
     jobs = max((s.jobs_started for s in sessions if s.jobs_started is not None), default=-1)
