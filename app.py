@@ -6,13 +6,18 @@ engine trains on, the data directory, the number of stored runs and the server's
 jobs. Each lesson is its own script under `pages/`; see `ui.shell` for why every page starts
 with `page_setup()`. A link's settings that the page does not use are named in a warning, and a
 data directory or result store that cannot be used is reported in the page, not as a traceback.
+A link with `?present=1` (a projector) or `?handout=1` (to print) draws the page without the
+sidebar, in the view `ui.present` describes.
 """
 
 import streamlit as st
 
 from engine.core.store import StoreError
+from ui.classroom import class_banner
+from ui.experiments import QueryReader
 from ui.lessons import PAGES
-from ui.shell import app_run, warn_unused_params
+from ui.present import frame, view_from_link
+from ui.shell import app_run, show_link_notices, warn_unused_params
 from ui.sidebar import show_server_state, sidebar_facts
 
 # An emoji favicon is drawn inline; a Material one would be fetched from Google's servers.
@@ -22,12 +27,19 @@ st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide",
                    initial_sidebar_state="auto")
 
 pages = {p: st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in PAGES}
-page = st.navigation(list(pages.values()))
-runs_slot = sidebar_facts()
-with app_run():
-    warn_unused_params(next(p for p, sp in pages.items() if sp is page))
+link = QueryReader(st.query_params.to_dict())
+view = view_from_link(link)  # "?present=1" (a projector) or "?handout=1" (to print): no sidebar
+page = st.navigation(list(pages.values()), position="hidden" if view else "sidebar")
+runs_slot = None if view else sidebar_facts()
+with app_run(view, page):
+    frame(view, page)
+    show_link_notices(link.notices)
+    lesson = next(p for p, sp in pages.items() if sp is page)
+    warn_unused_params(lesson)
+    class_banner(lesson.path)  # a student in a class: which one, on every page
     try:
         page.run()
     except StoreError as err:  # a read-only data directory or a damaged result store
         st.error(f"{err}", icon=":material/database:")
-show_server_state(runs_slot)  # after the page, so the count is as fresh as the page's results
+if runs_slot is not None:
+    show_server_state(runs_slot)  # after the page, so the count is as fresh as the page's results

@@ -9,7 +9,8 @@
 It starts the server as `make run` does (`python serve.py`, with .streamlit/config.toml's
 settings) on a free 127.0.0.1 port with a fresh temporary TRANSFERLAB_HOME (so the one job has
 to pretrain and train all 63 runs), then drives N concurrent sessions over Streamlit's own
-websocket protocol, as a browser tab would: each opens the Transfer curves page, presses Run at
+websocket protocol, as a browser tab would: each opens the Transfer curves page, presses Predict
+first's "Show the results" (as a teacher showing results without predictions), presses Run at
 a random moment within `--spread` seconds, answers the live panel's once-a-second fragment
 reruns, and waits until its page shows the finished curve (the full chart drawn from the store,
 no longer live, not the precomputed pack). Nothing leaves 127.0.0.1.
@@ -202,6 +203,9 @@ async def drive(session: Session, port: int, t0: float, deadline: float) -> None
     query = ""
     page_hash = ""  # the page's script hash, learnt from the server's navigation message
     run_run: Optional[str] = None  # the form's submit button id
+    reveal: Optional[str] = None  # Predict first's "Show the results" button, in the current run
+    reveal_sent = False
+    revealed = asyncio.Event()  # the results are not hidden behind Predict first any more
     timers: dict[str, asyncio.Task] = {}  # fragment id -> its auto-rerun task
     send_lock = asyncio.Lock()
 
@@ -219,6 +223,7 @@ async def drive(session: Session, port: int, t0: float, deadline: float) -> None
 
         async def press_later() -> None:
             await asyncio.sleep(max(0.0, t0 + session.press_at - time.time()))
+            await revealed.wait()  # a teacher shows the results first (no predictions)
             while run_run is None:
                 await asyncio.sleep(0.1)
             session.pressed = time.time()
@@ -239,7 +244,7 @@ async def drive(session: Session, port: int, t0: float, deadline: float) -> None
                 msg.ParseFromString(data)
                 kind = msg.WhichOneof("type")
                 if kind == "new_session":  # a run starts (a full run or a fragment rerun)
-                    texts, final_chart, seen = [], False, set()
+                    texts, final_chart, seen, reveal = [], False, set(), None
                 elif kind == "navigation":
                     page_hash = msg.navigation.page_script_hash
                 elif kind == "page_info_changed":
@@ -261,6 +266,8 @@ async def drive(session: Session, port: int, t0: float, deadline: float) -> None
                     if what == "button" and element.button.is_form_submitter \
                             and element.button.label == "Run":
                         run_run = element.button.id
+                    elif what == "button" and element.button.label == "Show the results":
+                        reveal = element.button.id
                     elif what in ("markdown", "alert"):
                         texts.append(getattr(element, what).body)
                     elif what == "plotly_chart" and element.plotly_chart.id.endswith("-transfer_curve"):
@@ -274,6 +281,12 @@ async def drive(session: Session, port: int, t0: float, deadline: float) -> None
                     if status != ForwardMsg.FINISHED_SUCCESSFULLY:
                         continue
                     session.full_runs += 1
+                    if reveal is not None and not reveal_sent:
+                        reveal_sent = True  # press it once, as a teacher would
+                        await send(rerun_msg(query, page_hash, trigger=reveal))
+                        continue
+                    if reveal is None:
+                        revealed.set()
                     for fragment in set(timers) - seen:  # as the browser: fragments not drawn
                         timers.pop(fragment).cancel()  # by the full run stop rerunning
                     body = "\n".join(texts)

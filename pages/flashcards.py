@@ -2,14 +2,16 @@
 
 Layout and words only: `ui.flashcards` holds the study state and draws the sections;
 `engine.study.srs.SrsStore` schedules and stores each learner's progress, `engine.study.content`
-holds the decks, `engine.study.anki` builds the Anki export."""
+holds the decks, `engine.study.anki` builds the Anki export. The card comes right after the name
+and the deck, so it shows without scrolling; the counts and settings follow it."""
 
 from datetime import datetime, timezone
 
 import streamlit as st
 
 from ui.flashcards import (anki_export, choose_deck, deck_counts, deck_metrics, deck_table,
-                           open_progress, scheduling_panel, study_card, study_decks)
+                           keep_place, open_progress, resume_place, scheduling_panel, study_card,
+                           study_decks)
 from ui.shell import page_setup
 from ui.study import learner_name, loaded_content, your_runs
 
@@ -17,15 +19,17 @@ from ui.study import learner_name, loaded_content, your_runs
 def main() -> None:
     st.title("Flashcards")
     st.markdown(
-        "Each card shows a question. Answer it in your head, press **Show answer**, then grade how "
-        "well you remembered: **Again** (forgot), **Hard**, **Good** or **Easy**. The scheduler "
-        "(FSRS, the algorithm Anki also offers) estimates how long you will remember each card and "
-        "brings it back just before you would forget it: soon after a miss, days or weeks later "
-        "after easy successes.")
+        "Answer each card in your head, press **Show answer**, then grade how well you "
+        "remembered: **Again** (forgot), **Hard**, **Good** or **Easy**. The scheduler (FSRS, "
+        "which Anki also offers) estimates how long you will remember each card and brings it "
+        "back just before you would forget it. Your place is saved under this page's link.")
     library = loaded_content("The flashcard decks")
     if library is None:
         return
-    learner = learner_name()
+    resume_place()
+    name_column, deck_column = st.columns(2)
+    with name_column:
+        learner = learner_name()
     if learner is None:
         return
     store = open_progress()
@@ -33,15 +37,18 @@ def main() -> None:
         return
     runs = your_runs()
     decks = study_decks(library, runs)
+    with deck_column:
+        deck = choose_deck(decks, runs)
+    keep_place(learner, deck)
     now = datetime.now(timezone.utc)
+    study_card(store, learner, deck, now)
     counts = deck_counts(store, learner, decks, now)
-    deck_table(decks, counts)
-    deck = choose_deck(decks, runs)
     deck_metrics(counts[deck.id])
+    with st.expander("Every deck: new, due and learning cards"):
+        deck_table(decks, counts)
     with st.expander("Scheduling and your progress"):
         scheduling_panel(store, learner, deck)
-    anki_export(deck)
-    study_card(store, learner, deck, now)
+    anki_export(store, learner, deck, reviewed=counts[deck.id].total - counts[deck.id].new)
 
 
 page_setup()

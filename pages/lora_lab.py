@@ -10,12 +10,13 @@ import streamlit as st
 
 from engine.core.strategies import LORA_ALPHA
 from ui.experiments import submit_job
+from ui.exports import show_chart
 from ui.lora import (adapter_controls, count_panel, memory_controls, memory_panel, merge_panel,
                      preset_choice, preset_counts, published_panel, rank_figure, tradeoff_form,
                      tradeoff_panel)
 from ui.section_run import open_section
 from ui.sections.lora import RANK_CHOICES, LabSettings
-from ui.shell import page_setup
+from ui.shell import page_setup, page_view
 
 STATE_KEY = "lora_lab.settings"  # this session's last trade-off settings
 
@@ -45,7 +46,7 @@ if count is not None:
     count_panel(count, adapter)
 st.markdown("**Trainable parameters against rank** (exact counts; both axes logarithmic): "
             "doubling r doubles the adapter, and it stays far below the whole model.")
-st.plotly_chart(rank_figure(preset), key="rank_chart")
+show_chart(rank_figure(preset), "rank_chart", name=f"lora-trainable-parameters-{preset}")
 st.caption(f"The same count on the command line: `python -m engine lora-params --preset {preset} "
            f"--rank {adapter.rank} --targets {','.join(adapter.targets) or '...'}`")
 
@@ -77,9 +78,11 @@ st.markdown(
     "After training, (alpha/r)·B·A can be added into W once: the network is then plain again, "
     "with the original shapes and no extra work at inference. This trains one LoRA run (seed 0, "
     "the settings above) and compares the model's outputs before and after merging.")
-with st.form("merge_settings", border=True):
-    merge_rank = st.selectbox("Rank", RANK_CHOICES, index=RANK_CHOICES.index(4))
-    merge = st.form_submit_button("Train and merge", icon=":material/merge:")
+merge, merge_rank = False, 4  # presentation mode and the handout: no form, the rank-4 check
+if not page_view():
+    with st.form("merge_settings", border=True):
+        merge_rank = st.selectbox("Rank", RANK_CHOICES, index=RANK_CHOICES.index(4))
+        merge = st.form_submit_button("Train and merge", icon=":material/merge:")
 check = lab.settings.merge_check(merge_rank)
 merge_notes = st.container()
 if merge:

@@ -16,7 +16,8 @@ def main() -> None:
     st.markdown(
         "Test yourself on the ideas of the lessons. Pick an answer, check it, and read the "
         "explanation: it says why the right answer is right and what is wrong with the others. At "
-        "the end you get your score and can retry the questions you missed.")
+        "the end you get your score and can retry the questions you missed. Your answers are saved "
+        "under this page's link, so a reload resumes the quiz where you were.")
     library = loaded_content("The quiz questions")
     if library is None:
         return

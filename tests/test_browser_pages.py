@@ -7,10 +7,19 @@ weights or datasets. For each page in `ui.lessons.PAGES` the test opens it from 
 sidebar's navigation, changes a control, runs the smallest experiment the page offers (one
 label count, one seed, the fewest strategies, ranks or severity levels), waits for the
 background job to end and its result to be drawn, and checks that no exception box and no
-browser console error appeared. A screenshot per page goes to test-output/. Pages that offer
-downloads only show their offline message here: nothing is downloaded. Then a malformed link is
-opened, and the live server is asked to take an upload without its XSRF token and to answer a
-foreign Origin.
+browser console error appeared. Pages that offer downloads only show their offline message
+here: nothing is downloaded. Then a malformed link is opened, and the live server is asked to
+take an upload without its XSRF token and to answer a foreign Origin.
+
+The tab is a 1366x768 window (a laptop, a classroom projector). Pressing Run is followed by a
+check that the job's progress bar shows inside the window as it is, without scrolling the user
+did not do. Once the page's job has ended, the page is taken at 1366x768 and then, by resizing
+the same tab, at 390x844 (a phone), and each time: no table column is cut (a table fits its box
+at 1366 px; on a phone it may scroll sideways, inside a box that stays in the window), no chart
+text is under 12 px on screen (every SVG text of every plotly chart, ticks, legends, titles and
+annotations), and the toolbar has no Deploy button and no developer menu items. On the phone,
+every prediction box of Predict first shows its own label. Screenshots of each page at both
+sizes, and of the progress right after Run, go to test-output/.
 
 Chromium is Debian's, as in tests/test_browser.py (skipped without it, unless CI requires it).
 """
@@ -28,13 +37,16 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
 from conftest import OUTPUT_DIR
 from engine.experiments.forgetting import ForgettingConfig
 from engine.experiments.sweep import UNTRAINED, SweepSpec
-from test_browser import BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server
+from test_browser_class import classroom  # the Class page's check
+from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, assert_viewer_toolbar,
+                          require_chromium, streamlit_server)
 from ui.depth import depth_specs
 from ui.hurts import SHIFT_SLIDERS, shift_group, shift_levels
 from ui.lessons import LESSONS, PAGES
@@ -50,8 +62,13 @@ HEADINGS = {  # page path -> its title (h1)
     "pages/depth.py": "How much of the network to train", "pages/lora_lab.py": "LoRA lab",
     "pages/advisor.py": "Strategy advisor", "pages/pipeline.py": "Design a pipeline",
     "pages/flashcards.py": "Flashcards", "pages/quiz.py": "Quiz",
-    "pages/data_models.py": "Data and models",
+    "pages/data_models.py": "Data and models", "pages/classroom.py": "Class",
 }
+SIZES = {"1366x768": LAPTOP, "390x844": PHONE}  # each page is checked at both, in this order
+MIN_CHART_TEXT_PX = 12  # the smallest chart text allowed on screen
+# the pages whose action presses a Run that starts a background job (its progress is checked)
+RUNS_A_JOB = {"pages/transfer_curves.py", "pages/which_source.py", "pages/when_transfer_hurts.py",
+              "pages/forgetting.py", "pages/depth.py", "pages/lora_lab.py"}
 
 
 @dataclass
@@ -60,6 +77,10 @@ class Lab:
     home: Path  # its TRANSFERLAB_HOME
     page: object  # the one Playwright page (tab)
     problems: list = field(default_factory=list)  # console errors and page errors since cleared
+    shot: str = "page"  # the current page's name in screenshot files
+    # after a Run: where its progress bar settled ({"top", "bottom", "height": the window's}),
+    # None if no progress bar showed
+    progress: Optional[dict] = None
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +100,7 @@ def lab(pretrained):
     try:
         with streamlit_server("browser-pages-streamlit.log", env) as base, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page = browser.new_page(viewport=LAPTOP)
             page.set_default_timeout(30_000)
             state = Lab(base, home, page)
 
@@ -198,6 +219,8 @@ def _visit(lab: Lab, lesson) -> None:
     else:
         nav = page.locator("[data-testid='stSidebarNavLink'] [data-testid='stMarkdownContainer']"
                            ).filter(has_text=re.compile(rf"^{re.escape(lesson.title)}$"))
+        if not nav.is_visible():  # the last page's phone size closed the sidebar
+            page.locator("[data-testid='stExpandSidebarButton']").click()
         nav.click()
     expect(page.get_by_role("heading", name=HEADINGS[lesson.path], level=1)).to_be_visible(
         timeout=LOAD_TIMEOUT_MS)
@@ -223,6 +246,165 @@ def _png(color) -> bytes:
     return buf.getvalue()
 
 
+# --- what a visitor sees: progress after Run, tables, chart text, toolbar -----------------------
+
+# The first progress bar's place in the window, or null when there is none.
+PROGRESS_JS = """() => {
+  const bar = document.querySelector("[data-testid='stProgress']");
+  if (!bar) return null;
+  const r = bar.getBoundingClientRect();
+  return r.height ? {top: r.top, bottom: r.bottom, height: window.innerHeight} : null;
+}"""
+
+# Every shown table (st.table: HTML; st.dataframe: a canvas grid in a scrolling box) whose
+# columns are cut: a box that runs past the window; columns wider than their box (anywhere
+# when `fit`, else unless the box scrolls sideways, which keeps every column reachable); a
+# header cell of st.table whose text is clipped.
+TABLES_JS = """(fit) => {
+  const problems = [], width = document.documentElement.clientWidth;
+  for (const el of document.querySelectorAll("[data-testid='stTable'], [data-testid='stDataFrame']")) {
+    const box = el.getBoundingClientRect();
+    if (!box.width || !box.height) continue;  // in a closed expander
+    const kind = el.dataset.testid;
+    const table = kind === "stTable" ? el.querySelector("table") : null;
+    const heads = table ? [...table.querySelectorAll("thead th")].map(th => th.innerText.trim()) : [];
+    const name = `${kind} [${heads.join(" | ") || el.innerText.trim().split("\\n").slice(0, 4).join(" | ")}]`;
+    if (box.left < -1 || box.right > width + 1) {
+      problems.push(`${name} runs past the window: ${box.left.toFixed(0)} to ${box.right.toFixed(0)} of ${width} px`);
+      continue;
+    }
+    let scroller = kind === "stTable" ? table.parentElement : el.querySelector(".dvn-scroller");
+    if (kind === "stTable") {  // the nearest box between the table and the element that scrolls
+      for (let node = table.parentElement; node && node !== el.parentElement; node = node.parentElement) {
+        if (["auto", "scroll"].includes(getComputedStyle(node).overflowX)) { scroller = node; break; }
+      }
+    }
+    const over = scroller.scrollWidth - scroller.clientWidth;
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(scroller).overflowX);
+    if (over > 1 && (fit || !scrolls)) {
+      problems.push(`${name}: ${over} px of columns cut` + (scrolls ? " (it scrolls sideways)" : ""));
+    }
+    for (const th of table ? table.querySelectorAll("th") : []) {
+      if (th.scrollWidth > th.clientWidth + 1) problems.push(`${name}: header '${th.innerText.trim()}' clipped`);
+    }
+  }
+  return problems;
+}"""
+
+# What is wrong with one plotly chart on screen: each SVG text (and tspan: a superscript has
+# its own size) drawn under `min` px (its computed font size times the scale of its transform
+# to the screen), and a legend that leaves the chart's width or takes more than `share` of its
+# height (the plot itself would be squeezed).
+CHART_JS = """(chart, [min, share]) => {
+  const problems = [];
+  for (const t of chart.querySelectorAll("svg text, svg tspan")) {
+    const text = (t.textContent || "").trim();
+    const style = getComputedStyle(t);
+    if (!text || style.display === "none" || style.visibility === "hidden") continue;
+    const m = t.getScreenCTM();
+    const px = parseFloat(style.fontSize) * (m ? Math.sqrt(Math.abs(m.a * m.d - m.b * m.c)) : 1);
+    if (px < min - 0.01) problems.push(`'${text.slice(0, 40)}' at ${px.toFixed(1)} px`);
+  }
+  const box = chart.getBoundingClientRect(), legend = chart.querySelector("g.legend");
+  if (legend) {
+    const r = legend.getBoundingClientRect();
+    if (r.left < box.left - 1 || r.right > box.right + 1)
+      problems.push(`the legend (${r.left.toFixed(0)} to ${r.right.toFixed(0)} px) leaves the chart (${box.left.toFixed(0)} to ${box.right.toFixed(0)} px)`);
+    if (r.height > share * box.height)
+      problems.push(`the legend is ${r.height.toFixed(0)} px high, over ${share * 100}% of the chart's ${box.height.toFixed(0)} px`);
+  }
+  return problems;
+}"""
+MAX_LEGEND_SHARE = 0.3  # of a chart's height, at most
+
+# Every Predict first box on show (its number input) with a label that is not on screen.
+PREDICTION_LABELS_JS = """(form) => {
+  const unlabelled = [], labels = [];
+  for (const box of form.querySelectorAll("[data-testid='stNumberInput']")) {
+    const label = box.querySelector("[data-testid='stWidgetLabel']");
+    const r = label ? label.getBoundingClientRect() : null;
+    const shown = r && r.width > 20 && r.height > 8 && r.left >= 0 && r.right <= window.innerWidth
+      && getComputedStyle(label).visibility !== "hidden";
+    if (shown) labels.push(label.innerText.trim());
+    else unlabelled.push(box.querySelector("input").getAttribute("aria-label"));
+  }
+  return {labels, unlabelled};
+}"""
+
+
+def _press_run(lab: Lab, button) -> None:
+    """Press Run as a visitor does (the click scrolls the button into view if it is not), then
+    note where the job's progress bar settles, in the window as it is (`lab.progress`), and
+    take a screenshot of that moment."""
+    page = lab.page
+    button.click()
+    deadline, seen = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        _no_exception(page)
+        now = page.evaluate(PROGRESS_JS)
+        if (now and now == seen) or (seen and not now):  # the same place twice, or already gone
+            break
+        seen = now or seen
+        page.wait_for_timeout(150)
+    lab.progress = seen
+    size = page.viewport_size
+    page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{lab.shot}-run-{size['width']}x{size['height']}.png"))
+
+
+def _assert_progress_in_sight(lab: Lab) -> None:
+    bar = lab.progress
+    assert bar is not None, "no progress bar showed after Run"
+    assert 0 <= bar["top"] and bar["bottom"] <= bar["height"], (
+        f"after Run the job's progress bar is at {bar['top']:.0f} to {bar['bottom']:.0f} px, "
+        f"outside the {bar['height']} px high window: the visitor has to scroll to see it")
+
+
+def _chart_problems(page) -> list[str]:
+    """Chart text under MIN_CHART_TEXT_PX and legends over MAX_LEGEND_SHARE in every chart on
+    show; each chart is scrolled into view first (a chart below the fold draws when seen)."""
+    from playwright.sync_api import expect
+
+    problems = []
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        if not chart.is_visible():  # in a closed expander or tab
+            continue
+        chart.scroll_into_view_if_needed()
+        expect(chart.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
+        found = chart.locator(".js-plotly-plot").first.evaluate(CHART_JS, [MIN_CHART_TEXT_PX, MAX_LEGEND_SHARE])
+        problems += [f"chart {i + 1}: {problem}" for problem in found]
+    return problems
+
+
+def _check_sizes(lab: Lab, lesson) -> None:
+    """The page at each of SIZES, resizing the one tab: tables, chart text, the toolbar, on a
+    phone Predict first's labels; a screenshot of each, at the first chart (or the top)."""
+    from playwright.sync_api import expect
+
+    page = lab.page
+    for name, size in SIZES.items():
+        page.set_viewport_size(size)
+        page.wait_for_timeout(400)  # charts and tables follow the new width
+        _idle(page)
+        problems = page.evaluate(TABLES_JS, size is LAPTOP)
+        problems += _chart_problems(page)
+        assert not problems, f"at {name}:\n" + "\n".join(problems)
+        assert_viewer_toolbar(page)
+        if lesson.path == "pages/transfer_curves.py" and size is PHONE:
+            form = page.locator("[data-testid='stForm']").filter(has_text="Save my predictions").first
+            expect(form).to_be_visible()
+            shown = form.evaluate(PREDICTION_LABELS_JS)
+            assert shown["labels"] and not shown["unlabelled"], shown
+            assert all(re.fullmatch(r".+ at \d+ labels? per class \(%\)", t) for t in shown["labels"]), shown
+        first = page.locator("[data-testid='stPlotlyChart']")
+        if first.count() and first.first.is_visible():
+            first.first.scroll_into_view_if_needed()
+            page.wait_for_timeout(300)
+        page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{lab.shot}-{name}.png"))
+    page.set_viewport_size(LAPTOP)
+
+
 # --- one function per page: change a control, run the smallest experiment, check the result ------
 
 def home(lab: Lab) -> None:
@@ -240,7 +422,7 @@ def transfer_curves(lab: Lab) -> None:
     _keep_tags(form, "Strategies", ["From scratch", "Linear probe"])
     _keep_tags(form, "Labels per class", ["1"])
     _number(form, "Seeds", 1)
-    form.locator("[data-testid='stFormSubmitButton'] button").click()
+    _press_run(lab, form.locator("[data-testid='stFormSubmitButton'] button"))
     # predict first hides the new settings' results: a teacher shows them without predicting
     _await(page, page.get_by_text(re.compile(r"^Showing: From scratch, Linear probe · labels per class 1 ")),
            "the new settings", 60)
@@ -264,7 +446,7 @@ def which_source(lab: Lab) -> None:
     _choose(page, form, "ImageNet network", "ResNet-18 (ImageNet, torchvision) (weights not downloaded)")
     _keep_tags(form, "Labels per class", ["1"])
     _number(form, "Seeds", 1)
-    form.get_by_role("button", name="Run").click()
+    _press_run(lab, form.get_by_role("button", name="Run"))
     for spec in (SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1,), seeds=1),
                  SweepSpec(source=UNTRAINED, strategies=("probe",), labels_per_class=(1,), seeds=1)):
         _await_job_end(lab, spec, page.get_by_role("heading", name="At 1 label per class"),
@@ -280,7 +462,7 @@ def when_transfer_hurts(lab: Lab) -> None:
     _slider_to_lowest(form, "Severity levels above 0", "2")
     _keep_tags(form, "Labels per class", ["1"])
     _number(form, "Seeds", 1)
-    form.get_by_role("button", name="Run").click()
+    _press_run(lab, form.get_by_role("button", name="Run"))
     highest = SHIFT_SLIDERS["rotate"][1]  # the form's default for the default transform
     group = shift_group("rotate", shift_levels("rotate", highest, 2), (1,), 1)
     _await_job_end(lab, group, page.get_by_role("heading", name="Reading the plot"),
@@ -293,7 +475,7 @@ def forgetting(lab: Lab) -> None:
     form = _form(page, "Replay fraction")
     _slider_to_lowest(form, "Target labels per class", "10")
     _slider_to_lowest(form, "Epochs", "2")
-    form.get_by_role("button", name="Run").click()
+    _press_run(lab, form.get_by_role("button", name="Run"))
     _await_job_end(lab, ForgettingConfig(labels_per_class=10, epochs=2),
                    page.get_by_role("heading", name="How each remedy works"), "the forgetting arms")
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
@@ -304,7 +486,7 @@ def depth(lab: Lab) -> None:
     form = _form(page, "Run both experiments")
     _slider_to_lowest(form, "Labels per class", "1")
     _slider_to_lowest(form, "Seeds", "1")
-    form.get_by_role("button", name="Run both experiments").click()
+    _press_run(lab, form.get_by_role("button", name="Run both experiments"))
     for spec in depth_specs(1, 1):
         _await_job_end(lab, spec, page.get_by_text(re.compile(r"^In your run the best depth is k = \d")),
                        "the freeze-depth result")
@@ -323,7 +505,7 @@ def lora_lab(lab: Lab) -> None:
     _choose(page, form, "Labels per class", "1")
     _number(form, "Seeds", 1)
     _keep_tags(form, "LoRA ranks", ["1"])
-    form.get_by_role("button", name="Run").click()
+    _press_run(lab, form.get_by_role("button", name="Run"))
     _await_job_end(lab, LabSettings(labels_per_class=1, seeds=1, ranks=(1,)).experiment(),
                    page.get_by_text(re.compile(r"^The best LoRA rank here is")), "the trade-off")
     page.get_by_text(re.compile(r"^The best LoRA rank here is")).scroll_into_view_if_needed()
@@ -403,26 +585,29 @@ def data_models(lab: Lab) -> None:
 
 ACTIONS = {f"pages/{f.__name__}.py": f for f in (
     home, transfer_curves, which_source, when_transfer_hurts, forgetting, depth, lora_lab,
-    advisor, pipeline, flashcards, quiz, data_models)}
+    advisor, pipeline, flashcards, quiz, data_models, classroom)}
 
 
 def test_every_page_has_a_browser_check():
-    assert set(ACTIONS) == {p.path for p in PAGES}
+    assert set(ACTIONS) == {p.path for p in PAGES} and RUNS_A_JOB <= set(ACTIONS)
 
 
 @pytest.mark.parametrize("lesson", PAGES, ids=lambda p: Path(p.path).stem)
 def test_every_page_in_a_real_browser(lab, lesson):
     lab.problems.clear()
+    lab.shot, lab.progress = Path(lesson.path).stem, None
     page = lab.page
     try:
         _visit(lab, lesson)
         ACTIONS[lesson.path](lab)
         _idle(page)
         _no_exception(page)
-        page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{Path(lesson.path).stem}.png"))
+        if lesson.path in RUNS_A_JOB:
+            _assert_progress_in_sight(lab)
+        _check_sizes(lab, lesson)
     except BaseException:
         try:
-            page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{Path(lesson.path).stem}-failure.png"))
+            page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{lab.shot}-failure.png"))
         except Exception:  # keep the original failure, not the screenshot's
             pass
         raise

@@ -218,6 +218,7 @@ JUNK = {
     "pages/lora_lab.py": {"preset": "gpt-9", "ranks": "0,-4"},
     "pages/advisor.py": {}, "pages/pipeline.py": {}, "pages/flashcards.py": {},
     "pages/quiz.py": {}, "pages/data_models.py": {},
+    "pages/classroom.py": {"class": "../../etc", "teacher": "<b>x</b>"},
 }
 
 

@@ -587,3 +587,112 @@ def test_the_pipeline_plan_exports_markdown_and_names_missing_steps():
     assert "3,000" in text and "_(not answered yet)_" in text
     with pytest.raises(ValueError):
         PipelinePlan(strategy="Magic")
+
+
+# --- Anki export with the review history ------------------------------------------------------
+
+def _collection(data: bytes, tmp_path, name: str = "collection.anki2") -> sqlite3.Connection:
+    """The SQLite collection inside an .apkg's bytes, opened."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        (tmp_path / name).write_bytes(z.read("collection.anki2"))
+    return sqlite3.connect(tmp_path / name)
+
+
+def _ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def test_the_anki_export_carries_each_review_and_where_each_card_stands(tmp_path):
+    import genanki
+
+    from engine.study.anki import GUID_NAMESPACE, export_apkg
+    from engine.study.srs import SrsStore
+
+    deck = load_content().deck("peft")
+    a, b, c = (card.id for card in deck.cards[:3])
+    store = SrsStore(tmp_path / "srs.sqlite")
+    schedule = _expected_schedule(0.9)  # Good, Good, Good, Again, then Good: by the formulas
+    moments = [T0]
+    for rating, step in zip((GOOD, GOOD, GOOD, AGAIN), schedule):
+        store.review("ada", a, rating, moments[-1])
+        moments.append(moments[-1] + step)
+    store.review("ada", b, AGAIN, T0)  # a new card forgotten: its 1-minute step
+    easy = store.review("ada", c, EASY, T0)  # straight to days
+    exported_at = moments[-2] + timedelta(minutes=1)  # a minute after the lapse
+    data = export_apkg(deck, timestamp=exported_at.timestamp(),
+                       histories=store.histories("Ada", [card.id for card in deck.cards]))
+    con = _collection(data, tmp_path)
+    try:
+        crt, conf = con.execute("SELECT crt, conf FROM col").fetchone()
+        by_guid = dict(con.execute("SELECT notes.guid, cards.id FROM cards JOIN notes ON "
+                                   "cards.nid = notes.id").fetchall())
+        cid = {i: by_guid[genanki.guid_for(GUID_NAMESPACE, i)] for i in (a, b, c)}
+        cards = {row[0]: row[1:] for row in con.execute(
+            "SELECT id, type, queue, due, ivl, factor, reps, lapses, left FROM cards")}
+        revlog = con.execute("SELECT id, cid, ease, ivl, lastIvl, factor, time, type FROM revlog "
+                             "ORDER BY id").fetchall()
+    finally:
+        con.close()
+    assert json.loads(conf)["schedVer"] == 2  # no v1 upgrade renumbering the learning buttons
+    days = [round(step / timedelta(days=1)) for step in schedule]
+    # card a: Good (learning step), Good (graduates), Good (review), Again (lapse, relearning)
+    assert [r for r in revlog if r[1] == cid[a]] == [
+        (_ms(moments[0]), cid[a], 3, -600, 0, 0, 0, 0),
+        (_ms(moments[1]), cid[a], 3, days[1], -600, 2500, 0, 0),
+        (_ms(moments[2]), cid[a], 3, days[2], days[1], 2500, 0, 1),
+        (_ms(moments[3]), cid[a], 1, -600, days[2], 2500, 0, 1)]
+    assert cards[cid[a]] == (3, 1, int(moments[4].timestamp()), days[4], 2500, 4, 1, 1)
+    # card b: Again on a new card, back in a minute, both learning steps still ahead
+    assert [r for r in revlog if r[1] == cid[b]] == [(_ms(T0), cid[b], 1, -60, 0, 0, 0, 0)]
+    assert cards[cid[b]] == (1, 1, int((T0 + timedelta(minutes=1)).timestamp()), 0, 0, 1, 0, 2)
+    # card c: Easy on a new card, a review card due on the day Anki counts from crt
+    easy_days = (easy.due - T0) // timedelta(days=1)
+    first_day = datetime.fromtimestamp(crt, timezone.utc).replace(hour=4, minute=0, second=0)
+    assert [r for r in revlog if r[1] == cid[c]] == [(_ms(T0), cid[c], 4, easy_days, 0, 2500, 0, 0)]
+    assert cards[cid[c]] == (2, 2, (easy.due - first_day).days, easy_days, 2500, 1, 0, 0)
+    # every other card stays new, and there are no other reviews
+    assert len(revlog) == 6
+    assert all(row == (0, 0, 0, 0, 0, 0, 0, 0) for i, row in cards.items()
+               if i not in cid.values())
+
+
+def test_an_anki_export_without_reviews_is_the_plain_deck(tmp_path):
+    from engine.study.anki import export_apkg
+    from engine.study.srs import SrsStore
+
+    deck = load_content().deck("pitfalls")
+    store = SrsStore(tmp_path / "srs.sqlite")
+    store.review("someone else", deck.cards[0].id, GOOD, T0)
+    dumps = []
+    for i, histories in enumerate((None, {}, store.histories("ada", [c.id for c in deck.cards]))):
+        con = _collection(export_apkg(deck, timestamp=1_700_000_000, histories=histories),
+                          tmp_path, f"c{i}.anki2")
+        try:
+            dumps.append(list(con.iterdump()))
+            assert con.execute("SELECT COUNT(*) FROM revlog").fetchone() == (0,)
+            assert "schedVer" not in json.loads(con.execute("SELECT conf FROM col").fetchone()[0])
+            assert set(con.execute("SELECT type, queue, ivl, reps FROM cards")) == {(0, 0, 0, 0)}
+        finally:
+            con.close()
+    assert dumps[0] == dumps[1] == dumps[2]
+
+
+def test_each_anki_note_carries_its_source_shown_under_the_answer(tmp_path):
+    import html as html_module
+
+    from engine.study.anki import FIELDS, MODEL, export_apkg
+
+    deck = load_content().deck("pitfalls")
+    con = _collection(export_apkg(deck, timestamp=1_700_000_000), tmp_path)
+    try:
+        fields = [f.split("\x1f") for (f,) in con.execute("SELECT flds FROM notes")]
+    finally:
+        con.close()
+    assert FIELDS[-1] == "Source" and all(len(f) == len(FIELDS) for f in fields)
+    sources = {f[2]: f[3] for f in fields}
+    cited = [c for c in deck.cards if c.source]
+    assert cited and all(sources[c.id] == html_module.escape(c.source, quote=False)
+                         for c in cited)
+    assert all(sources[c.id] == "" for c in deck.cards if not c.source)
+    assert "Source: {{Source}}" in MODEL.templates[0]["afmt"]
+    assert "{{Source}}" not in MODEL.templates[0]["qfmt"]  # on the back only

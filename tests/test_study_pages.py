@@ -4,6 +4,8 @@ session's store with chosen numbers."""
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from urllib.parse import parse_qs
 
@@ -381,3 +383,183 @@ def test_quiz_shows_one_order_per_attempt_and_checks_the_chosen_text():
         _button(at, "Check answer").click().run()
         assert "Correct" in texts(at.success)
     assert f"Source: {bank.questions[cited].source}" in texts(at.caption)
+
+
+# --- a reload resumes the quiz and the flashcards ----------------------------------------------
+
+def _reload(path: str, **params):
+    """A new session opening the page's link (what a reload is to the server)."""
+    from streamlit.testing.v1 import AppTest
+
+    from test_pages import APP, TIMEOUT
+
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.run()
+    at.switch_page(path).run()
+    _no_errors(at)
+    return at
+
+
+def _param(at, name: str) -> str:
+    value = at.query_params[name]
+    return value[0] if isinstance(value, list) else value
+
+
+def test_a_quiz_resumes_after_a_reload_at_the_same_question_with_the_same_answers():
+    from engine.study.content import load_content
+
+    first, second, third = load_content().bank("concepts").questions[:3]
+    at = _start_quiz(open_page(QUIZ), "concepts", 3)
+    wrong = next(o for o in first.options if o != first.answer)
+    at.radio[0].set_value(wrong)
+    _button(at, "Check answer").click().run()
+    quiz_id = _param(at, "quiz")
+    assert len(quiz_id) == 16
+
+    checked = _reload(QUIZ, quiz=quiz_id)  # reloaded on the verdict: it is still there
+    assert first.prompt in texts(checked.markdown) and f"You picked: *{wrong}*" in texts(
+        checked.error)
+    assert checked.radio[0].value == wrong and checked.radio[0].disabled
+
+    _button(at, "Next question").click().run()
+    shown = list(at.radio[0].options)
+    again = _reload(QUIZ, quiz=quiz_id)  # reloaded on the next question
+    assert second.prompt in texts(again.markdown)
+    assert "Question 2 of 3" in again.progress[0].proto.text
+    assert list(again.radio[0].options) == shown  # the same option order
+    assert _param(again, "quiz") == quiz_id
+    for question in (second, third):
+        again.radio[0].set_value(question.answer)
+        _button(again, "Check answer").click().run()
+        _button(again, "See your score" if question is third else "Next question").click().run()
+    assert _metrics(again)["Score"] == "2 of 3"  # the first answer, given before the reload
+    assert f"*{first.answer}* (you picked: {wrong})" in texts(again.markdown)
+
+    _button(again, "New quiz").click().run()
+    assert "quiz" not in again.query_params and _button(again, "Start the quiz")
+
+
+def test_a_resumed_quiz_drops_questions_that_no_longer_exist():
+    import random
+
+    from engine.study.content import load_content
+    from ui.quiz import QUIZZES, QuizRound
+
+    first, second = load_content().bank("concepts").questions[:2]
+    quiz_id = QUIZZES.new_id()
+    saved = QuizRound("concepts", (first.id, "q-gone", second.id), index=2,
+                      answers=((first.id, first.answer), ("q-gone", "x")),
+                      seed=random.Random(5).getrandbits(32))
+    QUIZZES.save(quiz_id, saved.to_dict())
+    at = _reload(QUIZ, quiz=quiz_id)
+    assert "1 of this quiz's questions no longer exists" in texts(at.warning)
+    assert second.prompt in texts(at.markdown) and "Question 2 of 2" in at.progress[0].proto.text
+    assert QuizRound.from_dict(QUIZZES.load(quiz_id)).ids == (first.id, second.id)
+
+
+@pytest.mark.parametrize("case, notice", [
+    ("damaged", "is damaged and could not be read"),
+    ("not a round", "does not hold a quiz this page can open"),
+    ("missing", "is saved on this server"),
+    ("oversized", "larger than 128 kB"),
+    ("made up", "is not a quiz id this page writes"),
+])
+def test_an_unusable_quiz_link_is_named_and_a_new_quiz_starts(case, notice):
+    from ui.quiz import QUIZZES
+
+    quiz_id = "../../etc/passwd" if case == "made up" else QUIZZES.new_id()
+    path = QUIZZES.folder / f"{quiz_id}.json"
+    QUIZZES.folder.mkdir(parents=True, exist_ok=True)
+    if case == "damaged":
+        path.write_text('{"set_id": "concepts", "ids": [', encoding="utf-8")
+    elif case == "not a round":
+        path.write_text('{"set_id": "concepts", "ids": ["q-hierarchy"], "index": -4}')
+    elif case == "oversized":
+        path.write_text(" " * 130_000 + "{}")
+    at = _reload(QUIZ, quiz=quiz_id)
+    assert notice in texts(at.warning)
+    assert _button(at, "Start the quiz") and not at.radio  # the chooser: a new quiz
+
+
+def test_saved_states_are_written_whole_capped_and_pruned(tmp_path, monkeypatch):
+    from ui import saved
+    from ui.saved import SavedStateError, SavedStates
+
+    states = SavedStates("things", "thing", "thing", max_bytes=200, root=tmp_path)
+    first = states.new_id()
+    states.save(first, {"a": [1, 2], "b": "é"})
+    assert states.load(first) == {"a": [1, 2], "b": "é"}
+    assert [p.name for p in (tmp_path / "things").iterdir()] == [f"{first}.json"]  # no temp left
+    with pytest.raises(ValueError, match="larger than"):
+        states.save(first, {"a": "x" * 300})
+    assert states.load(first) == {"a": [1, 2], "b": "é"}  # the refused write changed nothing
+    for bad in ("../x", "ABCDEF0123456789", first + "0"):
+        with pytest.raises((SavedStateError, ValueError)):
+            states.load(bad)
+    assert states.link_id({"thing": first}) == first and not states.link_notices({"thing": first})
+    assert states.link_id({"thing": "x" * 16}) is None
+    assert "not a thing id" in states.link_notices({"thing": "<b>x</b>"})[0]
+    assert "too long" in states.link_notices({"thing": "9" * 5000})[0]
+    monkeypatch.setattr(saved, "MAX_FILES", 3)
+    few = SavedStates("few", "thing", "thing", max_bytes=200, root=tmp_path)
+    ids = [few.new_id() for _ in range(4)]
+    for i, state_id in enumerate(ids):
+        few.save(state_id, {"i": i})
+        path = tmp_path / "few" / f"{state_id}.json"
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))  # written in this order
+    left = {p.stem for p in (tmp_path / "few").iterdir()}
+    assert left == set(ids[1:])  # the least recently written went first
+
+
+def test_a_quiz_round_reads_back_what_it_wrote_and_refuses_anything_else():
+    import random
+
+    from engine.study.content import load_content
+    from ui.quiz import QuizRound, new_round
+
+    questions = load_content().bank("concepts").questions
+    quiz = new_round(questions, "concepts", 5, shuffle=True, rng=random.Random(2))
+    quiz = quiz.answered(quiz.ids[0], questions[0].options[1]).advanced().answered(
+        quiz.ids[1], "anything")
+    data = json.loads(json.dumps(quiz.to_dict()))
+    assert QuizRound.from_dict(data) == quiz
+    for change in ({"index": 9}, {"index": True}, {"seed": -1}, {"round": 0},
+                   {"ids": ["a", "a"]}, {"answers": [["not-in-round", "x"]]},
+                   {"checked": "yes"}, {"set_id": 3}, {"extra": 1}):
+        with pytest.raises((ValueError, TypeError)):
+            QuizRound.from_dict({**data, **change})
+    unchecked = {**data, "answers": data["answers"][:1]}  # checked, but the question unanswered
+    with pytest.raises(ValueError):
+        QuizRound.from_dict(unchecked)
+
+
+def test_flashcards_reopen_at_the_same_name_deck_and_card_after_a_reload():
+    from datetime import datetime, timezone
+
+    from engine.study.content import load_content
+    from engine.study.srs import RATINGS, SrsStore
+
+    deck = load_content().deck("pitfalls")
+    cited = next(i for i, c in enumerate(deck.cards) if c.source)
+    learner = f"Reloader {uuid.uuid4().hex[:8]}"
+    for card in deck.cards[:cited]:  # the cards before the first cited one are studied
+        SrsStore().review(learner, card.id, RATINGS["Easy"], datetime.now(timezone.utc))
+    at = open_page(FLASHCARDS)
+    at.text_input[0].set_value(learner).run()
+    widget(at.selectbox, "Deck to study").set_value("pitfalls").run()
+    _button(at, "Show answer").click().run()
+    _no_errors(at)
+    card = deck.cards[cited]
+    assert card.back in texts(at.markdown) and f"Source: {card.source}" in texts(at.caption)
+    assert at.get("download_button")[0].proto.label.endswith(f"{cited} reviewed)")
+
+    again = _reload(FLASHCARDS, deck=_param(at, "deck"))
+    assert again.text_input[0].value == learner
+    assert widget(again.selectbox, "Deck to study").value == "pitfalls"
+    assert card.back in texts(again.markdown)  # the answer that was showing
+    assert _metrics(again)["New"] == str(len(deck.cards) - cited)
+
+    stranger = _reload(FLASHCARDS, deck="0123456789abcdef")  # no such saved place
+    assert "no flashcard session" in texts(stranger.warning)
+    assert stranger.text_input[0].value == "" and "Type a name" in texts(stranger.info)

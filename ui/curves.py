@@ -26,6 +26,7 @@ from engine.core.store import ResultStore
 from engine.experiments.stats import head_start_sentence, point_label, strategy_label
 from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
 from engine.infra.packs import pack_records
+from ui.exports import show_chart
 from ui.figures import transfer_curve_figure
 from ui.jobs import stored_so_far
 from ui.predict import figure_with_predictions, hidden_results, prediction_report
@@ -186,7 +187,7 @@ def live_curves(spec: SweepSpec) -> None:
         st.info("No run of these settings is stored yet; the curves fill in as each run "
                 "finishes.", icon=":material/hourglass_empty:")
     else:
-        st.plotly_chart(curve_figure(records, spec.strategies), key="transfer_curve_live")
+        show_chart(curve_figure(records, spec.strategies), "transfer_curve_live")
 
 
 def shown_records(spec: SweepSpec, notes) -> pd.DataFrame:
@@ -240,8 +241,8 @@ def curve_results(spec: SweepSpec, predictions: dict, notes, shown: bool = True)
     st.caption(chart_caption(int(records["seed"].nunique())))
     n = n_selector(records)
     figure = curve_figure(records, spec.strategies, marker_n=n)
-    chart_slot.plotly_chart(figure_with_predictions(figure, predictions, spec.strategies),
-                            key="transfer_curve")
+    show_chart(figure_with_predictions(figure, predictions, spec.strategies), "transfer_curve",
+               runs=records, name=f"transfer-curves-{spec.target}", area=chart_slot)
     st.markdown(head_start_markdown(records, n, spec.strategies))
     prediction_report(records, predictions)
     st.subheader("Every run")

@@ -25,6 +25,7 @@ from engine.experiments.verdicts import and_list, summary_difference, trend
 from engine.study.codegen import describe_groups, strategy_code
 from ui.controls import DECAY_FACTORS, DEFAULT_DECAY
 from ui.curve_sets import records_of
+from ui.exports import show_chart
 from ui.figures import TICK_FONT, chart_layout, count_text, error_bars, strategy_color
 from ui.sections.depth import BACKBONE, BLOCKS, LABEL_CHOICES, SEED_CHOICES, DepthSettings
 # the browser tests and bench/frozen_blocks.py build the sweeps from here
@@ -181,7 +182,7 @@ def live_freeze(settings: DepthSettings) -> None:
     """The freeze-depth chart of what is stored so far (the live panel redraws it)."""
     summary = stored_summary(settings)
     if summary is not None and not by_k(summary, "partial").empty:
-        st.plotly_chart(freeze_figure(summary), key="depth_live_freeze")
+        show_chart(freeze_figure(summary), "depth_live_freeze")
 
 
 def where_text(settings: DepthSettings) -> str:
@@ -198,7 +199,8 @@ def freeze_results(summary: Optional[pd.DataFrame], where: str, running: bool) -
             st.info("Press **Run both experiments** to train these points.", icon=":material/info:")
         return
     st.caption(f"{where}. Points: mean test accuracy; whiskers: ±1 standard deviation.")
-    st.plotly_chart(freeze_figure(summary), key="depth_freeze")
+    show_chart(freeze_figure(summary), "depth_freeze", runs=by_k(summary, "partial"),
+               name="freeze-depth-fine-tuned-blocks")
     st.markdown(freeze_reading(summary))
     st.caption(TIE_RULE)
 
@@ -208,7 +210,8 @@ def copy_results(summary: Optional[pd.DataFrame], where: str) -> None:
     if summary is None or by_k(summary, "copy-frozen").empty:
         return
     st.caption(f"{where}. Dotted line: the same network trained from scratch.")
-    st.plotly_chart(copy_figure(summary), key="depth_copy")
+    show_chart(copy_figure(summary), "depth_copy", name="copied-blocks-frozen-or-fine-tuned",
+               runs=summary[summary["strategy"].str.match(r"copy-|scratch$")])
     st.markdown(copy_reading(summary))
     st.caption("This setting differs from the paper's: a four-block network, a different "
                "target task with few labels, and short training. A small labelled set can favour "

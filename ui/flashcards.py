@@ -5,6 +5,12 @@ The state of a study session is small: which card has its back showing (REVEALED
 the last grade did (LAST_KEY, said once). Revealing a card sets the first; grading it stores the
 review through `engine.study.srs.SrsStore` (which schedules and keeps each learner's progress on
 disk) and clears it. Nothing here schedules a card itself or changes how progress is stored.
+
+The reviews live on disk under the learner's name, so they outlast any session; what a reload
+would lose is the place: the name typed, the deck chosen and the card whose answer is showing.
+Those are saved as a small JSON file in the data directory (`flashcards/<id>.json`, by
+`ui.saved`, as the pipeline's answers and a quiz round are) under a random id that the page's
+link carries (`?deck=<id>`), so a reload, or the same link in a new tab, opens the same place.
 """
 
 from __future__ import annotations
@@ -19,12 +25,54 @@ from engine.core.store import StoreError
 from engine.study.anki import apkg_file_name, export_apkg
 from engine.study.content import Content, Deck
 from engine.study.srs import (MAX_RETENTION, MIN_RETENTION, RATINGS, DeckCounts, SrsStore,
-                              interval_text)
-from ui.study import RUNS_DECK_ID, YourRuns
+                              check_learner, interval_text)
+from ui.saved import SavedStates
+from ui.study import NAME_KEY, RUNS_DECK_ID, YourRuns
 
 DECK_KEY = "flashcards.deck"  # session_state: the chosen deck id
 REVEALED_KEY = "flashcards.revealed"  # session_state: id of the card whose back is showing
 LAST_KEY = "flashcards.last"  # session_state: what the last grade did, said once
+PLACE_ID_KEY = "flashcards.place_id"  # session_state: the id the place is saved under
+PLACE_KEY = "flashcards.place"  # session_state: the place as last saved
+PLACES = SavedStates("flashcards", "deck", "flashcard session", max_bytes=2_000)
+
+
+def parse_place(data: dict) -> dict:
+    """A saved place (learner, deck, card showing); ValueError or TypeError when it is not one."""
+    if set(data) != {"learner", "deck", "revealed"}:
+        raise ValueError("a saved place has a learner, a deck and the card showing")
+    check_learner(data["learner"])
+    if not isinstance(data["deck"], str) or not isinstance(data["revealed"], (str, type(None))):
+        raise TypeError("the deck and the card showing are ids")
+    return data
+
+
+def resume_place() -> None:
+    """Before the name is asked: the place a link opens fills in the name, the deck and the
+    card whose answer was showing (a deck that no longer exists falls back to the first)."""
+    place = PLACES.opened(PLACE_ID_KEY, parse_place)
+    if place is None:
+        return
+    st.session_state[NAME_KEY] = place["learner"]
+    st.session_state.pop(f"{NAME_KEY}.input", None)  # the name input starts from it
+    st.session_state[DECK_KEY] = place["deck"]
+    st.session_state[REVEALED_KEY] = place["revealed"]
+    st.session_state[PLACE_KEY] = place
+
+
+def keep_place(learner: str, deck: Deck) -> None:
+    """Save the place when it changed, and put its id in the page's link."""
+    place = {"learner": learner, "deck": deck.id,
+             "revealed": st.session_state.get(REVEALED_KEY)}
+    place_id = PLACES.session_id(PLACE_ID_KEY)
+    if st.session_state.get(PLACE_KEY) != place:
+        try:
+            PLACES.save(place_id, place)
+        except OSError as err:
+            st.caption(f"Your place could not be saved for a reload: {err}.")
+            return
+        st.session_state[PLACE_KEY] = place
+    PLACES.link(place_id)
 
 
 def open_progress() -> Optional[SrsStore]:
@@ -105,13 +153,23 @@ def scheduling_panel(store: SrsStore, learner: str, deck: Deck) -> None:
         st.rerun()
 
 
-def anki_export(deck: Deck) -> None:
+def anki_export(store: SrsStore, learner: str, deck: Deck, reviewed: int) -> None:
+    """The .apkg download: the deck's cards, with `learner`'s reviews of the `reviewed` ones."""
+    ids = [c.id for c in deck.cards]
     st.download_button(
-        f"Export this deck to Anki (.apkg, {len(deck.cards)} cards)",
-        data=lambda: export_apkg(deck), file_name=apkg_file_name(deck),
-        mime="application/octet-stream", on_click="ignore", icon=":material/download:",
-        help="A file Anki imports (File > Import). Importing a newer export updates the same notes "
-             "instead of duplicating them. Your progress here is not included.")
+        f"Export this deck to Anki (.apkg, {len(deck.cards)} cards, {reviewed} reviewed)",
+        data=lambda: export_apkg(deck, histories=store.histories(learner, ids)),
+        file_name=apkg_file_name(deck), mime="application/octet-stream", on_click="ignore",
+        icon=":material/download:",
+        help="A file Anki imports (File > Import). What carries over: every card with its "
+             "source, and for the cards you have reviewed here, each review (its time and "
+             "button) and where the card stands: learning or review, its interval and its due "
+             "date (to the day; Anki counts days in your time zone). Tick *Include reviews* "
+             "(older Anki: *Import any learning progress*) when importing. What does not: "
+             "the FSRS parameters and your desired retention (Anki uses its own settings and, "
+             "with FSRS on, recomputes each card's memory from the reviews) and the time you "
+             "took to answer. Importing a newer export updates the same notes instead of "
+             "duplicating them; the history comes in only with cards new to your collection.")
 
 
 def _reveal(card_id: str) -> None:
@@ -155,6 +213,8 @@ def study_card(store: SrsStore, learner: str, deck: Deck, now: datetime) -> None
             return
         st.divider()
         st.markdown(card.back)
+        if card.source:
+            st.caption(f"Source: {card.source}")
         st.caption("How well did you remember it? Each button shows when the card would come back.")
         intervals = store.preview(learner, card_id, now)
         for column, (name, rating) in zip(st.columns(4), RATINGS.items()):

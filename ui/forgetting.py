@@ -22,6 +22,7 @@ from engine.experiments.forgetting import ARM_LABELS, ForgettingConfig, stored_a
 from engine.experiments.stats import TIE_RULE, difference
 from engine.experiments.verdicts import and_list, step_signs, trend
 from ui.curves import plural
+from ui.exports import show_chart
 from ui.figures import chart_layout, strategy_color
 from ui.section_run import follow_job
 from ui.sections.forgetting import (BACKBONE_LRS, D_LABELS, EPOCHS, F_LABELS, FREEZE_BLOCKS, LAMBDAS,
@@ -308,9 +309,9 @@ def diagnostics_form(current: DiagnosticsSettings) -> Optional[Callable[[], Diag
 
 
 def draw_forgetting(records: dict, key: str) -> None:
-    left, right = st.columns(2)
-    left.plotly_chart(forgetting_figure(records, "source"), key=f"{key}_source")
-    right.plotly_chart(forgetting_figure(records, "target"), key=f"{key}_target")
+    for area, task in zip(st.columns(2), ("source", "target")):
+        show_chart(forgetting_figure(records, task), f"{key}_{task}", runs=records,
+                   name=f"forgetting-{task}-task", area=area)
 
 
 def _stored_or_invitation(settings, notes, name: str, unit: str, read: Callable, invitation: str,
@@ -363,9 +364,9 @@ def diagnostics_panel(settings: DiagnosticsSettings, notes) -> dict[str, dict]:
     if not records:
         return {}
     st.subheader("Linear probe on each layer")
-    st.plotly_chart(probe_figure(records), key="probes")
+    show_chart(probe_figure(records), "probes", name="linear-probe-on-each-layer")
     st.subheader("Similarity before against after fine-tuning")
-    st.plotly_chart(cka_figure(records), key="cka")
+    show_chart(cka_figure(records), "cka", name="cka-before-against-after-fine-tuning")
     table = change_table(records)
     if not table.empty:
         st.dataframe(table)

@@ -26,6 +26,7 @@ from engine.experiments.verdicts import and_list, sizes_text, step_signs, trend
 from engine.experiments.sweep import MAX_SEEDS, stored_records
 from ui.curve_sets import Curve, curve_records, present_labels, stored_runs, total_runs
 from ui.curves import curve_figure, plural
+from ui.exports import show_chart
 from ui.figures import DASHES, chart_layout, error_bars, strategy_color
 from ui.section_run import missing_note
 from ui.sections.hurts import (LABELS, MISMATCHED, SHIFT_SEEDS, SHIFT_SLIDERS, SHIFT_STEPS, SOURCE,
@@ -74,8 +75,9 @@ def negative_chart(settings: NegativeSettings, key: str,
     curves = settings.curves()
     records = curve_records(settings.experiment().specs, curves) if records is None else records
     if not records.empty:
-        st.plotly_chart(curve_figure(records, present_labels(records, curves),
-                                     strategy_of={c.label: c.strategy for c in curves}), key=key)
+        show_chart(curve_figure(records, present_labels(records, curves),
+                                strategy_of={c.label: c.strategy for c in curves}), key,
+                   runs=records, name=f"negative-transfer-{settings.shift}-source")
 
 
 def negative_results(settings: NegativeSettings, notes) -> None:
@@ -148,7 +150,7 @@ def shift_preview(settings: ShiftSettings) -> None:
 
 def live_head_starts(settings: ShiftSettings) -> None:
     """The head-start chart of what is stored so far (the live panel redraws it)."""
-    st.plotly_chart(head_start_figure(head_starts(settings), settings.kind), key="shift_live")
+    show_chart(head_start_figure(head_starts(settings), settings.kind), "shift_live")
 
 
 def shift_results(settings: ShiftSettings, notes) -> None:
@@ -161,7 +163,8 @@ def shift_results(settings: ShiftSettings, notes) -> None:
                 icon=":material/info:")
         return
     missing_note(stored_runs(specs), total_runs(specs), notes)
-    st.plotly_chart(head_start_figure(frame, settings.kind), key="shift")
+    show_chart(head_start_figure(frame, settings.kind), "shift", runs=frame,
+               name=f"head-start-under-{settings.kind}-shift")
     st.caption("Each point: mean over seeds of (strategy accuracy − scratch accuracy) on the same "
                "labelled examples; error bars: ±1 standard deviation of that difference.")
     st.markdown(shift_reading(frame, settings.kind))

@@ -57,15 +57,21 @@ LESSONS: tuple[Lesson, ...] = (
            "Plan a transfer learning project in five steps and download it as Markdown.",
            query_keys=("plan",)),
     Lesson("pages/flashcards.py", "Flashcards", ":material/style:",
-           "Review the key ideas with spaced repetition; your progress is kept under your name."),
+           "Review the key ideas with spaced repetition; your progress is kept under your name.",
+           query_keys=("deck",)),
     Lesson("pages/quiz.py", "Quiz", ":material/quiz:",
            "Multiple-choice and scenario questions with explanations, including questions "
-           "answered by your own runs."),
+           "answered by your own runs.",
+           query_keys=("quiz",)),
 )
 
 TOOLS: tuple[Lesson, ...] = (
     Lesson("pages/data_models.py", "Data and models", ":material/dataset:",
            "Which backbones and datasets this server has; downloads; your own images."),
+    Lesson("pages/classroom.py", "Class", ":material/groups:",
+           "Open a class with a code and a QR code; students send their predictions and quiz "
+           "answers, and the projector shows them pooled.",
+           query_keys=("class", "teacher", "student")),
 )
 
 PAGES: tuple[Lesson, ...] = (HOME, *LESSONS, *TOOLS)

@@ -33,6 +33,7 @@ from engine.experiments.verdicts import and_list, summary_difference
 from engine.experiments.sweep import MAX_SEEDS, plan_runs, stored_records
 from ui.curves import plural
 from ui.experiments import active, ended_note, live_panel
+from ui.exports import show_chart
 from ui.figures import (DASHES, PALETTE, chart_layout, count_text, count_ticks, error_bars,
                         strategy_color)
 from ui.jobs import stored_so_far
@@ -319,7 +320,7 @@ def memory_panel(adapter: AdapterChoice, memory: MemoryChoice) -> None:
     """The three methods' memory, term by term, and what the bars say."""
     estimates = memory_estimates(adapter.preset, adapter.rank, adapter.targets, memory.weights,
                                  memory.batch, memory.seq, memory.checkpointing)
-    st.plotly_chart(memory_figure(estimates), key="memory_chart")
+    show_chart(memory_figure(estimates), "memory_chart", name=f"lora-memory-{adapter.preset}")
     with st.expander("Every term and its assumption"):
         st.dataframe(memory_table(estimates), hide_index=True)
     st.markdown(
@@ -375,7 +376,7 @@ def tradeoff_form(current: LabSettings) -> Optional[Callable[[], LabSettings]]:
 def _tradeoff_chart_so_far(settings: LabSettings) -> None:
     records = stored_so_far(settings.experiment())
     if not records.empty:
-        st.plotly_chart(tradeoff_figure(tradeoff_table(records)), key="lora_tradeoff_live")
+        show_chart(tradeoff_figure(tradeoff_table(records)), "lora_tradeoff_live")
 
 
 def tradeoff_panel(settings: LabSettings, notes) -> None:
@@ -391,7 +392,7 @@ def tradeoff_panel(settings: LabSettings, notes) -> None:
         return
     missing_note(len(records), total, notes)
     table = tradeoff_table(records)
-    st.plotly_chart(tradeoff_figure(table), key="lora_tradeoff")
+    show_chart(tradeoff_figure(table), "lora_tradeoff", runs=records, name="lora-trade-off")
     st.markdown(tradeoff_sentence(table))
     st.caption(TIE_RULE)
     one_seed = int(table["Seeds"].max()) == 1

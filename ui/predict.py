@@ -23,11 +23,27 @@ from engine.experiments.stats import strategy_label
 from engine.study.predictions import check_prediction, compare, comparison_sentences
 from engine.experiments.sweep import SweepSpec
 from ui.figures import with_predictions
+from ui.shell import page_view
 
 PREDICTIONS_KEY = "transfer_curves.predictions"  # session_state: {(strategy, k): accuracy %}
 # session_state: keys of the experiments whose results the learner chose to see unpredicted
 REVEALED_KEY = "transfer_curves.revealed"
 MAX_SIZES = 4  # labelled-set sizes offered for predictions
+# The prediction grid's layout by screen width. Streamlit stacks columns at 640 px and below
+# (its `breakpoints.columns`): there each input shows its own label and the header row of sizes
+# is hidden; above, the header row and the strategy names label the grid, and each input's
+# label is kept for screen readers only (visually hidden, not removed).
+GRID_CSS = """<style>
+@media (min-width: 641px) {
+  .st-key-predict_grid [data-testid="stWidgetLabel"] {
+    position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
+    white-space: nowrap;
+  }
+}
+@media (max-width: 640px) {
+  .st-key-predict_sizes { display: none; }
+}
+</style>"""
 
 
 def prediction_sizes(spec: SweepSpec) -> list[int]:
@@ -47,8 +63,9 @@ def _reveal(key: str) -> None:
 
 def results_shown(spec: SweepSpec, predictions: dict) -> bool:
     """True when the spec's results may be drawn: the learner saved predictions for it, chose
-    to see them without predicting, or it has no size to predict."""
-    return (bool(predictions) or not prediction_sizes(spec)
+    to see them without predicting, or it has no size to predict. In presentation mode and
+    the handout always (presentation mode holds them back itself, `ui.present.results_gate`)."""
+    return (bool(predictions) or not prediction_sizes(spec) or bool(page_view())
             or spec.key() in st.session_state.get(REVEALED_KEY, set()))
 
 
@@ -64,9 +81,36 @@ def hidden_results(spec: SweepSpec) -> None:
                    "settings without asking for predictions.")
 
 
+def prediction_grid(strategies: Sequence[str], sizes: Sequence[int],
+                    saved: dict) -> dict[tuple[str, int], float | None]:
+    """One number input per strategy and size, each with its own label ('Linear probe at 5
+    labels per class (%)'). On a wide screen they form a grid (sizes across, strategies down)
+    and the labels are left to screen readers; on a narrow one, where the columns stack, the
+    header row goes and each box shows its label (`GRID_CSS`)."""
+    st.html(GRID_CSS)
+    with st.container(key="predict_sizes"):
+        header = st.columns(len(sizes) + 1)
+        for column, k in zip(header[1:], sizes):
+            column.markdown(f"**{labels_per_class_text(k)}**")
+    values = {}
+    with st.container(key="predict_grid"):
+        for strategy in strategies:
+            row = st.columns(len(sizes) + 1, vertical_alignment="center")
+            row[0].markdown(f"**{strategy_label(strategy)}**")
+            for column, k in zip(row[1:], sizes):
+                values[(strategy, k)] = column.number_input(
+                    f"{strategy_label(strategy)} at {labels_per_class_text(k)} (%)",
+                    min_value=0.0, max_value=100.0, value=saved.get((strategy, k)), step=1.0,
+                    format="%.1f", key=f"predict.{strategy}.{k}", placeholder="%")
+    return values
+
+
 def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
     """The predictions form for the spec's strategies; returns the saved predictions that
-    apply to this spec (possibly none). Skip marks the spec's results as shown."""
+    apply to this spec (possibly none). Skip marks the spec's results as shown. Nothing in
+    presentation mode and the handout (the class predicts aloud; a handout has no inputs)."""
+    if page_view():
+        return {}
     saved: dict = st.session_state.setdefault(PREDICTIONS_KEY, {})
     sizes = prediction_sizes(spec)
     applies = {key: v for key, v in saved.items()
@@ -85,19 +129,7 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
                        "predict.")
             return {}
         with st.form("predictions", border=False):
-            header = st.columns(len(sizes) + 1)
-            for column, k in zip(header[1:], sizes):
-                column.markdown(f"**{labels_per_class_text(k)}**")
-            values = {}
-            for strategy in spec.strategies:
-                row = st.columns(len(sizes) + 1, vertical_alignment="center")
-                row[0].markdown(strategy_label(strategy))
-                for column, k in zip(row[1:], sizes):
-                    values[(strategy, k)] = column.number_input(
-                        f"{strategy_label(strategy)} at {labels_per_class_text(k)} (%)",
-                        min_value=0.0, max_value=100.0, value=saved.get((strategy, k)), step=1.0,
-                        format="%.1f", key=f"predict.{strategy}.{k}", placeholder="%",
-                        label_visibility="collapsed")
+            values = prediction_grid(spec.strategies, sizes, saved)
             save_column, skip_column = st.columns(2)
             save = save_column.form_submit_button("Save my predictions", icon=":material/save:")
             skip = skip_column.form_submit_button(
@@ -114,6 +146,8 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
             applies = {key: v for key, v in saved.items()
                        if key[0] in spec.strategies and key[1] in sizes}
             st.caption(f"Saved {len(applies)} prediction{'s' if len(applies) != 1 else ''}.")
+            from ui.classroom import send_predictions  # here: ui.classroom imports this module
+            send_predictions(saved)  # a learner in a class: to the class too
     return applies
 
 

@@ -9,20 +9,30 @@ the right answer has no fixed place to remember. Answers are kept and checked as
 option's text, never as a position. The sections are
 the choice of a question set, the question being asked, and the score. The questions come from
 `engine.study.content` and `engine.study.run_questions`; nothing here trains or stores a result.
+
+Each round is also saved as a small JSON file in the data directory (`quizzes/<id>.json`, by
+`ui.saved`, as the pipeline's answers are) under a random id drawn for each quiz started, and
+the page's link carries it (`?quiz=<id>`): a reload, or the same link in a new tab, resumes at
+the same question with the same answers and the same option order (the seed fixes it).
+Questions that no longer exist when a round is resumed are dropped with a notice.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Optional
 
 import streamlit as st
 
 from engine.study.content import Content, Question
+from ui.saved import SavedStates
 from ui.study import YourRuns
 
 QUIZ_KEY = "quiz.state"  # session_state: the QuizRound in progress
+QUIZ_ID_KEY = "quiz.id"  # session_state: the id the round in progress is saved under
+QUIZZES = SavedStates("quizzes", "quiz", "quiz", max_bytes=128_000)  # 74 questions: about 9 kB
+MAX_ROUND_QUESTIONS = 1_000  # a saved round asking more is refused
 NOTICE_KEY = "quiz.notice"  # session_state: a hint for the next rerun ("Choose an answer first.")
 ALL, RUNS = "all", "your-runs"  # the ids of the set of every question and of the runs' questions
 
@@ -69,8 +79,15 @@ class QuizRound:
                        round=self.round + 1)
 
     def kept(self, available: dict[str, Question]) -> QuizRound:
-        """Without the questions that no longer exist (run questions change with new runs)."""
-        return replace(self, ids=tuple(i for i in self.ids if i in available))
+        """Without the questions that no longer exist (run questions change with new runs), and
+        their answers; the position stays on the same question, or moves to the next one."""
+        ids = tuple(i for i in self.ids if i in available)
+        if ids == self.ids:
+            return self
+        gone = self.index < len(self.ids) and self.ids[self.index] not in available
+        return replace(self, ids=ids, index=sum(i in available for i in self.ids[:self.index]),
+                       answers=tuple(a for a in self.answers if a[0] in available),
+                       checked=self.checked and not gone)
 
     def missed(self, questions: dict[str, Question]) -> tuple[str, ...]:
         return tuple(i for i in self.ids if not questions[i].is_correct(self.answer(i)))
@@ -81,6 +98,36 @@ class QuizRound:
         options = list(question.options)
         random.Random(f"{self.seed}/{self.round}/{question.id}").shuffle(options)
         return options
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> QuizRound:
+        """A round read back from `to_dict()`'s JSON; ValueError or TypeError says what is wrong."""
+        names = {f.name for f in fields(cls)}
+        if set(data) != names:
+            raise ValueError(f"a saved round has the fields {sorted(names)}")
+        ids, answers = data["ids"], data["answers"]
+        if not (isinstance(ids, list) and len(ids) <= MAX_ROUND_QUESTIONS
+                and all(isinstance(i, str) for i in ids) and len(set(ids)) == len(ids)):
+            raise ValueError("the questions of a round are distinct ids")
+        if not (isinstance(answers, list) and all(
+                isinstance(a, list) and len(a) == 2 and all(isinstance(t, str) for t in a)
+                and a[0] in ids for a in answers)):
+            raise ValueError("each answer is a question of the round and the option chosen")
+        numbers = [data[k] for k in ("index", "round", "seed")]
+        if any(isinstance(n, bool) or not isinstance(n, int) for n in numbers):
+            raise TypeError("index, round and seed are whole numbers")
+        if not isinstance(data["set_id"], str) or not isinstance(data["checked"], bool):
+            raise TypeError("the set is an id and checked is true or false")
+        quiz = cls(data["set_id"], tuple(ids), data["index"], tuple((q, a) for q, a in answers),
+                   data["checked"], data["round"], data["seed"])
+        if not (0 <= quiz.index <= len(ids) and 1 <= quiz.round and 0 <= quiz.seed < 2 ** 32):
+            raise ValueError("index, round or seed out of range")
+        if quiz.checked and (quiz.over or quiz.answer(quiz.ids[quiz.index]) is None):
+            raise ValueError("only an answered question can be checked")
+        return quiz
 
 
 def new_round(questions: tuple[Question, ...], set_id: str, size: int, shuffle: bool,
@@ -94,18 +141,52 @@ def new_round(questions: tuple[Question, ...], set_id: str, size: int, shuffle: 
 
 
 def current_round(sets: dict[str, QuestionSet]) -> Optional[QuizRound]:
-    """The round in progress (its vanished questions dropped), or None when there is none."""
+    """The round in progress, or the one the link resumes (its vanished questions dropped,
+    with a notice); None when there is none. The link carries the round's id while it lasts."""
+    linked = QUIZZES.opened(QUIZ_ID_KEY, QuizRound.from_dict)
+    if linked is not None:
+        st.session_state[QUIZ_KEY] = linked
     quiz = st.session_state.get(QUIZ_KEY)
-    if not isinstance(quiz, QuizRound) or quiz.set_id not in sets:
+    if isinstance(quiz, QuizRound) and quiz.set_id not in sets:
+        st.warning("This quiz's question set no longer exists: choose a new quiz.",
+                   icon=":material/info:")
+        quiz = None
+    if isinstance(quiz, QuizRound):
+        kept = quiz.kept({q.id: q for q in sets[quiz.set_id].questions})
+        if kept.ids != quiz.ids:
+            st.warning(_dropped_note(len(quiz.ids) - len(kept.ids), left=len(kept.ids)),
+                       icon=":material/info:")
+            quiz = _keep(kept) if kept.ids else None
+    if not isinstance(quiz, QuizRound):
+        st.session_state.pop(QUIZ_KEY, None)
+        QUIZZES.link(None)
         return None
-    quiz = quiz.kept({q.id: q for q in sets[quiz.set_id].questions})
+    QUIZZES.link(QUIZZES.session_id(QUIZ_ID_KEY))
+    return quiz
+
+
+def _dropped_note(gone: int, left: int) -> str:
+    exist = "no longer exist" if gone > 1 else "no longer exists"
+    then = ("none is left: choose a new quiz" if not left
+            else "they were dropped" if gone > 1 else "it was dropped")
+    return (f"{gone} of this quiz's questions {exist} (the questions from your runs change "
+            f"with the runs you store), so {then}.")
+
+
+def _keep(quiz: QuizRound) -> QuizRound:
+    """Make `quiz` the round in progress: in the session, and in its file for a reload (a
+    failure to write is said on the page; the round goes on in the session)."""
     st.session_state[QUIZ_KEY] = quiz
+    try:
+        QUIZZES.save(QUIZZES.session_id(QUIZ_ID_KEY), quiz.to_dict())
+    except (OSError, ValueError) as err:
+        st.session_state[NOTICE_KEY] = f"This quiz could not be saved for a reload: {err}."
     return quiz
 
 
 def _start(sets: dict[str, QuestionSet], set_id: str, size: int, shuffle: bool) -> None:
-    st.session_state[QUIZ_KEY] = new_round(sets[set_id].questions, set_id, size, shuffle,
-                                           random.Random())
+    st.session_state[QUIZ_ID_KEY] = QUIZZES.new_id()  # each quiz its own file and link
+    _keep(new_round(sets[set_id].questions, set_id, size, shuffle, random.Random()))
 
 
 def _check(question_id: str, key: str) -> None:
@@ -113,15 +194,19 @@ def _check(question_id: str, key: str) -> None:
     if choice is None:
         st.session_state[NOTICE_KEY] = "Choose an answer first."
         return
-    st.session_state[QUIZ_KEY] = st.session_state[QUIZ_KEY].answered(question_id, choice)
+    _keep(st.session_state[QUIZ_KEY].answered(question_id, choice))
+    from ui.classroom import send_answer  # here: ui.classroom imports this module
+    notice = send_answer(question_id, choice)  # a learner in a class: to the class too
+    if notice:
+        st.session_state[NOTICE_KEY] = notice
 
 
 def _advance() -> None:
-    st.session_state[QUIZ_KEY] = st.session_state[QUIZ_KEY].advanced()
+    _keep(st.session_state[QUIZ_KEY].advanced())
 
 
 def _retry(missed: tuple[str, ...]) -> None:
-    st.session_state[QUIZ_KEY] = st.session_state[QUIZ_KEY].retried(missed)
+    _keep(st.session_state[QUIZ_KEY].retried(missed))
 
 
 def _new_quiz() -> None:

@@ -7,6 +7,11 @@ starts Run; `open_section` is the section's settings, link notices, form and Run
 `run_section` is the form and Run, then the live panel while the section's job runs, else its
 results. `follow_job` draws the live panel while the section's job runs, or says how it ended;
 `missing_note` asks for Run when some runs are not stored. Nothing here trains.
+
+In presentation mode and in the handout (`ui.present`) a section draws no form and runs
+nothing: it lists the link's settings where the form would be, and in presentation mode the
+first section's results wait behind the teacher's "Show the results" (`results_gate`). On the
+normal page the links to both views are written under the first form (`ui.shell.view_links`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import streamlit as st
 
 from ui.curves import plural
 from ui.experiments import SectionSettings, active, ended_note, live_panel, section_settings, submit_job
-from ui.shell import show_link_notices
+from ui.present import results_gate, show_settings
+from ui.shell import page_view, show_link_notices, view_links
 
 S = TypeVar("S", bound=SectionSettings)
 Form = Callable[[S], Optional[Callable[[], S]]]  # draws a form; when Run is pressed, a builder
@@ -77,11 +83,18 @@ def open_section(cls: type[S], session_key: str, form: Form, unit: str = "run") 
 
 
 def form_and_run(settings: S, session_key: str, form: Form, unit: str = "run") -> OpenSection[S]:
-    """`form(settings)`, the notes container under it, and Run (`start_section`)."""
+    """`form(settings)`, the links to the page's other views and the notes container under
+    it, and Run (`start_section`). In presentation mode or the handout: the settings listed,
+    no form and no Run."""
+    if page_view():
+        show_settings(settings)
+        return OpenSection(settings, st.container())
     build = form(settings)
-    notes = st.container()
+    links, notes = st.container(), st.container()
     if build is not None:
         settings = start_section(build, session_key, notes, unit) or settings
+    with links:
+        view_links(settings.to_query())
     return OpenSection(settings, notes)
 
 
@@ -89,7 +102,9 @@ def follow_job(settings: SectionSettings, name: str, area, draw: Optional[Callab
                unit: str = "run", source: Optional[str] = None) -> bool:
     """True while the section's job runs (its live panel is drawn, counting stored `unit`s,
     with `draw()` for what is stored so far, naming the pretraining `source`); otherwise False, after writing in `area` how it
-    ended if it did not finish."""
+    ended if it did not finish. In presentation mode, nothing of the results (nor of the page
+    below) until the teacher shows them (`results_gate`)."""
+    results_gate()
     spec = settings.experiment()
     if active(spec):
         live_panel(spec, name, unit, draw, source)

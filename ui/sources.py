@@ -22,6 +22,7 @@ from engine.experiments.sweep import MAX_SEEDS
 from ui.curve_sets import curve_records, present_labels, total_runs
 from ui.curves import curve_figure, plural
 from ui.experiments import section_settings
+from ui.exports import show_chart
 from ui.section_run import missing_note, run_section
 from ui.sections.source_readings import NATIVE_SIZE, SourceFacts, block_reading, source_reading
 from ui.sections.sources import (DEFAULT_TARGET, LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
@@ -97,8 +98,9 @@ def missing_weights_note(settings: SourceSettings) -> None:
 def draw_comparison(records: pd.DataFrame, settings: SourceSettings, key: str) -> None:
     if not records.empty:
         curves = settings.curves()
-        st.plotly_chart(curve_figure(records, present_labels(records, curves),
-                                     strategy_of={c.label: c.strategy for c in curves}), key=key)
+        show_chart(curve_figure(records, present_labels(records, curves),
+                                strategy_of={c.label: c.strategy for c in curves}), key,
+                   runs=records, name=f"which-source-{settings.target}")
 
 
 def live_chart(settings: SourceSettings) -> None:
@@ -169,8 +171,9 @@ def draw_blocks(settings: EarlierBlockSettings, key: str) -> pd.DataFrame:
     records = curve_records([settings.spec()], settings.curves())
     if not records.empty:
         curves = settings.curves()
-        st.plotly_chart(curve_figure(records, present_labels(records, curves),
-                                     strategy_of={c.label: c.strategy for c in curves}), key=key)
+        show_chart(curve_figure(records, present_labels(records, curves),
+                                strategy_of={c.label: c.strategy for c in curves}), key,
+                   runs=records, name=f"earlier-block-probe-{settings.comparison.target}")
     return records
 
 

@@ -103,6 +103,16 @@ class Review:
     due: datetime  # when the card became due again after this review
 
 
+@dataclass(frozen=True)
+class CardHistory:
+    """One reviewed card as an export needs it: its FSRS state now and every review."""
+    card: Card  # the stored fsrs state (state, step, stability, difficulty, due, last review)
+    reviews: tuple[Review, ...]  # oldest first
+    steps_left: int  # (re)learning steps still to pass, the current one included; 0 in review
+    graduating_days: Optional[int]  # a relearning card: its interval in days after Good at its
+    # due time, as this app would schedule it; None for other states
+
+
 class SrsStore:
     """Learners' progress: one fsrs card state per (learner, card), every review logged."""
 
@@ -194,6 +204,22 @@ class SrsStore:
                            (check_learner(learner), card_id))
         return [Review(card_id, Rating(r), datetime.fromtimestamp(at, timezone.utc),
                        datetime.fromtimestamp(due, timezone.utc)) for r, at, due in rows]
+
+    def histories(self, learner: str, card_ids: Iterable[str]) -> dict[str, CardHistory]:
+        """Every reviewed card among `card_ids` with its state and reviews (for an export)."""
+        stored, config = self.cards(learner, card_ids), self.config(learner)
+        found: dict[str, CardHistory] = {}
+        for card_id, card in stored.items():
+            steps = {State.Learning: config.learning_steps,
+                     State.Relearning: config.relearning_steps}.get(card.state, ())
+            graduating = None
+            if card.state == State.Relearning:
+                after, _ = config.scheduler().review_card(card, Rating.Good, card.due)
+                graduating = round((after.due - card.due) / timedelta(days=1))
+            found[card_id] = CardHistory(card, tuple(self.history(learner, card_id)),
+                                         steps_left=len(steps) - (card.step or 0) if steps else 0,
+                                         graduating_days=graduating)
+        return found
 
     def counts(self, learner: str, card_ids: Sequence[str],
                now: Optional[datetime] = None) -> DeckCounts:

@@ -1,0 +1,71 @@
+"""Class: a teacher opens a class (a short code and a QR code, no accounts), students join it
+anonymously, and their Predict-first entries on Transfer curves and their quiz answers pool in
+the teacher's projector view, against the real curve once the runs are stored.
+
+Layout and words only: the link, the forms, the views and the sending are `ui.classroom`; the
+class store (files, caps, expiry) is `engine.study.classroom`."""
+
+import time
+
+import streamlit as st
+
+from ui.classroom import (ClassLink, class_results, class_store, current_link, join_form,
+                          open_form, student_view, teacher_header, use_link)
+from ui.shell import page_setup, show_link_notices
+from ui.study import loaded_content
+
+
+def no_class(library) -> None:
+    """Join a class with its code, or open one (ended classes are removed first)."""
+    class_store().purge_expired()
+    left, right = st.columns(2)
+    with left:
+        join_form()
+        st.caption("Students: type the code your teacher shows, or scan its QR code. No name "
+                   "is asked; your entries go to the class without it, and only you see them.")
+    with right:
+        if library is not None:
+            open_form(library)
+            st.caption("Teachers: the class gets a code and a QR code to project. Your view of "
+                       "it is reached by a secret link this page keeps for you.")
+
+
+def main() -> None:
+    st.title("Class")
+    st.markdown(
+        "Predict together, then see how the class's guesses compare with the real runs. The "
+        "teacher opens a class and projects its code; each student joins on their own device, "
+        "saves predictions on **Transfer curves** and answers the class's quiz questions. The "
+        "teacher's view pools them: the spread of predictions for each strategy and number of "
+        "labels, drawn against the runs' results, and how many picked each answer.")
+    link, notices = current_link()
+    show_link_notices(notices)
+    library = loaded_content("The quiz questions")
+    if link is None:
+        no_class(library)
+        return
+    try:
+        room = class_store().load(link.code)
+    except ValueError as err:
+        st.error(f"{err}", icon=":material/error:")
+        use_link(None)
+        no_class(library)
+        return
+    now = time.time()
+    if link.teacher and not room.is_teacher(link.teacher):
+        st.error(f"This link is not the teacher's link of class {room.code}; it opens the "
+                 "students' view.", icon=":material/key_off:")
+        link = ClassLink(room.code)
+        use_link(link)
+    if link.teacher:
+        teacher_header(link, room, now)
+        reveal = st.toggle("Show the runs' results", key="class.reveal",
+                           help="Draws the runs' mean on each chart. Keep it off while the "
+                                "class is still predicting.")
+        class_results(room.code, reveal)
+    elif library is not None:
+        student_view(link, room, library, now)
+
+
+page_setup()
+main()

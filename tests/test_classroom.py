@@ -1,0 +1,395 @@
+"""Class mode: the class store (codes, expiry, caps, concurrent students, damaged files, a
+restart) and the Class page in AppTest (open a class, join it, send, the teacher's view with the
+runs' results or the note that there are none yet).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from engine.experiments.sweep import SweepSpec
+from engine.study import classroom
+from engine.study.classroom import (CODE, ClassError, ClassFull, ClassStore, normalize_code)
+
+APP = ROOT / "app.py"
+PAGE = "pages/classroom.py"
+TIMEOUT = 180
+TINY = SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1, 2), seeds=1)
+QUESTIONS = ("q-hierarchy", "q-probe-trains")
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    return ClassStore(tmp_path / "classes", clock=clock)
+
+
+def opened(store, hours=2, spec=TINY):
+    return store.open_class(spec, "concepts", QUESTIONS, hours)
+
+
+# --- codes and tokens ---------------------------------------------------------------------------
+
+def test_codes_are_short_unambiguous_and_typed_loosely(store):
+    codes = {opened(store)[0].code for _ in range(20)}
+    assert len(codes) == 20 and all(CODE.match(c) and len(c) == 6 for c in codes)
+    assert not set("".join(codes)) & set("0O1IL")
+    assert normalize_code(" k7m-x3p ") == "K7MX3P"
+    for bad in ("K7MX3", "K7MX3PP", "K0MX3P", "K7MX1P", "", "../../x"):
+        with pytest.raises(ValueError, match="6 letters and digits"):
+            normalize_code(bad)
+
+
+def test_the_teacher_token_is_not_stored_and_opens_only_its_class(store):
+    room, token = opened(store)
+    other, other_token = opened(store)
+    raw = (store.folder / f"{room.code}.json").read_text()
+    assert token not in raw and room.is_teacher(token)
+    assert not room.is_teacher(other_token) and not room.is_teacher("x" * 32)
+    with pytest.raises(ClassError, match="not the teacher's link"):
+        store.close(room.code, other_token)
+    store.close(room.code, token)
+    with pytest.raises(ClassError, match="No open class has the code"):
+        store.load(room.code)
+    assert store.load(other.code).code == other.code
+
+
+# --- entries ------------------------------------------------------------------------------------
+
+def test_students_send_predictions_and_first_answers(store):
+    room, _ = opened(store)
+    a, b = store.join(room.code), store.join(room.code.lower())
+    assert a != b and re.fullmatch(r"[0-9a-f]{16}", a)
+    assert store.send_predictions(room.code, a, {("probe", 1): 60.0, ("scratch", 2): 20}) == 2
+    store.send_predictions(room.code, a, {("probe", 1): 70.0})  # replaces a's earlier guesses
+    store.send_predictions(room.code, b, {("probe", 1): 40.0, ("probe", 2): 55.5})
+    assert store.send_answer(room.code, a, "q-hierarchy", 0)
+    assert not store.send_answer(room.code, a, "q-hierarchy", 2)  # a retry does not count
+    assert store.send_answer(room.code, b, "q-hierarchy", 2)
+    room = store.load(room.code)
+    assert sorted(room.predictions()) == [("probe", 1, 40.0), ("probe", 1, 70.0),
+                                          ("probe", 2, 55.5)]
+    assert room.answer_counts("q-hierarchy", 4) == [1, 0, 1, 0]
+    assert room.answer_counts("q-probe-trains", 4) == [0, 0, 0, 0]
+    assert sum(s.sent for s in room.students.values()) == 2
+
+
+@pytest.mark.parametrize("entry, match", [
+    ({("finetune", 1): 50.0}, "predicts scratch, probe"),  # not a class strategy
+    ({("probe", 5): 50.0}, "at 1, 2 labels per class"),  # not a class size
+    ({("probe", 1): 101.0}, "percentage"),
+])
+def test_a_prediction_outside_the_class_is_refused(store, entry, match):
+    room, _ = opened(store)
+    student = store.join(room.code)
+    with pytest.raises(ValueError, match=match):
+        store.send_predictions(room.code, student, entry)
+    assert store.load(room.code).predictions() == []
+
+
+def test_answers_and_students_outside_the_class_are_refused(store):
+    room, _ = opened(store)
+    student = store.join(room.code)
+    with pytest.raises(ValueError, match="does not ask this question"):
+        store.send_answer(room.code, student, "q-not-asked", 0)
+    with pytest.raises(ValueError, match="position"):
+        store.send_answer(room.code, student, "q-hierarchy", 9)
+    with pytest.raises(ClassError, match="not among the students"):
+        store.send_answer(room.code, "0123456789abcdef", "q-hierarchy", 0)
+
+
+# --- expiry -------------------------------------------------------------------------------------
+
+def test_an_ended_class_refuses_and_is_removed(store, clock):
+    room, _ = opened(store, hours=1)
+    student = store.join(room.code)
+    clock.now += 3600 - 1
+    store.send_answer(room.code, student, "q-hierarchy", 1)
+    clock.now += 1
+    with pytest.raises(ClassError, match="has ended"):
+        store.send_answer(room.code, student, "q-probe-trains", 1)
+    assert not (store.folder / f"{room.code}.json").exists()
+    with pytest.raises(ClassError, match="No open class"):
+        store.join(room.code)
+
+
+def test_opening_a_class_purges_the_ended_ones(store, clock):
+    short, _ = opened(store, hours=1)
+    long, _ = opened(store, hours=8)
+    clock.now += 2 * 3600
+    fresh, _ = opened(store)
+    assert {p.stem for p in store.folder.glob("*.json")} == {long.code, fresh.code}
+    clock.now += 7 * 3600
+    assert store.purge_expired() == 2
+    assert not list(store.folder.glob("*.json"))
+
+
+@pytest.mark.parametrize("hours", [0, 0.5, 9, True])
+def test_a_class_lasts_one_to_eight_hours(store, hours):
+    with pytest.raises(ValueError, match="from 1 to 8 hours"):
+        opened(store, hours=hours)
+
+
+# --- caps ---------------------------------------------------------------------------------------
+
+def test_caps_on_students_open_classes_entries_and_bytes(store, monkeypatch):
+    monkeypatch.setattr(classroom, "MAX_STUDENTS", 2)
+    room, _ = opened(store)
+    first = store.join(room.code)
+    store.join(room.code)
+    with pytest.raises(ClassFull, match="is full: 2 students"):
+        store.join(room.code)
+    with pytest.raises(ClassFull, match="at most 64 predictions"):
+        store.send_predictions(room.code, first, {("probe", k): 1.0 for k in range(1, 66)})
+    monkeypatch.setattr(classroom, "MAX_OPEN_CLASSES", 2)
+    opened(store)
+    with pytest.raises(ClassFull, match="2 open classes"):
+        opened(store)
+    monkeypatch.setattr(classroom, "MAX_CLASS_BYTES", len((store.folder / f"{room.code}.json")
+                                                          .read_bytes()) + 10)
+    with pytest.raises(ClassFull, match="holds as much as one class may"):
+        store.send_predictions(room.code, first, {("probe", 1): 50.0, ("probe", 2): 60.0})
+    assert store.load(room.code).predictions() == []  # nothing half-written
+
+
+# --- files: concurrency, damage, restart --------------------------------------------------------
+
+def test_concurrent_students_lose_nothing(store):
+    room, _ = opened(store)
+    errors = []
+
+    def student(i: int) -> None:
+        try:
+            sid = store.join(room.code)
+            store.send_predictions(room.code, sid, {("probe", 1): float(i)})
+            store.send_answer(room.code, sid, "q-hierarchy", i % 4)
+        except Exception as err:  # reported below, with the thread's number
+            errors.append((i, err))
+
+    threads = [threading.Thread(target=student, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    room = ClassStore(store.folder, clock=store.clock).load(room.code)
+    assert len(room.students) == 24
+    assert sorted(v for _, _, v in room.predictions()) == [float(i) for i in range(24)]
+    assert room.answer_counts("q-hierarchy", 4) == [6, 6, 6, 6]
+
+
+def test_a_restart_reads_the_same_class(store, clock):
+    room, token = opened(store)
+    student = store.join(room.code)
+    store.send_predictions(room.code, student, {("scratch", 2): 33.0})
+    again = ClassStore(store.folder, clock=clock).load(room.code)
+    assert again == store.load(room.code)
+    assert again.is_teacher(token) and again.spec() == TINY
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"\x00not json", "cannot be read"),
+    (b"[1, 2]", "is damaged: it is not a class file"),
+    (None, "is damaged: a student's predictions"),
+    (b"{" + b" " * 1_100_000 + b"}", "larger than a class may be"),
+])
+def test_a_damaged_class_file_is_a_sentence(store, content, match):
+    room, _ = opened(store)
+    path = store.folder / f"{room.code}.json"
+    if content is None:  # valid JSON, one field of the wrong type
+        raw = json.loads(path.read_text())
+        raw["students"]["0123456789abcdef"] = {"joined_at": 1.0, "predictions": "lots",
+                                               "answers": {}}
+        content = json.dumps(raw).encode()
+    path.write_bytes(content)
+    with pytest.raises(ClassError, match=match):
+        store.load(room.code)
+    with pytest.raises(ClassError, match=match):
+        store.join(room.code)
+
+
+# --- the join link and the QR code --------------------------------------------------------------
+
+def test_the_join_link_follows_the_browser_url_and_the_qr_code_is_a_png():
+    from ui.classroom import join_url, qr_png
+
+    assert join_url("http://192.168.1.20:8501/classroom", "K7MX3P") == \
+        "http://192.168.1.20:8501/classroom?class=K7MX3P"
+    assert join_url("https://lab.example.org/tl/classroom", "K7MX3P") == \
+        "https://lab.example.org/tl/classroom?class=K7MX3P"
+    assert join_url(None, "K7MX3P") == "classroom?class=K7MX3P"
+    png = qr_png("http://192.168.1.20:8501/classroom?class=K7MX3P")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 200
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+def open_class_page(params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update(params or {})
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_a_teacher_opens_a_class_and_students_join_it(empty_default_store):
+    at = open_class_page()
+    assert at.title[0].value == "Class"
+    next(n for n in at.number_input if n.label == "Questions").set_value(3)
+    button(at, "Open the class").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    code, token = at.query_params["class"], at.query_params["teacher"]
+    metric = next(m for m in at.metric if m.label == "Class code")
+    assert metric.value == code and CODE.match(code)
+    assert token in texts(at.code)  # the teacher's own link, kept in the page
+    room = ClassStore().load(code)
+    assert len(room.questions) == 3 and room.spec() == SweepSpec()  # the lesson's default
+    assert {m.label: m.value for m in at.metric}["Students joined"] == "0"
+
+    student = open_class_page({"class": code.lower()})
+    assert token not in texts(student.main.markdown) + texts(student.code)
+    button(student, f"Join class {code}").click().run()
+    sid = student.query_params["student"]
+    assert sid in ClassStore().load(code).students and "teacher" not in student.query_params
+    assert f"You are in class **{code}**" in texts(student.success)
+
+    typed = open_class_page()  # a second student types the code
+    next(t for t in typed.text_input if t.label == "Class code").input(f" {code[:3]}-{code[3:]} ")
+    next(b for b in typed.button if b.label == "Join").click().run()
+    assert typed.query_params["student"] != sid
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Students joined"] == "2"
+
+
+def test_a_students_view_shows_only_their_own_entries(empty_default_store):
+    store = ClassStore()
+    room, _ = store.open_class(TINY, "concepts", QUESTIONS, 2)
+    me, other = store.join(room.code), store.join(room.code)
+    store.send_predictions(room.code, me, {("probe", 1): 61.5})
+    store.send_predictions(room.code, other, {("probe", 1): 87.25, ("scratch", 2): 12.75})
+    store.send_answer(room.code, other, "q-probe-trains", 1)
+    at = open_class_page({"class": room.code, "student": me})
+    shown = texts(at.main.markdown) + texts(at.main.caption)
+    assert "- Linear probe at 1 label per class: **61.5%**" in shown
+    assert "87.2" not in shown and "12.7" not in shown and "No quiz answers sent yet" in shown
+    assert not at.main.get("metric")  # no class counts either
+
+
+def test_a_students_predictions_and_answers_reach_the_class(empty_default_store):
+    """The Transfer curves and Quiz pages send a joined student's entries to the class."""
+    store = ClassStore()
+    room, _ = store.open_class(SweepSpec(), "concepts", QUESTIONS, 2)
+    at = open_class_page({"class": room.code})
+    button(at, f"Join class {room.code}").click().run()
+    sid = at.query_params["student"]
+    sid = sid[0] if isinstance(sid, list) else sid
+    at.switch_page("pages/transfer_curves.py").run()
+    assert f"You are in class **{room.code}**" in texts(at.info)  # the banner
+    inputs = {n.label: n for n in at.number_input}
+    inputs["Linear probe at 1 label per class (%)"].set_value(42.0)
+    inputs["From scratch at 10 labels per class (%)"].set_value(30.0)
+    button(at, "Save my predictions").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Sent 2 predictions to class {room.code}, without your name." in texts(at.caption)
+    sent = store.load(room.code).students[sid]
+    assert sorted(sent.predictions) == [("probe", 1, 42.0), ("scratch", 10, 30.0)]
+
+    at.switch_page(PAGE).run()
+    button(at, "Start the class's quiz").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from engine.study.content import load_content
+
+    questions = {q.id: q for q in load_content().questions}
+    for _ in QUESTIONS:
+        prompt = next(m.value for m in at.markdown if m.value.startswith("#### "))[5:]
+        question = next(q for q in questions.values() if q.prompt == prompt)
+        radio = next(r for r in at.radio if r.label == "Your answer")
+        radio.set_value(question.options[1])
+        button(at, "Check answer").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        next(b for b in at.button if b.label in ("Next question", "See your score")).click().run()
+    answers = dict(store.load(room.code).students[sid].answers)
+    assert answers == {"q-hierarchy": 1, "q-probe-trains": 1}
+
+
+def test_the_teacher_view_draws_the_class_against_the_runs_once_stored(pretrained,
+                                                                       empty_default_store):
+    from engine.core.store import ResultStore
+    from engine.experiments.protocol import run_experiment
+
+    store = ClassStore()
+    room, token = store.open_class(TINY, "concepts", QUESTIONS, 2)
+    for value, answer in ((40.0, 0), (55.0, 0), (70.0, 2)):
+        sid = store.join(room.code)
+        store.send_predictions(room.code, sid, {("probe", 1): value, ("scratch", 1): value / 2})
+        store.send_answer(room.code, sid, "q-hierarchy", answer)
+    at = open_class_page({"class": room.code, "teacher": token})
+    assert {m.label: m.value for m in at.metric}["Sent predictions"] == "3"
+    next(t for t in at.toggle if t.label == "Show the runs' results").set_value(True).run()
+    assert "None of the 4 runs of the class's experiment is stored yet" in texts(at.info)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2  # one per size predicted: 1 and 2 labels per class
+    probe_box = next(t for t in charts[0]["data"] if t["type"] == "box" and "Linear probe" in t["name"])
+    assert sorted(probe_box["y"]) == [40.0, 55.0, 70.0] and "(3)" in probe_box["name"]
+    assert not any(t.get("name") == "the runs' mean" for c in charts for t in c["data"])
+    # the answers, in the quiz's words, the right one marked
+    bars = [p for p in at.get("progress")]
+    marked = [p.proto.text for p in bars if p.proto.text.startswith("✓ right answer: ")]
+    assert any("first convolutional layers" in t and "**2**" in t for t in marked)
+
+    run_experiment(TINY, ResultStore(empty_default_store))
+    at.run()
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    means = [t for t in charts[0]["data"] if t.get("name") == "the runs' mean"]
+    assert len(means) == 2  # scratch and probe at 1 label per class, from the stored runs
+    from engine.experiments.sweep import stored_records
+
+    stored = stored_records(TINY, ResultStore(empty_default_store))
+    probe = stored[(stored["strategy"] == "probe") & (stored["labels_per_class"] == 1)]
+    assert any(abs(t["y"][0] - float(probe["test_accuracy"].mean())) < 1e-9 for t in means)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"class": "ZZZZZZ"}, "No open class has the code ZZZZZZ"),
+    ({"class": "not a code"}, "is not a class code"),
+    ({"class": "ZZZZZZ", "teacher": "<b>"}, "is not one this page writes"),
+])
+def test_unknown_or_malformed_links_say_so(params, message):
+    at = open_class_page(params)
+    assert message in texts(at.error) + texts(at.warning)
+    assert any(b.label == "Join" for b in at.button)  # the page goes on: join or open
+
+
+def test_a_damaged_class_file_is_a_message_in_the_page(empty_default_store):
+    store = ClassStore()
+    room, token = store.open_class(TINY, "concepts", QUESTIONS, 2)
+    (store.folder / f"{room.code}.json").write_text("{ damaged", encoding="utf-8")
+    at = open_class_page({"class": room.code, "teacher": token})
+    assert f"The file of class {room.code} cannot be read" in texts(at.error)

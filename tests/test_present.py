@@ -1,0 +1,174 @@
+"""Presentation mode (`?present=1`), the printable handout (`?handout=1`) and the chart exports in
+the page, on the Transfer curves lesson with its precomputed lesson pack (nothing trains).
+
+AppTest: presentation mode draws no sidebar and no form, holds the results behind one "Show the
+results" and then draws a larger chart and the verdict; the handout lists the settings and shows
+the verdict and the chart as an image; the normal page offers both links and a download row
+under the chart. One real-browser test (Debian's Chromium, as tests/test_browser.py) checks at
+1366x768 and 390x844 that the export buttons are in sight and a download is a valid PNG, that
+presentation mode hides the sidebar and enlarges the chart, and prints the handout to PDF.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import OUTPUT_DIR
+from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, require_chromium,
+                          streamlit_server)
+from tests.test_pages import APP, CURVES, TIMEOUT, texts
+from ui.chart_image import SCALE, WIDTH
+from ui.figures import FONT
+from ui.present import MIN_HEIGHT
+
+VERDICT = re.compile(r"^#### At \d+ labels? per class")  # the head-start sentence, as a heading
+
+
+def open_curves(**params: str) -> AppTest:
+    """The Transfer curves page opened from a link with `params`, on an empty store: the page
+    shows the lesson pack's runs of the default settings."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(CURVES).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def labels(elements) -> list[str]:
+    return [e.proto.label for e in elements]
+
+
+def test_present_mode_hides_the_frame_and_shows_results_when_the_teacher_asks(empty_default_store):
+    at = open_curves(present="1")
+    assert not at.sidebar.children, "the sidebar has content in presentation mode"
+    assert not at.get("form"), "a form is drawn in presentation mode"
+    assert not at.get("download_button") and not at.number_input  # no downloads, no predictions
+    assert "Labels per class:" in texts(at.markdown)  # the link's settings, listed
+    assert not charts(at) and not any(VERDICT.match(m.value) for m in at.markdown)
+    (reveal,) = [b for b in at.button if b.label == "Show the results"]
+    assert "Exit presentation" in labels(at.get("page_link"))
+
+    reveal.click().run()
+    assert not at.exception
+    (chart,) = charts(at)
+    assert chart["layout"]["height"] >= MIN_HEIGHT
+    assert chart["layout"]["font"]["size"] > FONT["size"]
+    assert any(VERDICT.match(m.value) for m in at.markdown)
+    assert not [b for b in at.button if b.label == "Show the results"]
+
+
+def test_the_handout_lists_the_settings_and_shows_the_verdict_and_the_chart(empty_default_store):
+    at = open_curves(handout="1", labels="1,5,all", seeds="3")
+    assert not at.sidebar.children and not at.get("form")
+    settings = next(m.value for m in at.markdown if m.value.startswith("**Settings**"))
+    assert "- Labels per class: 1, 5, all" in settings and "- Seeds: 3" in settings
+    assert "- Strategies: From scratch, Linear probe, Fine-tune" in settings
+    assert any(VERDICT.match(m.value) for m in at.markdown)
+    assert at.get("image") and not charts(at)  # the chart as a still image, whole in print
+    assert not [label for label in labels(at.get("download_button")) if label == "Download PNG"]
+    assert "Back to the lesson" in labels(at.get("page_link"))
+
+
+def test_the_normal_page_links_both_views_and_exports_its_chart(empty_default_store):
+    at = open_curves()
+    links = {link.proto.label: link.proto for link in at.get("page_link")}
+    assert {"Present to a class", "Printable handout"} <= set(links)
+    assert "present=1" in links["Present to a class"].query_string
+    assert "strategies=" in links["Printable handout"].query_string
+    at.button(key="predict.reveal").click().run()
+    assert charts(at) and at.sidebar.children
+    assert {"Download PNG", "Download SVG", "Download CSV"} <= set(labels(at.get("download_button")))
+
+
+def test_a_bad_view_flag_is_named_and_the_normal_page_drawn(empty_default_store):
+    at = open_curves(present="yes")
+    assert any("present" in w.value and "link" in w.value for w in at.warning)
+    assert at.get("form") and at.sidebar.children
+
+
+# --- the real browser -----------------------------------------------------------------------------
+
+def _idle(page) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")).to_be_attached(
+        timeout=120_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def _in_sight(page, locator) -> None:
+    """`locator` scrolled to, visible and inside the window's width."""
+    locator.scroll_into_view_if_needed()
+    box = locator.bounding_box()
+    assert locator.is_visible() and box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= page.viewport_size["width"] + 1
+
+
+@pytest.mark.timeout(300)
+def test_exports_and_views_in_a_real_browser(empty_default_store):
+    from playwright.sync_api import expect, sync_playwright
+
+    require_chromium()
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    with streamlit_server("present-streamlit.log") as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=LAPTOP, accept_downloads=True)
+        page.set_default_timeout(30_000)
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error"
+                and not BENIGN_CONSOLE.search(m.location.get("url", "")) else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        try:
+            page.goto(f"{base}/transfer_curves")
+            _idle(page)
+            page.get_by_role("button", name="Show the results").click()
+            row = page.locator(".st-key-exports_transfer_curve")
+            expect(row).to_be_visible(timeout=60_000)
+            for size in (LAPTOP, PHONE):
+                page.set_viewport_size(size)
+                for name in ("Download PNG", "Download SVG", "Download CSV"):
+                    _in_sight(page, row.get_by_role("button", name=name))
+            started = time.perf_counter()
+            with page.expect_download() as download:
+                row.get_by_role("button", name="Download PNG").click()
+            png = open(download.value.path(), "rb").read()
+            print(f"one PNG export, click to file: {time.perf_counter() - started:.2f} s")
+            assert download.value.suggested_filename == "transfer-curves-uci-digits.png"
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            assert struct.unpack(">II", png[16:24]) == (WIDTH * SCALE, 500 * SCALE)
+
+            page.set_viewport_size(LAPTOP)
+            page.goto(f"{base}/transfer_curves?present=1")
+            _idle(page)
+            expect(page.get_by_role("button", name="Show the results")).to_be_visible()
+            assert page.locator("[data-testid='stSidebar']:visible").count() == 0
+            assert page.locator("[data-testid='stExpandSidebarButton']:visible").count() == 0
+            assert page.locator("[data-testid='stForm']").count() == 0
+            page.get_by_role("button", name="Show the results").click()
+            chart = page.locator("[data-testid='stPlotlyChart']").first
+            expect(chart).to_be_visible(timeout=60_000)
+            assert chart.bounding_box()["height"] >= MIN_HEIGHT - 1
+            page.screenshot(path=str(OUTPUT_DIR / "present-1366x768.png"))
+
+            page.goto(f"{base}/transfer_curves?handout=1")
+            _idle(page)
+            expect(page.locator("[data-testid='stImage']").first).to_be_visible(timeout=60_000)
+            page.emulate_media(media="print")
+            assert not page.locator("[data-testid='stHeader']").is_visible()
+            pdf = page.pdf(path=str(OUTPUT_DIR / "handout.pdf"), format="A4", print_background=True)
+            assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2
+        finally:
+            browser.close()
+    assert not problems, problems
