@@ -17,7 +17,10 @@ from ui.study import loaded_content
 
 def no_class(library) -> None:
     """Join a class with its code, or open one (ended classes are removed first)."""
-    class_store().purge_expired()
+    try:
+        class_store().purge_expired()
+    except ValueError:  # the store is busy: the next visit removes them
+        pass
     left, right = st.columns(2)
     with left:
         join_form()

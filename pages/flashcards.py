@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from ui.flashcards import (anki_export, choose_deck, deck_counts, deck_metrics, deck_table,
-                           keep_place, open_progress, resume_place, scheduling_panel, study_card,
-                           study_decks)
+from ui.flashcards import (anki_export, choose_deck, deck_caption, deck_counts, deck_metrics,
+                           deck_table, keep_place, open_progress, resume_place, scheduling_panel,
+                           study_card, study_decks)
 from ui.shell import page_setup
 from ui.study import learner_name, loaded_content, your_runs
 
@@ -20,9 +20,8 @@ def main() -> None:
     st.title("Flashcards")
     st.markdown(
         "Answer each card in your head, press **Show answer**, then grade how well you "
-        "remembered: **Again** (forgot), **Hard**, **Good** or **Easy**. The scheduler (FSRS, "
-        "which Anki also offers) estimates how long you will remember each card and brings it "
-        "back just before you would forget it. Your place is saved under this page's link.")
+        "remembered. The scheduler (FSRS, which Anki also offers) brings each card back just "
+        "before you would forget it. Your place is saved under this page's link.")
     library = loaded_content("The flashcard decks")
     if library is None:
         return
@@ -38,10 +37,11 @@ def main() -> None:
     runs = your_runs()
     decks = study_decks(library, runs)
     with deck_column:
-        deck = choose_deck(decks, runs)
+        deck = choose_deck(decks)
     keep_place(learner, deck)
     now = datetime.now(timezone.utc)
     study_card(store, learner, deck, now)
+    deck_caption(deck, runs)
     counts = deck_counts(store, learner, decks, now)
     deck_metrics(counts[deck.id])
     with st.expander("Every deck: new, due and learning cards"):

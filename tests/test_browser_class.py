@@ -56,6 +56,7 @@ def open_class(page, questions: int) -> str:
     box.press("Tab")
     form.get_by_role("button", name="Open the class").click()
     expect(page.get_by_text("Class code", exact=True)).to_be_visible(timeout=WAIT_MS)
+    expect(page).to_have_url(re.compile(r"[?&]teacher="))
     code = re.search(r"[?&]class=([A-Z0-9]{6})", page.url).group(1)
     assert re.search(r"[?&]teacher=[\w-]{32}", page.url)
     expect(page.get_by_role("img", name=f"Join class {code}").or_(
@@ -84,6 +85,9 @@ def _plain(text: str) -> str:
 def _answer(page, asked, picks: dict[str, str]) -> None:
     """Answer the question showing: found among `asked` by its options on screen, the option
     to pick from `picks` (question id -> option)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid='stRadio'] input:not([disabled])").first).to_be_attached()
     labels = page.locator("[data-testid='stRadio'] label")
     shown = [_plain(t) for t in labels.all_inner_texts()]
     question = max(asked, key=lambda q: len(set(shown) & {_plain(o) for o in q.options}))
@@ -103,6 +107,7 @@ def _student_sends(page, base: str, code: str, value: float, asked, picks) -> st
     _idle(page)
     page.get_by_role("button", name=f"Join class {code}").click()
     expect(page.get_by_text(re.compile(rf"^You are in class {code}"))).to_be_visible(timeout=WAIT_MS)
+    expect(page).to_have_url(re.compile(r"[?&]student="))
     own = page.url
     assert re.search(r"[?&]student=[0-9a-f]{16}", own)
     page.get_by_role("link", name="Open the class's Transfer curves").click()
@@ -124,7 +129,7 @@ def _student_sends(page, base: str, code: str, value: float, asked, picks) -> st
         check.click()
         expect(page.get_by_text(re.compile(r"^(Correct\.|Not quite\.)"))).to_be_visible(timeout=WAIT_MS)
         page.get_by_role("button", name=re.compile(r"^(Next question|See your score)$")).click()
-    expect(page.get_by_text("Your score")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_role("heading", name="Your score")).to_be_visible(timeout=WAIT_MS)
     _no_exception(page)
     return own
 
@@ -178,14 +183,18 @@ def test_a_teacher_and_three_students_in_a_real_browser():
                    ).to_contain_text("3")
             right = teacher.locator("[data-testid='stProgress']").filter(has_text="✓ right answer:")
             expect(right.filter(has_text="— 2")).to_have_count(len(asked))  # two of three right
-            teacher.get_by_text("Show the runs' results").click()
-            expect(teacher.get_by_text("Precomputed results from the lesson pack").first
+            teacher.locator("[data-testid='stCheckbox'] label").filter(
+                has_text="Show the runs' results").click()
+            expect(teacher.get_by_text(re.compile(r"^The runs' means come from the lesson pack"))
                    ).to_be_visible(timeout=WAIT_MS)
             chart = teacher.locator("[data-testid='stPlotlyChart']").first
             expect(chart.locator(".xtick").filter(has_text="(3)")).to_have_count(1)  # probe: 3
             expect(chart.locator(".legendtext").filter(has_text="the runs' mean")).to_have_count(1)
             _no_exception(teacher)
-            teacher.screenshot(path=str(SHOTS / "class-teacher-results-1366x768.png"), full_page=True)
+            chart.scroll_into_view_if_needed()
+            teacher.screenshot(path=str(SHOTS / "class-teacher-predictions-1366x768.png"))
+            teacher.get_by_role("heading", name="The class's answers").scroll_into_view_if_needed()
+            teacher.screenshot(path=str(SHOTS / "class-teacher-answers-1366x768.png"))
 
             # a student's Class page: their own entry, nothing of the others'
             first = students[0]
@@ -195,7 +204,8 @@ def test_a_teacher_and_three_students_in_a_real_browser():
             main = first.locator("[data-testid='stMain']").inner_text()
             assert "40.0" in main and "55.0" not in main and "70.0" not in main
             assert "Students joined" not in main
-            first.screenshot(path=str(SHOTS / "class-student-390x844.png"), full_page=True)
+            first.get_by_text("What you sent").scroll_into_view_if_needed()
+            first.screenshot(path=str(SHOTS / "class-student-own-390x844.png"))
             browser.close()
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -219,7 +219,9 @@ def _visit(lab: Lab, lesson) -> None:
     else:
         nav = page.locator("[data-testid='stSidebarNavLink'] [data-testid='stMarkdownContainer']"
                            ).filter(has_text=re.compile(rf"^{re.escape(lesson.title)}$"))
-        if not nav.is_visible():  # the last page's phone size closed the sidebar
+        try:  # back from the last page's phone size, the sidebar opens again
+            expect(nav).to_be_visible(timeout=10_000)
+        except AssertionError:
             page.locator("[data-testid='stExpandSidebarButton']").click()
         nav.click()
     expect(page.get_by_role("heading", name=HEADINGS[lesson.path], level=1)).to_be_visible(
@@ -256,38 +258,29 @@ PROGRESS_JS = """() => {
   return r.height ? {top: r.top, bottom: r.bottom, height: window.innerHeight} : null;
 }"""
 
-# Every shown table (st.table: HTML; st.dataframe: a canvas grid in a scrolling box) whose
-# columns are cut: a box that runs past the window; columns wider than their box (anywhere
-# when `fit`, else unless the box scrolls sideways, which keeps every column reachable); a
-# header cell of st.table whose text is clipped.
-TABLES_JS = """(fit) => {
-  const problems = [], width = document.documentElement.clientWidth;
-  for (const el of document.querySelectorAll("[data-testid='stTable'], [data-testid='stDataFrame']")) {
-    const box = el.getBoundingClientRect();
-    if (!box.width || !box.height) continue;  // in a closed expander
-    const kind = el.dataset.testid;
-    const table = kind === "stTable" ? el.querySelector("table") : null;
-    const heads = table ? [...table.querySelectorAll("thead th")].map(th => th.innerText.trim()) : [];
-    const name = `${kind} [${heads.join(" | ") || el.innerText.trim().split("\\n").slice(0, 4).join(" | ")}]`;
-    if (box.left < -1 || box.right > width + 1) {
-      problems.push(`${name} runs past the window: ${box.left.toFixed(0)} to ${box.right.toFixed(0)} of ${width} px`);
-      continue;
-    }
-    let scroller = kind === "stTable" ? table.parentElement : el.querySelector(".dvn-scroller");
-    if (kind === "stTable") {  // the nearest box between the table and the element that scrolls
-      for (let node = table.parentElement; node && node !== el.parentElement; node = node.parentElement) {
-        if (["auto", "scroll"].includes(getComputedStyle(node).overflowX)) { scroller = node; break; }
-      }
-    }
-    const over = scroller.scrollWidth - scroller.clientWidth;
-    const scrolls = ["auto", "scroll"].includes(getComputedStyle(scroller).overflowX);
-    if (over > 1 && (fit || !scrolls)) {
-      problems.push(`${name}: ${over} px of columns cut` + (scrolls ? " (it scrolls sideways)" : ""));
-    }
-    for (const th of table ? table.querySelectorAll("th") : []) {
-      if (th.scrollWidth > th.clientWidth + 1) problems.push(`${name}: header '${th.innerText.trim()}' clipped`);
-    }
+# What cuts a table's columns (st.table: HTML; st.dataframe: a canvas grid in a scrolling
+# box): a box that runs past the window; columns wider than their box (at all when `fit`, else
+# unless the box scrolls sideways, which keeps every column reachable); a header cell of
+# st.table whose text is clipped.
+TABLE_JS = """(el, fit) => {
+  const problems = [], width = document.documentElement.clientWidth, box = el.getBoundingClientRect();
+  const kind = el.dataset.testid, table = kind === "stTable" ? el.querySelector("table") : null;
+  const heads = table ? [...table.querySelectorAll("thead th")].map(th => th.innerText.trim()) : [];
+  const name = `${kind} [${heads.join(" | ") || el.innerText.trim().split("\\n").slice(0, 4).join(" | ")}]`;
+  if (box.left < -1 || box.right > width + 1)
+    return [`${name} runs past the window: ${box.left.toFixed(0)} to ${box.right.toFixed(0)} of ${width} px`];
+  let scroller = el.querySelector(".dvn-scroller");
+  for (let node = table && table.parentElement; node && node !== el.parentElement; node = node.parentElement) {
+    scroller = node;  // st.table: the nearest box around the table that scrolls, else the element
+    if (["auto", "scroll"].includes(getComputedStyle(node).overflowX)) break;
   }
+  if (!scroller) return [`${name}: no table drawn`];
+  const over = scroller.scrollWidth - scroller.clientWidth;
+  const scrolls = ["auto", "scroll"].includes(getComputedStyle(scroller).overflowX);
+  if (over > 1 && (fit || !scrolls))
+    problems.push(`${name}: ${over} px of columns cut` + (scrolls ? " (it scrolls sideways)" : ""));
+  for (const th of table ? table.querySelectorAll("th") : [])
+    if (th.scrollWidth > th.clientWidth + 1) problems.push(`${name}: header '${th.innerText.trim()}' clipped`);
   return problems;
 }"""
 
@@ -338,15 +331,17 @@ def _press_run(lab: Lab, button) -> None:
     take a screenshot of that moment."""
     page = lab.page
     button.click()
-    deadline, seen = time.monotonic() + 60, None
+    deadline, seen = time.monotonic() + 60, []
     while time.monotonic() < deadline:
         _no_exception(page)
         now = page.evaluate(PROGRESS_JS)
-        if (now and now == seen) or (seen and not now):  # the same place twice, or already gone
+        if seen and not now:  # the job has ended already: where the bar was last
             break
-        seen = now or seen
+        seen = (seen if now in seen[-1:] else []) + ([now] if now else [])
+        if len(seen) == 3:  # in one place for 0.3 s: the page has settled
+            break
         page.wait_for_timeout(150)
-    lab.progress = seen
+    lab.progress = seen[-1] if seen else None
     size = page.viewport_size
     page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{lab.shot}-run-{size['width']}x{size['height']}.png"))
 
@@ -357,6 +352,24 @@ def _assert_progress_in_sight(lab: Lab) -> None:
     assert 0 <= bar["top"] and bar["bottom"] <= bar["height"], (
         f"after Run the job's progress bar is at {bar['top']:.0f} to {bar['bottom']:.0f} px, "
         f"outside the {bar['height']} px high window: the visitor has to scroll to see it")
+
+
+def _table_problems(page, fit: bool) -> list[str]:
+    """What cuts the columns of every table on show (TABLE_JS), each scrolled into view first
+    (a grid draws when seen)."""
+    from playwright.sync_api import expect
+
+    problems = []
+    tables = page.locator("[data-testid='stTable'], [data-testid='stDataFrame']")
+    for i in range(tables.count()):
+        table = tables.nth(i)
+        if not table.is_visible():  # in a closed expander or tab
+            continue
+        table.scroll_into_view_if_needed()
+        if table.get_attribute("data-testid") == "stDataFrame":
+            expect(table.locator(".dvn-scroller")).to_be_attached(timeout=30_000)
+        problems += table.evaluate(TABLE_JS, fit)
+    return problems
 
 
 def _chart_problems(page) -> list[str]:
@@ -387,7 +400,7 @@ def _check_sizes(lab: Lab, lesson) -> None:
         page.set_viewport_size(size)
         page.wait_for_timeout(400)  # charts and tables follow the new width
         _idle(page)
-        problems = page.evaluate(TABLES_JS, size is LAPTOP)
+        problems = _table_problems(page, size is LAPTOP)
         problems += _chart_problems(page)
         assert not problems, f"at {name}:\n" + "\n".join(problems)
         assert_viewer_toolbar(page)

@@ -70,10 +70,10 @@ def test_present_mode_hides_the_frame_and_shows_results_when_the_teacher_asks(em
 
 
 def test_the_handout_lists_the_settings_and_shows_the_verdict_and_the_chart(empty_default_store):
-    at = open_curves(handout="1", labels="1,5,all", seeds="3")
+    at = open_curves(handout="1", labels="all,1,2,5,10,20,50", seeds="3")  # the pack's settings
     assert not at.sidebar.children and not at.get("form")
     settings = next(m.value for m in at.markdown if m.value.startswith("**Settings**"))
-    assert "- Labels per class: 1, 5, all" in settings and "- Seeds: 3" in settings
+    assert "- Labels per class: 1, 2, 5, 10, 20, 50, all" in settings and "- Seeds: 3" in settings
     assert "- Strategies: From scratch, Linear probe, Fine-tune" in settings
     assert any(VERDICT.match(m.value) for m in at.markdown)
     assert at.get("image") and not charts(at)  # the chart as a still image, whole in print

@@ -616,8 +616,9 @@ def test_the_anki_export_carries_each_review_and_where_each_card_stands(tmp_path
     for rating, step in zip((GOOD, GOOD, GOOD, AGAIN), schedule):
         store.review("ada", a, rating, moments[-1])
         moments.append(moments[-1] + step)
-    store.review("ada", b, AGAIN, T0)  # a new card forgotten: its 1-minute step
-    easy = store.review("ada", c, EASY, T0)  # straight to days
+    t_b, t_c = T0 + timedelta(seconds=20), T0 + timedelta(seconds=40)
+    store.review("ada", b, AGAIN, t_b)  # a new card forgotten: its 1-minute step
+    easy = store.review("ada", c, EASY, t_c)  # straight to days
     exported_at = moments[-2] + timedelta(minutes=1)  # a minute after the lapse
     data = export_apkg(deck, timestamp=exported_at.timestamp(),
                        histories=store.histories("Ada", [card.id for card in deck.cards]))
@@ -643,12 +644,13 @@ def test_the_anki_export_carries_each_review_and_where_each_card_stands(tmp_path
         (_ms(moments[3]), cid[a], 1, -600, days[2], 2500, 0, 1)]
     assert cards[cid[a]] == (3, 1, int(moments[4].timestamp()), days[4], 2500, 4, 1, 1)
     # card b: Again on a new card, back in a minute, both learning steps still ahead
-    assert [r for r in revlog if r[1] == cid[b]] == [(_ms(T0), cid[b], 1, -60, 0, 0, 0, 0)]
-    assert cards[cid[b]] == (1, 1, int((T0 + timedelta(minutes=1)).timestamp()), 0, 0, 1, 0, 2)
+    assert [r for r in revlog if r[1] == cid[b]] == [(_ms(t_b), cid[b], 1, -60, 0, 0, 0, 0)]
+    assert cards[cid[b]] == (1, 1, int((t_b + timedelta(minutes=1)).timestamp()), 0, 0, 1, 0, 2)
     # card c: Easy on a new card, a review card due on the day Anki counts from crt
-    easy_days = (easy.due - T0) // timedelta(days=1)
+    easy_days = (easy.due - t_c) // timedelta(days=1)
     first_day = datetime.fromtimestamp(crt, timezone.utc).replace(hour=4, minute=0, second=0)
-    assert [r for r in revlog if r[1] == cid[c]] == [(_ms(T0), cid[c], 4, easy_days, 0, 2500, 0, 0)]
+    assert [r for r in revlog if r[1] == cid[c]] == [(_ms(t_c), cid[c], 4, easy_days, 0, 2500, 0,
+                                                      0)]
     assert cards[cid[c]] == (2, 2, (easy.due - first_day).days, easy_days, 2500, 1, 0, 0)
     # every other card stays new, and there are no other reviews
     assert len(revlog) == 6

@@ -397,7 +397,7 @@ def _reload(path: str, **params):
     at.query_params.update(params)
     at.run()
     at.switch_page(path).run()
-    _no_errors(at)
+    assert not at.exception, [e.value for e in at.exception]
     return at
 
 

@@ -139,16 +139,18 @@ class _Axis:
         return [None if v is None else float(v) for v in values]
 
     def ref(self, value: Any, note: bool = False) -> float:
-        """A position in data units; a note's (`note`) on a log axis is written as log10."""
+        """A position in data units. A note's (`note`) on a log axis is written as log10, except
+        where plotly's add_hline wrote its line's own value (past 10^300: not a log10)."""
         if self.categories and value in self.categories:
             return float(self.categories.index(value))
-        return 10 ** float(value) if note and self.log else float(value)
+        number = float(value)
+        return 10 ** number if note and self.log and abs(number) < 300 else number
 
 
 def _axes(fig: go.Figure) -> dict[str, _Axis]:
     """The figure's axes ('x', 'y', 'y2') with the category values their traces use."""
-    axes = {"x": _Axis(fig.layout.xaxis), "y": _Axis(fig.layout.yaxis),
-            "y2": _Axis(fig.layout.yaxis2)}
+    second = fig.layout["yaxis2"] if "yaxis2" in fig.layout else go.layout.YAxis()
+    axes = {"x": _Axis(fig.layout.xaxis), "y": _Axis(fig.layout.yaxis), "y2": _Axis(second)}
     for trace in fig.data:
         axes["x"].learn(list(trace.x or ()))
         axes[trace.yaxis or "y"].learn(list(trace.y or ()))
@@ -164,7 +166,9 @@ def _draw(canvas, fig: go.Figure) -> None:
     ax = canvas.add_subplot()
     targets = {"y": ax}
     if any((t.yaxis or "y") == "y2" for t in fig.data):
-        targets["y2"] = ax.twinx()
+        targets["y2"] = ax.twinx()  # drawn behind the first axis, as plotly layers them
+        ax.set_zorder(targets["y2"].get_zorder() + 1)
+        ax.patch.set_visible(False)
     handles, stacks = [], {}
     for i, trace in enumerate(fig.data):
         target = targets[trace.yaxis or "y"]
@@ -179,7 +183,7 @@ def _draw(canvas, fig: go.Figure) -> None:
     _annotations(ax, fig, axes, font)
     for name, target in targets.items():
         _style_axis(target, "y", axes[name], font, grid=name == "y")
-    _style_axis(ax, "x", axes["x"], font)
+    _style_axis(ax, "x", axes["x"], font, grid=True)
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible("y2" in targets)
     if layout.title.text:
@@ -322,7 +326,8 @@ def _style_axis(ax, which: str, axis: _Axis, font: float, grid: bool = False) ->
     if axis.categories:
         axis_obj.set_ticks(range(len(axis.categories)), labels=[_text(c) for c in axis.categories])
     elif spec.tickvals is not None:
-        labels = [_text(t) for t in spec.ticktext] if spec.ticktext is not None else None
+        labels = ([_text(t) for t in spec.ticktext] if spec.ticktext is not None
+                  else [f"{float(v):g}" for v in spec.tickvals])
         axis_obj.set_ticks([float(v) for v in spec.tickvals], labels=labels)
     elif spec.dtick is not None and not axis.log:
         axis_obj.set_major_locator(MultipleLocator(float(spec.dtick)))

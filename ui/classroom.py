@@ -21,17 +21,21 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 from urllib.parse import urlencode, urlsplit
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.datasets import labels_per_class_text
+from engine.core.store import ResultStore
 from engine.experiments.stats import strategy_label, summarize
+from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
+from engine.infra.packs import pack_records
 from engine.study.classroom import (CODE, DEFAULT_HOURS, MAX_HOURS, MAX_QUESTIONS, MIN_HOURS,
                                     STUDENT_ID, TEACHER_TOKEN, Classroom, ClassStore,
                                     normalize_code)
 from engine.study.content import Content, Question
 from ui.controls import SETTINGS_KEY
-from ui.curves import describe_spec, plural, shown_records
+from ui.curves import describe_spec, plural
 from ui.experiments import MAX_QUERY_VALUE
 from ui.figures import _rgba, chart_layout, strategy_color
 from ui.predict import prediction_sizes
@@ -45,6 +49,9 @@ PARAMS = ("class", "teacher", "student")  # the Class page's link keys
 LINK_KEY = "classroom.link"  # session_state: the ClassLink this session uses
 REFRESH_SECONDS = 5  # how often the teacher's view reads the class again
 QR_PIXELS = 320  # the QR code's width on the page: readable from the back of a room
+# the code in letters a room can read off a projector (the metric's value is 2.25rem otherwise)
+CODE_CSS = ("<style>.st-key-class_code [data-testid='stMetricValue'] "
+            "{font-size: 4.5rem; letter-spacing: 0.12em; font-family: monospace;}</style>")
 
 
 @dataclass(frozen=True)
@@ -103,15 +110,18 @@ def current_link() -> tuple[Optional[ClassLink], list[str]]:
 
 
 def use_link(link: Optional[ClassLink]) -> None:
-    """Make `link` this session's class (None: no class) and the page's URL."""
+    """Make `link` this session's class (None: no class) and put it in the page's URL (the
+    link's other parameters are left as they are)."""
     if link is None:
         st.session_state.pop(LINK_KEY, None)
-        for key in PARAMS:
+    else:
+        st.session_state[LINK_KEY] = link
+    query = link.to_query() if link is not None else {}
+    for key in PARAMS:
+        if key not in query:
             st.query_params.pop(key, None)
-        return
-    st.session_state[LINK_KEY] = link
-    if st.query_params.to_dict() != link.to_query():
-        st.query_params.from_dict(link.to_query())
+        elif st.query_params.get(key) != query[key]:
+            st.query_params[key] = query[key]
 
 
 def join_url(page_url: Optional[str], code: str) -> str:
@@ -321,14 +331,16 @@ def own_entries(predictions, answers: dict[str, int], questions: list[Question])
     """The student's own predictions and answers, as sent."""
     st.markdown("#### What you sent")
     if predictions:
-        st.markdown("\n".join(f"- {strategy_label(s)} at {labels_per_class_text(k)}: **{v:.1f}%**"
-                              for s, k, v in predictions))
+        st.markdown("**Your predictions**\n\n" + "\n".join(
+            f"- {strategy_label(s)} at {labels_per_class_text(k)}: **{v:.1f}%**"
+            for s, k, v in predictions))
     else:
         st.caption("No predictions sent yet.")
     answered = [(q, q.options[answers[q.id]]) for q in questions
                 if q.id in answers and answers[q.id] < len(q.options)]
     if answered:
-        st.markdown("\n".join(f"- {q.prompt} — *{choice}*" for q, choice in answered))
+        st.markdown("**Your quiz answers**\n\n" + "\n".join(f"- {q.prompt} — *{choice}*"
+                                                            for q, choice in answered))
     else:
         st.caption("No quiz answers sent yet.")
 
@@ -340,7 +352,8 @@ def teacher_header(link: ClassLink, room: Classroom, now: float) -> None:
     own link; End the class."""
     url = join_url(st.context.url, room.code)
     left, right = st.columns([3, 2])
-    with left:
+    with left, st.container(key="class_code"):
+        st.html(CODE_CSS)
         st.metric("Class code", room.code)
         st.markdown(f"Students open **{url}** or scan the code, or type the code on this page.")
         host = urlsplit(url).hostname or ""
@@ -394,22 +407,43 @@ def class_results(code: str, reveal: bool) -> None:
         class_answers(room, class_questions(room, library))
 
 
+def class_runs(spec: SweepSpec) -> pd.DataFrame:
+    """The runs of the class's experiment, found as the Transfer curves page finds them: the
+    store, else the lesson pack (precomputed by the same code); where they come from, and what
+    is missing, in a caption."""
+    records, total = stored_records(spec, ResultStore()), len(plan_runs(spec))
+    if records.empty:
+        records, pack = pack_records(spec)
+        if pack is not None:
+            st.caption(f"The runs' means come from the lesson pack: {plural(len(records), 'run')} "
+                       f"trained ahead of time by the same code on {pack['device']} on "
+                       f"{pack['built_at'][:10]}. Running them on Transfer curves stores this "
+                       "server's own.")
+    elif len(records) < total:
+        st.caption(f"{len(records)} of {plural(total, 'run')} of the class's experiment are "
+                   "stored so far: a size or strategy without runs has no mean yet.")
+    return records
+
+
 def measured_means(room: Classroom, reveal: bool) -> dict[tuple[str, int], tuple[float, int]]:
-    """(strategy, size) -> (mean test accuracy, seeds) of the class's experiment, read as the
-    Transfer curves page reads it (the store, else the lesson pack, each said in a note);
-    nothing when the runs are hidden or not stored."""
+    """(strategy, size) -> (mean test accuracy, seeds) of the class's experiment's runs;
+    nothing when they are hidden or none is stored (each said on the page)."""
     spec = room.spec()
     if not reveal:
-        st.caption("The runs' results are hidden, so the class predicts without them: tick "
+        st.caption("The runs' results are hidden, so the class predicts without them: turn on "
                    "**Show the runs' results** above to draw them.")
         return {}
-    records = shown_records(spec, st.container())
+    records = class_runs(spec)
     if records.empty:
-        st.info(f"None of the {plural(len(spec.strategies) * len(spec.labels_per_class) * spec.seeds, 'run')} "
-                "of the class's experiment is stored yet, so there is nothing to compare with: "
-                "open it on Transfer curves and press Run.", icon=":material/info:")
+        st.info(f"None of the {plural(len(plan_runs(spec)), 'run')} of the class's experiment "
+                "is stored yet, so there is nothing to compare with: open it on Transfer curves "
+                "and press Run.", icon=":material/info:")
+        try:
+            query = class_settings(room).to_query()
+        except ValueError:
+            query = None
         st.page_link("pages/transfer_curves.py", label="Open the class's Transfer curves",
-                     icon=":material/show_chart:", query_params=class_settings(room).to_query())
+                     icon=":material/show_chart:", query_params=query)
         return {}
     summary = summarize(records)
     summary = summary[~summary["all_labels"].astype(bool)]
@@ -427,8 +461,9 @@ def class_predictions(room: Classroom, reveal: bool) -> None:
     if not pooled:
         st.caption("No predictions yet: students save them on Transfer curves.")
         return
-    columns = st.columns(2)
     for i, k in enumerate(sizes):
+        if i % 2 == 0:  # rows of two, so a phone stacks them in order
+            columns = st.columns(2)
         entries = {s: [v for ps, pk, v in pooled if ps == s and pk == k] for s in spec.strategies}
         figure = prediction_figure(k, entries, {s: measured.get((s, k)) for s in spec.strategies})
         columns[i % 2].plotly_chart(figure, key=f"class.predictions.{k}")
@@ -458,8 +493,11 @@ def prediction_figure(k: int, entries: Mapping[str, list[float]],
                 hovertemplate=f"<b>{strategy_label(strategy)}</b><br>the runs' mean: "
                               f"{mean:.1f}% over {plural(seeds, 'seed')}<extra></extra>"))
             shown_measured = True
+    names = [f"{strategy_label(s)}<br>({len(v)})" for s, v in entries.items()]
+    fig.add_trace(go.Scatter(x=names, y=[None] * len(names), mode="markers", showlegend=False,
+                             hoverinfo="skip"))  # every strategy on the axis, predicted or not
     fig.update_yaxes(title="test accuracy (%)", range=[0, 101])
-    fig.update_xaxes(type="category")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names)
     fig.update_layout(title=labels_per_class_text(k), hovermode="closest")
     return chart_layout(fig, 420, top=50)
 
@@ -470,8 +508,9 @@ def class_answers(room: Classroom, questions: list[Question]) -> None:
     if not questions:
         st.caption("The quiz no longer has this class's questions.")
         return
-    columns = st.columns(2)
     for i, question in enumerate(questions):
+        if i % 2 == 0:  # rows of two, so a phone stacks them in order
+            columns = st.columns(2)
         counts = room.answer_counts(question.id, len(question.options))
         total = sum(counts)
         right = counts[question.options.index(question.answer)]

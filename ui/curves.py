@@ -212,14 +212,14 @@ def shown_records(spec: SweepSpec, notes) -> pd.DataFrame:
     return records
 
 
-def chart_caption(seeds: int) -> str:
-    """What the lines (and bands) of the chart are, for runs of `seeds` seeds."""
+def chart_caption(seeds: int, of: str = "test accuracy") -> str:
+    """What the lines (and bands) of a curve chart are, for runs of `seeds` seeds of `of`."""
     if seeds > 1:
-        return ("Lines: mean test accuracy over seeds; bands: ±1 standard deviation over "
-                "seeds; the x axis is logarithmic. Hover a point for its numbers.")
-    return ("Lines: test accuracy of one seed per point, so there is no spread to show (run "
-            "more seeds for bands of ±1 standard deviation); the x axis is logarithmic. Hover "
-            "a point for its numbers.")
+        return (f"Lines: mean {of} over seeds; bands: ±1 standard deviation over seeds; the x "
+                "axis is logarithmic. Hover a point for its numbers.")
+    return (f"Lines: {of} of one seed per point, so there is no spread to show (run more seeds "
+            "for bands of ±1 standard deviation); the x axis is logarithmic. Hover a point for "
+            "its numbers.")
 
 
 def curve_results(spec: SweepSpec, predictions: dict, notes, shown: bool = True) -> None:

@@ -162,9 +162,7 @@ def _still(fig: go.Figure, key: str) -> None:
     when it cannot be drawn as one."""
     try:
         st.image(_png_of(fig.to_json()), width="stretch")
-    except ChartImageError as err:
+    except Exception as err:  # noqa: BLE001  (ChartImageError, or a failure: the chart still shows)
         st.plotly_chart(fig, key=key)
-        st.caption(f"This chart is shown as on screen: {err}.")
-    except Exception as err:  # noqa: BLE001  (a handout still shows the chart, and says why)
-        st.plotly_chart(fig, key=key)
-        st.caption(f"This chart is shown as on screen: its image could not be drawn ({err}).")
+        reason = err if isinstance(err, ChartImageError) else f"its image could not be drawn ({err})"
+        st.caption(f"This chart is shown as on screen, not as an image: {reason}.")

@@ -11,6 +11,7 @@ draws widgets; the statistics come from `engine.experiments.stats`.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Mapping, Optional, Sequence
 
 import pandas as pd
@@ -40,6 +41,9 @@ DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]  # same 
 TEXT_COLOR = "#1A1A1A"  # chart text: dark on white
 FONT = {"size": 16, "color": TEXT_COLOR}  # titles, annotations, hover labels
 TICK_FONT = {"size": 14, "color": TEXT_COLOR}  # tick labels and legend entries: the smallest text
+# characters per line of a legend entry: at TICK_FONT's size a line, its symbol and margins fit
+# the 390 px width of a phone
+LEGEND_LINE = 36
 
 
 def strategy_color(name: str, order: Sequence[str] = ()) -> str:
@@ -67,16 +71,27 @@ def curve_styles(names: Sequence[str], strategies: Mapping[str, str]) -> dict[st
     return styles
 
 
+def legend_name(name: str) -> str:
+    """A legend entry broken into lines of at most LEGEND_LINE characters (plotly never wraps
+    one), so the longest entry still fits a phone's width."""
+    return "<br>".join(textwrap.wrap(name, LEGEND_LINE)) if len(name) > LEGEND_LINE else name
+
+
 def chart_layout(fig: go.Figure, height: int, legend_title: str = "", top: int = 20,
                  left: int = 70, right: int = 30) -> go.Figure:
     """The style every chart shares: dark text of at least 14 px, the legend in rows at the
     bottom of the figure, under the x axis title (placed in the figure's own coordinates, so
-    plotly makes room for it below the axis however many rows it wraps into on a phone).
-    Applies to every axis already in `fig` (a second y axis too); returns `fig`."""
+    plotly makes room for it below the axis however many rows it wraps into on a phone, and
+    its rows span the figure's whole width, not only the plot's), long legend entries broken
+    into lines (`legend_name`). Applies to every axis and trace already in `fig` (a second y
+    axis too); returns `fig`."""
+    for trace in fig.data:
+        if trace.name:
+            trace.name = legend_name(trace.name)
     fig.update_layout(
         font=FONT, height=height, margin={"l": left, "r": right, "t": top, "b": 10},
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
-                "yanchor": "bottom", "font": TICK_FONT,
+        legend={"orientation": "h", "xref": "container", "x": 0, "xanchor": "left",
+                "yref": "container", "y": 0, "yanchor": "bottom", "font": TICK_FONT,
                 "title": {"text": legend_title, "side": "top", "font": FONT}},
         hoverlabel={"font": {"size": 14}}, uniformtext={"minsize": 14, "mode": "show"})
     axis = {"tickfont": TICK_FONT, "title_font": FONT, "automargin": True,
@@ -164,7 +179,7 @@ def with_predictions(figure: go.Figure, predictions: Predictions,
         label = f"{strategy_label(name)}: your prediction"
         out.add_trace(go.Scatter(
             x=[k for k, _ in points], y=[v for _, v in points], mode="lines+markers",
-            name=label, legendgroup=f"{name}:prediction",
+            name=legend_name(label), legendgroup=f"{name}:prediction",
             line={"color": strategy_color(name, strategies), "width": 2, "dash": "dash"},
             marker={"symbol": "diamond-open", "size": 12, "line": {"width": 2}},
             hovertemplate=f"<b>{label}</b><br>labels per class: %{{x}}<br>"

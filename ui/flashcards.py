@@ -107,15 +107,17 @@ def deck_table(decks: dict[str, Deck], counts: dict[str, DeckCounts]) -> None:
     }), hide_index=True)
 
 
-def choose_deck(decks: dict[str, Deck], runs: YourRuns) -> Deck:
-    """The deck to study (the first one until the learner picks another), with its caption."""
+def choose_deck(decks: dict[str, Deck]) -> Deck:
+    """The deck to study (the first one until the learner picks another)."""
     if st.session_state.get(DECK_KEY) not in decks:
         st.session_state[DECK_KEY] = next(iter(decks))
     deck_id = st.selectbox("Deck to study", list(decks), key=DECK_KEY,
                            format_func=lambda d: decks[d].title)
-    deck = decks[deck_id]
-    st.caption(deck.description if deck_id != RUNS_DECK_ID else runs.caption())
-    return deck
+    return decks[deck_id]
+
+
+def deck_caption(deck: Deck, runs: YourRuns) -> None:
+    st.caption(deck.description if deck.id != RUNS_DECK_ID else runs.caption())
 
 
 def deck_metrics(count: DeckCounts) -> None:
@@ -215,7 +217,8 @@ def study_card(store: SrsStore, learner: str, deck: Deck, now: datetime) -> None
         st.markdown(card.back)
         if card.source:
             st.caption(f"Source: {card.source}")
-        st.caption("How well did you remember it? Each button shows when the card would come back.")
+        st.caption("How well did you remember it? **Again** if you forgot. Each button shows when "
+                   "the card would come back.")
         intervals = store.preview(learner, card_id, now)
         for column, (name, rating) in zip(st.columns(4), RATINGS.items()):
             column.button(f"{name} · {interval_text(intervals[rating])}", key=f"flashcards.{name}",

@@ -25,7 +25,7 @@ from engine.experiments.stats import TIE_RULE, Difference, difference, seeds_tex
 from engine.experiments.verdicts import and_list, sizes_text, step_signs, trend
 from engine.experiments.sweep import MAX_SEEDS, stored_records
 from ui.curve_sets import Curve, curve_records, present_labels, stored_runs, total_runs
-from ui.curves import curve_figure, plural
+from ui.curves import chart_caption, curve_figure, plural
 from ui.exports import show_chart
 from ui.figures import DASHES, chart_layout, error_bars, strategy_color
 from ui.section_run import missing_note
@@ -91,8 +91,7 @@ def negative_results(settings: NegativeSettings, notes) -> None:
                 "on two idle CPU cores).", icon=":material/info:")
         return
     missing_note(len(records), total, notes)
-    st.caption("Lines: mean test accuracy on the UCI digits over seeds; bands: ±1 standard "
-               "deviation; log x axis.")
+    st.caption(chart_caption(int(records["seed"].nunique()), "test accuracy on the UCI digits"))
     negative_chart(settings, "negative", records)
     table = negative_table(records, curves)
     st.dataframe(table.rename_axis("labels per class"))
@@ -165,13 +164,21 @@ def shift_results(settings: ShiftSettings, notes) -> None:
     missing_note(stored_runs(specs), total_runs(specs), notes)
     show_chart(head_start_figure(frame, settings.kind), "shift", runs=frame,
                name=f"head-start-under-{settings.kind}-shift")
-    st.caption("Each point: mean over seeds of (strategy accuracy − scratch accuracy) on the same "
-               "labelled examples; error bars: ±1 standard deviation of that difference.")
+    st.caption(head_start_caption(int(frame["seeds"].max())))
     st.markdown(shift_reading(frame, settings.kind))
     st.caption(TIE_RULE)
     st.subheader("Reading the plot")
     st.markdown(WHY_SHIFT)
     st.markdown(WHY_KIND[settings.kind])
+
+
+def head_start_caption(seeds: int) -> str:
+    """What a point (and its error bar) of the head-start chart is, for `seeds` seeds."""
+    if seeds > 1:
+        return ("Each point: mean over seeds of (strategy accuracy − scratch accuracy) on the "
+                "same labelled examples; error bars: ±1 standard deviation of that difference.")
+    return ("Each point: strategy accuracy − scratch accuracy on the same labelled examples, one "
+            "seed, so there is no spread to show (run more seeds for error bars).")
 
 
 HEAD_START_COLUMNS = ["severity", "strategy", "labels_per_class", "head_start", "std", "seeds",

@@ -231,7 +231,9 @@ def tradeoff_figure(table: pd.DataFrame) -> go.Figure:
                         for name, n in zip(part["Strategy"], part["Seeds"])],
             hovertemplate="<b>%{customdata[0]}</b><br>%{x:,} trainable parameters<br>"
                           "test accuracy %{y:.1f}% (%{customdata[1]})<extra></extra>"))
-    fig.update_xaxes(type="log", title="trainable parameters (log scale, counted on the built model)")
+    ticks = count_ticks(table["Trainable parameters"].tolist())  # 1k, 10k, ...: no small digits
+    fig.update_xaxes(type="log", title="trainable parameters (log scale, counted on the built model)",
+                     tickvals=ticks, ticktext=[count_text(t) for t in ticks])
     fig.update_yaxes(title="test accuracy (%)")
     fig.update_layout(hovermode="closest")
     return chart_layout(fig, 480, top=30)

@@ -14,7 +14,8 @@ predicts first. A small "Exit presentation" link returns to the normal page.
 
 Handout: the page with its settings as a list, its charts as still images (`ui.exports`) and
 its verdicts, no sidebar, forms or buttons; `@media print` rules drop Streamlit's header and
-toolbar and keep each chart whole on a page, so the browser's Print gives clean pages.
+toolbar (and tables, which scroll on screen and would print cut) and keep each chart whole on
+a page, so the browser's Print gives clean pages.
 """
 
 from __future__ import annotations
@@ -33,13 +34,16 @@ REVEALED_KEY = "present.revealed"  # session_state: pages whose results the teac
 HEIGHT_FACTOR = 1.3  # a chart in presentation mode is this much taller (at least MIN_HEIGHT)
 MIN_HEIGHT = 640  # pixels: most of a 1366 x 768 projector, with the chart's caption in sight
 FONT_FACTOR = 1.5  # chart text in presentation mode: 16 px becomes 24 px, ticks 14 px 21 px
+LINE_FACTOR = 1.3  # lines and markers in presentation mode
 # Readable names of settings fields (others: the field name with spaces)
 FIELD_NAMES = {"labels_per_class": "Labels per class", "lr": "Learning rate",
                "backbone_lrs": "Learning rates of the pretrained layers",
                "low_lr_mult": "Lower learning rate, as a factor", "ewc_lambda": "EWC λ",
                "imagenet": "ImageNet network", "kind": "Shift", "highest": "Highest severity",
                "steps": "Severity steps", "probe_labels_per_class": "Probe labels per class",
-               "freeze_blocks": "Frozen blocks", "replay_fraction": "Replay share of each batch"}
+               "freeze_blocks": "Frozen blocks", "replay_fraction": "Replay share of each batch",
+               "layers": "Layers LoRA wraps"}
+EMPTY_VALUES = {"layers": "every one"}  # what an empty choice means (else "none")
 
 
 def view_from_link(reader) -> str:
@@ -63,8 +67,9 @@ def frame(view: str, page: Any) -> None:
         return
     _handout_style()
     with st.container(horizontal=True, key="view_bar"):
-        st.caption("Printable handout: print it from the browser (Ctrl+P, or ⌘P on a Mac); "
-                   "links and buttons are left out of the printed pages.")
+        st.caption("Printable handout: print it from the browser (Ctrl+P, or ⌘P on a Mac). "
+                   "Links, buttons and tables are left out of the printed pages; the CSV "
+                   "under each chart of the lesson has every run.")
         st.page_link(page, label="Back to the lesson", icon=":material/arrow_back:",
                      query_params=back)
 
@@ -90,14 +95,20 @@ header[data-testid="stHeader"] { display: none !important; }
 h1 { font-size: 3rem !important; }
 .st-key-present_reveal button { min-height: 5.5rem; padding: 1rem 3rem; }
 .st-key-present_reveal button p { font-size: 2.2rem !important; font-weight: 600; }
+.st-key-present_reveal button [data-testid="stIconMaterial"] { font-size: 2.4rem !important; }
+@media (max-width: 640px) {
+  [data-testid="stMainBlockContainer"] { padding: 1rem 1rem 2rem 1rem; } }
 .st-key-view_bar p { font-size: 1rem !important; }
 .stDownloadButton { display: none !important; }
 </style>""")
 
 
 def _handout_style() -> None:
-    """Clean printed pages: no Streamlit chrome, links or buttons, no chart cut by a page."""
+    """Clean printed pages: no Streamlit chrome, links or buttons, no chart cut by a page. On
+    screen the page is about as narrow as a printed one, a preview of the print. Tables scroll
+    on screen and would print cut, so print leaves them out (each chart's CSV has the runs)."""
     st.html("""<style>
+[data-testid="stMainBlockContainer"] { max-width: 48rem !important; }
 @media print {
   header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
   [data-testid="stStatusWidget"], .st-key-view_bar, [data-testid="stPageLink"],
@@ -105,8 +116,9 @@ def _handout_style() -> None:
   html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stMain"] {
     height: auto !important; overflow: visible !important; position: static !important; }
   [data-testid="stMainBlockContainer"] { max-width: 100% !important; padding: 0 !important; }
+  [data-testid="stDataFrame"] { display: none !important; }
   [data-testid="stImage"], [data-testid="stPlotlyChart"], [data-testid="stTable"],
-  [data-testid="stExpander"], [data-testid="stDataFrame"] {
+  [data-testid="stExpander"], [data-testid="stAlert"] {
     break-inside: avoid; page-break-inside: avoid; }
   [data-testid="stImage"] img { max-width: 100% !important; height: auto !important; }
   h1, h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
@@ -164,7 +176,10 @@ def enlarge(fig: go.Figure) -> go.Figure:
             trace.textfont.size *= FONT_FACTOR
         size = getattr(getattr(trace, "marker", None), "size", None)
         if isinstance(size, (int, float)):
-            trace.marker.size = size * 1.3
+            trace.marker.size = size * LINE_FACTOR
+        width = getattr(getattr(trace, "line", None), "width", None)
+        if isinstance(width, (int, float)) and width > 0:
+            trace.line.width = width * LINE_FACTOR
     return out
 
 
@@ -194,7 +209,8 @@ def _value_text(name: str, value: Any) -> str:
         return ", ".join(labels_text(int(v)) for v in values)
     if name == "strategies":
         return ", ".join(strategy_label(v) for v in values)
-    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) or "none"
+    return (", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+            or EMPTY_VALUES.get(name, "none"))
 
 
 def show_settings(settings: Any) -> None:

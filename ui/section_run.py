@@ -27,6 +27,23 @@ from ui.present import results_gate, show_settings
 from ui.shell import page_view, show_link_notices, view_links
 
 S = TypeVar("S", bound=SectionSettings)
+# Written under a form whose Run has just started a job: once the job's box (the first progress
+# bar after this script) is drawn, the page scrolls just enough to show it whole, when a Run
+# pressed at the bottom of the window left it below the fold. Nothing else moves the page.
+PROGRESS_INTO_VIEW = """<script>
+(() => {
+  const start = document.currentScript, deadline = Date.now() + 10000;
+  const look = () => {
+    const bar = [...document.querySelectorAll("[data-testid='stProgress']")]
+      .find(b => start.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+    if (!bar) { if (Date.now() < deadline) setTimeout(look, 100); return; }
+    const box = bar.closest("[data-testid='stVerticalBlock']") || bar;
+    const r = box.getBoundingClientRect();
+    if (r.top < 0 || r.bottom > window.innerHeight) box.scrollIntoView({block: "nearest", behavior: "smooth"});
+  };
+  look();
+})();
+</script>"""
 Form = Callable[[S], Optional[Callable[[], S]]]  # draws a form; when Run is pressed, a builder
 
 
@@ -42,12 +59,17 @@ def run_section(settings: S, form: Form, session_key: str, name: str,
                 results: Optional[Callable[[S, Any], None]] = None) -> SectionRun[S]:
     """The section's form and notes; Run starts its job. Then `before(settings)`, and the live
     panel (with `live(settings)`, what is stored so far) while the job runs, else
-    `results(settings, notes)`. `name` keeps the widget keys of a page's sections apart."""
+    `results(settings, notes)`. The live panel goes right under the form, above what `before`
+    draws, so the progress is in sight after Run. `name` keeps the widget keys of a page's
+    sections apart."""
     opened = form_and_run(settings, session_key, form)
     settings, notes = opened.settings, opened.notes
+    live_slot = st.container()
     if before is not None:
         before(settings)
-    running = follow_job(settings, name, notes, lambda: live(settings))
+    results_gate()  # in presentation mode, the gate stays below what `before` draws
+    with live_slot:
+        running = follow_job(settings, name, notes, lambda: live(settings))
     if not running and results is not None:
         results(settings, notes)
     return SectionRun(settings, notes, running)
@@ -63,7 +85,9 @@ def start_section(build: Callable[[], S], session_key: str, area, unit: str = "r
         return None
     st.session_state[session_key] = settings
     st.query_params.update(settings.to_query())
-    submit_job(settings.experiment(), area, unit)
+    job = submit_job(settings.experiment(), area, unit)
+    if job is not None and job.active:
+        area.html(PROGRESS_INTO_VIEW, unsafe_allow_javascript=True)
     return settings
 
 

@@ -20,7 +20,7 @@ from engine.core.imagenet import IMAGENET_MODELS, weights_status
 from engine.experiments.stats import TIE_RULE, summarize
 from engine.experiments.sweep import MAX_SEEDS
 from ui.curve_sets import curve_records, present_labels, total_runs
-from ui.curves import curve_figure, plural
+from ui.curves import chart_caption, curve_figure, plural
 from ui.experiments import section_settings
 from ui.exports import show_chart
 from ui.section_run import missing_note, run_section
@@ -122,7 +122,7 @@ def comparison_results(settings: SourceSettings, notes) -> None:
                 icon=":material/info:")
         return
     missing_note(len(records), total, notes)
-    st.caption("Lines: mean test accuracy over seeds; bands: ±1 standard deviation; log x axis.")
+    st.caption(chart_caption(int(records["seed"].nunique())))
     draw_comparison(records, settings, "which_source")
     summary = summarize(records)
     k = int(summary["labels_per_class"].min())
