@@ -394,3 +394,17 @@ def test_a_damaged_class_file_is_a_message_in_the_page(empty_default_store):
     (store.folder / f"{room.code}.json").write_text("{ damaged", encoding="utf-8")
     at = open_class_page({"class": room.code, "teacher": token})
     assert f"The file of class {room.code} cannot be read" in texts(at.error)
+
+
+def test_an_ended_class_is_said_and_removed_when_its_link_is_opened(empty_default_store):
+    store = ClassStore()
+    room, _ = store.open_class(TINY, "concepts", QUESTIONS, 2)
+    student = store.join(room.code)
+    path = store.folder / f"{room.code}.json"
+    raw = json.loads(path.read_text())
+    raw["expires_at"] = raw["created_at"] - 1  # it ended a second after it opened, long ago
+    path.write_text(json.dumps(raw))
+    at = open_class_page({"class": room.code, "student": student})
+    assert f"Class {room.code} has ended" in texts(at.error)
+    assert not path.exists() and "class" not in at.query_params
+    assert any(b.label == "Join" for b in at.button)

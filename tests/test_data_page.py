@@ -14,7 +14,7 @@ def test_the_page_says_what_is_ready_and_what_is_missing(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights
     at = open_page(PAGE)
     assert not at.exception, [e.value for e in at.exception]
-    table = at.dataframe[0].value
+    table = at.table[0].value
     rows = {row["Name"]: row for _, row in table.iterrows()}
     assert rows["efficientnet_lite0"]["Ready"] == "yes"
     assert rows["resnet18"]["Ready"] == "no" and "fetch-weights resnet18" in rows["resnet18"]["Status"]

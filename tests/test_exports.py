@@ -75,6 +75,7 @@ def test_a_transfer_curve_exports_as_png_of_the_stated_size(records):
     assert png_size(png) == image_size(fig) == (WIDTH * SCALE, 500 * SCALE)
     assert len(png) > 20_000  # a drawn chart, not a blank canvas
     assert seconds < 20, f"one PNG export took {seconds:.1f} s"
+    assert png_size(render(fig, "png", width=760)) == image_size(fig, 760) == (760 * SCALE, 500 * SCALE)
 
 
 def test_a_transfer_curve_exports_as_svg_with_its_titles_and_curves(records):
@@ -105,7 +106,8 @@ def test_a_chart_it_cannot_draw_is_refused_with_the_reason():
     with pytest.raises(ChartImageError, match="format"):
         render(go.Figure(), "gif")
     assert chart_csv(fig).splitlines() == ["series,x,y"]  # the CSV still works: no points
-    assert chart_csv(go.Figure(go.Scatter(x=[1], y=[2], name="s"))).splitlines() == ["series,x,y", "s,1,2"]
+    points = chart_csv(go.Figure(go.Scatter(x=[1], y=[2], name="s")))
+    assert points.splitlines() == ["series,x,y", "s,1,2"]
 
 
 def test_the_csv_has_a_row_per_run_and_the_columns_a_student_reads_first(records):

@@ -184,7 +184,7 @@ def test_forgetting_page_runs_both_sections(pretrained, empty_default_store):
     assert [t["name"] for t in source["data"]] == ["Plain fine-tune", "Lower learning rate",
                                                     "Early layers frozen", "EWC", "Replay"]
     assert all(list(t["x"]) == [0, 1, 2] for t in source["data"])
-    table = at.dataframe[0].value
+    table = at.table[0].value
     plain = table.loc["Plain fine-tune"]
     assert plain["Source change (points)"] == round(plain["Source after (%)"] - plain["Source before (%)"], 1)
     body = texts(at.markdown)

@@ -122,18 +122,39 @@ def test_the_data_page_shows_the_caps_to_the_browser():
 RAW_HTML_CALLS = ("st.html", "components.html", "st.components.v1.html")  # render text as HTML
 
 
-def _constant_or_escaped(node: ast.AST) -> bool:
-    """A string literal, html.escape(...) of anything, or an f-string/concatenation of those."""
+def _module_constants(path: Path) -> frozenset[str]:
+    """Names assigned once at a module's top level to constant (or escaped) text: CSS and the
+    like, which a page may pass to st.html by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    counts: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            counts[node.id] = counts.get(node.id, 0) + 1
+    names = set()
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id.isupper()
+                and counts.get(node.targets[0].id) == 1 and _constant_or_escaped(node.value)):
+            names.add(node.targets[0].id)
+    return frozenset(names)
+
+
+def _constant_or_escaped(node: ast.AST, constants: frozenset[str] = frozenset()) -> bool:
+    """A string literal, html.escape(...) of anything, a module constant of those (`constants`),
+    or an f-string/concatenation of those."""
+    if isinstance(node, ast.Name):
+        return node.id in constants
     if isinstance(node, ast.Constant):
         return isinstance(node.value, str)
     if isinstance(node, ast.Call):
         return ast.unparse(node.func) in ("html.escape", "escape")
     if isinstance(node, ast.JoinedStr):
         return all(isinstance(v, ast.Constant) or
-                   (isinstance(v, ast.FormattedValue) and _constant_or_escaped(v.value))
+                   (isinstance(v, ast.FormattedValue) and _constant_or_escaped(v.value, constants))
                    for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return _constant_or_escaped(node.left) and _constant_or_escaped(node.right)
+        return (_constant_or_escaped(node.left, constants)
+                and _constant_or_escaped(node.right, constants))
     return False
 
 
@@ -141,12 +162,14 @@ def raw_html_uses(paths) -> list[tuple[str, int, bool]]:
     """(file, line, renders only constant or escaped text) for every way to emit raw HTML."""
     uses = []
     for path in paths:
+        constants = _module_constants(path)
         for call, name in _calls(path):
             flag = _keyword(call, "unsafe_allow_html")
             if name in RAW_HTML_CALLS or (
                     flag is not None and not (isinstance(flag, ast.Constant) and flag.value is False)):
                 body = call.args[0] if call.args else _keyword(call, "body")
-                uses.append((path.name, call.lineno, body is not None and _constant_or_escaped(body)))
+                uses.append((path.name, call.lineno,
+                             body is not None and _constant_or_escaped(body, constants)))
     return uses
 
 
@@ -163,9 +186,15 @@ def test_the_raw_html_check_catches_variable_text(tmp_path):
                     "st.markdown(f'<b>{html.escape(name)}</b>', unsafe_allow_html=True)\n"
                     "st.markdown(f'<b>{name}</b>', unsafe_allow_html=True)\n"
                     "st.html(name)\n"
-                    "st.markdown(name)\n")
+                    "st.markdown(name)\n"
+                    "CSS = '<style>p {color: red}</style>'\n"
+                    "st.html(CSS)\n"
+                    "LATER = '<b>x</b>'\n"
+                    "LATER = name\n"
+                    "st.html(LATER)\n")
     assert raw_html_uses([page]) == [("page.py", 4, True), ("page.py", 5, True),
-                                     ("page.py", 6, False), ("page.py", 7, False)]
+                                     ("page.py", 6, False), ("page.py", 7, False),
+                                     ("page.py", 10, True), ("page.py", 13, False)]
 
 
 # --- loading saved files ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def backbone_table() -> None:
         rows.append({"Backbone": info.title, "Name": name,
                      "Feature weights": f"{feature_weights(name):,}",
                      "Ready": "yes" if ready else "no", "Status": status})
-    st.dataframe(rows, hide_index=True)
+    st.table(rows, hide_index=True)  # HTML: a long status wraps instead of being cut
 
 
 def ready_imagenet_models() -> list[str]:

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.backbones import count_parameters, get_backbone
-from engine.core.datasets import labels_list_text, labels_text
+from engine.core.datasets import labels_list_text, labels_per_class_text, labels_text
 from engine.core.strategies import get_strategy
 from engine.core.train import TrainBudget
 from engine.experiments.stats import TIE_RULE, seeds_text, strategy_label, summarize
@@ -188,7 +188,7 @@ def live_freeze(settings: DepthSettings) -> None:
 def where_text(settings: DepthSettings) -> str:
     """'5 labels per class, 2 seeds': the settings a chart's caption names."""
     seeds = settings.seeds
-    return (f"{labels_text(settings.labels_per_class)} labels per class, "
+    return (f"{labels_per_class_text(settings.labels_per_class)}, "
             f"{seeds} seed{'s' if seeds > 1 else ''}")
 
 

@@ -30,6 +30,7 @@ from ui.shell import HANDOUT, PRESENT, page_view
 FIRST_COLUMNS = ("unit", "curve", "strategy", "strategy_name", "labels_per_class", "all_labels",
                  "n_train", "seed", "test_accuracy", "train_seconds", "device")
 STILL_CACHE = 32  # handout images kept, by figure
+STILL_WIDTH = 760  # CSS pixels of a handout's chart: about a printed page's width, text to scale
 
 
 def file_stem(name: str) -> str:
@@ -93,7 +94,8 @@ def figure_frame(fig: go.Figure) -> pd.DataFrame:
         if getattr(trace, "fill", None) == "toself":
             continue
         error = getattr(trace, "error_y", None)
-        spread = list(error.array) if error is not None and error.visible and error.array is not None else []
+        shown = error is not None and error.visible and error.array is not None
+        spread = list(error.array) if shown else []
         points = zip(getattr(trace, "x", None) or (), getattr(trace, "y", None) or ())
         for i, (x, y) in enumerate(points):
             row = {"series": trace.name or "", "x": x, "y": y}
@@ -154,7 +156,7 @@ def download_row(fig: go.Figure, key: str, runs: Any, name: str) -> None:
 
 @st.cache_data(max_entries=STILL_CACHE, show_spinner=False)
 def _png_of(figure_json: str) -> bytes:
-    return render(go.Figure(json.loads(figure_json)), "png")
+    return render(go.Figure(json.loads(figure_json)), "png", width=STILL_WIDTH)
 
 
 def _still(fig: go.Figure, key: str) -> None:

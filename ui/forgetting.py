@@ -347,7 +347,8 @@ def forgetting_panel(settings: ForgettingSettings, notes) -> dict[str, dict]:
         notes.warning(f"{missing} of these settings not stored yet; press Run to train only "
                       "what is missing.", icon=":material/warning:")
     draw_forgetting(records, "forgetting")
-    st.dataframe(forgetting_table(records, config))
+    # an HTML table: its headers and settings wrap, so every column fits a laptop's width
+    st.table(forgetting_table(records, config).style.format(precision=1))
     st.markdown(forgetting_reading(records))
     st.caption(TIE_RULE)
     return records

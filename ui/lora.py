@@ -12,6 +12,7 @@ stored results, or its job while it runs. Nothing here trains.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -104,8 +105,10 @@ def rank_figure(preset: str) -> go.Figure:
                                        "dash": DASHES[i % len(DASHES)]},
                                  hovertemplate="r = %{x}<br>%{y:,} trainable<extra>" + label + "</extra>"))
     total = count_preset(preset, 1, PRESETS[preset].default_targets).base_total
-    fig.add_hline(y=total, line_dash="dash", line_color="#444",
-                  annotation_text=f"the whole model: {total:,}", annotation_position="bottom right")
+    fig.add_hline(y=total, line_dash="dash", line_color="#444")
+    # its label under the line's right end; on a log axis a note is placed by log10 of the value
+    fig.add_annotation(x=1, xref="x domain", xanchor="right", y=math.log10(total), yref="y",
+                       yanchor="top", text=f"the whole model: {total:,}", showarrow=False)
     fig.update_xaxes(type="log", title="rank r", tickvals=list(CHART_RANKS))
     ticks = count_ticks([total, *(count_preset(preset, r, t).trainable
                                   for _, t in PRESETS[preset].target_sets for r in CHART_RANKS)])
@@ -128,7 +131,7 @@ def memory_figure(estimates: MemoryEstimates) -> go.Figure:
         fig.add_annotation(x=e.total / 1e9, y=e.method, text=f" {bytes_text(e.total)}",
                            showarrow=False, xanchor="left")
     fig.update_layout(barmode="stack", xaxis_title="estimated GPU memory (GB)")
-    return chart_layout(fig, 420, top=10, left=120, right=90)
+    return chart_layout(fig, 480, top=10, left=120, right=90)  # room for a phone's one-column legend
 
 
 def memory_table(estimates: MemoryEstimates) -> pd.DataFrame:

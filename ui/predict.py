@@ -29,21 +29,6 @@ PREDICTIONS_KEY = "transfer_curves.predictions"  # session_state: {(strategy, k)
 # session_state: keys of the experiments whose results the learner chose to see unpredicted
 REVEALED_KEY = "transfer_curves.revealed"
 MAX_SIZES = 4  # labelled-set sizes offered for predictions
-# The prediction grid's layout by screen width. Streamlit stacks columns at 640 px and below
-# (its `breakpoints.columns`): there each input shows its own label and the header row of sizes
-# is hidden; above, the header row and the strategy names label the grid, and each input's
-# label is kept for screen readers only (visually hidden, not removed).
-GRID_CSS = """<style>
-@media (min-width: 641px) {
-  .st-key-predict_grid [data-testid="stWidgetLabel"] {
-    position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
-    white-space: nowrap;
-  }
-}
-@media (max-width: 640px) {
-  .st-key-predict_sizes { display: none; }
-}
-</style>"""
 
 
 def prediction_sizes(spec: SweepSpec) -> list[int]:
@@ -86,8 +71,21 @@ def prediction_grid(strategies: Sequence[str], sizes: Sequence[int],
     """One number input per strategy and size, each with its own label ('Linear probe at 5
     labels per class (%)'). On a wide screen they form a grid (sizes across, strategies down)
     and the labels are left to screen readers; on a narrow one, where the columns stack, the
-    header row goes and each box shows its label (`GRID_CSS`)."""
-    st.html(GRID_CSS)
+    header row goes and each box shows its label."""
+    # Streamlit stacks columns at 640 px and below (its `breakpoints.columns`): there each input
+    # shows its label and the header row is hidden; above, the header row and the strategy
+    # names label the grid, and each input's label is visually hidden, not removed.
+    st.html("""<style>
+@media (min-width: 641px) {
+  .st-key-predict_grid [data-testid="stWidgetLabel"] {
+    position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
+    white-space: nowrap;
+  }
+}
+@media (max-width: 640px) {
+  .st-key-predict_sizes { display: none; }
+}
+</style>""")
     with st.container(key="predict_sizes"):
         header = st.columns(len(sizes) + 1)
         for column, k in zip(header[1:], sizes):

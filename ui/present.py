@@ -42,7 +42,7 @@ FIELD_NAMES = {"labels_per_class": "Labels per class", "lr": "Learning rate",
                "imagenet": "ImageNet network", "kind": "Shift", "highest": "Highest severity",
                "steps": "Severity steps", "probe_labels_per_class": "Probe labels per class",
                "freeze_blocks": "Frozen blocks", "replay_fraction": "Replay share of each batch",
-               "layers": "Layers LoRA wraps"}
+               "layers": "Layers LoRA wraps", "shift": "Mismatched source"}
 EMPTY_VALUES = {"layers": "every one"}  # what an empty choice means (else "none")
 
 

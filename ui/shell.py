@@ -42,7 +42,7 @@ _LINKS: contextvars.ContextVar[Optional[tuple[Any, dict]]] = contextvars.Context
 
 @contextlib.contextmanager
 def app_run(view: str = "", page: Any = None) -> Iterator[None]:
-    """Wrap app.py's `page.run()`, so `page_setup()` knows the frame is drawn, and every helper
+    """Wrap app.py's `page.run()`, so `page_setup()` knows the frame is drawn, and every function
     which `view` the page is drawn in (`page_view`) and which `page` it is."""
     tokens = (_INSIDE_APP.set(True), _VIEW.set(view), _PAGE.set(page))
     try:
