@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional, Sequence, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
@@ -37,12 +37,15 @@ from engine.study.content import Content, Question
 from ui.controls import SETTINGS_KEY
 from ui.curves import describe_spec, plural
 from ui.experiments import MAX_QUERY_VALUE
-from ui.figures import _rgba, chart_layout, strategy_color
+from ui.exports import show_chart
+from ui.figures import rgba, chart_layout, strategy_color
 from ui.predict import prediction_sizes
 from ui.quiz import ALL, QUIZ_KEY, QuestionSet, new_round
 from ui.sections.curves import CurveSettings
 from ui.shell import link_text
 from ui.study import loaded_content, study_content
+
+T = TypeVar("T")
 
 CLASS_PAGE = "pages/classroom.py"
 PARAMS = ("class", "teacher", "student")  # the Class page's link keys
@@ -307,12 +310,7 @@ def student_view(link: ClassLink, room: Classroom, library: Content, now: float)
     st.markdown("#### 1. Predict on Transfer curves")
     st.markdown(f"Your class's experiment: {describe_spec(room.spec())}. Open it, write your "
                 "predictions in **Predict first** and press **Save my predictions**.")
-    try:
-        query = class_settings(room).to_query()
-    except ValueError:
-        query = None
-    st.page_link("pages/transfer_curves.py", label="Open the class's Transfer curves",
-                 icon=":material/show_chart:", query_params=query)
+    curves_link(room)
     questions = class_questions(room, library)
     st.markdown(f"#### 2. Answer the class's quiz ({plural(len(questions), 'question')})")
     st.caption("Your first answer to each question is the one sent.")
@@ -343,6 +341,16 @@ def own_entries(predictions, answers: dict[str, int], questions: list[Question])
                                                             for q, choice in answered))
     else:
         st.caption("No quiz answers sent yet.")
+
+
+def curves_link(room: Classroom) -> None:
+    """A link to Transfer curves with the class's experiment (its settings in the link)."""
+    try:
+        query = class_settings(room).to_query()
+    except ValueError:  # settings the page can no longer write: open it with its defaults
+        query = None
+    st.page_link("pages/transfer_curves.py", label="Open the class's Transfer curves",
+                 icon=":material/show_chart:", query_params=query)
 
 
 # --- the teacher's view -----------------------------------------------------------------------
@@ -438,17 +446,20 @@ def measured_means(room: Classroom, reveal: bool) -> dict[tuple[str, int], tuple
         st.info(f"None of the {plural(len(plan_runs(spec)), 'run')} of the class's experiment "
                 "is stored yet, so there is nothing to compare with: open it on Transfer curves "
                 "and press Run.", icon=":material/info:")
-        try:
-            query = class_settings(room).to_query()
-        except ValueError:
-            query = None
-        st.page_link("pages/transfer_curves.py", label="Open the class's Transfer curves",
-                     icon=":material/show_chart:", query_params=query)
+        curves_link(room)
         return {}
     summary = summarize(records)
     summary = summary[~summary["all_labels"].astype(bool)]
     return {(s, int(k)): (float(m), int(n)) for s, k, m, n in
             zip(summary["strategy"], summary["labels_per_class"], summary["mean"], summary["seeds"])}
+
+
+def in_pairs(items: Sequence[T]) -> Iterator[tuple[T, Any]]:
+    """Each item with its cell, in rows of two columns, so a phone stacks them in order."""
+    for i, item in enumerate(items):
+        if i % 2 == 0:
+            columns = st.columns(2)
+        yield item, columns[i % 2]
 
 
 def class_predictions(room: Classroom, reveal: bool) -> None:
@@ -461,12 +472,11 @@ def class_predictions(room: Classroom, reveal: bool) -> None:
     if not pooled:
         st.caption("No predictions yet: students save them on Transfer curves.")
         return
-    for i, k in enumerate(sizes):
-        if i % 2 == 0:  # rows of two, so a phone stacks them in order
-            columns = st.columns(2)
+    for k, cell in in_pairs(sizes):
         entries = {s: [v for ps, pk, v in pooled if ps == s and pk == k] for s in spec.strategies}
         figure = prediction_figure(k, entries, {s: measured.get((s, k)) for s in spec.strategies})
-        columns[i % 2].plotly_chart(figure, key=f"class.predictions.{k}")
+        show_chart(figure, f"class.predictions.{k}", name=f"class-predictions-{k}-labels",
+                   area=cell)
 
 
 def prediction_figure(k: int, entries: Mapping[str, list[float]],
@@ -481,7 +491,7 @@ def prediction_figure(k: int, entries: Mapping[str, list[float]],
         fig.add_trace(go.Box(
             y=values, x=[name] * len(values), name=name, boxpoints="all", jitter=0.5, pointpos=0,
             marker={"color": color, "size": 9, "opacity": 0.8}, line={"color": color},
-            fillcolor=_rgba(color, 0.15), showlegend=False,
+            fillcolor=rgba(color, 0.15), showlegend=False,
             hovertemplate=f"<b>{strategy_label(strategy)}</b><br>predicted: %{{y:.1f}}%"
                           "<extra></extra>"))
         if measured.get(strategy) is not None:
@@ -508,13 +518,11 @@ def class_answers(room: Classroom, questions: list[Question]) -> None:
     if not questions:
         st.caption("The quiz no longer has this class's questions.")
         return
-    for i, question in enumerate(questions):
-        if i % 2 == 0:  # rows of two, so a phone stacks them in order
-            columns = st.columns(2)
+    for i, (question, cell) in enumerate(in_pairs(questions)):
         counts = room.answer_counts(question.id, len(question.options))
         total = sum(counts)
         right = counts[question.options.index(question.answer)]
-        with columns[i % 2].container(border=True):
+        with cell.container(border=True):
             st.markdown(f"**{i + 1}. {question.prompt}**")
             st.caption(f"{plural(total, 'answer')} · {right} right" if total else "No answers yet.")
             for option, count in zip(question.options, counts):

@@ -108,7 +108,7 @@ def error_bars(std: Sequence[float], seeds: Sequence[int], thickness: float = 1.
             "thickness": thickness}
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
+def rgba(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
@@ -144,7 +144,7 @@ def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
             lower = (s["mean"] - s["std"]).clip(lower=0).tolist()
             fig.add_trace(go.Scatter(
                 x=x + x[::-1], y=upper + lower[::-1], mode="lines", fill="toself",
-                fillcolor=_rgba(color, 0.18), line={"width": 0}, hoverinfo="skip",
+                fillcolor=rgba(color, 0.18), line={"width": 0}, hoverinfo="skip",
                 showlegend=False, legendgroup=name, name=f"{label} ±1 std"))
         fig.add_trace(go.Scatter(
             x=x, y=s["mean"].tolist(), mode="lines+markers", name=label, legendgroup=name,

@@ -58,7 +58,7 @@ def session_id() -> str:
 
 def seconds_text(seconds: Optional[float]) -> str:
     if seconds is None:
-        return "estimating…"
+        return "estimating"
     seconds = int(round(seconds))
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 

@@ -112,7 +112,8 @@ def _handout_style() -> None:
 @media print {
   header[data-testid="stHeader"], [data-testid="stToolbar"], [data-testid="stDecoration"],
   [data-testid="stStatusWidget"], .st-key-view_bar, [data-testid="stPageLink"],
-  .stButton, .stDownloadButton, [data-testid="stBaseButton-secondary"] { display: none !important; }
+  .stButton, .stDownloadButton, [data-testid="stBaseButton-secondary"],
+  [data-testid="stSlider"] { display: none !important; }
   html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stMain"] {
     height: auto !important; overflow: visible !important; position: static !important; }
   [data-testid="stMainBlockContainer"] { max-width: 100% !important; padding: 0 !important; }
