@@ -340,6 +340,36 @@ def test_a_students_predictions_and_answers_reach_the_class(empty_default_store)
     assert answers == {"q-hierarchy": 1, "q-probe-trains": 1}
 
 
+def test_a_reloaded_page_keeps_the_student_in_the_class(empty_default_store):
+    """A student's class and id travel in every page's URL: a reload of Transfer curves (a new
+    session with that URL) still shows the banner and still sends; a teacher's token never
+    leaves the Class page, and an id the class does not have is not taken."""
+    store = ClassStore()
+    room, token = store.open_class(SweepSpec(), "concepts", QUESTIONS, 2)
+    sid = store.join(room.code)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update({"class": room.code, "student": sid})
+    at.run()
+    at.switch_page("pages/transfer_curves.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"You are in class **{room.code}**" in texts(at.info)
+    assert not any("does not use" in w.value for w in at.warning)  # class keys are known
+    assert at.query_params["student"] in (sid, [sid])
+    inputs = {n.label: n for n in at.number_input}
+    inputs["Linear probe at 1 label per class (%)"].set_value(55.0)
+    button(at, "Save my predictions").click().run()
+    assert sorted(store.load(room.code).students[sid].predictions) == [("probe", 1, 55.0)]
+
+    for params in ({"class": room.code, "student": "0" * len(sid)},  # not in the class
+                   {"class": room.code, "teacher": token}):  # the teacher: no banner, no token
+        other = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        other.query_params.update(params)
+        other.run()
+        other.switch_page("pages/transfer_curves.py").run()
+        assert not other.exception, [e.value for e in other.exception]
+        assert f"You are in class **{room.code}**" not in texts(other.info)
+
+
 def test_the_teacher_view_draws_the_class_against_the_runs_once_stored(pretrained,
                                                                        empty_default_store):
     from engine.core.store import ResultStore

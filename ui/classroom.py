@@ -175,6 +175,21 @@ def _member() -> Optional[ClassLink]:
     return link if isinstance(link, ClassLink) and link.student else None
 
 
+def _member_from_url() -> Optional[ClassLink]:
+    """The student this page's URL names, when the class still has them; kept in the session.
+    A link that names no usable student is left alone here (the Class page says why)."""
+    link, _ = ClassLink.from_query(st.query_params.to_dict())
+    if link is None or not link.student or link.teacher:
+        return None
+    try:
+        if link.student not in class_store().load(link.code).students:
+            return None
+    except ValueError:  # ended or unreadable: the Class page says so
+        return None
+    st.session_state[LINK_KEY] = link
+    return link
+
+
 def send_predictions(saved: Mapping[tuple[str, int], float]) -> None:
     """When this learner is in a class: send their saved predictions for the class's strategies
     and sizes (replacing what they sent before), and say so, or why not, where called."""
@@ -216,10 +231,17 @@ def send_answer(question_id: str, choice: str) -> Optional[str]:
 
 
 def class_banner(page_path: str) -> None:
-    """On every page but the Class page itself: which class this student is in."""
-    link = _member()
-    if link is None or page_path == CLASS_PAGE:
+    """On every page but the Class page itself: which class this student is in. A student's
+    class and id travel in every page's URL (`?class=..&student=..`), so a reload of any page
+    keeps them in the class; a teacher's token never does (it stays on the Class page)."""
+    if page_path == CLASS_PAGE:
         return
+    link = _member() or _member_from_url()
+    if link is None:
+        return
+    for key, value in (("class", link.code), ("student", link.student)):
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
     st.info(f"You are in class **{link.code}**: your saved predictions on Transfer curves and "
             "your answers to the class's quiz questions are sent to it, without your name. "
             "The Class page shows what you sent.", icon=":material/groups:")

@@ -28,6 +28,8 @@ APP = Path(__file__).resolve().parents[1] / "app.py"
 
 PRESENT, HANDOUT = "present", "handout"  # the link flags of the two views (`?present=1`)
 VIEW_PARAMS = (PRESENT, HANDOUT)  # every page reads them (`ui.present`), so none is "unused"
+# A student in a class carries these on every page (`ui.classroom.class_banner` reads them)
+MEMBER_PARAMS = ("class", "student")
 
 # True while app.py runs a page in this thread; a ContextVar, so sessions never share it.
 _INSIDE_APP: contextvars.ContextVar[bool] = contextvars.ContextVar("transferlab_inside_app",
@@ -90,7 +92,8 @@ def show_link_notices(notices: list[str]) -> None:
 
 def warn_unused_params(lesson: Lesson) -> None:
     """A warning naming the link's parameters that `lesson` does not read (they are ignored)."""
-    unused = [k for k in st.query_params if k not in lesson.query_keys and k not in VIEW_PARAMS]
+    unused = [k for k in st.query_params
+              if k not in lesson.query_keys and k not in VIEW_PARAMS + MEMBER_PARAMS]
     if not unused:
         return
     shown = ", ".join(link_text(k) for k in unused[:MAX_NAMES_SHOWN])
