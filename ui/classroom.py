@@ -182,7 +182,9 @@ def _member_from_url() -> Optional[ClassLink]:
     if link is None or not link.student or link.teacher:
         return None
     try:
-        if link.student not in class_store().load(link.code).students:
+        store = class_store()
+        room = store.load(link.code, allow_expired=True)  # an ended class is said on its page
+        if room.expired(store.clock()) or link.student not in room.students:
             return None
     except ValueError:  # ended or unreadable: the Class page says so
         return None
