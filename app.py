@@ -29,7 +29,8 @@ st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide",
 pages = {p: st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in PAGES}
 link = QueryReader(st.query_params.to_dict())
 view = view_from_link(link)  # "?present=1" (a projector) or "?handout=1" (to print): no sidebar
-page = st.navigation(list(pages.values()), position="hidden" if view else "sidebar")
+# expanded: every page listed (collapsed, the last ones, Class among them, hide under "View more")
+page = st.navigation(list(pages.values()), position="hidden" if view else "sidebar", expanded=True)
 runs_slot = None if view else sidebar_facts()
 with app_run(view, page):
     frame(view, page)

@@ -14,12 +14,13 @@ from ui.shell import page_setup
 def main() -> None:
     st.title("Strategy advisor")
     st.markdown(
-        "Describe your situation and get a recommended way to reuse a pretrained model, with the "
-        "reasons behind it. The advice follows the usual rules of thumb: how many labelled "
-        "examples you have, how far your data is from what the model was pretrained on, what "
-        "compute and storage you can use, and how many tasks the model must serve. Rules of thumb "
-        "are a starting point; the experiments linked below let you see them at work.")
-    st.caption(RULES_OF_THUMB)
+        "Describe your project and get a recommended way to reuse a pretrained model, with the "
+        "reasons behind it and a link to the experiment in this app that shows it at work.")
+    with st.expander("The rules of thumb behind the advice", icon=":material/rule:"):
+        st.caption(RULES_OF_THUMB)
+        st.caption("They weigh how many labelled examples you have, how far your data is from "
+                   "the pretraining data, your compute and storage, and how many tasks the "
+                   "model serves. They are a starting point, not a guarantee.")
     inputs = situation()
     if inputs is None:
         return

@@ -9,7 +9,7 @@ import time
 
 import streamlit as st
 
-from ui.classroom import (ClassLink, class_results, class_store, current_link, join_form,
+from ui.classroom import (REVEAL, ClassLink, class_results, class_store, current_link, join_form,
                           open_form, student_view, teacher_header, use_link)
 from ui.shell import page_setup, show_link_notices
 from ui.study import loaded_content
@@ -62,9 +62,10 @@ def main() -> None:
         use_link(link)
     if link.teacher:
         teacher_header(link, room, now)
-        reveal = st.toggle("Show the runs' results", key="class.reveal",
-                           help="Draws the runs' mean on each chart. Keep it off while the "
-                                "class is still predicting.")
+        reveal = st.toggle(REVEAL, key="class.reveal",
+                           help="Draws the runs' mean on each chart and marks the right answer "
+                                "to each quiz question. Keep it off while the class is still "
+                                "predicting and answering.")
         class_results(room.code, reveal)
     elif library is not None:
         student_view(link, room, library, now)

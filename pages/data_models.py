@@ -37,8 +37,9 @@ if classify:
     classify_photo(chosen, photo)
 
 st.header("Datasets")
-st.markdown("Built in (always available): " + "; ".join(
-    f"**{info.title}**: {info.description}" for info in DATASETS.values()))
+st.markdown("Built in, always available:\n" + "\n".join(
+    f"- **{info.title}**: {info.description}" for info in DATASETS.values()))
+st.markdown("Downloadable, once, into the data directory:")
 for name in REMOTE_DATASETS:
     remote_dataset(name)
 

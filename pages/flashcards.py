@@ -21,7 +21,7 @@ def main() -> None:
     st.markdown(
         "Answer each card in your head, press **Show answer**, then grade how well you "
         "remembered. The scheduler (FSRS, which Anki also offers) brings each card back just "
-        "before you would forget it. Your place is saved under this page's link.")
+        "before you would forget it.")
     library = loaded_content("The flashcard decks")
     if library is None:
         return

@@ -1,24 +1,36 @@
-"""Home: what transfer learning is, the three strategies, and the lesson path."""
+"""Home: what transfer learning is, the three strategies, the lesson path (the experiments in
+order, then the practice pages) and the tools."""
 
 import streamlit as st
 
 from engine.core.device import describe_device
 from engine.core.strategies import STRATEGIES
-from ui.lessons import LESSONS
+from ui.lessons import EXPERIMENTS, PRACTICE, TOOLS, Lesson
 from ui.shell import page_setup
 
-page_setup()
 
+def page_cards(pages: tuple[Lesson, ...], numbered: bool) -> None:
+    """A bordered card per page: its link (numbered in lesson order when `numbered`) and the
+    one sentence that says what it does."""
+    for number, lesson in enumerate(pages, start=1):
+        with st.container(border=True):
+            title = f"{number}. {lesson.title}" if numbered else lesson.title
+            st.page_link(lesson.path, label=f"**{title}**", icon=lesson.icon)
+            st.markdown(lesson.summary)
+
+
+page_setup()
 st.title("Transfer Lab")
 st.markdown(
-    "Learn transfer learning by running real experiments. Every accuracy and curve in this app "
-    "comes from a real training run, never from a drawing or a simulation; on a first visit a "
-    "lesson may show a precomputed lesson pack, runs trained ahead of time by the same code and "
-    "marked as such, until you press Run. The LoRA lab's parameter counts are exact counts of "
-    "the models; its memory figures are estimates from formulas, not measurements. Every sentence "
-    "that states a result is chosen from the runs on screen, by one stated rule for when a "
-    "difference counts."
-)
+    "Learn transfer learning by running real experiments: pretrain a network on one task, reuse "
+    "it on another, and measure what the reuse buys. Start with **Transfer curves** and follow "
+    "the lesson path below.")
+st.caption(
+    "Every accuracy and curve comes from a real training run, never a drawing or a simulation. "
+    "On a first visit a lesson may show a precomputed lesson pack (runs trained ahead of time by "
+    "the same code, marked as such) until you press Run. Parameter counts are exact; memory "
+    "figures are estimates from formulas. Sentences that state a result follow one stated rule "
+    "for when a difference counts.")
 
 st.header("What transfer learning is")
 st.markdown(
@@ -45,10 +57,16 @@ for column, name in zip(st.columns(3), ("scratch", "probe", "finetune")):
                    else "Uses no pretraining: the baseline.")
 
 st.header("Lesson path")
-for number, lesson in enumerate(LESSONS, start=1):
-    with st.container(border=True):
-        st.page_link(lesson.path, label=f"{number}. {lesson.title}", icon=lesson.icon)
-        st.markdown(lesson.summary)
+st.markdown(f"{len(EXPERIMENTS)} experiments in order, each building on the one before; each "
+            "trains real networks on this server.")
+page_cards(EXPERIMENTS, numbered=True)
+
+st.header("Practice")
+st.markdown("Apply the ideas to a project of your own and check what you remember.")
+page_cards(PRACTICE, numbered=False)
+
+st.header("Tools")
+page_cards(TOOLS, numbered=False)
 
 st.header("Where the training runs")
 st.markdown(

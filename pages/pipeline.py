@@ -24,8 +24,10 @@ def steps(form: PlanForm) -> None:
               "Which features of the source are likely to be useful for your target?")
 
     st.subheader("3. Labels and strategy")
-    st.caption(f"{RULES_OF_THUMB} The Strategy advisor page applies these rules to your "
-               "numbers.")
+    with st.expander("Rules of thumb for this step", icon=":material/rule:"):
+        st.caption(RULES_OF_THUMB)
+        st.page_link("pages/advisor.py", label="The Strategy advisor applies them to your numbers",
+                     icon=":material/recommend:")
     form.labels_and_strategy()
     form.text("strategy_why", "Why this strategy for that many labels?",
               "Tie it to the number of labels, the domain gap and your compute.")
@@ -45,10 +47,11 @@ def steps(form: PlanForm) -> None:
 def main() -> None:
     st.title("Design a pipeline")
     st.markdown(
-        "Plan a transfer learning project from start to finish, in five steps. There is no single "
-        "right answer: what matters is that each choice follows from the one before. Your answers "
-        "are saved under this page's link as you type, so a reload keeps them (anyone with the "
-        "link can open them); download them as a Markdown file when you are done.")
+        "Plan a transfer learning project in five steps. There is no single right answer: what "
+        "matters is that each choice follows from the one before. Download your plan as Markdown "
+        "at the end.")
+    st.caption("Your answers are saved under this page's link as you type, so a reload keeps "
+               "them; anyone with the link can open them.")
     form = PlanForm()
     steps(form)
     plan = form.plan()

@@ -14,10 +14,10 @@ from ui.study import loaded_content, your_runs
 def main() -> None:
     st.title("Quiz")
     st.markdown(
-        "Test yourself on the ideas of the lessons. Pick an answer, check it, and read the "
-        "explanation: it says why the right answer is right and what is wrong with the others. At "
-        "the end you get your score and can retry the questions you missed. Your answers are saved "
-        "under this page's link, so a reload resumes the quiz where you were.")
+        "Test yourself on the ideas of the lessons. Pick an answer, check it, and read why it is "
+        "right or wrong. At the end you get your score and can retry the questions you missed.")
+    st.caption("Your answers are saved under this page's link, so a reload resumes the quiz "
+               "where you were.")
     library = loaded_content("The quiz questions")
     if library is None:
         return

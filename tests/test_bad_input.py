@@ -195,7 +195,7 @@ def test_the_data_page_refuses_bad_zips_and_keeps_serving(bad_zips, home):
             "Import")
     no_exception(at)
     assert not at.error and "good.zip is imported: 5 images in 2 classes" in texts(at.success)
-    assert {row["Upload"] for row in at.dataframe[-1].value.to_dict("records")} == {"kept.zip", "good.zip"}
+    assert {row["Upload"] for row in at.table[-1].value.to_dict("records")} == {"kept.zip", "good.zip"}
 
 
 # --- images to classify ----------------------------------------------------------------------------

@@ -181,10 +181,10 @@ def test_a_teacher_and_three_students_in_a_real_browser():
                    ).to_contain_text("3")
             expect(teacher.locator("[data-testid='stMetric']").filter(has_text="Sent quiz answers")
                    ).to_contain_text("3")
+            teacher.locator("[data-testid='stCheckbox'] label").filter(
+                has_text="Show the results and the right answers").click()
             right = teacher.locator("[data-testid='stProgress']").filter(has_text="✓ right answer:")
             expect(right.filter(has_text="— 2")).to_have_count(len(asked))  # two of three right
-            teacher.locator("[data-testid='stCheckbox'] label").filter(
-                has_text="Show the runs' results").click()
             expect(teacher.get_by_text(re.compile(r"^The runs' means come from the lesson pack"))
                    ).to_be_visible(timeout=WAIT_MS)
             chart = teacher.locator("[data-testid='stPlotlyChart']").first

@@ -13,15 +13,19 @@ take an upload without its XSRF token and to answer a foreign Origin.
 
 The tab is a 1366x768 window (a laptop, a classroom projector). Pressing Run is followed by a
 check that the job's progress bar shows inside the window as it is, without scrolling the user
-did not do (the app may scroll it into view); on Transfer curves, whose form is the longest,
-a second Run at 390x844 is checked the same way. Once the page's job has ended, the page is taken at 1366x768 and then, by resizing
-the same tab, at 390x844 (a phone), and each time: no table column is cut (a table fits its box
-at 1366 px; on a phone it may scroll sideways, inside a box that stays in the window), no chart
-text is under 12 px on screen (every SVG text of every plotly chart, ticks, legends, titles and
-annotations), each legend stays within its chart's width and leaves the plot most of its
-height, and the toolbar has no Deploy button and no developer menu items. On the phone,
-every prediction box of Predict first shows its own label. Screenshots of each page at both
-sizes, and of the progress right after Run, go to test-output/.
+did not do (the app may scroll it into view). The Forgetting page runs both its sections (the
+diagnostics' form is at the foot of a long page). Once the page's jobs have ended, the page is
+taken at 1366x768 and then, by resizing the same tab, at 390x844 (a phone), and each time: no
+table column is cut (a table fits its box at 1366 px; on a phone it may scroll sideways, inside
+a box that stays in the window), no chart text is under 12 px on screen or runs past its
+chart's edge (every SVG text of every plotly chart, ticks, legends, titles and annotations),
+each legend stays within its chart's width and leaves the plot most of its height, and the
+toolbar has no Deploy button and no developer menu items. On the phone, every prediction box
+of Predict first shows its own label, and every Run of every page (`PHONE_RUNS`) is pressed
+again after a change that needs new runs (stored settings start no job, so no progress would
+show): its progress must show in the window too, and the job is then cancelled, so the phone's
+check trains next to nothing. Screenshots of each page at both sizes, and of the progress right
+after each Run, go to test-output/.
 
 Chromium is Debian's, as in tests/test_browser.py (skipped without it, unless CI requires it).
 """
@@ -44,6 +48,7 @@ from typing import Optional
 import pytest
 
 from conftest import OUTPUT_DIR
+from engine.experiments.diagnostics import DiagnosticsConfig
 from engine.experiments.forgetting import ForgettingConfig
 from engine.experiments.sweep import UNTRAINED, SweepSpec
 from test_browser_class import classroom  # the Class page's check
@@ -51,7 +56,7 @@ from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE
                           require_chromium, streamlit_server)
 from ui.depth import depth_specs
 from ui.hurts import SHIFT_SLIDERS, shift_group, shift_levels
-from ui.lessons import LESSONS, PAGES
+from ui.lessons import PAGES
 from ui.sections.lora import LabSettings
 
 pytestmark = pytest.mark.timeout(300)  # per page; each needs seconds to a minute on two cores
@@ -193,13 +198,14 @@ def _number(scope, label: str, value: int) -> None:
     expect(box).to_have_value(str(value))
 
 
-def _slider_to_lowest(scope, label: str, shows: str) -> None:
+def _slider_to_lowest(scope, label: str, shows: str, key: str = "Home") -> None:
+    """Move the slider `label` with `key` (Home: to its lowest; ArrowRight: one step up)."""
     from playwright.sync_api import expect
 
     # the range input's accessible name repeats its label (aria-labelledby names it twice)
     slider = scope.locator(f"input[type='range'][aria-label='{label}']")
     slider.focus()
-    slider.press("Home")
+    slider.press(key)
     expect(slider).to_have_attribute("aria-valuetext", shows)
 
 
@@ -291,20 +297,24 @@ TABLE_JS = """(el, fit) => {
 
 # What is wrong with one plotly chart on screen: each SVG text (and tspan: a superscript has
 # its own size) drawn under `min` px (its computed font size times the scale of its transform
-# to the screen), and a legend that leaves the chart's width or takes more than `share` of its
+# to the screen) or running past the chart's left or right edge (a title too long for a
+# phone is cut there), and a legend that leaves the chart's width or takes more than `share` of its
 # height (the plot itself would be squeezed).
 CHART_JS = """(chart, [min, share]) => {
-  const problems = [];
+  const problems = [], box = chart.getBoundingClientRect();
+  const px = (a, b) => `${a.toFixed(0)} to ${b.toFixed(0)} px`;
   for (const t of chart.querySelectorAll("svg text, svg tspan")) {
     const text = (t.textContent || "").trim();
     const style = getComputedStyle(t);
     if (!text || style.display === "none" || style.visibility === "hidden") continue;
     const m = t.getScreenCTM();
-    const px = parseFloat(style.fontSize) * (m ? Math.sqrt(Math.abs(m.a * m.d - m.b * m.c)) : 1);
-    if (px < min - 0.01) problems.push(`'${text.slice(0, 40)}' at ${px.toFixed(1)} px`);
+    const size = parseFloat(style.fontSize) * (m ? Math.sqrt(Math.abs(m.a * m.d - m.b * m.c)) : 1);
+    if (size < min - 0.01) problems.push(`'${text.slice(0, 40)}' at ${size.toFixed(1)} px`);
+    const r = t.getBoundingClientRect();  // the chart's edge cuts what runs past it
+    if (r.width && (r.left < box.left - 1 || r.right > box.right + 1))
+      problems.push(`'${text.slice(0, 40)}' (${px(r.left, r.right)}) runs past the chart (${px(box.left, box.right)})`);
   }
-  const box = chart.getBoundingClientRect(), legend = chart.querySelector("g.legend");
-  const px = (a, b) => `${a.toFixed(0)} to ${b.toFixed(0)} px`;
+  const legend = chart.querySelector("g.legend");
   if (legend) {
     const r = legend.getBoundingClientRect();
     if (r.left < box.left - 1 || r.right > box.right + 1)
@@ -332,10 +342,10 @@ PREDICTION_LABELS_JS = """(form) => {
 }"""
 
 
-def _press_run(lab: Lab, button) -> None:
+def _press_run(lab: Lab, button, section: str = "") -> None:
     """Press Run as a visitor does (the click scrolls the button into view if it is not), then
     note where the job's progress bar settles, in the window as it is (`lab.progress`), and
-    take a screenshot of that moment."""
+    take a screenshot of that moment (named after the page, and `section` when it has several)."""
     page = lab.page
     button.click()
     deadline, seen = time.monotonic() + 60, []
@@ -350,7 +360,8 @@ def _press_run(lab: Lab, button) -> None:
         page.wait_for_timeout(150)
     lab.progress = seen[-1] if seen else None
     size = page.viewport_size
-    page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{lab.shot}-run-{size['width']}x{size['height']}.png"))
+    name = f"{lab.shot}-{section}" if section else lab.shot
+    page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{name}-run-{size['width']}x{size['height']}.png"))
 
 
 def _assert_progress_in_sight(lab: Lab) -> None:
@@ -397,16 +408,42 @@ def _chart_problems(page) -> list[str]:
     return problems
 
 
-def _run_on_a_phone(lab: Lab) -> None:
-    """Transfer curves on a phone, where the settings form is longest: Run with a second seed
-    (two new runs); the job's progress shows in the window."""
-    page = lab.page
-    form = _form(page, "Labels per class")
-    _number(form, "Seeds", 2)
-    _press_run(lab, form.locator("[data-testid='stFormSubmitButton'] button"))
-    _assert_progress_in_sight(lab)
-    _await_job_end(lab, SweepSpec(strategies=("scratch", "probe"), labels_per_class=(1,), seeds=2),
-                   page.get_by_text(re.compile(r"^Showing: .* · 2 seeds · ")), "the two-seed job")
+def _cancel_jobs(lab: Lab) -> None:
+    """Press Cancel in every job box, as a visitor would, until no progress bar is left; each
+    cancelled job's note says what it kept. A job that ends before its Cancel is pressed just
+    ends (its box goes)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
+
+    page, deadline, cancelled = lab.page, time.monotonic() + JOB_TIMEOUT_S, 0
+    while page.locator("[data-testid='stProgress']").count():
+        _no_exception(page)
+        if time.monotonic() > deadline:
+            pytest.fail(f"a job still shows its progress {JOB_TIMEOUT_S} s after Cancel")
+        button = page.get_by_role("button", name="Cancel", exact=True)
+        if button.count():
+            try:
+                button.first.click(timeout=5_000)
+                cancelled += 1
+            except PlaywrightTimeout:  # the box went between the count and the click
+                pass
+        page.wait_for_timeout(250)
+    _idle(page)
+    _no_exception(page)
+    if cancelled:
+        expect(page.get_by_text(re.compile(r"^Cancelled: \d+ of ")).first).to_be_visible()
+
+
+def _run_on_a_phone(lab: Lab, lesson) -> None:
+    """Each Run of the page pressed at 390x844 after a change that needs new runs (settings
+    already stored start no job, so no progress would show): the job's progress shows in the
+    window; then the job is cancelled, so the phone's check trains next to nothing."""
+    runs = PHONE_RUNS[lesson.path]
+    for section, (containing, change) in enumerate(runs, start=1):
+        form = _form(lab.page, containing)
+        change(form)
+        _press_run(lab, form.get_by_role("button", name="Run"), f"{section}" if len(runs) > 1 else "")
+        _assert_progress_in_sight(lab)
+        _cancel_jobs(lab)
 
 
 def _check_sizes(lab: Lab, lesson) -> None:
@@ -429,12 +466,13 @@ def _check_sizes(lab: Lab, lesson) -> None:
             shown = form.evaluate(PREDICTION_LABELS_JS)
             assert shown["labels"] and not shown["unlabelled"], shown
             assert all(re.fullmatch(r".+ at \d+ labels? per class \(%\)", t) for t in shown["labels"]), shown
-            _run_on_a_phone(lab)
         first = page.locator("[data-testid='stPlotlyChart']")
         if first.count() and first.first.is_visible():
             first.first.scroll_into_view_if_needed()
             page.wait_for_timeout(300)
         page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{lab.shot}-{name}.png"))
+        if size is PHONE and lesson.path in PHONE_RUNS:
+            _run_on_a_phone(lab, lesson)
     page.set_viewport_size(LAPTOP)
 
 
@@ -444,8 +482,8 @@ def home(lab: Lab) -> None:
     from playwright.sync_api import expect
 
     page = lab.page
-    # the lesson path links every lesson (the page has no control to change)
-    expect(page.locator("[data-testid='stPageLink']")).to_have_count(len(LESSONS))
+    # the lesson path, practice and tools link every other page (the page has no control to change)
+    expect(page.locator("[data-testid='stPageLink']")).to_have_count(len(PAGES) - 1)
     assert "Transfer Lab" in page.title()
 
 
@@ -504,14 +542,24 @@ def when_transfer_hurts(lab: Lab) -> None:
 
 
 def forgetting(lab: Lab) -> None:
+    """Both sections, each at its smallest settings: the forgetting arms, then the per-layer
+    diagnostics (one fine-tune), whose form is at the foot of a long page."""
     page = lab.page
     form = _form(page, "Replay fraction")
     _slider_to_lowest(form, "Target labels per class", "10")
     _slider_to_lowest(form, "Epochs", "2")
-    _press_run(lab, form.get_by_role("button", name="Run"))
+    _press_run(lab, form.get_by_role("button", name="Run"), "arms")
     _await_job_end(lab, ForgettingConfig(labels_per_class=10, epochs=2),
                    page.get_by_role("heading", name="How each remedy works"), "the forgetting arms")
-    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+    _assert_progress_in_sight(lab)
+    form = _form(page, "Probe labels per class")
+    _slider_to_lowest(form, "Fine-tune labels per class", "5")
+    _keep_tags(form, "Learning rates of the pretrained layers", ["0.003"])
+    _slider_to_lowest(form, "Probe labels per class", "5")
+    _press_run(lab, form.get_by_role("button", name="Run"), "diagnostics")
+    _await_job_end(lab, DiagnosticsConfig(labels_per_class=5, backbone_lrs=(3e-3,), probe_labels_per_class=5),
+                   page.get_by_text(re.compile(r"^What to look for")), "the diagnostics")
+    page.get_by_role("heading", name="Linear probe on each layer").scroll_into_view_if_needed()
 
 
 def depth(lab: Lab) -> None:
@@ -616,6 +664,24 @@ def data_models(lab: Lab) -> None:
     assert len(list((lab.home / "uploads").glob("*.npz"))) == 1  # only the good zip is stored
 
 
+def _seeds(value: int, label: str = "Seeds"):
+    return lambda form: _number(form, label, value)
+
+
+# On a phone, each page's Run (each section's, when it has several): (text that finds its
+# form, the change that asks for runs not stored yet). One more seed, or a new seed, is the
+# smallest such change; the job is cancelled once its progress has shown.
+PHONE_RUNS = {
+    "pages/transfer_curves.py": [("Labels per class", _seeds(2))],
+    "pages/which_source.py": [("ImageNet network", _seeds(2))],
+    "pages/when_transfer_hurts.py": [("Severity levels above 0", _seeds(2))],
+    "pages/forgetting.py": [("Replay fraction", _seeds(1, "Seed")),
+                            ("Probe labels per class",
+                             lambda form: _slider_to_lowest(form, "Probe labels per class", "10", "ArrowRight"))],
+    "pages/depth.py": [("Run both experiments", lambda form: _slider_to_lowest(form, "Seeds", "2", "ArrowRight"))],
+    "pages/lora_lab.py": [("LoRA ranks", _seeds(2))],
+}
+
 ACTIONS = {f"pages/{f.__name__}.py": f for f in (
     home, transfer_curves, which_source, when_transfer_hurts, forgetting, depth, lora_lab,
     advisor, pipeline, flashcards, quiz, data_models, classroom)}
@@ -623,6 +689,7 @@ ACTIONS = {f"pages/{f.__name__}.py": f for f in (
 
 def test_every_page_has_a_browser_check():
     assert set(ACTIONS) == {p.path for p in PAGES} and RUNS_A_JOB <= set(ACTIONS)
+    assert set(PHONE_RUNS) == RUNS_A_JOB  # every page with a Run is run on a phone too
 
 
 @pytest.mark.parametrize("lesson", PAGES, ids=lambda p: Path(p.path).stem)
@@ -630,6 +697,7 @@ def test_every_page_in_a_real_browser(lab, lesson):
     lab.problems.clear()
     lab.shot, lab.progress = Path(lesson.path).stem, None
     page = lab.page
+    page.set_viewport_size(LAPTOP)  # whatever size the last page's check ended at
     try:
         _visit(lab, lesson)
         ACTIONS[lesson.path](lab)

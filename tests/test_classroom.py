@@ -383,7 +383,7 @@ def test_the_teacher_view_draws_the_class_against_the_runs_once_stored(pretraine
         store.send_answer(room.code, sid, "q-hierarchy", answer)
     at = open_class_page({"class": room.code, "teacher": token})
     assert {m.label: m.value for m in at.metric}["Sent predictions"] == "3"
-    next(t for t in at.toggle if t.label == "Show the runs' results").set_value(True).run()
+    next(t for t in at.toggle if t.label == "Show the results and the right answers").set_value(True).run()
     assert "None of the 4 runs of the class's experiment is stored yet" in texts(at.info)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 2  # one per size predicted: 1 and 2 labels per class

@@ -112,7 +112,7 @@ def test_both_sections_run_and_read_their_own_numbers(pretrained, empty_default_
     assert {t.get("legendgroup") for t in curves["data"]} >= {
         "From scratch", "Fine-tune from MNIST (matched source)",
         "Fine-tune from MNIST with random labels", "Probe on MNIST with random labels"}
-    table = at.dataframe[0].value
+    table = at.table[0].value
     gap = table["Mismatched fine-tune minus scratch (points)"].iloc[0]
     scratch = table["From scratch"].iloc[0]
     # the gap is computed from unrounded means; the shown accuracies are rounded to 0.1 each

@@ -118,7 +118,7 @@ def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_def
     at.run(timeout=TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
     figure = json.loads(next(c for c in at.get("plotly_chart")
-                             if "accuracy" in c.proto.spec and "trainable parameters (log" in c.proto.spec)
+                             if "accuracy" in c.proto.spec and "(log scale, counted on the built model)" in c.proto.spec)
                         .proto.spec)
     points = {t["name"]: t["x"] for t in figure["data"]}
     assert points["LoRA"] == [strategy_parameters(s)[0] for s in spec.strategies[2:]]

@@ -121,7 +121,7 @@ def test_home_explains_and_links_every_lesson():
     from engine.core.device import describe_device
     from engine.core.store import home_dir
     from engine.core.strategies import STRATEGIES
-    from ui.lessons import LESSONS
+    from ui.lessons import LESSONS, TOOLS
 
     at = open_page()
     assert at.title[0].value == "Transfer Lab"
@@ -131,7 +131,12 @@ def test_home_explains_and_links_every_lesson():
     for s in basic:
         assert s.description in texts(at.markdown)
     links = [link.proto.page for link in at.get("page_link")]
-    assert len(links) == len(LESSONS)
+    assert len(links) == len(LESSONS) + len(TOOLS)  # every page but home, each once
+    # the lessons are numbered in order, the practice pages and tools are not
+    labels = [link.proto.label for link in at.get("page_link")]
+    assert labels[:2] == ["**1. Transfer curves**", "**2. Which source?**"]
+    assert "**Quiz**" in labels and "**Class**" in labels
+    assert {h.value for h in at.header} >= {"Lesson path", "Practice", "Tools"}
     assert describe_device() in texts(at.main.markdown)
     sidebar = texts(at.sidebar.markdown)
     assert describe_device() in sidebar and str(home_dir()) in sidebar and "Stored runs" in sidebar
@@ -402,3 +407,14 @@ def test_every_figure_builder_uses_the_strategy_colours_and_readable_text():
                lora.memory_figure(memory_estimates(preset, 8, ("q_proj", "v_proj")))]
     for figure in figures:
         _assert_readable(figure)
+
+
+def test_the_data_page_lists_each_built_in_dataset_on_its_own_line():
+    from engine.core.datasets import DATASETS
+
+    at = open_page("pages/data_models.py")
+    assert not at.exception
+    listing = next(m.value for m in at.markdown if m.value.startswith("Built in, always available:"))
+    lines = listing.splitlines()[1:]
+    assert lines == [f"- **{i.title}**: {i.description}" for i in DATASETS.values()]
+    assert ".;" not in listing

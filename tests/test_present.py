@@ -2,8 +2,9 @@
 the page, on the Transfer curves lesson with its precomputed lesson pack (nothing trains).
 
 AppTest: presentation mode draws no sidebar and no form, holds the results behind one "Show the
-results" and then draws a larger chart and the verdict; the handout lists the settings and shows
-the verdict and the chart as an image; the normal page offers both links and a download row
+results" and then draws a larger chart (and a copy a little larger than normal for a phone)
+and the verdict; the handout lists the settings and shows the verdict, the chart as an image
+and every run as a table that prints; the normal page offers both links and a download row
 under the chart. One real-browser test (Debian's Chromium, as tests/test_browser.py) checks at
 1366x768 and 390x844 that the export buttons are in sight and a download is a valid PNG, that
 presentation mode hides the sidebar and enlarges the chart, and prints the handout to PDF.
@@ -25,7 +26,7 @@ from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE
 from tests.test_pages import APP, CURVES, TIMEOUT, texts
 from ui.chart_image import SCALE, WIDTH
 from ui.figures import FONT
-from ui.present import MIN_HEIGHT
+from ui.present import FONT_FACTOR, MIN_HEIGHT, PHONE_FONT_FACTOR
 
 VERDICT = re.compile(r"^#### At \d+ labels? per class")  # the head-start sentence, as a heading
 
@@ -62,9 +63,11 @@ def test_present_mode_hides_the_frame_and_shows_results_when_the_teacher_asks(em
 
     reveal.click().run()
     assert not at.exception
-    (chart,) = charts(at)
+    chart, phone = charts(at)  # for a projector, and for a phone (the window picks one)
     assert chart["layout"]["height"] >= MIN_HEIGHT
-    assert chart["layout"]["font"]["size"] > FONT["size"]
+    assert chart["layout"]["font"]["size"] == FONT["size"] * FONT_FACTOR
+    assert phone["layout"]["font"]["size"] == FONT["size"] * PHONE_FONT_FACTOR > FONT["size"]
+    assert phone["layout"]["height"] < MIN_HEIGHT
     assert any(VERDICT.match(m.value) for m in at.markdown)
     assert not [b for b in at.button if b.label == "Show the results"]
 
@@ -77,6 +80,10 @@ def test_the_handout_lists_the_settings_and_shows_the_verdict_and_the_chart(empt
     assert "- Strategies: From scratch, Linear probe, Fine-tune" in settings
     assert any(VERDICT.match(m.value) for m in at.markdown)
     assert at.get("image") and not charts(at)  # the chart as a still image, whole in print
+    # every run as an HTML table, which prints whole (a sortable grid would not print)
+    assert not at.dataframe
+    (runs,) = [t for t in at.table if "Test accuracy (%)" in t.value.columns]
+    assert len(runs.value) == 3 * 7 * 3  # strategies x label counts x seeds of the pack
     assert not [label for label in labels(at.get("download_button")) if label == "Download PNG"]
     assert "Back to the lesson" in labels(at.get("page_link"))
 

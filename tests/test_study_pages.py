@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from urllib.parse import parse_qs
 
@@ -53,12 +54,12 @@ def test_flashcards_reveal_grade_and_keep_progress():
     _no_errors(at)
     deck = load_content().decks[0]
     assert at.selectbox[0].value == deck.id
-    assert at.dataframe[0].value.set_index("Deck").loc[deck.title, "New"] == len(deck.cards)
+    assert at.table[0].value.set_index("Deck").loc[deck.title, "New"] == len(deck.cards)
     assert _metrics(at) == {"New": str(len(deck.cards)), "Due now": "0", "Learning": "0",
                             "Not due yet": "0"}
     first = deck.cards[0]
     assert first.front in texts(at.markdown) and first.back not in texts(at.markdown)
-    assert at.get("download_button")[0].proto.label.startswith("Export this deck to Anki")
+    assert at.get("download_button")[0].proto.label.startswith("Export to Anki")
 
     _button(at, "Show answer").click().run()
     _no_errors(at)
@@ -74,7 +75,7 @@ def test_flashcards_reveal_grade_and_keep_progress():
     assert "Graded **Good**" in texts(at.caption)
     assert deck.cards[1].front in texts(at.markdown)  # the next new card
     assert "this card comes back in 10 min." in texts(at.caption)
-    table = at.dataframe[0].value.set_index("Deck")
+    table = at.table[0].value.set_index("Deck")
     assert table.loc[deck.title, "New"] == len(deck.cards) - 1
     assert table.loc[deck.title, "Learning"] == 1 and table.loc[deck.title, "Due now"] == 0
 
@@ -184,7 +185,7 @@ def test_advisor_recommends_and_links_the_experiment():
     assert any("linear probe" in s.value for s in at.subheader)
     assert "500 labelled examples" in texts(at.markdown) and "about 100 per class" in \
         texts(at.caption)
-    links = {link.proto.label: link.proto for link in at.get("page_link")}
+    links = {link.proto.label.strip("*"): link.proto for link in at.get("page_link")}
     curves = links["Transfer curves at your scale"]
     assert curves.page == "transfer_curves"
     assert parse_qs(curves.query_string) == {"strategies": ["scratch,probe"],
@@ -563,3 +564,68 @@ def test_flashcards_reopen_at_the_same_name_deck_and_card_after_a_reload():
     stranger = _reload(FLASHCARDS, deck="0123456789abcdef")  # no such saved place
     assert "no flashcard session" in texts(stranger.warning)
     assert stranger.text_input[0].value == "" and "Type a name" in texts(stranger.info)
+
+
+# --- how the study pages read on a phone: short before the controls, hints in sight ---------------
+
+def test_the_advisor_keeps_its_rules_of_thumb_folded_and_says_once_what_a_link_does():
+    from engine.study.advisor import RULES_OF_THUMB
+
+    at = open_page(ADVISOR)
+    rules = next(e for e in at.expander if e.label == "The rules of thumb behind the advice")
+    assert RULES_OF_THUMB in texts(rules.caption)  # folded: not a wall of text above the form
+    assert RULES_OF_THUMB not in texts(at.main.markdown)
+    _button(at, "Recommend a strategy").click().run()
+    _no_errors(at)
+    said = [c.value for c in at.caption if "press Run there" in c.value]
+    assert said == ["Each link opens the page with these settings; press Run there."]
+    experiments = [link for link in at.get("page_link") if link.proto.page != "pipeline"]
+    assert experiments and all(link.proto.label.startswith("**") for link in experiments)
+
+
+def test_the_pipeline_shows_each_hint_in_its_empty_box_and_folds_the_rules():
+    at = open_page(PIPELINE)
+    _no_errors(at)
+    backbone = widget(at.text_input, "Backbone")
+    assert backbone.proto.placeholder == "A model you could download today."
+    detect = widget(at.text_area, "How would you detect it before deploying?")
+    assert detect.proto.placeholder == "Which held-out slice, test or measurement would reveal it?"
+    assert not detect.proto.help  # nothing hidden behind a tooltip a phone needs a tap for
+    rules = next(e for e in at.expander if e.label == "Rules of thumb for this step")
+    assert [link.proto.page for link in rules.get("page_link")] == ["advisor"]
+
+
+def test_flashcards_say_how_to_start_and_keep_the_export_label_short():
+    at = open_page(FLASHCARDS)
+    assert "press Enter" in texts(at.info)
+    at.text_input[0].set_value(f"Tester {uuid.uuid4().hex[:8]}").run()
+    _no_errors(at)
+    label = at.get("download_button")[0].proto.label
+    assert re.fullmatch(r"Export to Anki \(\d+ cards, 0 reviewed\)", label), label
+    assert ".apkg" in at.get("download_button")[0].proto.help
+    assert set(_metrics(at)) == {"New", "Due now", "Learning", "Not due yet"}
+
+
+def test_the_quiz_and_pipeline_say_where_answers_are_saved_in_a_caption():
+    for path in (QUIZ, PIPELINE):
+        at = open_page(path)
+        assert "saved under this page's link" in texts(at.caption), path
+        assert "saved under this page's link" not in texts(at.markdown), path
+
+
+def test_the_projected_class_view_marks_the_right_answers_only_once_revealed():
+    from engine.study.classroom import ClassStore
+    from test_classroom import QUESTIONS, TINY, open_class_page
+    from ui.classroom import REVEAL
+
+    store = ClassStore()
+    room, token = store.open_class(TINY, "concepts", QUESTIONS, 1)
+    store.send_answer(room.code, store.join(room.code), QUESTIONS[0], 0)
+    at = open_class_page({"class": room.code, "teacher": token})
+    bars = [p.proto.text for p in at.get("progress")]
+    assert bars and not any("right answer" in t for t in bars)  # the class is still answering
+    assert not any(c.value.endswith(" right") for c in at.caption)
+    assert f"turn on **{REVEAL}** above once the class has answered" in texts(at.caption)
+    next(t for t in at.toggle if t.label == REVEAL).set_value(True).run()
+    marked = [p.proto.text for p in at.get("progress") if p.proto.text.startswith("✓ right answer: ")]
+    assert len(marked) == len(QUESTIONS)

@@ -24,7 +24,7 @@ PAGES = {"transfer_curves": ("pages/transfer_curves.py", ":material/show_chart:"
 def _situation_form(current: AdvisorInputs) -> Optional[dict]:
     """The form, filled with `current`; the values it holds when Recommend was pressed, else None."""
     with st.form("advisor_form", border=True):
-        left, middle, right = st.columns(3)
+        left, middle, right = st.columns([1, 1, 2])  # the kind of data's names are long
         labelled = left.number_input(
             "Labelled examples", min_value=0, max_value=MAX_EXAMPLES,
             value=current.labelled_examples, step=100,
@@ -100,7 +100,9 @@ def advice_card(inputs: AdvisorInputs, advice: Recommendation) -> None:
 
 def experiment_links(advice: Recommendation) -> None:
     """A link per experiment that shows the advice, opening its page with these settings."""
+    st.caption("Each link opens the page with these settings; press Run there.")
     for link in advice.links:
         path, icon = PAGES[link.page]
-        st.page_link(path, label=link.label, icon=icon, query_params=link.query())
-        st.caption(link.why + " The link opens the page with these settings; press Run there.")
+        with st.container(border=True):
+            st.page_link(path, label=f"**{link.label}**", icon=icon, query_params=link.query())
+            st.caption(link.why)

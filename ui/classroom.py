@@ -51,6 +51,9 @@ CLASS_PAGE = "pages/classroom.py"
 PARAMS = ("class", "teacher", "student")  # the Class page's link keys
 LINK_KEY = "classroom.link"  # session_state: the ClassLink this session uses
 REFRESH_SECONDS = 5  # how often the teacher's view reads the class again
+# the teacher's switch: the runs' means on the charts and the right answers marked, both hidden
+# until the class has predicted and answered (the view is projected)
+REVEAL = "Show the results and the right answers"
 QR_PIXELS = 320  # the QR code's width on the page: readable from the back of a room
 # the code in letters a room can read off a projector (the metric's value is 2.25rem otherwise)
 CODE_CSS = ("<style>.st-key-class_code [data-testid='stMetricValue'] "
@@ -436,7 +439,7 @@ def class_results(code: str, reveal: bool) -> None:
     class_predictions(room, reveal)
     if library is not None:
         st.subheader("The class's answers")
-        class_answers(room, class_questions(room, library))
+        class_answers(room, class_questions(room, library), reveal)
 
 
 def class_runs(spec: SweepSpec) -> pd.DataFrame:
@@ -463,7 +466,7 @@ def measured_means(room: Classroom, reveal: bool) -> dict[tuple[str, int], tuple
     spec = room.spec()
     if not reveal:
         st.caption("The runs' results are hidden, so the class predicts without them: turn on "
-                   "**Show the runs' results** above to draw them.")
+                   f"**{REVEAL}** above to draw them.")
         return {}
     records = class_runs(spec)
     if records.empty:
@@ -536,19 +539,23 @@ def prediction_figure(k: int, entries: Mapping[str, list[float]],
     return chart_layout(fig, 420, top=50)
 
 
-def class_answers(room: Classroom, questions: list[Question]) -> None:
+def class_answers(room: Classroom, questions: list[Question], reveal: bool) -> None:
     """Per class question, in the quiz's words: how many students picked each option, the
-    right one marked."""
+    right one marked when `reveal` (else the projector would give it away)."""
     if not questions:
         st.caption("The quiz no longer has this class's questions.")
         return
+    if not reveal:
+        st.caption(f"The right answers are not marked yet: turn on **{REVEAL}** above once the "
+                   "class has answered.")
     for i, (question, cell) in enumerate(in_pairs(questions)):
         counts = room.answer_counts(question.id, len(question.options))
         total = sum(counts)
         right = counts[question.options.index(question.answer)]
         with cell.container(border=True):
             st.markdown(f"**{i + 1}. {question.prompt}**")
-            st.caption(f"{plural(total, 'answer')} · {right} right" if total else "No answers yet.")
+            right_text = f" · {right} right" if reveal else ""
+            st.caption(f"{plural(total, 'answer')}{right_text}" if total else "No answers yet.")
             for option, count in zip(question.options, counts):
-                mark = "✓ right answer: " if option == question.answer else ""
+                mark = "✓ right answer: " if reveal and option == question.answer else ""
                 st.progress(count / total if total else 0.0, text=f"{mark}{option} — **{count}**")

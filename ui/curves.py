@@ -30,6 +30,7 @@ from ui.exports import show_chart
 from ui.figures import transfer_curve_figure
 from ui.jobs import stored_so_far
 from ui.predict import figure_with_predictions, hidden_results, prediction_report
+from ui.tables import Compact, show_table
 
 _FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
 _FIGURES_LOCK = threading.Lock()
@@ -171,10 +172,9 @@ def runs_table(records: pd.DataFrame, strategies) -> None:
         "Train time (s)": df["train_seconds"].astype(float),
         "Device": df["device"],
     })
-    st.dataframe(table, hide_index=True, column_config={
-        "Test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
-        "Train time (s)": st.column_config.NumberColumn(format="%.2f"),
-    })
+    show_table(table, "runs", formats={"Test accuracy (%)": ".1f", "Train time (s)": ".2f"},
+               compact=Compact("{Strategy}, {Labels per class} per class, seed {Seed}"),
+               sortable=True)
     st.download_button("Download the runs (CSV)", data=records.to_csv(index=False),
                        file_name="transfer_curves.csv", mime="text/csv", on_click="ignore",
                        icon=":material/download:")

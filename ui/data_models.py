@@ -15,6 +15,7 @@ from engine.core.datasets import USER_PREFIX, DatasetError
 from engine.core.imagenet import IMAGENET_MODELS, WeightsUnavailable, load_image, predict, weights_status
 from engine.core.remote import REMOTE_DATASETS, describe_status, download, missing_files
 from engine.core.userdata import import_zip, list_uploads
+from ui.tables import Compact, show_table
 
 
 def backbone_table() -> None:
@@ -28,7 +29,7 @@ def backbone_table() -> None:
         rows.append({"Backbone": info.title, "Name": name,
                      "Feature weights": f"{feature_weights(name):,}",
                      "Ready": "yes" if ready else "no", "Status": status})
-    st.table(rows, hide_index=True)  # HTML: a long status wraps instead of being cut
+    show_table(rows, "backbones", compact=Compact("{Backbone}"), markdown=["Status"])
 
 
 def ready_imagenet_models() -> list[str]:
@@ -53,8 +54,9 @@ def classify_photo(model: str | None, photo) -> None:
         return
     left, right = st.columns([1, 2])
     left.image(photo, caption=f"{image.shape[2]}x{image.shape[1]} pixels")
-    right.table({"ImageNet class": [label for label, _ in top],
-                 "Probability": [f"{p * 100:.1f}%" for _, p in top]})
+    with right:
+        show_table({"ImageNet class": [label for label, _ in top],
+                    "Probability": [f"{p * 100:.1f}%" for _, p in top]}, "imagenet_classes")
 
 
 def remote_dataset(name: str) -> None:
@@ -102,6 +104,6 @@ def uploads_table() -> None:
     """The uploads this server holds, with the dataset name each is picked by."""
     uploads = list_uploads()
     if uploads:
-        st.dataframe([{"Upload": u.name, "Dataset name": f"{USER_PREFIX}{u.digest[:12]}…",
-                       "Classes": ", ".join(f"{c} ({n})" for c, n in zip(u.class_names, u.counts)),
-                       "Images": u.n_images} for u in uploads], hide_index=True)
+        show_table([{"Upload": u.name, "Dataset name": f"{USER_PREFIX}{u.digest[:12]}…",
+                     "Classes": ", ".join(f"{c} ({n})" for c, n in zip(u.class_names, u.counts)),
+                     "Images": u.n_images} for u in uploads], "uploads", compact=Compact("{Upload}"))

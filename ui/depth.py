@@ -28,6 +28,7 @@ from ui.curve_sets import records_of
 from ui.exports import show_chart
 from ui.figures import TICK_FONT, chart_layout, count_text, error_bars, strategy_color
 from ui.sections.depth import BACKBONE, BLOCKS, LABEL_CHOICES, SEED_CHOICES, DepthSettings
+from ui.tables import show_table
 # the browser tests and bench/frozen_blocks.py build the sweeps from here
 from ui.sections.depth import depth_specs  # noqa: F401
 
@@ -230,11 +231,11 @@ def refinements() -> None:
     budget = TrainBudget()
     backbone_lr = budget.lr * budget.backbone_lr_mult
     groups = describe_groups(chosen, BACKBONE, budget.lr, backbone_lr)
-    st.table(pd.DataFrame({
+    show_table(pd.DataFrame({
         "Parameter group": [g.name for g in groups],
         "Learning rate": [f"{g.lr:.3g}" for g in groups],
         "Weights": [f"{g.parameters:,}" for g in groups],
-        "Trainable at the start": [f"{g.trainable_at_start:,}" for g in groups]}))
+        "Trainable at the start": [f"{g.trainable_at_start:,}" for g in groups]}), "groups")
     at_start = sum(g.trainable_at_start for g in groups)
     st.markdown(f"**{strategy_label(chosen)}** trains {at_start:,} weights at the start and "
                 f"{trainable_weights(chosen):,} by the end, of {trainable_weights('scratch'):,}.")

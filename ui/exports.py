@@ -23,7 +23,7 @@ import streamlit as st
 
 from engine.experiments.stats import strategy_label
 from ui.chart_image import ChartImageError, render, unsupported
-from ui.present import enlarge
+from ui.present import present_chart
 from ui.shell import HANDOUT, PRESENT, page_view
 
 # The columns a student reads first, in this order, when the records have them
@@ -127,7 +127,7 @@ def show_chart(fig: go.Figure, key: str, runs: Any = None, name: str = "chart", 
         if view == HANDOUT:
             _still(fig, key)
         else:
-            st.plotly_chart(enlarge(fig) if view == PRESENT else fig, key=key)
+            present_chart(fig, key) if view == PRESENT else st.plotly_chart(fig, key=key)
         if downloads and not view:
             download_row(fig, key, runs, name)
 

@@ -28,6 +28,7 @@ from engine.study.srs import (MAX_RETENTION, MIN_RETENTION, RATINGS, DeckCounts,
                               check_learner, interval_text)
 from ui.saved import SavedStates
 from ui.study import NAME_KEY, RUNS_DECK_ID, YourRuns
+from ui.tables import show_table
 
 DECK_KEY = "flashcards.deck"  # session_state: the chosen deck id
 REVEALED_KEY = "flashcards.revealed"  # session_state: id of the card whose back is showing
@@ -100,11 +101,11 @@ def deck_counts(store: SrsStore, learner: str, decks: dict[str, Deck],
 
 
 def deck_table(decks: dict[str, Deck], counts: dict[str, DeckCounts]) -> None:
-    st.dataframe(pd.DataFrame({
+    show_table(pd.DataFrame({
         "Deck": [d.title for d in decks.values()],
         "Due now": [counts[i].due for i in decks], "New": [counts[i].new for i in decks],
         "Learning": [counts[i].learning for i in decks], "Cards": [counts[i].total for i in decks],
-    }), hide_index=True)
+    }), "decks")
 
 
 def choose_deck(decks: dict[str, Deck]) -> Deck:
@@ -121,12 +122,15 @@ def deck_caption(deck: Deck, runs: YourRuns) -> None:
 
 
 def deck_metrics(count: DeckCounts) -> None:
-    new, due, learning, later = st.columns(4)
-    new.metric("New", count.new, help="Cards you have not studied yet.")
-    due.metric("Due now", count.due, help="Cards you have seen that are ready for review.")
-    learning.metric("Learning", count.learning, help="Seen just now and coming back within "
-                    "minutes, before their first interval of days.")
-    later.metric("Not due yet", count.later, help="Cards scheduled days or more ahead.")
+    """The deck's four counts in a row that wraps (columns would stack one per line on a phone)."""
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("New", count.new, help="Cards you have not studied yet.", width="content")
+        st.metric("Due now", count.due, help="Cards you have seen that are ready for review.",
+                  width="content")
+        st.metric("Learning", count.learning, help="Seen just now and coming back within "
+                  "minutes, before their first interval of days.", width="content")
+        st.metric("Not due yet", count.later, help="Cards scheduled days or more ahead.",
+                  width="content")
 
 
 def scheduling_panel(store: SrsStore, learner: str, deck: Deck) -> None:
@@ -146,7 +150,9 @@ def scheduling_panel(store: SrsStore, learner: str, deck: Deck) -> None:
         "grade updates both; the next interval is the time at which recall is predicted to "
         "drop to your desired retention. New cards first go through two short steps (1 and "
         "10 minutes) before their first interval in days.")
-    st.caption(f"Progress is stored in `{store.path}` under the name you typed.")
+    st.caption(f"Progress is stored in `{store.path}` under the name you typed; your place (the "
+               "name, the deck and the card showing) is saved under this page's link, so a "
+               "reload opens it again.")
     sure = st.checkbox("I want to start this deck over", key="flashcards.sure")
     if st.button("Forget my progress on this deck", key="flashcards.forget", disabled=not sure):
         removed = store.forget(learner, [c.id for c in deck.cards])
@@ -159,11 +165,11 @@ def anki_export(store: SrsStore, learner: str, deck: Deck, reviewed: int) -> Non
     """The .apkg download: the deck's cards, with `learner`'s reviews of the `reviewed` ones."""
     ids = [c.id for c in deck.cards]
     st.download_button(
-        f"Export this deck to Anki (.apkg, {len(deck.cards)} cards, {reviewed} reviewed)",
+        f"Export to Anki ({len(deck.cards)} cards, {reviewed} reviewed)",
         data=lambda: export_apkg(deck, histories=store.histories(learner, ids)),
         file_name=apkg_file_name(deck), mime="application/octet-stream", on_click="ignore",
         icon=":material/download:",
-        help="A file Anki imports (File > Import). What carries over: every card with its "
+        help="An .apkg file of this deck that Anki imports (File > Import). What carries over: every card with its "
              "source, and for the cards you have reviewed here, each review (its time and "
              "button) and where the card stands: learning or review, its interval and its due "
              "date (to the day; Anki counts days in your time zone). Tick *Include reviews* "

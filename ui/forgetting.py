@@ -28,6 +28,7 @@ from ui.section_run import follow_job
 from ui.sections.forgetting import (BACKBONE_LRS, D_LABELS, EPOCHS, F_LABELS, FREEZE_BLOCKS, LAMBDAS,
                                     LOW_MULTS, LRS, PROBE_LABELS, REPLAY_MAX, SEEDS,
                                     DiagnosticsSettings, ForgettingSettings)
+from ui.tables import Compact, show_table
 
 # the plain fine-tune in the fine-tune colour of every page; each remedy its own colour and marker
 ARM_COLORS = {"finetune": strategy_color("finetune"), "low_lr": "#56B4E9", "freeze": "#0072B2",
@@ -57,8 +58,8 @@ def forgetting_figure(records: dict[str, dict], task: str) -> go.Figure:
             marker={"symbol": ARM_SYMBOLS[arm], "size": 9},
             hovertemplate=f"<b>{ARM_LABELS[arm]}</b><br>epoch %{{x}}<br>{task} accuracy "
                           "%{y:.1f}%<extra></extra>"))
-    title = ("Source task (MNIST, held-out images, kept head)" if task == "source"
-             else "Target task (test split, new head)")
+    # short enough for a phone's width (the section's text says which images are scored)
+    title = "Source task: MNIST, kept head" if task == "source" else "Target task: UCI digits, new head"
     fig.update_xaxes(title="epochs of fine-tuning on the target", dtick=1)
     fig.update_yaxes(title="test accuracy (%)")
     fig.update_layout(title=title, hovermode="x unified")
@@ -347,8 +348,9 @@ def forgetting_panel(settings: ForgettingSettings, notes) -> dict[str, dict]:
         notes.warning(f"{missing} of these settings not stored yet; press Run to train only "
                       "what is missing.", icon=":material/warning:")
     draw_forgetting(records, "forgetting")
-    # an HTML table: its headers and settings wrap, so every column fits a laptop's width
-    st.table(forgetting_table(records, config).style.format(precision=1))
+    table = forgetting_table(records, config)  # every number rounded to 0.1
+    show_table(table, "forgetting", formats=dict.fromkeys(table.columns, ".1f"),
+               compact=Compact("{Arm}: {Setting}"))
     st.markdown(forgetting_reading(records))
     st.caption(TIE_RULE)
     return records
@@ -370,7 +372,8 @@ def diagnostics_panel(settings: DiagnosticsSettings, notes) -> dict[str, dict]:
     show_chart(cka_figure(records), "cka", name="cka-before-against-after-fine-tuning")
     table = change_table(records)
     if not table.empty:
-        st.dataframe(table)
+        show_table(table, "changes", compact=Compact("{block}"), formats={  # CKA to 0.0001
+            c: ".4f" if c.startswith("CKA") else ".1f" for c in table.columns})
     st.markdown(diagnostics_reading(records, config))
     st.caption(TIE_RULE)
     return records

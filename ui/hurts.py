@@ -31,6 +31,7 @@ from ui.figures import DASHES, chart_layout, error_bars, strategy_color
 from ui.section_run import missing_note
 from ui.sections.hurts import (LABELS, MISMATCHED, SHIFT_SEEDS, SHIFT_SLIDERS, SHIFT_STEPS, SOURCE,
                                TARGET, NegativeSettings, ShiftSettings)
+from ui.tables import Compact, show_table
 # the browser tests build the domain-shift groups from here
 from ui.sections.hurts import shift_group, shift_levels  # noqa: F401
 
@@ -94,7 +95,8 @@ def negative_results(settings: NegativeSettings, notes) -> None:
     st.caption(chart_caption(int(records["seed"].nunique()), "test accuracy on the UCI digits"))
     negative_chart(settings, "negative", records)
     table = negative_table(records, curves)
-    st.dataframe(table.rename_axis("labels per class"))
+    show_table(table.rename_axis("Labels per class"), "negative", compact=Compact(
+        "Labels per class: {Labels per class}"), formats=dict.fromkeys(table.columns, ".1f"))
     bad = MISMATCHED[settings.shift]
     verdict = negative_verdict(records, curves, bad)
     if verdict:

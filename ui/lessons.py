@@ -1,7 +1,8 @@
 """The lesson path: every page of the app, in the order a learner should take them.
 
-`app.py` builds its `st.Page` objects from this list and the home page links to each lesson
-from it, so a new lesson is added in one place.
+`app.py` builds its `st.Page` objects from this list and the home page links to each page
+from it, so a new lesson is added in one place. The home page shows the three groups apart:
+the experiments (numbered, in order), the practice pages and the tools.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Lesson:
 HOME = Lesson("pages/home.py", "Home", ":material/home:",
               "What transfer learning is, and the three strategies compared here.", default=True)
 
-LESSONS: tuple[Lesson, ...] = (
+EXPERIMENTS: tuple[Lesson, ...] = (
     Lesson("pages/transfer_curves.py", "Transfer curves", ":material/show_chart:",
            "Pretrain a small CNN on MNIST, transfer it to other digits, and measure how much of a "
            "head start it gives at each number of labels.",
@@ -50,6 +51,9 @@ LESSONS: tuple[Lesson, ...] = (
            "Count a low-rank adapter's parameters, bytes and training memory on real "
            "architectures, then train LoRA at several ranks against the probe and fine-tuning.",
            query_keys=("preset", "labels", "seeds", "ranks", "layers")),
+)
+
+PRACTICE: tuple[Lesson, ...] = (
     Lesson("pages/advisor.py", "Strategy advisor", ":material/recommend:",
            "Describe your labels, domain, compute, storage and tasks; get a strategy with its "
            "reasons and the experiment that shows it."),
@@ -65,9 +69,12 @@ LESSONS: tuple[Lesson, ...] = (
            query_keys=("quiz",)),
 )
 
+LESSONS: tuple[Lesson, ...] = (*EXPERIMENTS, *PRACTICE)  # the lesson path, in order
+
 TOOLS: tuple[Lesson, ...] = (
     Lesson("pages/data_models.py", "Data and models", ":material/dataset:",
-           "Which backbones and datasets this server has; downloads; your own images."),
+           "See which backbones and datasets this server has, download more, and import your "
+           "own images as a new target."),
     Lesson("pages/classroom.py", "Class", ":material/groups:",
            "Open a class with a code and a QR code; students send their predictions and quiz "
            "answers, and the projector shows them pooled.",

@@ -40,6 +40,7 @@ from ui.figures import (DASHES, PALETTE, chart_layout, count_text, count_ticks, 
 from ui.jobs import stored_so_far
 from ui.section_run import follow_job, missing_note
 from ui.sections.lora import LABEL_CHOICES, RANK_CHOICES, LabSettings
+from ui.tables import Compact, show_table
 
 CHART_RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 DEFAULT_PRESET = "gpt3-175b"
@@ -235,7 +236,7 @@ def tradeoff_figure(table: pd.DataFrame) -> go.Figure:
             hovertemplate="<b>%{customdata[0]}</b><br>%{x:,} trainable parameters<br>"
                           "test accuracy %{y:.1f}% (%{customdata[1]})<extra></extra>"))
     ticks = count_ticks(table["Trainable parameters"].tolist())  # 1k, 10k, ...: no small digits
-    fig.update_xaxes(type="log", title="trainable parameters (log scale, counted on the built model)",
+    fig.update_xaxes(type="log", title="trainable parameters<br>(log scale, counted on the built model)",
                      tickvals=ticks, ticktext=[count_text(t) for t in ticks])
     fig.update_yaxes(title="test accuracy (%)")
     fig.update_layout(hovermode="closest")
@@ -300,9 +301,8 @@ def count_panel(count: LoraCount, adapter: AdapterChoice) -> None:
         f"({bytes_text(count.base_total * 4)} in fp32): "
         f"{count.base_total / count.trainable:,.0f} times smaller. (Tensor data only; a file's "
         "header adds a few kilobytes.)")
-    st.dataframe(count.breakdown(), hide_index=True, column_config={
-        k: st.column_config.NumberColumn(format="localized")
-        for k in ("count", "weights each", "LoRA each", "LoRA total")})
+    show_table(count.breakdown(), "breakdown", compact=Compact("{module} ({type}, {shape})"),
+               formats=dict.fromkeys(("count", "weights each", "LoRA each", "LoRA total"), ","))
 
 
 def memory_controls(preset: str) -> MemoryChoice:
@@ -327,7 +327,7 @@ def memory_panel(adapter: AdapterChoice, memory: MemoryChoice) -> None:
                                  memory.batch, memory.seq, memory.checkpointing)
     show_chart(memory_figure(estimates), "memory_chart", name=f"lora-memory-{adapter.preset}")
     with st.expander("Every term and its assumption"):
-        st.dataframe(memory_table(estimates), hide_index=True)
+        show_table(memory_table(estimates), "memory", compact=Compact("{Method}: {Term}"))
     st.markdown(
         "Full fine-tuning pays for a gradient and two Adam moments for every weight, about 16 "
         "bytes a weight. LoRA pays them only for A and B, so a frozen 16-bit model costs 2 bytes a "
@@ -341,7 +341,7 @@ def published_panel() -> None:
     gpt3 = count_preset("gpt3-175b", 4, ["q_proj", "v_proj"])
     g = memory_estimates("gpt3-175b", 4, ["q_proj", "v_proj"], "bf16", 1, 2048, True)
     q65 = memory_estimates("llama-65b", 8, ["q_proj", "v_proj"], "bf16", 1, 512, True).qlora
-    st.table({
+    show_table({
         "Published figure": [p.what for p in PUBLISHED.values()],
         "As published": [p.stated for p in PUBLISHED.values()],
         "This lab's estimate": [
@@ -350,7 +350,8 @@ def published_panel() -> None:
             f"{bytes_text(gpt3.base_total * 2)} ({gpt3.base_total:,} weights in fp16)",
             f"{bytes_text(gpt3.trainable * 2)} ({gpt3.trainable:,} LoRA weights in fp16)",
             f"{bytes_text(q65.total)} (LLaMA 65B, r = 8 on q and v, 512 tokens, checkpointing)"],
-        "Source": [p.source for p in PUBLISHED.values()]})
+        "Source": [p.source for p in PUBLISHED.values()]}, "published",
+        compact=Compact("{Published figure}"))
     st.markdown(
         f"The paper's 1.2 TB for full fine-tuning works out at "
         f"{PUBLISHED['gpt3_full_train'].value / gpt3.base_total:.1f} bytes a weight, less than the 16 "
@@ -402,11 +403,9 @@ def tradeoff_panel(settings: LabSettings, notes) -> None:
     st.caption(TIE_RULE)
     one_seed = int(table["Seeds"].max()) == 1
     shown = table.drop(columns=["strategy", "rank", *(["± std"] if one_seed else [])])
-    st.dataframe(shown, hide_index=True, column_config={
-        "Trainable parameters": st.column_config.NumberColumn(format="localized"),
-        "% of the model": st.column_config.NumberColumn(format="%.2f"),
-        "Mean test accuracy (%)": st.column_config.NumberColumn(format="%.1f"),
-        "± std": st.column_config.NumberColumn(format="%.1f")})
+    show_table(shown, "tradeoff", compact=Compact("{Strategy}"), formats={
+        "Trainable parameters": ",", "% of the model": ".2f", "Mean test accuracy (%)": ".1f",
+        "± std": ".1f"})
     spread = ("one seed, so each point is a single run and there is no spread to show" if one_seed
               else "points are means over seeds, bars ±1 standard deviation")
     st.caption(f"{labels_per_class_text(settings.labels_per_class)}; {spread}. Trainable "

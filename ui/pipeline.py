@@ -48,12 +48,13 @@ class PlanForm:
         self.saved: dict = st.session_state.setdefault(PLAN_KEY, asdict(PipelinePlan()))
         self.answers: dict = {}  # field of PipelinePlan -> what the input holds now
 
-    def text(self, name: str, label: str, help: str, area: bool = True) -> str:
-        """A free-text answer for the plan's field `name`: a text area, or one line."""
+    def text(self, name: str, label: str, hint: str, area: bool = True) -> str:
+        """A free-text answer for the plan's field `name`: a text area, or one line; `hint`
+        shows in the empty box (a tooltip would need a tap on a phone)."""
         widget = st.text_area if area else st.text_input
         kwargs = {"height": 100} if area else {}
-        value = widget(label, value=self.saved.get(name, ""), max_chars=MAX_CHARS, help=help,
-                       key=f"pipeline.{name}", **kwargs)
+        value = widget(label, value=self.saved.get(name, ""), max_chars=MAX_CHARS,
+                       placeholder=hint, key=f"pipeline.{name}", **kwargs)
         self.answers[name] = value
         return value
 

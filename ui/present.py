@@ -12,10 +12,15 @@ charts taller with larger text (`enlarge`), verdicts and text large; and the res
 large "Show the results" button (`results_gate`) until the teacher presses it, so the class
 predicts first. A small "Exit presentation" link returns to the normal page.
 
-Handout: the page with its settings as a list, its charts as still images (`ui.exports`) and
-its verdicts, no sidebar, forms or buttons; `@media print` rules drop Streamlit's header and
-toolbar (and tables, which scroll on screen and would print cut) and keep each chart whole on
-a page, so the browser's Print gives clean pages.
+On a phone (a window up to 640 px wide) presentation mode keeps the same page with text about
+a quarter smaller than on a projector (still larger than the normal page's) and each chart
+drawn for the phone's width at its normal height, its text 15% larger than the normal page's
+(`present_chart`: both charts are sent and the window's width picks one), so nothing is cut.
+
+Handout: the page with its settings as a list, its charts as still images (`ui.exports`), its
+tables (`ui.tables`: on paper always the full table, rows never split across pages) and its
+verdicts, no sidebar, forms or buttons; `@media print` rules drop Streamlit's header and
+toolbar and keep each chart whole on a page, so the browser's Print gives clean pages.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ HEIGHT_FACTOR = 1.3  # a chart in presentation mode is this much taller (at leas
 MIN_HEIGHT = 640  # pixels: most of a 1366 x 768 projector, with the chart's caption in sight
 FONT_FACTOR = 1.5  # chart text in presentation mode: 16 px becomes 24 px, ticks 14 px 21 px
 LINE_FACTOR = 1.3  # lines and markers in presentation mode
+# On a phone (640 px wide or less) presentation mode draws each chart a little larger than the
+# normal page does, laid out for the phone's width: text 16 px becomes 18 px, ticks 14 px 16 px.
+PHONE_FONT_FACTOR = 1.15
 # Readable names of settings fields (others: the field name with spaces)
 FIELD_NAMES = {"labels_per_class": "Labels per class", "lr": "Learning rate",
                "backbone_lrs": "Learning rates of the pretrained layers",
@@ -68,8 +76,8 @@ def frame(view: str, page: Any) -> None:
     _handout_style()
     with st.container(horizontal=True, key="view_bar"):
         st.caption("Printable handout: print it from the browser (Ctrl+P, or ⌘P on a Mac). "
-                   "Links, buttons and tables are left out of the printed pages; the CSV "
-                   "under each chart of the lesson has every run.")
+                   "Links and buttons are left out of the printed pages; the tables print "
+                   "whole.")
         st.page_link(page, label="Back to the lesson", icon=":material/arrow_back:",
                      query_params=back)
 
@@ -97,7 +105,19 @@ h1 { font-size: 3rem !important; }
 .st-key-present_reveal button p { font-size: 2.2rem !important; font-weight: 600; }
 .st-key-present_reveal button [data-testid="stIconMaterial"] { font-size: 2.4rem !important; }
 @media (max-width: 640px) {
-  [data-testid="stMainBlockContainer"] { padding: 1rem 1rem 2rem 1rem; } }
+  [data-testid="stMainBlockContainer"] { padding: 1rem 1rem 2rem 1rem; }
+  [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] p,
+  [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] li {
+    font-size: 1.1rem; line-height: 1.45; }
+  [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] h4 {
+    font-size: 1.5rem; line-height: 1.3; }
+  [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 0.95rem; }
+  h1 { font-size: 2rem !important; }
+  .st-key-present_reveal button { min-height: 4rem; padding: 0.75rem 1rem; }
+  .st-key-present_reveal button p { font-size: 1.5rem !important; }
+  .st-key-present_reveal button [data-testid="stIconMaterial"] { font-size: 1.6rem !important; }
+  [class*="st-key-present_wide_"] { display: none !important; } }
+@media (min-width: 641px) { [class*="st-key-present_phone_"] { display: none !important; } }
 .st-key-view_bar p { font-size: 1rem !important; }
 .stDownloadButton { display: none !important; }
 </style>""")
@@ -105,8 +125,8 @@ h1 { font-size: 3rem !important; }
 
 def _handout_style() -> None:
     """Clean printed pages: no Streamlit chrome, links or buttons, no chart cut by a page. On
-    screen the page is about as narrow as a printed one, a preview of the print. Tables scroll
-    on screen and would print cut, so print leaves them out (each chart's CSV has the runs)."""
+    screen the page is about as narrow as a printed one, a preview of the print. A table
+    prints whole (`ui.tables`): on one page when it fits, else over pages, row by row."""
     st.html("""<style>
 [data-testid="stMainBlockContainer"] { max-width: 48rem !important; }
 @media print {
@@ -117,7 +137,6 @@ def _handout_style() -> None:
   html, body, .stApp, [data-testid="stAppViewContainer"], [data-testid="stMain"] {
     height: auto !important; overflow: visible !important; position: static !important; }
   [data-testid="stMainBlockContainer"] { max-width: 100% !important; padding: 0 !important; }
-  [data-testid="stDataFrame"] { display: none !important; }
   [data-testid="stImage"], [data-testid="stPlotlyChart"], [data-testid="stTable"],
   [data-testid="stExpander"], [data-testid="stAlert"] {
     break-inside: avoid; page-break-inside: avoid; }
@@ -155,40 +174,52 @@ def _page_id() -> str:
     return f"{getattr(current_page(), 'url_path', '')}?{params}"
 
 
-def enlarge(fig: go.Figure) -> go.Figure:
-    """A copy of `fig` for a projector: taller, every text FONT_FACTOR times larger. The input
-    figure is left unchanged (figures may be shared between sessions)."""
+def present_chart(fig: go.Figure, key: str) -> None:
+    """A chart in presentation mode: enlarged for a projector (`enlarge`), and a copy for a
+    phone, text PHONE_FONT_FACTOR times larger and the normal height, that plotly lays out for
+    the phone's width; the CSS of `_present_style` shows the one that fits the window."""
+    with st.container(key=f"present_wide_{key}"):
+        st.plotly_chart(enlarge(fig), key=key)
+    with st.container(key=f"present_phone_{key}"):
+        st.plotly_chart(enlarge(fig, PHONE_FONT_FACTOR, 1.0, 0, PHONE_FONT_FACTOR),
+                        key=f"{key}_phone")
+
+
+def enlarge(fig: go.Figure, font: float = FONT_FACTOR, height: float = HEIGHT_FACTOR,
+            min_height: int = MIN_HEIGHT, line: float = LINE_FACTOR) -> go.Figure:
+    """A copy of `fig` for a projector: `height` times taller (at least `min_height` px), every
+    text `font` times larger, lines and markers `line` times wider. The input figure is left
+    unchanged (figures may be shared between sessions)."""
     out = go.Figure(fig)
-    height = fig.layout.height or 500
-    out.update_layout(height=max(int(height * HEIGHT_FACTOR), MIN_HEIGHT),
-                      font_size=(fig.layout.font.size or 12) * FONT_FACTOR)
-    out.for_each_xaxis(lambda axis: _larger_axis(axis))
-    out.for_each_yaxis(lambda axis: _larger_axis(axis))
+    out.update_layout(height=max(int((fig.layout.height or 500) * height), min_height),
+                      font_size=(fig.layout.font.size or 12) * font)
+    out.for_each_xaxis(lambda axis: _larger_axis(axis, font))
+    out.for_each_yaxis(lambda axis: _larger_axis(axis, font))
     legend = out.layout.legend
     if legend.font and legend.font.size:
-        legend.font.size *= FONT_FACTOR
+        legend.font.size *= font
     if legend.title and legend.title.font and legend.title.font.size:
-        legend.title.font.size *= FONT_FACTOR
+        legend.title.font.size *= font
     for note in out.layout.annotations:
         if note.font and note.font.size:
-            note.font.size *= FONT_FACTOR
+            note.font.size *= font
     for trace in out.data:
         if getattr(trace, "textfont", None) is not None and trace.textfont.size:
-            trace.textfont.size *= FONT_FACTOR
+            trace.textfont.size *= font
         size = getattr(getattr(trace, "marker", None), "size", None)
         if isinstance(size, (int, float)):
-            trace.marker.size = size * LINE_FACTOR
+            trace.marker.size = size * line
         width = getattr(getattr(trace, "line", None), "width", None)
         if isinstance(width, (int, float)) and width > 0:
-            trace.line.width = width * LINE_FACTOR
+            trace.line.width = width * line
     return out
 
 
-def _larger_axis(axis) -> None:
+def _larger_axis(axis, font: float) -> None:
     if axis.tickfont and axis.tickfont.size:
-        axis.tickfont.size *= FONT_FACTOR
+        axis.tickfont.size *= font
     if axis.title and axis.title.font and axis.title.font.size:
-        axis.title.font.size *= FONT_FACTOR
+        axis.title.font.size *= font
 
 
 def settings_items(settings: Any) -> list[tuple[str, str]]:

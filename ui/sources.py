@@ -28,6 +28,7 @@ from ui.sections.source_readings import NATIVE_SIZE, SourceFacts, block_reading,
 from ui.sections.sources import (DEFAULT_TARGET, LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
                                  block_choices, default_block)
 from ui.shell import show_link_notices
+from ui.tables import show_table
 
 SCOPE = (
     "**What this comparison shows, and what it does not.** It measures how well a linear probe "
@@ -129,7 +130,8 @@ def comparison_results(settings: SourceSettings, notes) -> None:
     at_k = summary[summary["labels_per_class"] == k].set_index("strategy")["mean"]
     shown = [label for label in present_labels(records, settings.curves()) if label in at_k.index]
     st.subheader(f"At {labels_per_class_text(k)}")
-    st.table({"Features from": shown, "Mean test accuracy": [f"{at_k[c]:.1f}%" for c in shown]})
+    show_table({"Features from": shown, "Mean test accuracy": [f"{at_k[c]:.1f}%" for c in shown]},
+               "at_k")
     best = max(shown, key=at_k.get)
     st.markdown(f"At {labels_per_class_text(k)} the highest mean accuracy here is that of "
                 f"**{best}** ({at_k[best]:.1f}%); whether its lead counts is read below.")

@@ -52,7 +52,8 @@ def learner_name() -> Optional[str]:
              "types the same name shares the same progress.")
     st.session_state[NAME_KEY] = name
     if not name.strip():
-        st.info("Type a name to start: your progress is kept under it.", icon=":material/person:")
+        st.info("Type a name to start and press Enter: your progress is kept under it.",
+                icon=":material/person:")
         return None
     try:
         check_learner(name)
