@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from engine.core.backbones import get_backbone
-from engine.core.batched import StackedAdam, can_stack, fit_batched, stacked_parameters
+from engine.core.batched import (GRAPHS_ENV, STOP_EVERY, FlatStack, StackStep, can_stack,
+                                 fit_batched, stacked_parameters, stepper)
 from engine.core.datasets import adapt_images, load_dataset
 from engine.core.device import PRECISION_ENV
 from engine.core.store import ResultStore
@@ -83,9 +84,9 @@ def test_stacked_adam_is_each_runs_own_adam():
     models = [torch.nn.Linear(6, 3) for _ in range(3)]
     rates = [3e-3, 1e-2, 5e-4]
     grads = [[torch.randn(3, 6) * 10 ** -k, torch.randn(3) * 10 ** -k] for k in range(4)]
-    params = stacked_parameters(models)
-    lrs = {"weight": torch.tensor(rates), "bias": torch.tensor([rates[0], rates[1], 0.0])}
-    stacked = StackedAdam({n: p.requires_grad_() for n, p in params.items()}, lrs)
+    stack = FlatStack(stacked_parameters(models),
+                      {"weight": rates, "bias": [rates[0], rates[1], 0.0]})
+    params = stack.params
     frozen_bias = params["bias"][2].clone()
     for r, model in enumerate(models[:2]):
         alone = Adam([{"params": list(model.parameters()), "lr": rates[r]}])
@@ -93,13 +94,131 @@ def test_stacked_adam_is_each_runs_own_adam():
             model.weight.grad, model.bias.grad = g[0].clone(), g[1].clone()
             alone.step()
     for step, g in enumerate(grads):
-        params["weight"].grad = torch.stack([g[0]] * 3)
-        params["bias"].grad = torch.stack([g[1]] * 3)
-        stacked.step(torch.tensor([True, True, step < 2]))
+        params["weight"].grad.copy_(torch.stack([g[0]] * 3))
+        params["bias"].grad.copy_(torch.stack([g[1]] * 3))
+        stack.optimizer.step(torch.tensor([True, True, step < 2]))
     for r, model in enumerate(models[:2]):
         assert torch.allclose(params["weight"][r], model.weight, atol=1e-6, rtol=0)
         assert torch.allclose(params["bias"][r], model.bias, atol=1e-6, rtol=0)
     assert torch.equal(params["bias"][2], frozen_bias)
+
+
+class PerParameterAdam:
+    """The stacked Adam as it was written before the flat buffer: ~10 operations per stacked
+    parameter (name -> (R, ...)), a (R,) rate each. The flat one must step exactly like it."""
+
+    def __init__(self, params, lrs):
+        self.params, self.lrs = params, lrs
+        self.count = torch.zeros(next(iter(params.values())).shape[0], dtype=torch.float64)
+        self.moments = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()
+                        if bool((lrs[n] > 0).any())}
+
+    @torch.no_grad()
+    def step(self, active):
+        beta1, beta2 = Adam.BETAS
+        self.count += active.double()
+        steps = self.count.clamp(min=1)
+        correction1, correction2_sqrt = 1 - beta1 ** steps, (1 - beta2 ** steps).sqrt()
+        for name, (avg, sq) in self.moments.items():
+            p, grad = self.params[name], self.params[name].grad
+            shape = (-1,) + (1,) * (p.dim() - 1)
+            on = (active & (self.lrs[name] > 0)).view(shape)
+            new_avg = avg.lerp(grad, 1 - beta1)
+            new_sq = sq * beta2 + grad * grad * (1 - beta2)
+            denom = new_sq.sqrt() / correction2_sqrt.float().view(shape) + Adam.EPS
+            step_size = (self.lrs[name].double() / correction1).float().view(shape)
+            moved = p - step_size * new_avg / denom
+            avg.copy_(torch.where(on, new_avg, avg))
+            sq.copy_(torch.where(on, new_sq, sq))
+            p.copy_(torch.where(on, moved, p))
+
+
+def test_flat_adam_steps_exactly_like_the_per_parameter_one():
+    """Five steps over parameters of several shapes, rates differing by run, one parameter
+    frozen in one run and one frozen in every run, runs dropping out: bit-identical weights."""
+    torch.manual_seed(1)
+    runs = 4
+    shapes = {"conv": (5, 2, 3, 3), "bias": (5,), "head": (3, 7), "frozen": (2, 2)}
+    rates = {"conv": [1e-3, 3e-4, 3e-3, 1e-2], "bias": [1e-3, 0.0, 3e-3, 1e-2],
+             "head": [3e-3, 3e-3, 1e-3, 2e-2], "frozen": [0.0] * runs}
+    start = {n: torch.randn(runs, *shape) for n, shape in shapes.items()}
+    flat = FlatStack({n: t.clone() for n, t in start.items()}, rates)
+    reference = {n: t.clone().requires_grad_(any(r > 0 for r in rates[n])) for n, t in start.items()}
+    old = PerParameterAdam(reference, {n: torch.tensor(r) for n, r in rates.items()})
+    for step in range(5):
+        active = torch.tensor([True, step < 3, True, step < 1])
+        for name in ("conv", "bias", "head"):
+            grad = torch.randn(runs, *shapes[name]) * 10.0 ** -step
+            flat.params[name].grad.copy_(grad)
+            reference[name].grad = grad.clone()
+        flat.optimizer.step(active)
+        old.step(active)
+    for name, tensor in reference.items():
+        assert torch.equal(flat.params[name].detach(), tensor.detach()), name
+    assert not torch.equal(flat.params["conv"], start["conv"])  # it did move
+    assert torch.equal(flat.params["frozen"], start["frozen"])
+    assert flat.flat.numel() == sum(runs * torch.Size(shapes[n]).numel() for n in ("conv", "bias", "head"))
+
+
+def small_stack(digits, source_state) -> StackStep:
+    """Three runs (fine-tuning, scratch, partial) of 20 examples stacked, 6, 4 and 5 steps."""
+    built = [prepared(s, seed, source_state)
+             for s, seed in (("finetune", 0), ("scratch", 1), ("partial:2", 2))]
+    return StackStep([m for m, _ in built], [g for _, g in built], [digits["x"][:20]] * 3,
+                     [digits["y"][:20]] * 3, [6, 4, 5], 64, [0, 1, 2])
+
+
+def test_a_stacked_step_never_waits_for_the_device(digits, source_state, monkeypatch):
+    """What a CUDA graph needs: a step reads no tensor's value on the host (every way of doing
+    so raises inside it) and branches on none; its step counter moves on the device."""
+    step = small_stack(digits, source_state)
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the step read a tensor's value on the host")
+
+    for name in ("item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    with pytest.raises(AssertionError):
+        bool(torch.ones(()))  # the patch bites
+    for _ in range(6):
+        step()
+    monkeypatch.undo()
+    assert step.counter.item() == 6 and step.flat.optimizer.count.tolist() == [6, 4, 5]
+
+
+def test_a_captured_step_replays_from_the_state_the_eager_step_starts_from(digits, source_state):
+    """Warm-up steps taken while capturing are undone: replaying gives the eager steps' values."""
+    eager, graphed = small_stack(digits, source_state), small_stack(digits, source_state)
+    replays = []
+
+    def capture(step):  # what capturing does to the state: warm-up steps, then one recorded
+        for _ in range(4):
+            step()
+        return lambda: (replays.append(1), step())
+
+    replay, every = stepper(graphed, capture)
+    assert every == STOP_EVERY
+    for _ in range(6):
+        eager()
+        replay()
+    assert len(replays) == 6
+    for a, b in zip(eager.state(), graphed.state()):
+        assert torch.equal(a, b)
+
+
+def test_a_failed_capture_trains_with_the_eager_step(digits, source_state, monkeypatch, caplog):
+    """A step that cannot be captured (here: CUDA asked for where there is none) is said once
+    and replaced by the eager step, from untouched state; TRANSFERLAB_CUDA_GRAPHS=0 never tries."""
+    step = small_stack(digits, source_state)
+    before = [t.clone() for t in step.state()]
+    step.device = torch.device("cuda")  # only `stepper` reads it after construction
+    run, every = stepper(step)
+    assert run is step and every == 1 and "CUDA graph capture failed" in caplog.text
+    assert all(torch.allclose(a, b, rtol=0, atol=0, equal_nan=True)  # the losses start NaN
+               for a, b in zip(before, step.state()))
+    caplog.clear()
+    monkeypatch.setenv(GRAPHS_ENV, "0")
+    assert stepper(step) == (step, 1) and not caplog.text
 
 
 def test_runs_trained_stacked_equal_runs_trained_alone(digits, source_state):

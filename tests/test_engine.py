@@ -1,5 +1,7 @@
 """Engine unit tests: sampling, strategies, the training core, pretraining cache, store, sweeps."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -342,6 +344,7 @@ def test_bfloat16_only_where_the_hardware_has_it_and_never_when_forced_off(monke
 
     cpu = torch.device("cpu")
     monkeypatch.delenv(dev.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(dev, "_cpu_bf16_is_faster", lambda: True)
     monkeypatch.setattr(dev, "_cpu_has_bf16", lambda: True)
     assert dev.autocast_dtype(cpu) == torch.bfloat16 and dev.precision_name(cpu) == "bf16 autocast"
     monkeypatch.setattr(dev, "_cpu_has_bf16", lambda: False)
@@ -349,6 +352,43 @@ def test_bfloat16_only_where_the_hardware_has_it_and_never_when_forced_off(monke
     monkeypatch.setattr(dev, "_cpu_has_bf16", lambda: True)
     monkeypatch.setenv(dev.PRECISION_ENV, "fp32")
     assert dev.autocast_dtype(cpu) is None
+
+
+def test_a_cpu_computes_in_bfloat16_only_where_it_measured_it_faster(monkeypatch, tmp_path):
+    """With AVX512-BF16 but no AMX, bfloat16 can be slower than float32 (measured 1.4x slower
+    on an Intel Xeon): the choice is measured once, kept in the data directory and read back
+    by every later process; TRANSFERLAB_PRECISION=bf16 or =fp32 overrides it."""
+    import torch
+
+    from engine.core import device as dev
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
+    monkeypatch.delenv(dev.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(dev, "_cpu_has_bf16", lambda: True)
+    calls = []
+
+    def timings(fp32, bf16):
+        def measure(dtype, rounds=5):
+            calls.append(dtype)
+            return fp32 if dtype is None else bf16
+        return measure
+
+    for fp32, bf16, wanted in ((1.0, 0.5, torch.bfloat16), (1.0, 1.4, None), (1.0, 0.95, None)):
+        dev._cpu_bf16_is_faster.cache_clear()
+        (tmp_path / dev.PRECISION_FILE).unlink(missing_ok=True)
+        monkeypatch.setattr(dev, "_time_conv_step", timings(fp32, bf16))
+        assert dev.autocast_dtype(cpu) == wanted, (fp32, bf16)
+    saved = json.loads((tmp_path / dev.PRECISION_FILE).read_text())
+    assert saved[dev._cpu_key()]["bf16"] is False and saved[dev._cpu_key()]["bf16_s"] == 0.95
+    # a later process (cache cleared) reads the file: no measurement, the same choice
+    dev._cpu_bf16_is_faster.cache_clear()
+    calls.clear()
+    monkeypatch.setattr(dev, "_time_conv_step", timings(1.0, 0.1))
+    assert dev.autocast_dtype(cpu) is None and calls == []
+    monkeypatch.setenv(dev.PRECISION_ENV, "bf16")
+    assert dev.autocast_dtype(cpu) == torch.bfloat16
+    dev._cpu_bf16_is_faster.cache_clear()
 
 
 def test_a_run_records_its_precision(pretrained, fresh_store):

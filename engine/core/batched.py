@@ -4,9 +4,10 @@ A run of the small CNN is far too small to fill a GPU: its kernels are launched 
 another and each finishes in microseconds. Here R runs that share an architecture train as one
 model whose every parameter has a leading run axis, (R, ...) (`stacked_parameters`, as
 `torch.func.stack_module_state` stacks them); `torch.func.vmap` over `functional_call` runs
-the R forward passes as one batched kernel per layer (a convolution becomes a grouped one, a linear head a `bmm`), and the sum of
-the R losses gives each run exactly its own gradient (run r's loss depends on run r's slice
-alone). Adam is elementwise, so one step over the stacked tensors is each run's own step.
+the R forward passes as one batched kernel per layer (a convolution becomes a grouped one, a
+linear head a `bmm`), and the sum of the R losses gives each run exactly its own gradient
+(run r's loss depends on run r's slice alone). Adam is elementwise, so one step over the
+stacked tensors is each run's own step.
 
 Each run keeps everything that makes it itself:
 - its own init (the models given, built from its seed) and data order (`train.batch_order`
@@ -17,10 +18,20 @@ Each run keeps everything that makes it itself:
 Runs whose batch size B = min(batch_size, n) differs train in separate stacks, one per B (no
 padding: a 1-label run would otherwise pay for 64 examples a step).
 
-The stacked Adam follows `engine.core.train.Adam`'s maths (PyTorch's fused kernel: betas 0.9,
-0.999, eps 1e-8, no weight decay), written out elementwise because the fused kernel takes one
-scalar rate per tensor. Only models whose layers behave alike in training and evaluation and
-keep no buffers (no BatchNorm, no dropout) can be stacked: `can_stack` says which.
+Every parameter that some run trains lives in one flat buffer, parameter after parameter
+(`FlatStack`: each stacked parameter is a view of it, its gradient a view of one flat gradient
+buffer), so the stacked Adam is a handful of elementwise operations over one tensor, with a
+learning rate and a run index per element. It follows `engine.core.train.Adam`'s maths
+(PyTorch's fused kernel: betas 0.9, 0.999, eps 1e-8, no weight decay), written out because the
+fused kernel takes one scalar rate per tensor. Only models whose layers behave alike in
+training and evaluation and keep no buffers (no BatchNorm, no dropout) can be stacked:
+`can_stack` says which.
+
+One step (`StackStep`) is a function of device tensors only: the step counter is a tensor,
+nothing reads a value back to the host. On CUDA it is captured once per stack as a CUDA graph
+and replayed (`stepper`), so a step costs one launch instead of a few hundred; the capture's
+warm-up steps are undone, so the numbers are the eager step's. TRANSFERLAB_CUDA_GRAPHS=0 (or a
+failed capture, said once in the log) keeps the eager step.
 
 Not here: which runs a sweep stacks or what it stores (`engine.experiments.stacked`), the
 per-thread path the CPU keeps (`engine.core.parallel`).
@@ -29,6 +40,9 @@ per-thread path the CPU keeps (`engine.core.parallel`).
 from __future__ import annotations
 
 import copy
+import functools
+import logging
+import os
 import time
 from typing import Callable, Optional, Sequence
 
@@ -65,48 +79,68 @@ def architecture(model: nn.Module) -> tuple:
 
 
 class StackedAdam:
-    """Adam over stacked parameters (name -> (R, ...)), each run with its own rate per
-    parameter, its own step count and its own frozen parameters: the update of
-    `engine.core.train.Adam` (PyTorch's fused kernel), run by run."""
+    """Adam over one flat buffer holding every trained stacked parameter (`FlatStack.flat`),
+    each element with its own learning rate (its run's rate for its parameter; 0 where that run
+    keeps it frozen) and its run's index: the update of `engine.core.train.Adam` (PyTorch's
+    fused kernel), run by run, as a handful of elementwise operations over the whole buffer."""
 
     BETAS, EPS = Adam.BETAS, Adam.EPS
 
-    def __init__(self, params: dict[str, torch.Tensor], lrs: dict[str, torch.Tensor]):
-        self.params = params  # name -> (R, ...) leaf tensor
-        self.lrs = lrs  # name -> (R,) rate of that parameter in each run; 0 where it is frozen
-        runs = next(iter(params.values())).shape[0]
-        device = next(iter(params.values())).device
-        self.count = torch.zeros(runs, dtype=torch.float64, device=device)  # steps taken, per run
-        self.moments = {n: (torch.zeros_like(p), torch.zeros_like(p))
-                        for n, p in params.items() if bool((lrs[n] > 0).any())}
+    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor,
+                 run: torch.Tensor, runs: int):
+        self.flat, self.grad = flat, grad  # (E,) the parameters and their gradients
+        self.lr = lr.double()  # (E,) each element's rate, as float64 (the fused kernel's maths)
+        self.run = run  # (E,) each element's run, 0 .. runs - 1
+        self.trains = lr > 0  # (E,) false where the element's run keeps it frozen
+        self.count = torch.zeros(runs, dtype=torch.float64, device=flat.device)  # steps, per run
+        self.avg, self.sq = torch.zeros_like(flat), torch.zeros_like(flat)  # first, second moment
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
-        """One Adam step of every run where `active` (R,) is true; the others stay as they are."""
+        """One Adam step of every run where `active` (R,) is true; the others stay as they are.
+        Device tensors only: nothing here waits for the device."""
         beta1, beta2 = self.BETAS
         self.count += active.double()
         steps = self.count.clamp(min=1)  # a run that never stepped is masked below
         # bias corrections in float64, as the fused kernel computes them from its step count
         correction1, correction2_sqrt = 1 - beta1 ** steps, (1 - beta2 ** steps).sqrt()  # (R,)
-        for name, (avg, sq) in self.moments.items():
-            p = self.params[name]
-            if p.grad is None:
-                continue
-            shape = (-1,) + (1,) * (p.dim() - 1)  # (R, 1, ..., 1): broadcast one value per run
-            on = (active & (self.lrs[name] > 0)).view(shape)
-            grad = p.grad
-            new_avg = avg.lerp(grad, 1 - beta1)
-            new_sq = sq * beta2 + grad * grad * (1 - beta2)
-            denom = new_sq.sqrt() / correction2_sqrt.float().view(shape) + self.EPS
-            step_size = (self.lrs[name].double() / correction1).float().view(shape)
-            moved = p - step_size * new_avg / denom
-            avg.copy_(torch.where(on, new_avg, avg))
-            sq.copy_(torch.where(on, new_sq, sq))
-            p.copy_(torch.where(on, moved, p))
+        on = active[self.run] & self.trains  # (E,)
+        grad = self.grad
+        new_avg = self.avg.lerp(grad, 1 - beta1)
+        new_sq = self.sq * beta2 + grad * grad * (1 - beta2)
+        denom = new_sq.sqrt() / correction2_sqrt.float()[self.run] + self.EPS
+        step_size = (self.lr / correction1[self.run]).float()
+        moved = self.flat - step_size * new_avg / denom
+        self.avg.copy_(torch.where(on, new_avg, self.avg))
+        self.sq.copy_(torch.where(on, new_sq, self.sq))
+        self.flat.copy_(torch.where(on, moved, self.flat))
 
-    def zero_grad(self) -> None:
-        for p in self.params.values():
-            p.grad = None
+
+class FlatStack:
+    """Stacked parameters (name -> (R, ...)) with every one that some run trains moved into one
+    flat buffer, parameter after parameter (each a (R, ...) view of it, a leaf whose gradient
+    is a view of one flat gradient buffer), so the optimizer steps one tensor. Parameters no run
+    trains stay apart, without gradients."""
+
+    def __init__(self, stacked: dict[str, torch.Tensor], rates: dict[str, Sequence[float]]):
+        trained = [n for n in stacked if any(rate > 0 for rate in rates[n])]
+        device = next(iter(stacked.values())).device
+        runs = len(next(iter(rates.values())))
+        self.flat = torch.cat([stacked[n].flatten() for n in trained])  # (E,)
+        self.grad = torch.zeros_like(self.flat)  # (E,)
+        self.params = dict(stacked)  # name -> (R, ...)
+        lr, run, offset = [], [], 0
+        for name in trained:
+            shape, size = stacked[name].shape, stacked[name].numel()
+            view = self.flat[offset:offset + size].view(shape).requires_grad_()
+            view.grad = self.grad[offset:offset + size].view(shape)  # backward adds into it
+            self.params[name] = view
+            per_run = size // runs
+            lr.append(torch.tensor(rates[name], dtype=torch.float32).repeat_interleave(per_run))
+            run.append(torch.arange(runs).repeat_interleave(per_run))
+            offset += size
+        self.optimizer = StackedAdam(self.flat, self.grad, torch.cat(lr).to(device),
+                                     torch.cat(run).to(device), runs)
 
 
 def stacked_parameters(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:
@@ -178,41 +212,113 @@ def _stacked_order(sizes: list[int], batch_size: int, steps: list[int], seeds: l
 
 def _fit_stack(models, groups, xs, ys, steps: list[int], batch_size: int, seeds: list[int],
                stop: Callable[[], bool]) -> list[FitStats]:
-    """`fit_batched` for runs of one batch size: one stacked model, stepped together."""
+    """`fit_batched` for runs of one batch size: one stacked model, stepped together (replaying
+    a CUDA graph of the step on a GPU, `stepper`)."""
     start = time.perf_counter()
-    device = xs[0].device
-    params = stacked_parameters(models)  # name -> (R, ...)
-    rates = [run_rates(m, g) for m, g in zip(models, groups)]
-    lrs = {n: torch.tensor([r[n] for r in rates], dtype=torch.float32, device=device) for n in params}
-    for n, p in params.items():  # a gradient only where some run trains the parameter
-        p.requires_grad_(bool((lrs[n] > 0).any()))
-    optimizer = StackedAdam(params, lrs)
-    forward = _stacked_forward(models[0])
-    x_all, y_all = torch.cat(list(xs)), torch.cat(list(ys))  # every run's examples, run after run
-    order = _stacked_order([x.shape[0] for x in xs], batch_size, steps, seeds, device)
-    wanted = torch.tensor(steps, device=device)  # (R,)
-    last_loss = torch.full((len(models),), float("nan"), device=device)
-    dtype = autocast_dtype(device)
+    step = StackStep(models, groups, xs, ys, steps, batch_size, seeds)
+    run, every = stepper(step)
     taken = 0
-    for step in range(max(steps)):
-        if stop():
+    for _ in range(max(steps)):
+        if taken % every == 0 and stop():
             break
-        idx = order[:, step]  # (R, B)
-        active = step < wanted  # (R,)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = forward(params, x_all[idx])  # (R, B, n_classes)
-        losses = F.cross_entropy(logits.float().flatten(0, 1), y_all[idx].flatten(),
-                                 reduction="none").view(idx.shape).mean(1)  # (R,)
-        optimizer.zero_grad()
-        (losses * active).sum().backward()
-        optimizer.step(active)
-        last_loss = torch.where(active, losses.detach(), last_loss)
-        taken = step + 1
-    _write_back(models, params)
+        run()
+        taken += 1
+    _write_back(models, step.flat.params)
     seconds = time.perf_counter() - start
-    finals = last_loss.tolist()
+    finals = step.last_loss.tolist()
     return [FitStats(steps=min(s, taken), final_loss=loss, seconds=seconds, stopped=taken < s)
             for s, loss in zip(steps, finals)]
+
+
+class StackStep:
+    """One training step of a stack as a function of device tensors only, so that a CUDA graph
+    can capture it: the step counter lives on the device, the (R, B) minibatch indices are
+    gathered from the precomputed order with it, a run past its last step is masked by
+    `counter < wanted`; no `.item()`, no Python branch on a tensor's value, no host sync."""
+
+    def __init__(self, models, groups, xs, ys, steps: list[int], batch_size: int, seeds: list[int]):
+        device = xs[0].device
+        rates = [run_rates(m, g) for m, g in zip(models, groups)]
+        params = stacked_parameters(models)  # name -> (R, ...)
+        self.flat = FlatStack(params, {n: [r[n] for r in rates] for n in params})
+        self.forward = _stacked_forward(models[0])
+        self.x_all, self.y_all = torch.cat(list(xs)), torch.cat(list(ys))  # every run's examples
+        self.order = _stacked_order([x.shape[0] for x in xs], batch_size, steps, seeds, device)
+        self.wanted = torch.tensor(steps, device=device)  # (R,) steps each run takes
+        self.counter = torch.zeros((), dtype=torch.long, device=device)  # steps taken so far
+        self.last_loss = torch.full((len(models),), float("nan"), device=device)  # (R,)
+        self.device, self.dtype = device, autocast_dtype(device)
+
+    def state(self) -> list[torch.Tensor]:
+        """Every tensor a step changes (the gradients aside: each step starts them at zero)."""
+        adam = self.flat.optimizer
+        return [self.flat.flat, adam.avg, adam.sq, adam.count, self.counter, self.last_loss]
+
+    def __call__(self) -> None:
+        idx = self.order.index_select(1, self.counter.view(1)).squeeze(1)  # (R, B)
+        active = self.counter < self.wanted  # (R,)
+        dtype = self.dtype
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32,
+                            enabled=dtype is not None, cache_enabled=False):
+            logits = self.forward(self.flat.params, self.x_all[idx])  # (R, B, n_classes)
+        losses = F.cross_entropy(logits.float().flatten(0, 1), self.y_all[idx].flatten(),
+                                 reduction="none").view(idx.shape).mean(1)  # (R,)
+        self.flat.grad.zero_()
+        (losses * active).sum().backward()
+        self.flat.optimizer.step(active)
+        with torch.no_grad():
+            self.last_loss.copy_(torch.where(active, losses, self.last_loss))
+            self.counter += 1
+
+
+GRAPHS_ENV = "TRANSFERLAB_CUDA_GRAPHS"  # "0" trains stacks with the eager step on CUDA too
+STOP_EVERY = 25  # steps between two looks at `should_stop` while a CUDA graph replays
+WARMUP_STEPS = 3  # eager steps on a side stream before capture, as PyTorch's recipe does
+
+
+def stepper(step: StackStep, capture: Optional[Callable] = None) -> tuple[Callable[[], None], int]:
+    """(what takes one step, steps between two looks at `should_stop`): on CUDA the step
+    captured once as a CUDA graph and replayed, elsewhere (or with TRANSFERLAB_CUDA_GRAPHS=0,
+    or when capture fails) the step itself, looking every step. `capture(step) -> replay` may
+    take steps (warm-up); whatever they change is put back, so the graph starts from the
+    state the eager step would."""
+    if capture is None:
+        if step.device.type != "cuda" or os.environ.get(GRAPHS_ENV, "1") == "0":
+            return step, 1
+        capture = _cuda_graph
+    saved = [t.clone() for t in step.state()]
+    try:
+        replay = capture(step)
+    except Exception as error:  # noqa: BLE001 - any failure: train with the eager step
+        first_line = (str(error).splitlines() or [""])[0]
+        _say_once(f"CUDA graph capture failed ({type(error).__name__}: {first_line}); "
+                  "stacks train with the eager step")
+        replay = None
+    with torch.no_grad():
+        for tensor, value in zip(step.state(), saved):
+            tensor.copy_(value)
+    return (step, 1) if replay is None else (replay, STOP_EVERY)
+
+
+def _cuda_graph(step: StackStep) -> Callable[[], None]:
+    """The CUDA-only part: warm-up steps on a side stream, then one step captured."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    try:
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                step()
+    finally:
+        torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+@functools.lru_cache(maxsize=None)
+def _say_once(message: str) -> None:
+    logging.getLogger(__name__).warning(message)
 
 
 def _stacked_forward(model: nn.Module) -> Callable[[dict, torch.Tensor], torch.Tensor]:
