@@ -372,46 +372,53 @@ def _assert_progress_in_sight(lab: Lab) -> None:
         f"outside the {bar['height']} px high window: the visitor has to scroll to see it")
 
 
+def _each_shown(page, selector: str, drawn, check) -> list[str]:
+    """`check(i, element)`'s problems for every element of `selector` on show, each scrolled
+    into view and waited for with `drawn(element)` first (a grid or chart draws when seen)."""
+    problems = []
+    found = page.locator(selector)
+    for i in range(found.count()):
+        element = found.nth(i)
+        if not element.is_visible():  # in a closed expander or tab
+            continue
+        element.scroll_into_view_if_needed()
+        drawn(element)
+        problems += check(i, element)
+    return problems
+
+
 def _table_problems(page, fit: bool) -> list[str]:
-    """What cuts the columns of every table on show (TABLE_JS), each scrolled into view first
-    (a grid draws when seen)."""
+    """What cuts the columns of every table on show (TABLE_JS)."""
     from playwright.sync_api import expect
 
-    problems = []
-    tables = page.locator("[data-testid='stTable'], [data-testid='stDataFrame']")
-    for i in range(tables.count()):
-        table = tables.nth(i)
-        if not table.is_visible():  # in a closed expander or tab
-            continue
-        table.scroll_into_view_if_needed()
+    def drawn(table):
         if table.get_attribute("data-testid") == "stDataFrame":
             expect(table.locator(".dvn-scroller")).to_be_attached(timeout=30_000)
-        problems += table.evaluate(TABLE_JS, fit)
-    return problems
+
+    return _each_shown(page, "[data-testid='stTable'], [data-testid='stDataFrame']", drawn,
+                       lambda i, table: table.evaluate(TABLE_JS, fit))
 
 
 def _chart_problems(page) -> list[str]:
     """Chart text under MIN_CHART_TEXT_PX and legends over MAX_LEGEND_SHARE in every chart on
-    show; each chart is scrolled into view first (a chart below the fold draws when seen)."""
+    show."""
     from playwright.sync_api import expect
 
-    problems = []
-    charts = page.locator("[data-testid='stPlotlyChart']")
-    for i in range(charts.count()):
-        chart = charts.nth(i)
-        if not chart.is_visible():  # in a closed expander or tab
-            continue
-        chart.scroll_into_view_if_needed()
+    def drawn(chart):
         expect(chart.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
-        found = chart.locator(".js-plotly-plot").first.evaluate(CHART_JS, [MIN_CHART_TEXT_PX, MAX_LEGEND_SHARE])
-        problems += [f"chart {i + 1}: {problem}" for problem in found]
-    return problems
+
+    def check(i, chart):
+        found = chart.locator(".js-plotly-plot").first.evaluate(
+            CHART_JS, [MIN_CHART_TEXT_PX, MAX_LEGEND_SHARE])
+        return [f"chart {i + 1}: {problem}" for problem in found]
+
+    return _each_shown(page, "[data-testid='stPlotlyChart']", drawn, check)
 
 
 def _cancel_jobs(lab: Lab) -> None:
     """Press Cancel in every job box, as a visitor would, until no progress bar is left; each
     cancelled job's note says what it kept. A job that ends before its Cancel is pressed just
-    ends (its box goes)."""
+    ends (its box goes; its note says what it trained)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
 
     page, deadline, cancelled = lab.page, time.monotonic() + JOB_TIMEOUT_S, 0
@@ -429,8 +436,9 @@ def _cancel_jobs(lab: Lab) -> None:
         page.wait_for_timeout(250)
     _idle(page)
     _no_exception(page)
-    if cancelled:
-        expect(page.get_by_text(re.compile(r"^Cancelled: \d+ of ")).first).to_be_visible()
+    if cancelled:  # the note of the cancelled job, or of one that finished as Cancel was pressed
+        ended = re.compile(r"^(Cancelled: \d+ of |Trained \d+ new )")
+        expect(page.get_by_text(ended).first).to_be_visible()
 
 
 def _run_on_a_phone(lab: Lab, lesson) -> None:
@@ -647,21 +655,23 @@ def data_models(lab: Lab) -> None:
     # a zip that climbs out of its folder is refused with its name, through the real upload path
     bad = _zip({"cats/a.png": _png((255, 0, 0)), "dogs/a.png": _png((0, 0, 255)),
                 "../../etc/evil.png": _png((0, 0, 0))})
-    uploader.locator("input[type='file']").set_input_files(
-        files=[{"name": "evil.zip", "mimeType": "application/zip", "buffer": bad}])
-    _await(page, uploader.get_by_text("evil.zip"), "the uploaded file's name", 60)
-    form.get_by_role("button", name="Import").click()
+    _import_zip(page, uploader, form, "evil.zip", bad)
     _await(page, page.get_by_text(re.compile(r"This upload was refused\. .*\.\./\.\./etc/evil\.png")),
            "the refusal", 60)
     good = _zip({f"{c}/{i}.png": _png(color) for c, color in (("cats", (255, 0, 0)),
                                                                 ("dogs", (0, 0, 255))) for i in range(3)})
-    uploader.locator("input[type='file']").set_input_files(
-        files=[{"name": "pets.zip", "mimeType": "application/zip", "buffer": good}])
-    _await(page, uploader.get_by_text("pets.zip"), "the uploaded file's name", 60)
-    form.get_by_role("button", name="Import").click()
+    _import_zip(page, uploader, form, "pets.zip", good)
     _await(page, page.get_by_text(re.compile(r"^pets\.zip is imported: 6 images in 2 classes")),
            "the import", 60)
     assert len(list((lab.home / "uploads").glob("*.npz"))) == 1  # only the good zip is stored
+
+
+def _import_zip(page, uploader, form, name: str, data: bytes) -> None:
+    """Upload `data` as the zip `name` through the real file input, then press Import."""
+    uploader.locator("input[type='file']").set_input_files(
+        files=[{"name": name, "mimeType": "application/zip", "buffer": data}])
+    _await(page, uploader.get_by_text(name), "the uploaded file's name", 60)
+    form.get_by_role("button", name="Import").click()
 
 
 def _seeds(value: int, label: str = "Seeds"):

@@ -93,29 +93,30 @@ def _present_style() -> None:
     """Large text for the back of a classroom; the header and its menu out of the way."""
     st.html("""<style>
 header[data-testid="stHeader"] { display: none !important; }
-[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 1rem 3rem 3rem 3rem; }
+:root { --present-pad: 1rem 3rem 3rem 3rem; --present-text: 1.4rem; --present-line: 1.5;
+  --present-verdict: 2.3rem; --present-caption: 1.15rem; --present-title: 3rem;
+  --present-button-height: 5.5rem; --present-button-pad: 1rem 3rem;
+  --present-button-text: 2.2rem; --present-button-icon: 2.4rem; }
+@media (max-width: 640px) {
+  :root { --present-pad: 1rem 1rem 2rem 1rem; --present-text: 1.1rem; --present-line: 1.45;
+    --present-verdict: 1.5rem; --present-caption: 0.95rem; --present-title: 2rem;
+    --present-button-height: 4rem; --present-button-pad: 0.75rem 1rem;
+    --present-button-text: 1.5rem; --present-button-icon: 1.6rem; } }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding: var(--present-pad); }
 [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] p,
 [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] li {
-  font-size: 1.4rem; line-height: 1.5; }
+  font-size: var(--present-text); line-height: var(--present-line); }
 [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] h4 {
-  font-size: 2.3rem; line-height: 1.3; }
-[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.15rem; }
-h1 { font-size: 3rem !important; }
-.st-key-present_reveal button { min-height: 5.5rem; padding: 1rem 3rem; }
-.st-key-present_reveal button p { font-size: 2.2rem !important; font-weight: 600; }
-.st-key-present_reveal button [data-testid="stIconMaterial"] { font-size: 2.4rem !important; }
+  font-size: var(--present-verdict); line-height: 1.3; }
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p {
+  font-size: var(--present-caption); }
+h1 { font-size: var(--present-title) !important; }
+.st-key-present_reveal button { min-height: var(--present-button-height);
+  padding: var(--present-button-pad); }
+.st-key-present_reveal button p { font-size: var(--present-button-text) !important; font-weight: 600; }
+.st-key-present_reveal button [data-testid="stIconMaterial"] {
+  font-size: var(--present-button-icon) !important; }
 @media (max-width: 640px) {
-  [data-testid="stMainBlockContainer"] { padding: 1rem 1rem 2rem 1rem; }
-  [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] p,
-  [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] li {
-    font-size: 1.1rem; line-height: 1.45; }
-  [data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"] h4 {
-    font-size: 1.5rem; line-height: 1.3; }
-  [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 0.95rem; }
-  h1 { font-size: 2rem !important; }
-  .st-key-present_reveal button { min-height: 4rem; padding: 0.75rem 1rem; }
-  .st-key-present_reveal button p { font-size: 1.5rem !important; }
-  .st-key-present_reveal button [data-testid="stIconMaterial"] { font-size: 1.6rem !important; }
   [class*="st-key-present_wide_"] { display: none !important; } }
 @media (min-width: 641px) { [class*="st-key-present_phone_"] { display: none !important; } }
 .st-key-view_bar p { font-size: 1rem !important; }
