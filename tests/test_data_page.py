@@ -18,6 +18,12 @@ def test_the_page_says_what_is_ready_and_what_is_missing(monkeypatch, tmp_path):
     rows = {row["Name"]: row for _, row in table.iterrows()}
     assert rows["efficientnet_lite0"]["Ready"] == "yes"
     assert rows["resnet18"]["Ready"] == "no" and "fetch-weights resnet18" in rows["resnet18"]["Status"]
+    # the table keeps to one short command; the offline way is said once, with each file's address
+    assert all(len(row["Status"]) < 80 for row in rows.values()), rows
+    by_hand = at.expander[0]
+    assert by_hand.label.startswith("Without a network")
+    listed = " ".join(m.value for m in by_hand.markdown)
+    assert "--file PATH" in listed and "resnet18-f37072fd.pth" in listed and "download.pytorch.org" in listed
     assert rows["small_cnn"]["Feature weights"] == "97,152"  # exact count of its feature layers
     captions = texts(at.caption)
     assert "not downloaded: missing dermamnist.npz" in captions

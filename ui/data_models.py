@@ -12,24 +12,37 @@ import streamlit as st
 
 from engine.core.backbones import BACKBONES, feature_weights
 from engine.core.datasets import USER_PREFIX, DatasetError
-from engine.core.imagenet import IMAGENET_MODELS, WeightsUnavailable, load_image, predict, weights_status
+from engine.core.imagenet import (IMAGENET_MODELS, WeightsUnavailable, load_image, predict, weights_dir,
+                                  weights_status)
 from engine.core.remote import REMOTE_DATASETS, describe_status, download, missing_files
 from engine.core.userdata import import_zip, list_uploads
 from ui.tables import Compact, show_table
 
 
 def backbone_table() -> None:
-    """Every backbone: its feature weights and whether it is ready to use here."""
-    rows = []
+    """Every backbone: its feature weights and whether it is ready to use here. A missing
+    download gets one short command in the table; how to fetch it by hand (offline) is said
+    once, below it, with each missing file's address."""
+    rows, by_hand = [], []
     for name, info in BACKBONES.items():
-        if info.imagenet:
-            ready, status = weights_status(name)
-        else:
+        if not info.imagenet:
             ready, status = True, "trained here on a source dataset (cached after the first time)"
+        else:
+            ready, status = weights_status(name)
+            if not ready and IMAGENET_MODELS[name].provider == "torchvision":
+                status = f"not downloaded: run `python -m engine fetch-weights {name}`"
+                by_hand.append(name)
         rows.append({"Backbone": info.title, "Name": name,
                      "Feature weights": f"{feature_weights(name):,}",
                      "Ready": "yes" if ready else "no", "Status": status})
     show_table(rows, "backbones", compact=Compact("{Backbone}"), markdown=["Status"])
+    if by_hand:
+        with st.expander("Without a network on the server: download the weights by hand"):
+            st.markdown("Download each file on a machine that has a network, copy it to the "
+                        f"server and run `python -m engine fetch-weights NAME --file PATH` "
+                        f"(or put it in `{weights_dir()}`):")
+            st.markdown("\n".join(f"- {name}: [{IMAGENET_MODELS[name].file_name}]"
+                                   f"({IMAGENET_MODELS[name].url})" for name in by_hand))
 
 
 def ready_imagenet_models() -> list[str]:
