@@ -269,8 +269,8 @@ def test_the_advisor_page_advises_on_zero_labels_and_on_signals():
     assert "(none yet)" in texts(at.caption) and "0 per class" not in texts(at.caption)
     assert "CLIP" in texts(at.markdown)
 
-    widget(at.selectbox, "Kind of data").set_value("signals")
-    at.radio[0].set_value("far")
+    widget(at.radio, "Kind of data").set_value("signals")
+    widget(at.radio, "How far is your data from the pretraining data?").set_value("far")
     next(b for b in at.button if b.label.startswith("Recommend")).click().run()
     assert any("Label some data first" in s.value for s in at.subheader)
     assert "CLIP" not in texts(at.markdown)

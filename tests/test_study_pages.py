@@ -179,7 +179,7 @@ def test_advisor_recommends_and_links_the_experiment():
     assert "Recommend a strategy" in texts(at.info)
     widget(at.number_input, "Labelled examples").set_value(500)
     widget(at.number_input, "Classes").set_value(5)
-    at.radio[0].set_value("related")
+    widget(at.radio, "How far is your data from the pretraining data?").set_value("related")
     _button(at, "Recommend a strategy").click().run()
     _no_errors(at)
     assert any("linear probe" in s.value for s in at.subheader)
@@ -193,7 +193,7 @@ def test_advisor_recommends_and_links_the_experiment():
     assert links["Which source? with the same labels"].page == "which_source"
 
     widget(at.number_input, "Labelled examples").set_value(20)
-    at.radio[1].set_value("large")
+    widget(at.radio, "Pretrained model").set_value("large")
     _button(at, "Recommend a strategy").click().run()
     assert any("prompting" in s.value for s in at.subheader)
 

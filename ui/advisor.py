@@ -24,7 +24,7 @@ PAGES = {"transfer_curves": ("pages/transfer_curves.py", ":material/show_chart:"
 def _situation_form(current: AdvisorInputs) -> Optional[dict]:
     """The form, filled with `current`; the values it holds when Recommend was pressed, else None."""
     with st.form("advisor_form", border=True):
-        left, middle, right = st.columns([1, 1, 2])  # the kind of data's names are long
+        left, middle = st.columns(2)
         labelled = left.number_input(
             "Labelled examples", min_value=0, max_value=MAX_EXAMPLES,
             value=current.labelled_examples, step=100,
@@ -32,10 +32,11 @@ def _situation_form(current: AdvisorInputs) -> Optional[dict]:
         classes = middle.number_input("Classes", min_value=2, max_value=100_000,
                                       value=current.classes, step=1,
                                       help="How many classes the target task has.")
-        modality = right.selectbox("Kind of data", list(MODALITIES),
-                                   index=list(MODALITIES).index(current.modality),
-                                   format_func=MODALITIES.get,
-                                   help="What one example of your target task is.")
+        # radio buttons like the questions below: the kinds' names wrap instead of being cut
+        modality = st.radio("Kind of data", list(MODALITIES),
+                            index=list(MODALITIES).index(current.modality),
+                            format_func=MODALITIES.get,
+                            help="What one example of your target task is.")
         domain = st.radio("How far is your data from the pretraining data?", list(DOMAINS),
                           index=list(DOMAINS).index(current.domain), format_func=DOMAINS.get)
         size = st.radio("Pretrained model", list(MODEL_SIZES),
