@@ -431,10 +431,10 @@ def class_results(code: str, reveal: bool) -> None:
         return
     library = loaded_content("The quiz questions")
     students = list(room.students.values())
-    joined, predicted, answered = st.columns(3)
-    joined.metric("Students joined", len(students))
-    predicted.metric("Sent predictions", sum(bool(s.predictions) for s in students))
-    answered.metric("Sent quiz answers", sum(bool(s.answers) for s in students))
+    with st.container(horizontal=True, gap="large"):  # one row that wraps, also on a phone
+        st.metric("Students joined", len(students), width="content")
+        st.metric("Sent predictions", sum(bool(s.predictions) for s in students), width="content")
+        st.metric("Sent quiz answers", sum(bool(s.answers) for s in students), width="content")
     st.subheader("The class's predictions")
     class_predictions(room, reveal)
     if library is not None:
