@@ -21,7 +21,8 @@ from engine.core.imagenet import WeightsUnavailable
 from engine.core.pretrain import PretrainConfig, pretrain
 from engine.core.store import ResultStore
 from engine.experiments.protocol import Progress
-from engine.experiments.stats import head_start_sentence, point_label, summarize
+from engine.experiments.readings.curves import sweep_readings
+from engine.experiments.stats import RULE, point_label, summarize
 from engine.experiments.sweep import DEFAULT_LABELS, SweepSpec, run_sweep
 from engine.infra.ray_backend import RayError
 
@@ -178,10 +179,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
         print(f"  {row['strategy']:>9}  {point_label(row['labels_per_class'], row['all_labels']):>9} labels/class"
               f"  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})")
-    if not summary.empty:
-        sentence = head_start_sentence(records, int(summary["labels_per_class"].min()))
-        if sentence:
-            print(sentence)
+    readings = sweep_readings(records)
+    if readings:
+        print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
+    for sentence in readings:
+        print("  " + sentence.text.replace("**", ""))
     if args.out:
         print(f"wrote {len(records)} runs to {args.out}")
     return 0

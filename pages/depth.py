@@ -38,7 +38,7 @@ st.markdown(
     f"Fine-tune only the **last k blocks** and keep the first {BLOCKS} − k frozen: k = 0 is a "
     f"linear probe (only the new head learns), k = {BLOCKS} is full fine-tuning. Bars: the "
     "weights that train, an exact count.")
-freeze_results(summary, where_text(settings), running)
+freeze_results(summary, settings, running)
 
 st.header("2. Which layers transfer? (after Yosinski et al., 2014)")
 st.markdown(
@@ -52,7 +52,7 @@ st.markdown(
     "when the copies are frozen. With the copied layers fine-tuned, performance stayed at or "
     "above the baseline at every depth; the network kept a lasting boost from its "
     "pretrained start.")
-copy_results(summary, where_text(settings))
+copy_results(summary, settings)
 
 st.header("3. Refinements of fine-tuning")
 st.markdown(

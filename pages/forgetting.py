@@ -31,7 +31,7 @@ st.markdown(
     "changes, so any drop in MNIST accuracy comes from the shared layers moving under it: that "
     "is **forgetting**. Each *arm* fine-tunes the same starting point in its own way.")
 forgetting = open_section(ForgettingSettings, F_KEY, forgetting_form, unit="arm")
-f_config = forgetting.settings.experiment()
+f_config = forgetting.settings.config()
 if forgetting_panel(forgetting.settings, forgetting.notes):
     st.subheader("How each remedy works")
     st.markdown(
@@ -72,5 +72,6 @@ if diagnostics_panel(diagnostics.settings, diagnostics.notes):
         "as for MNIST, so fine-tuning has little reason to change them; later blocks combine them "
         "into MNIST's particular shapes, so the target's gradient reshapes them most, and more "
         "so at a higher learning rate. Where CKA falls is where the source's representation was "
-        "overwritten, which is where forgetting comes from, and why freezing only the early "
-        "blocks does not prevent it.")
+        "overwritten, which is where forgetting comes from. Freezing only the early blocks "
+        "leaves the later ones free to move, so it protects the source only as far as the source "
+        "depends on the early blocks: the freeze arm above measures how far that went here.")

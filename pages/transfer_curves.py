@@ -51,4 +51,4 @@ if running and shown:
 elif running:
     hidden_results(spec)
 else:
-    curve_results(spec, predictions, section.notes, shown)
+    curve_results(spec, predictions, section.notes, shown, section.settings)

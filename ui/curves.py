@@ -23,13 +23,16 @@ from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_per_cl
                                   labels_text, load_dataset, split_target)
 from engine.core.pretrain import PretrainResult, load_cached
 from engine.core.store import ResultStore
-from engine.experiments.stats import head_start_sentence, point_label, strategy_label
+from engine.experiments.readings import Sentence
+from engine.experiments.readings.curves import head_start, sweep_readings
+from engine.experiments.stats import point_label, strategy_label
 from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
 from engine.infra.packs import pack_records
 from ui.exports import show_chart
 from ui.figures import transfer_curve_figure
 from ui.jobs import stored_so_far
 from ui.predict import figure_with_predictions, hidden_results, prediction_report
+from ui.readings import show_readings
 from ui.tables import Compact, show_table
 
 _FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
@@ -146,15 +149,18 @@ def n_selector(records: pd.DataFrame) -> int:
         help="Labelled examples per class: moves the dashed marker and the sentence below.")
 
 
-def head_start_markdown(records: pd.DataFrame, n: int, strategies) -> str:
-    """The head-start sentence at `n` labels per class, or why there is none."""
-    sentence = head_start_sentence(records, n)
-    if sentence:
-        return f"#### {sentence}"
-    if "scratch" in strategies and len(strategies) > 1:
-        return ("*No head start to read at this size yet: it needs stored runs of From scratch "
-                "and of a transfer strategy here. Press Run to train the missing runs.*")
-    return "*Choose From scratch and at least one transfer strategy to read the head start.*"
+def head_start_readings(records: pd.DataFrame, n: int, strategies) -> list[Sentence]:
+    """The head-start sentence at `n` labels per class (in large type), then one sentence per
+    transfer strategy over every size; or why there is none."""
+    if "scratch" not in strategies or len(strategies) < 2:
+        return [Sentence("*Choose From scratch and at least one transfer strategy to read the "
+                         "head start.*")]
+    first = head_start(records, n)
+    if first is None:
+        return [Sentence("*No head start to read at this size yet: it needs stored runs of From "
+                         "scratch and of a transfer strategy here. Press Run to train the missing "
+                         "runs.*")]
+    return [Sentence(f"#### {first.text}", first.claims), *sweep_readings(records)]
 
 
 def runs_table(records: pd.DataFrame, strategies) -> None:
@@ -222,7 +228,8 @@ def chart_caption(seeds: int, of: str = "test accuracy") -> str:
             "its numbers.")
 
 
-def curve_results(spec: SweepSpec, predictions: dict, notes, shown: bool = True) -> None:
+def curve_results(spec: SweepSpec, predictions: dict, notes, shown: bool = True,
+                  settings=None) -> None:
     """The results of `spec` (`shown_records`, which notes where they come from): the chart
     with the learner's predictions, the `n =` slider, the head-start sentence, how the
     predictions fared and every run; while predict first hides them (`shown` False), only
@@ -243,7 +250,7 @@ def curve_results(spec: SweepSpec, predictions: dict, notes, shown: bool = True)
     figure = curve_figure(records, spec.strategies, marker_n=n)
     show_chart(figure_with_predictions(figure, predictions, spec.strategies), "transfer_curve",
                runs=records, name=f"transfer-curves-{spec.target}", area=chart_slot)
-    st.markdown(head_start_markdown(records, n, spec.strategies))
+    show_readings(head_start_readings(records, n, spec.strategies), settings, "curves")
     prediction_report(records, predictions)
     st.subheader("Every run")
     runs_table(records, spec.strategies)

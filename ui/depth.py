@@ -20,13 +20,14 @@ from engine.core.backbones import count_parameters, get_backbone
 from engine.core.datasets import labels_list_text, labels_per_class_text, labels_text
 from engine.core.strategies import get_strategy
 from engine.core.train import TrainBudget
-from engine.experiments.stats import TIE_RULE, seeds_text, strategy_label, summarize
-from engine.experiments.verdicts import and_list, summary_difference, trend
+from engine.experiments.readings.depth import FREEZE_PATTERN, copy_readings, freeze_readings
+from engine.experiments.stats import strategy_label, summarize
 from engine.study.codegen import describe_groups, strategy_code
 from ui.controls import DECAY_FACTORS, DEFAULT_DECAY
 from ui.curve_sets import records_of
 from ui.exports import show_chart
 from ui.figures import TICK_FONT, chart_layout, count_text, error_bars, strategy_color
+from ui.readings import show_readings
 from ui.sections.depth import BACKBONE, BLOCKS, LABEL_CHOICES, SEED_CHOICES, DepthSettings
 from ui.tables import show_table
 # the browser tests and bench/frozen_blocks.py build the sweeps from here
@@ -89,75 +90,6 @@ def copy_figure(summary: pd.DataFrame) -> go.Figure:
     return chart_layout(fig, 460)
 
 
-def _frozen_trend(frozen: pd.DataFrame) -> str:
-    """How accuracy with the copies frozen moves from the first k to the last, by `TIE_RULE`,
-    and whether that agrees with the published finding (it fell as more layers were copied)."""
-    rows = [row for _, row in frozen.iterrows()]
-    first, last = rows[0], rows[-1]
-    overall = summary_difference(last, first).sign
-    direction = trend([summary_difference(b, a).sign for a, b in zip(rows, rows[1:])])
-    moves = {-1: "falls from", 0: "ends level with its start,", 1: "rises from"}[overall]
-    text = (f"with the copies frozen, accuracy {moves} {first['mean']:.1f}% "
-            f"(k = {int(first['k'])}) to {last['mean']:.1f}% (k = {int(last['k'])})")
-    if direction == "both":
-        text += ", not in one direction (it rises at some steps of k and falls at others)"
-    elif overall == -1 and direction == "down":
-        text += ", with no step up on the way"
-    paper = ("as in the published experiment" if overall == -1 else
-             "unlike the published experiment, where it fell as more layers were copied")
-    return f"{text}, {paper}"
-
-
-def _tuned_against_scratch(tuned: pd.DataFrame, scratch: pd.Series) -> str:
-    """Where the fine-tuned copies finished against scratch, by `TIE_RULE`, and whether that
-    agrees with the published finding (at or above the baseline at every depth)."""
-    signs = {int(row["k"]): summary_difference(row, scratch).sign for _, row in tuned.iterrows()}
-    below = [k for k, s in signs.items() if s < 0]
-    level = [k for k, s in signs.items() if s == 0]
-    above = [k for k, s in signs.items() if s > 0]
-    parts = []
-    for what, group in (("below", below), ("level with", level), ("above", above)):
-        if group:
-            whom = "it" if parts else f"the scratch baseline ({float(scratch['mean']):.1f}%)"
-            parts.append(f"{what} {whom} at k = {', '.join(str(k) for k in group)}")
-    text = (f"fine-tuned, it ranges {tuned['mean'].min():.1f}% to {tuned['mean'].max():.1f}% and "
-            f"finishes {and_list(parts)}")
-    if below:
-        return text + ": unlike the published experiment, where fine-tuned copies never fell below it"
-    return text + ": as in the published experiment, never below it"
-
-
-def copy_reading(summary: pd.DataFrame) -> str:
-    """What this run shows against the published finding, every result judged by `TIE_RULE`."""
-    frozen, tuned = by_k(summary, "copy-frozen"), by_k(summary, "copy-tuned")
-    scratch = summary[summary["strategy"] == "scratch"]
-    if frozen.empty or tuned.empty or scratch.empty:
-        return ""
-    seeds = int(summary["seeds"].min())
-    return (f"**In your run:** {_frozen_trend(frozen)}; {_tuned_against_scratch(tuned, scratch.iloc[0])} "
-            f"({seeds_text(seeds)}).")
-
-
-def freeze_reading(summary: pd.DataFrame) -> str:
-    """The best freeze depth, and which other depths the rule calls level with it."""
-    rows = by_k(summary, "partial")
-    best = rows.loc[rows["mean"].idxmax()]
-    level = [int(row["k"]) for _, row in rows.iterrows()
-             if row["k"] != best["k"] and summary_difference(best, row).sign == 0]
-    text = (f"the best depth is k = {int(best['k'])} ({best['mean']:.1f}%), training "
-            f"{trainable_weights(best['strategy']):,} of {trainable_weights(f'partial:{BLOCKS}'):,} "
-            "weights")
-    if level:
-        ks = and_list([str(k) for k in level])
-        text += (f", but k = {ks} {'is' if len(level) == 1 else 'are'} level with it: the run does "
-                 "not single out one depth")
-    else:
-        text += ", ahead of every other depth by the rule"
-    return (f"**In your run** {text} ({seeds_text(int(rows['seeds'].min()))}). The usual "
-            "pattern: with few labels, freezing more guards against overfitting; with many, "
-            "unfreezing more lets the late layers adapt to the target.")
-
-
 def depth_form(settings: DepthSettings) -> Optional[Callable[[], DepthSettings]]:
     """The settings form; when Run is pressed, what builds the chosen settings."""
     with st.form("depth_settings", border=True):
@@ -193,27 +125,27 @@ def where_text(settings: DepthSettings) -> str:
             f"{seeds} seed{'s' if seeds > 1 else ''}")
 
 
-def freeze_results(summary: Optional[pd.DataFrame], where: str, running: bool) -> None:
+def freeze_results(summary: Optional[pd.DataFrame], settings: DepthSettings, running: bool) -> None:
     """The freeze-depth chart and its reading, or an invitation to press Run."""
     if summary is None or by_k(summary, "partial").empty:
         if not running:
             st.info("Press **Run both experiments** to train these points.", icon=":material/info:")
         return
-    st.caption(f"{where}. Points: mean test accuracy; whiskers: ±1 standard deviation.")
+    st.caption(f"{where_text(settings)}. Points: mean test accuracy; whiskers: ±1 standard deviation.")
     show_chart(freeze_figure(summary), "depth_freeze", runs=by_k(summary, "partial"),
                name="freeze-depth-fine-tuned-blocks")
-    st.markdown(freeze_reading(summary))
-    st.caption(TIE_RULE)
+    show_readings(freeze_readings(records_of(settings.specs()), trainable_weights), settings, "freeze")
+    st.markdown(FREEZE_PATTERN)
 
 
-def copy_results(summary: Optional[pd.DataFrame], where: str) -> None:
+def copy_results(summary: Optional[pd.DataFrame], settings: DepthSettings) -> None:
     """The copied-layers chart and its reading against the published finding."""
     if summary is None or by_k(summary, "copy-frozen").empty:
         return
-    st.caption(f"{where}. Dotted line: the same network trained from scratch.")
+    st.caption(f"{where_text(settings)}. Dotted line: the same network trained from scratch.")
     show_chart(copy_figure(summary), "depth_copy", name="copied-blocks-frozen-or-fine-tuned",
                runs=summary[summary["strategy"].str.match(r"copy-|scratch$")])
-    st.markdown(copy_reading(summary))
+    show_readings(copy_readings(records_of(settings.specs())), settings, "copy")
     st.caption("This setting differs from the paper's: a four-block network, a different "
                "target task with few labels, and short training. A small labelled set can favour "
                "the frozen copies more than the paper's ImageNet halves (about 645,000 images "

@@ -18,12 +18,12 @@ import streamlit as st
 from engine.core.datasets import labels_text
 from engine.core.store import ResultStore
 from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig, stored_units
-from engine.experiments.forgetting import ARM_LABELS, ForgettingConfig, stored_arms
-from engine.experiments.stats import TIE_RULE, difference
-from engine.experiments.verdicts import and_list, step_signs, trend
+from engine.experiments.forgetting import ARM_LABELS, MAX_SEEDS, ForgettingConfig, stored_seeds
+from engine.experiments.readings.forgetting import diagnostics_readings, forgetting_readings
 from ui.curves import plural
 from ui.exports import show_chart
 from ui.figures import chart_layout, strategy_color
+from ui.readings import show_readings
 from ui.section_run import follow_job
 from ui.sections.forgetting import (BACKBONE_LRS, D_LABELS, EPOCHS, F_LABELS, FREEZE_BLOCKS, LAMBDAS,
                                     LOW_MULTS, LRS, PROBE_LABELS, REPLAY_MAX, SEEDS,
@@ -66,68 +66,30 @@ def forgetting_figure(records: dict[str, dict], task: str) -> go.Figure:
     return chart_layout(fig, 480, top=60)
 
 
+def mean_records(records: dict[str, list[dict]]) -> dict[str, dict]:
+    """arm -> one record whose accuracies are the means over its stored seeds (epoch by epoch),
+    with `seeds`: what the charts and the table draw."""
+    out = {}
+    for arm, runs in records.items():
+        mean = dict(runs[0], seeds=len(runs))
+        for key in ("source_accuracy", "target_accuracy"):
+            mean[key] = [sum(v) / len(v) for v in zip(*(r[key] for r in runs))]
+        for key in ("source_before", "source_after", "target_after"):
+            mean[key] = sum(r[key] for r in runs) / len(runs)
+        out[arm] = mean
+    return out
+
+
 def forgetting_table(records: dict[str, dict], config: ForgettingConfig) -> pd.DataFrame:
+    """One row per arm: its setting and its means over seeds (`mean_records`)."""
     rows = [{"Arm": ARM_LABELS[arm], "Setting": arm_setting(arm, config),
              "Source before (%)": r["source_before"], "Source after (%)": r["source_after"],
              "Source change (points)": r["source_after"] - r["source_before"],
              "Lowest source (%)": min(r["source_accuracy"]),
-             "Target after (%)": r["target_after"], "Trained weights": f"{r['trainable_parameters']:,}"}
+             "Target after (%)": r["target_after"], "Seeds": r["seeds"],
+             "Trained weights": f"{r['trainable_parameters']:,}"}
             for arm, r in records.items()]
     return pd.DataFrame(rows).set_index("Arm").round(1)
-
-
-ONE_SEED = ("Each arm is one run, so these verdicts rest on one seed: with no spread to compare, "
-            "only the rule's 1-point floor separates a difference from a tie. Change the seed to "
-            "see whether they hold.")
-
-
-def _plain_sentence(plain: dict) -> str:
-    """What plain fine-tuning did to the source task, judged by `TIE_RULE` (one seed)."""
-    before, after = plain["source_before"], plain["source_after"]
-    change, sign = after - before, difference([after], [before]).sign
-    start = f"Plain fine-tuning took the target to **{plain['target_after']:.1f}%**"
-    if sign < 0:
-        return (f"{start}, while the source task fell from **{before:.1f}%** to **{after:.1f}%** "
-                f"(down {-change:.1f} points; lowest {min(plain['source_accuracy']):.1f}%). "
-                "Nothing in its loss asked it to keep the source.")
-    moved = ("stayed level" if sign == 0 else "rose")
-    return (f"{start}, and the source task {moved}: {before:.1f}% to {after:.1f}% ({change:+.1f} "
-            "points). No forgetting that counts at these settings; a larger learning rate or more "
-            "epochs move the shared layers further.")
-
-
-def _against_plain(record: dict, plain: dict) -> str:
-    """One mitigation against plain fine-tuning on both tasks, by `TIE_RULE` (one seed each)."""
-    source = difference([record["source_after"]], [plain["source_after"]])
-    target = difference([record["target_after"]], [plain["target_after"]])
-    kept = {1: f"kept **more** of the source ({source.gap:+.1f} points)",
-            0: f"kept as much of the source (level, {source.gap:+.1f} points)",
-            -1: f"kept **less** of the source ({source.gap:+.1f} points)"}[source.sign]
-    paid = {1: f"did better on the target ({target.gap:+.1f} points)",
-            0: f"was level on the target ({target.gap:+.1f} points)",
-            -1: f"paid {-target.gap:.1f} points on the target"}[target.sign]
-    text = f"against plain fine-tuning it {kept} and {paid}"
-    return text + ("" if source.sign > 0 else ": here it did not protect the source")
-
-
-def forgetting_reading(records: dict[str, dict]) -> str:
-    """Sentences chosen from this run by `TIE_RULE`: the plain arm's change on the source, then
-    each mitigation against it, and that each verdict rests on one seed."""
-    plain = records.get("finetune")
-    lines = [] if plain is None else [_plain_sentence(plain)]
-    for arm, record in records.items():
-        if arm == "finetune":
-            continue
-        change = record["source_after"] - record["source_before"]
-        text = (f"- **{ARM_LABELS[arm]}**: source {record['source_before']:.1f}% → "
-                f"{record['source_after']:.1f}% ({change:+.1f} points), target "
-                f"{record['target_after']:.1f}%")
-        if plain is not None:
-            text += "; " + _against_plain(record, plain)
-        lines.append(text + ".")
-    if lines:
-        lines.append("\n" + ONE_SEED)
-    return "\n".join(lines)
 
 
 # ---- diagnostics ---------------------------------------------------------------------------------
@@ -203,60 +165,6 @@ def change_table(records: dict[str, dict]) -> pd.DataFrame:
     return table.rename_axis("block")
 
 
-def _cka_trend(units: list[dict]) -> str:
-    """Whether CKA falls block by block with depth in every fine-tune, each step judged by
-    `TIE_RULE` on CKA written as points (0-100), so a step counts from 0.01."""
-    directions = {r["backbone_lr"]: trend(step_signs([[100 * v] for v in r["cka_target"]]))
-                  for r in units}
-    if all(d == "down" for d in directions.values()):
-        return ("- In this run CKA falls with depth in every fine-tune (steps under 0.01 count as "
-                "level): the deeper the layer, the more fine-tuning rewrote it.")
-    if all(d == "level" for d in directions.values()):
-        return ("- In this run CKA stays level from block to block (no step reaches 0.01): "
-                "fine-tuning changed every block about as much, or as little.")
-    odd = and_list([f"lr {lr:g}" for lr, d in directions.items() if d != "down"])
-    return (f"- In this run CKA does not fall steadily with depth in the fine-tune at {odd}, "
-            "unlike the usual pattern (steps under 0.01 count as level): look at the table for "
-            "where the change concentrated.")
-
-
-def _probe_sentence(base: dict, probe_labels: int) -> str:
-    """The probes on the last block, pretrained against untrained and raw pixels, by `TIE_RULE`."""
-    pre, unt, pixels = base["pretrained_probe"][-1], base["untrained_probe"][-1], base["pixels_probe"]
-    words = {1: "ahead of", 0: "level with", -1: "behind"}
-    against_untrained = words[difference([pre], [unt]).sign]
-    against_pixels = words[difference([pre], [pixels]).sign]
-    return (f"- With {labels_text(probe_labels)} labels per class, a probe on the pretrained "
-            f"network's last block scores **{pre:.1f}%**, on an untrained network's **{unt:.1f}%**, "
-            f"on the raw pixels **{pixels:.1f}%**: the pretrained features are {against_untrained} "
-            f"the untrained ones and {against_pixels} the raw pixels.")
-
-
-def diagnostics_reading(records: dict[str, dict], config: DiagnosticsConfig) -> str:
-    """Sentences quoting this run: where CKA fell most, whether it falls with depth, and what
-    the probes show, verdicts by `TIE_RULE` on one model each (one seed)."""
-    lines = []
-    units = finetune_units(records)
-    for r in units:
-        cka, layers = r["cka_target"], r["layers"][1:]
-        lo = min(range(len(cka)), key=cka.__getitem__)
-        hi = max(range(len(cka)), key=cka.__getitem__)
-        lines.append(f"- Pretrained layers at lr **{r['backbone_lr']:g}** (target test accuracy "
-                     f"{r['target_accuracy']:.1f}%): CKA stayed highest at {layers[hi]} "
-                     f"(**{cka[hi]:.4f}**) and fell most at {layers[lo]} (**{cka[lo]:.4f}**); "
-                     f"its weights moved {100 * r['relative_change'][hi]:.1f}% and "
-                     f"{100 * r['relative_change'][lo]:.1f}% of their size.")
-    if units:
-        lines.append(_cka_trend(units))
-    base = records.get(BASELINE)
-    if base is not None:
-        lines.append(_probe_sentence(base, config.probe_labels_per_class))
-    if lines:
-        lines.append("\nEach model here is one run, so these verdicts rest on one seed and the "
-                     "rule's 1-point floor.")
-    return "\n".join(lines)
-
-
 # ---- forms and panels ------------------------------------------------------------------------------
 
 def _run_button() -> bool:
@@ -286,8 +194,11 @@ def forgetting_form(current: ForgettingSettings) -> Optional[Callable[[], Forget
                                        help="0 makes EWC plain fine-tuning."),
             replay_fraction=d.slider("Replay fraction", 0.0, REPLAY_MAX, float(current.replay_fraction),
                                      0.05, help="Share of each batch that is MNIST training images."),
-            seed=st.number_input("Seed", *SEEDS, current.seed, width=160,
-                                 help="Target labels drawn, new head, batch order."))
+            seed=st.number_input("First seed", *SEEDS, current.seed, width=160,
+                                 help="Target labels drawn, new head, batch order."),
+            seeds=st.number_input("Seeds", 1, MAX_SEEDS, current.seeds, width=160,
+                                  help="Runs of every arm, one per seed from the first up; the "
+                                       "readings call a difference only with 3 or more."))
         run = _run_button()
     return (lambda: ForgettingSettings.from_form(**values)) if run else None
 
@@ -331,28 +242,31 @@ def forgetting_panel(settings: ForgettingSettings, notes) -> dict[str, dict]:
     """The forgetting section's results: its job's progress and curves so far while it runs,
     else the stored arms' curves, table and reading (notes in `notes`). Returns the stored
     arms drawn, or {} when nothing is drawn yet."""
-    config = settings.experiment()
+    group, config = settings.experiment(), settings.config()
 
     def draw_live() -> None:
-        so_far = stored_arms(config, ResultStore())
+        so_far = stored_seeds(group, ResultStore())
         if so_far:
-            draw_forgetting(so_far, "forgetting_live")
-    records = _stored_or_invitation(
-        settings, notes, "forgetting", "arm", stored_arms,
-        f"None of the {plural(len(config.arms), 'arm')} of these settings is stored yet. "
-        "Press Run (about a minute on two CPU cores).", draw_live)
-    if not records:
+            draw_forgetting(mean_records(so_far), "forgetting_live")
+    runs = _stored_or_invitation(
+        settings, notes, "forgetting", "arm", stored_seeds,
+        f"None of the {plural(len(config.arms) * settings.seeds, 'arm run')} of these settings "
+        f"is stored yet. Press Run (about a minute per seed on two CPU cores).", draw_live)
+    if not runs:
         return {}
-    if len(records) < len(config.arms):
-        missing = plural(len(config.arms) - len(records), "arm")
-        notes.warning(f"{missing} of these settings not stored yet; press Run to train only "
-                      "what is missing.", icon=":material/warning:")
+    stored, total = sum(len(r) for r in runs.values()), len(config.arms) * settings.seeds
+    if stored < total:
+        notes.warning(f"{total - stored} of {plural(total, 'arm run')} of these settings are not "
+                      "stored yet; press Run to train only what is missing.",
+                      icon=":material/warning:")
+    records = mean_records(runs)
     draw_forgetting(records, "forgetting")
+    st.caption(f"Lines and table: means over {plural(settings.seeds, 'seed')} "
+               f"(seeds {settings.seed} to {settings.seed + settings.seeds - 1}).")
     table = forgetting_table(records, config)  # every number rounded to 0.1
-    show_table(table, "forgetting", formats=dict.fromkeys(table.columns, ".1f"),
+    show_table(table, "forgetting", formats={c: ("d" if c == "Seeds" else ".1f") for c in table.columns},
                compact=Compact("{Arm}: {Setting}"))
-    st.markdown(forgetting_reading(records))
-    st.caption(TIE_RULE)
+    show_readings(forgetting_readings(runs), settings, "forgetting")
     return records
 
 
@@ -374,6 +288,5 @@ def diagnostics_panel(settings: DiagnosticsSettings, notes) -> dict[str, dict]:
     if not table.empty:
         show_table(table, "changes", compact=Compact("{block}"), formats={  # CKA to 0.0001
             c: ".4f" if c.startswith("CKA") else ".1f" for c in table.columns})
-    st.markdown(diagnostics_reading(records, config))
-    st.caption(TIE_RULE)
+    show_readings(diagnostics_readings(records, BASELINE, labels_text(config.probe_labels_per_class)))
     return records

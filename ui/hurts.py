@@ -21,13 +21,15 @@ from engine.core.datasets import load_dataset, split_target
 from engine.core.pretrain import PretrainConfig, load_cached
 from engine.core.shifts import SEVERITY_SHIFTS, SHIFTS, shifted_name
 from engine.core.store import ResultStore
-from engine.experiments.stats import TIE_RULE, Difference, difference, seeds_text, summarize
-from engine.experiments.verdicts import and_list, sizes_text, step_signs, trend
+from engine.experiments.readings import hurts as hurts_readings
+from engine.experiments.readings.hurts import negative_readings, shift_readings, why_negative
+from engine.experiments.stats import summarize
 from engine.experiments.sweep import MAX_SEEDS, stored_records
 from ui.curve_sets import Curve, curve_records, present_labels, stored_runs, total_runs
 from ui.curves import chart_caption, curve_figure, plural
 from ui.exports import show_chart
 from ui.figures import DASHES, chart_layout, error_bars, strategy_color
+from ui.readings import show_readings
 from ui.section_run import missing_note
 from ui.sections.hurts import (LABELS, MISMATCHED, SHIFT_SEEDS, SHIFT_SLIDERS, SHIFT_STEPS, SOURCE,
                                TARGET, NegativeSettings, ShiftSettings)
@@ -98,17 +100,14 @@ def negative_results(settings: NegativeSettings, notes) -> None:
     show_table(table.rename_axis("Labels per class"), "negative", compact=Compact(
         "Labels per class: {Labels per class}"), formats=dict.fromkeys(table.columns, ".1f"))
     bad = MISMATCHED[settings.shift]
-    verdict = negative_verdict(records, curves, bad)
-    if verdict:
-        st.markdown(verdict)
-        st.caption(TIE_RULE)
+    scratch, fine, probe = curves[0].label, curves[2].label, curves[3].label
+    show_readings(negative_readings(records, scratch, fine, probe, bad), settings, "negative")
     accuracy = source_accuracy(shifted_name(SOURCE, settings.shift))
     if accuracy is not None:
         st.markdown(f"Pretraining on {bad} reached **{accuracy:.1f}%** on held-out images of its "
                     "own task (chance is 10%).")
     st.subheader("Why it can hurt")
-    fine_gaps = gaps_to_scratch(records, curves[2].label, curves[0].label)
-    st.markdown(why_negative(settings.shift, fine_gaps))
+    st.markdown(why_negative(records, settings.shift, scratch, fine).text)
     st.markdown("Pretraining is a bet that the source and the target share structure. When they "
                 "do not, the transferred weights can be a handicap, and only a **from-scratch "
                 "baseline** shows whether they were: run one before trusting a transfer.")
@@ -167,8 +166,7 @@ def shift_results(settings: ShiftSettings, notes) -> None:
     show_chart(head_start_figure(frame, settings.kind), "shift", runs=frame,
                name=f"head-start-under-{settings.kind}-shift")
     st.caption(head_start_caption(int(frame["seeds"].max())))
-    st.markdown(shift_reading(frame, settings.kind))
-    st.caption(TIE_RULE)
+    show_readings(shift_readings(shift_records(settings), settings.kind), settings, "shift")
     st.subheader("Reading the plot")
     st.markdown(WHY_SHIFT)
     st.markdown(WHY_KIND[settings.kind])
@@ -183,36 +181,20 @@ def head_start_caption(seeds: int) -> str:
             "seed, so there is no spread to show (run more seeds for error bars).")
 
 
-HEAD_START_COLUMNS = ["severity", "strategy", "labels_per_class", "head_start", "std", "seeds",
-                      "scratch", "accuracy", "values", "runs", "scratch_runs"]
+def shift_records(settings: ShiftSettings) -> pd.DataFrame:
+    """Every stored run of the domain-shift sweeps, with the severity each ran at."""
+    store, frames = ResultStore(), []
+    for level, spec in zip(settings.levels(), settings.experiment().specs):
+        records = stored_records(spec, store)
+        if not records.empty:
+            frames.append(records.assign(severity=level))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def head_starts(settings: ShiftSettings) -> pd.DataFrame:
     """Per severity, label count and transfer strategy: the mean and spread over seeds of
-    (strategy accuracy - scratch accuracy), paired by seed (same labelled examples); `values`
-    holds those differences per seed, `runs` and `scratch_runs` the accuracies behind them."""
-    store, rows = ResultStore(), []
-    for level, spec in zip(settings.levels(), settings.experiment().specs):
-        records = stored_records(spec, store)
-        if records.empty:
-            continue
-        table = records.pivot_table(index=["labels_per_class", "seed"], columns="strategy",
-                                    values="test_accuracy")
-        for strategy in ("probe", "finetune"):
-            if strategy not in table or "scratch" not in table:
-                continue
-            gap = (table[strategy] - table["scratch"]).dropna()
-            for k, part in gap.groupby(level="labels_per_class"):
-                rows.append({"severity": level, "strategy": strategy, "labels_per_class": int(k),
-                             "head_start": float(part.mean()),
-                             "std": float(part.std()) if len(part) > 1 else 0.0,
-                             "seeds": int(len(part)),
-                             "scratch": float(table["scratch"].loc[k].mean()),
-                             "accuracy": float(table[strategy].loc[k].mean()),
-                             "values": tuple(part.tolist()),
-                             "runs": tuple(table[strategy].loc[k].dropna().tolist()),
-                             "scratch_runs": tuple(table["scratch"].loc[k].dropna().tolist())})
-    return pd.DataFrame(rows, columns=HEAD_START_COLUMNS)
+    (strategy accuracy - scratch accuracy), seed by seed (`engine...readings.hurts.head_starts`)."""
+    return hurts_readings.head_starts(shift_records(settings))
 
 
 def head_start_figure(frame: pd.DataFrame, kind: str) -> go.Figure:
@@ -256,194 +238,6 @@ def preview_strip(kind: str, level: float, count: int = 6) -> np.ndarray:
     picks = [test[np.flatnonzero(y == c)[0]] for c in range(min(count, data.n_classes))]
     images = data.x[picks].mean(1).numpy()  # (count, H, W) in [0, 1]
     return (np.concatenate(list(images), axis=1) * 255).round().astype(np.uint8)
-
-
-def gaps_to_scratch(records: pd.DataFrame, label: str, scratch: str) -> dict[int, Difference]:
-    """Per labelled-set size: curve `label`'s runs against scratch's, by `TIE_RULE`."""
-    gaps = {}
-    for k, at in records.groupby("labels_per_class"):
-        runs = at[at["strategy"] == label]["test_accuracy"].tolist()
-        base = at[at["strategy"] == scratch]["test_accuracy"].tolist()
-        if runs and base:
-            gaps[int(k)] = difference(runs, base)
-    return gaps
-
-
-def _split(gaps: dict[int, Difference]) -> dict[int, list[int]]:
-    """The sizes where the curve is below (-1), level with (0) and above (+1) scratch."""
-    return {sign: [k for k, d in sorted(gaps.items()) if d.sign == sign] for sign in (-1, 0, 1)}
-
-
-def side_sentence(name: str, gaps: dict[int, Difference]) -> str:
-    """Where one curve finished against scratch, size by size, e.g. "fine-tuning from X finished
-    **below training from scratch at 2 of 3 label counts** (1 and 5 labels per class; by up to
-    9.1 points) and level with it at 20 labels per class (mean of 2 seeds)."."""
-    split, parts = _split(gaps), []
-    for sign, where in ((-1, "below"), (0, "level with"), (1, "above")):
-        sizes = split[sign]
-        if not sizes:
-            continue
-        most = max(abs(gaps[k].gap) for k in sizes)
-        if sign == -1:
-            parts.append(f"**below training from scratch at {len(sizes)} of {len(gaps)} label "
-                         f"counts** ({sizes_text(sizes)}; by up to {most:.1f} points)")
-            continue
-        whom = "training from scratch" if not parts else "it"
-        parts.append(f"{where} {whom} at {sizes_text(sizes)}"
-                     + (f" by up to {most:.1f} points" if sign == 1 else ""))
-    seeds = min(d.seeds for d in gaps.values())
-    return f"{name} finished {and_list(parts)} ({seeds_text(seeds)})."
-
-
-def negative_verdict(records: pd.DataFrame, curves: tuple[Curve, ...], bad: str) -> str:
-    """What this run shows, by `TIE_RULE`: where the mismatched fine-tune and probe finished
-    against scratch, and whether that is negative transfer."""
-    scratch, fine, probe = curves[0].label, curves[2].label, curves[3].label
-    fine_gaps = gaps_to_scratch(records, fine, scratch)
-    if not fine_gaps:
-        return ""
-    lines = [side_sentence(f"In this run, fine-tuning from {bad}", fine_gaps)]
-    split = _split(fine_gaps)
-    if split[-1]:
-        lines.append("That is **negative transfer**: the mismatched start cost accuracy.")
-    elif split[1]:
-        lines.append("No negative transfer here: despite the mismatch, the pretrained start "
-                     "helped at these settings.")
-    else:
-        lines.append("At these settings the harm does not show: every gap to scratch is a tie. "
-                     "More seeds shrink the noise, and the other mismatched source may differ.")
-    probe_gaps = gaps_to_scratch(records, probe, scratch)
-    if probe_gaps:
-        lines.append(side_sentence(f"The probe on {bad}", probe_gaps))
-    return " ".join(lines)
-
-
-def _step_words(signs: tuple[int, ...], levels: list[str]) -> str:
-    """How a head-start moved from severity to severity, each step judged by `TIE_RULE`."""
-    direction = trend(signs)
-    if direction == "level":
-        return "No step between neighbouring severities counts: it stayed level step by step."
-    if direction == "both":
-        moves = [f"{'fell' if s < 0 else 'rose'} from {a} to {b}"
-                 for s, a, b in zip(signs, levels, levels[1:]) if s]
-        return f"It does not move in one direction: it {and_list(moves)}."
-    verb = "fell" if direction == "down" else "rose"
-    if all(signs):
-        return f"It {verb} at every step."
-    return f"Every step that counts is a {'fall' if direction == 'down' else 'rise'}; the others are level."
-
-
-def _strategy_paragraph(part: pd.DataFrame, name: str, k: int, fmt: Callable[[float], str]) -> str:
-    """One strategy's head-start across the severities at one size, read by `TIE_RULE`."""
-    first, last = part.iloc[0], part.iloc[-1]
-    overall = difference(last["values"], first["values"])
-    change = {-1: "it shrank", 0: "a change the rule calls a tie", 1: "it grew"}[overall.sign]
-    size = f"{k} label{'s' if k != 1 else ''} per class"
-    text = (f"{name} head-start at {size} went from **{first.head_start:+.1f}** points at severity "
-            f"{fmt(first.severity)} to **{last.head_start:+.1f}** at {fmt(last.severity)} "
-            f"({last.accuracy:.1f}% against scratch's {last.scratch:.1f}%): {change}. ")
-    if len(part) > 2:
-        signs = step_signs(list(part["values"]))
-        text += _step_words(signs, [fmt(v) for v in part["severity"]]) + " "
-    end = difference(last["runs"], last["scratch_runs"]).sign
-    text += {1: f"At {fmt(last.severity)} it is still above scratch",
-             0: f"At {fmt(last.severity)} it is level with scratch: the head-start is gone",
-             -1: f"At {fmt(last.severity)} it is **below scratch**: the transferred start now "
-                 "costs accuracy"}[end]
-    return text + f" ({seeds_text(overall.seeds)})."
-
-
-def shift_reading(frame: pd.DataFrame, kind: str) -> str:
-    """The head-start of each strategy at the smallest label count across the severities, then
-    whether fine-tuning kept more of its lead than the probe, all by `TIE_RULE`."""
-    k = int(frame["labels_per_class"].min())
-    info = SHIFTS[kind]
-    fmt = lambda v: info.format_severity(v) + info.unit  # noqa: E731
-    paragraphs, lasts = [], {}
-    for strategy, name in (("probe", "The linear probe's"), ("finetune", "Fine-tuning's")):
-        part = frame[(frame["strategy"] == strategy) & (frame["labels_per_class"] == k)]
-        part = part.sort_values("severity")
-        if len(part) < 2:
-            continue
-        paragraphs.append(_strategy_paragraph(part, name, k, fmt))
-        lasts[strategy] = part.iloc[-1]
-    if len(lasts) == 2 and lasts["probe"].severity == lasts["finetune"].severity:
-        paragraphs.append(_lead_comparison(lasts["finetune"], lasts["probe"], fmt))
-    return "\n\n".join(paragraphs)
-
-
-def _lead_comparison(fine: pd.Series, probe: pd.Series, fmt: Callable[[float], str]) -> str:
-    """Did fine-tuning keep more of its lead than the probe at the highest severity?"""
-    diff = difference(fine["values"], probe["values"])
-    at = f"at {fmt(fine.severity)}"
-    if diff.sign > 0:
-        return (f"As expected, fine-tuning kept more of its lead than the probe {at}, by "
-                f"{diff.gap:.1f} points.")
-    if diff.sign == 0:
-        return (f"Fine-tuning and the probe are level {at} (a {abs(diff.gap):.1f}-point gap): this "
-                "run does not show fine-tuning keeping more of its lead, as it usually does.")
-    return (f"Unlike the usual expectation, the probe kept more of its lead than fine-tuning {at}, "
-            f"by {-diff.gap:.1f} points.")
-
-
-MECHANISM = {
-    "permuted": (
-        "The scrambled task is learnable: the permutation throws no information away. But a "
-        "network learns it *for scrambled images*. After scrambling, pixels next to each other "
-        "come from unrelated places of the digit, so there are no strokes, edges or loops for the "
-        "3×3 filters to find; what the network learns instead is which scattered positions tend "
-        "to be lit together. On real digits, where the ink forms connected strokes, those features "
-        "respond to the wrong things. A **probe** can only reweight them. **Fine-tuning** can "
-        "change them, but it trains the pretrained layers at a tenth of the head's learning rate "
-        "(the usual recipe, meant to protect good features) for a limited number of steps, so it "
-        "may not get far from a start committed to another world."),
-    "randlabels": (
-        "With shuffled labels nothing about the *labels* carries over to new images, so the "
-        "source task's held-out accuracy sits near chance. The network still learns something "
-        "about the *images*, though: Maennel et al. (NeurIPS 2020, \"What do neural networks learn "
-        "when trained with random labels?\") found that the first layer's weights align with the "
-        "principal components of the data, and that this alignment can transfer positively, "
-        "speeding up later training on real labels. The harm sits in the later layers, which "
-        "specialise in memorising arbitrary image-label pairs. A **probe** reads only the last "
-        "block's features, the ones shaped by that memorising. **Fine-tuning** starts from both, "
-        "early layers that may help and later ones that may hurt, and trains the pretrained "
-        "layers at a tenth of the head's learning rate for a limited number of steps."),
-}
-
-OUTCOME = {  # (mismatched source, where fine-tuning from it finished) -> what that says
-    ("permuted", "below"): "the start committed to scrambled images cost more than fine-tuning "
-                           "could undo",
-    ("permuted", "level"): "fine-tuning either undid the scrambled start or it hardly mattered "
-                           "at these settings, so the harm does not show",
-    ("permuted", "above"): "unlike what this lesson expects, the scrambled start still helped: "
-                           "with few labels scratch is a weak baseline, and pretraining on any "
-                           "digit images taught the early layers something",
-    ("randlabels", "below"): "what the later layers memorised outweighed whatever the early layers "
-                             "carry over",
-    ("randlabels", "level"): "the help of the early layers and the harm of the later ones cancel, "
-                             "or fine-tuning washed both out, at these settings",
-    ("randlabels", "above"): "what the early layers carry over outweighed the harm of the later "
-                             "ones, as Maennel et al. found can happen",
-}
-
-
-def why_negative(shift: str, fine_gaps: dict[int, Difference]) -> str:
-    """The mechanism of the mismatched source, then which way this run went and what that says,
-    chosen from where fine-tuning from it finished against scratch (by `TIE_RULE`)."""
-    text = MECHANISM[shift]
-    if not fine_gaps:
-        return text
-    split = _split(fine_gaps)
-    found = [(where, split[sign]) for sign, where in ((-1, "below"), (0, "level"), (1, "above"))
-             if split[sign]]
-    if len(found) == 1:
-        return text + f" In this run fine-tuning finished {found[0][0]} scratch at every size: " \
-            f"{OUTCOME[(shift, found[0][0])]}."
-    words = {"below": "below", "level": "level with", "above": "above"}
-    clauses = [f"{words[where]} scratch at {sizes_text(sizes)}" for where, sizes in found]
-    text += (f" In this run fine-tuning finished {and_list(clauses)}: which way the mismatch "
-             "pulls depends on the size of the labelled set")
-    return text + (f". Where it is below, {OUTCOME[(shift, 'below')]}." if split[-1] else ".")
 
 
 WHY_SHIFT = (

@@ -31,18 +31,18 @@ EXPERIMENTS: tuple[Lesson, ...] = (
            query_keys=("strategies", "labels", "seeds")),
     Lesson("pages/which_source.py", "Which source?", ":material/compare_arrows:",
            "Put digit features, ImageNet photo features and random features side by side on the "
-           "same target, and see that domain match matters more than model size.",
+           "same target, and measure whether domain match or model size matters more there.",
            query_keys=("labels", "seeds", "target", "imagenet")),
     Lesson("pages/when_transfer_hurts.py", "When transfer hurts", ":material/trending_down:",
            "Pretrain on a source that teaches the wrong things, shift the target's look, and "
-           "watch the transfer curve fall towards, and below, training from scratch.",
+           "measure how much of the head start over training from scratch is left.",
            query_keys=("neg", "neg_labels", "neg_seeds", "shift", "shift_max", "shift_steps",
                        "shift_labels", "shift_seeds")),
     Lesson("pages/forgetting.py", "Forgetting", ":material/history:",
-           "Watch fine-tuning erase the source task, hold it with a lower learning rate, frozen "
-           "layers, EWC or replay, and find the layers fine-tuning rewrote.",
+           "Measure how much of the source task fine-tuning forgets, try a lower learning rate, "
+           "frozen layers, EWC or replay against it, and find the layers fine-tuning rewrote.",
            query_keys=("f_labels", "f_epochs", "f_lr", "f_low", "f_freeze", "f_lambda", "f_replay",
-                       "f_seed", "d_labels", "d_lrs", "d_probe")),
+                       "f_seeds", "d_labels", "d_lrs", "d_probe")),
     Lesson("pages/depth.py", "How much to train", ":material/layers:",
            "Freeze the early layers or not, copy k layers Yosinski-style, discriminative learning "
            "rates, gradual unfreezing and LP-FT, each a real run with its PyTorch code.",
@@ -79,6 +79,9 @@ TOOLS: tuple[Lesson, ...] = (
            "Open a class with a code and a QR code; students send their predictions and quiz "
            "answers, and the projector shows them pooled.",
            query_keys=("class", "teacher", "student")),
+    Lesson("pages/how_called.py", "How a difference is called", ":material/functions:",
+           "What a seed is, why the number of seeds matters, and the rule every result sentence "
+           "here follows."),
 )
 
 PAGES: tuple[Lesson, ...] = (HOME, *LESSONS, *TOOLS)

@@ -29,8 +29,8 @@ from engine.core.strategies import get_strategy, lora_layer_names
 from engine.experiments.lora_merge import MergeCheckConfig, stored_check
 from engine.experiments.lora_presets import (PRESETS, MemoryEstimates, count_preset, memory_estimates,
                                              preset_architecture, strategy_parameters)
-from engine.experiments.stats import TIE_RULE, seeds_text, summarize
-from engine.experiments.verdicts import and_list, summary_difference
+from engine.experiments.readings.lora import tradeoff_readings
+from engine.experiments.stats import summarize
 from engine.experiments.sweep import MAX_SEEDS, plan_runs, stored_records
 from ui.curves import plural
 from ui.experiments import active, ended_note, live_panel
@@ -38,6 +38,7 @@ from ui.exports import show_chart
 from ui.figures import (DASHES, PALETTE, chart_layout, count_text, count_ticks, error_bars,
                         strategy_color)
 from ui.jobs import stored_so_far
+from ui.readings import show_readings
 from ui.section_run import follow_job, missing_note
 from ui.sections.lora import LABEL_CHOICES, RANK_CHOICES, LabSettings
 from ui.tables import Compact, show_table
@@ -159,37 +160,6 @@ def tradeoff_table(records: pd.DataFrame) -> pd.DataFrame:
                      "% of the model": 100.0 * n / total, "Mean test accuracy (%)": row["mean"],
                      "± std": row["std"], "Seeds": int(row["seeds"])})
     return pd.DataFrame(rows).sort_values("Trainable parameters", kind="stable")
-
-
-def _summary_row(row: pd.Series) -> dict:
-    """A trade-off table row as the mean, spread and seeds `summary_difference` reads."""
-    return {"mean": row["Mean test accuracy (%)"], "std": row["± std"], "seeds": row["Seeds"]}
-
-
-def tradeoff_sentence(table: pd.DataFrame) -> str:
-    """What the stored runs say, by `TIE_RULE`: the best LoRA rank, the ranks level with it, and
-    fine-tuning and the linear probe against it."""
-    rows = {r["strategy"]: r for _, r in table.iterrows()}
-    lora = table[table["strategy"].str.startswith("lora:")]
-    if lora.empty:
-        return ""
-    best = lora.loc[lora["Mean test accuracy (%)"].idxmax()]
-    parts = [f"The best LoRA rank here is **{best['Strategy']}**: "
-             f"{best['Mean test accuracy (%)']:.1f}% with {best['Trainable parameters']:,} "
-             f"trainable parameters ({best['% of the model']:.1f}% of the model)"]
-    level = [r["Strategy"] for _, r in lora.iterrows() if r["strategy"] != best["strategy"]
-             and summary_difference(_summary_row(best), _summary_row(r)).sign == 0]
-    if level:
-        parts.append(f"{and_list(level)} {'is' if len(level) == 1 else 'are'} level with it")
-    for name, what in (("finetune", "fine-tuning"), ("probe", "the linear probe")):
-        if name in rows:
-            r = rows[name]
-            diff = summary_difference(_summary_row(r), _summary_row(best))
-            verdict = {1: f"{diff.gap:.1f} points above it", 0: f"level with it ({abs(diff.gap):.1f} "
-                       "points apart)", -1: f"{-diff.gap:.1f} points below it"}[diff.sign]
-            parts.append(f"{what} reaches {r['Mean test accuracy (%)']:.1f}% with "
-                         f"{r['Trainable parameters']:,}, {verdict}")
-    return "; ".join(parts) + f" ({seeds_text(int(table['Seeds'].min()))})."
 
 
 MERGE_ROUNDING = 1e-3  # largest |logit difference| still read as floating-point rounding (fp32)
@@ -399,8 +369,8 @@ def tradeoff_panel(settings: LabSettings, notes) -> None:
     missing_note(len(records), total, notes)
     table = tradeoff_table(records)
     show_chart(tradeoff_figure(table), "lora_tradeoff", runs=records, name="lora-trade-off")
-    st.markdown(tradeoff_sentence(table))
-    st.caption(TIE_RULE)
+    show_readings(tradeoff_readings(records, trainable_parameters, strategy_parameters("finetune")[1]),
+                  settings, "lora")
     one_seed = int(table["Seeds"].max()) == 1
     shown = table.drop(columns=["strategy", "rank", *(["± std"] if one_seed else [])])
     show_table(shown, "tradeoff", compact=Compact("{Strategy}"), formats={

@@ -16,14 +16,18 @@ normal page the links to both views are written under the first form (`ui.shell.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Optional, TypeVar
 
 import streamlit as st
 
+from engine.experiments.stats import MIN_SEEDS
 from ui.curves import plural
 from ui.experiments import SectionSettings, active, ended_note, live_panel, section_settings, submit_job
 from ui.present import results_gate, show_settings
+from ui.readings import pending_seeds
 from ui.shell import page_view, show_link_notices, view_links
 
 S = TypeVar("S", bound=SectionSettings)
@@ -114,6 +118,8 @@ def form_and_run(settings: S, session_key: str, form: Form, unit: str = "run") -
         show_settings(settings)
         return OpenSection(settings, st.container())
     build = form(settings)
+    if build is None and pending_seeds(settings):  # "Run again with 3 seeds" under a reading
+        build = functools.partial(dataclasses.replace, settings, seeds=MIN_SEEDS)
     links, notes = st.container(), st.container()
     if build is not None:
         settings = start_section(build, session_key, notes, unit) or settings

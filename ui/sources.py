@@ -1,7 +1,7 @@
 """The "Which source?" lesson's form, chart and readings.
 
 The settings and the sweeps they run are `ui.sections.sources`, the verdicts read from the runs
-`ui.sections.source_readings`; here the forms that fill the settings, and what the page draws
+`engine.experiments.readings.sources`; here the forms that fill the settings, and what the page draws
 from the store: one chart with a curve per source of features (the ImageNet network at the
 input size chosen), what the comparison does and does not show, the accuracies at the smallest
 labelled set and the verdict; then the section probing an earlier block. Nothing here trains.
@@ -17,15 +17,16 @@ import streamlit as st
 from engine.core.backbones import IMAGENET_SIZES, block_count, feature_weights
 from engine.core.datasets import labels_per_class_text, labels_text
 from engine.core.imagenet import IMAGENET_MODELS, weights_status
-from engine.experiments.stats import TIE_RULE, summarize
+from engine.experiments.readings.sources import NATIVE_SIZE, SourceFacts, block_reading, source_reading
+from engine.experiments.stats import summarize
 from engine.experiments.sweep import MAX_SEEDS
 from ui.curve_sets import curve_records, present_labels, total_runs
 from ui.curves import chart_caption, curve_figure, plural
 from ui.experiments import section_settings
 from ui.exports import show_chart
 from ui.section_run import missing_note, run_section
-from ui.sections.source_readings import NATIVE_SIZE, SourceFacts, block_reading, source_reading
-from ui.sections.sources import (DEFAULT_TARGET, LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
+from ui.readings import show_readings
+from ui.sections.sources import (DEFAULT_TARGET, DIGIT_TARGETS, LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
                                  block_choices, default_block)
 from ui.shell import show_link_notices
 from ui.tables import show_table
@@ -137,13 +138,12 @@ def comparison_results(settings: SourceSettings, notes) -> None:
                 f"**{best}** ({at_k[best]:.1f}%); whether its lead counts is read below.")
     facts = SourceFacts(photo=photo_title(settings.imagenet), size=settings.input_size,
                         big=feature_weights(settings.imagenet), small=feature_weights("small_cnn"),
-                        digits=settings.target == DEFAULT_TARGET)
+                        digits=settings.target in DIGIT_TARGETS)
     curves = settings.curves()
     reading = source_reading(records, curves[1].label, curves[2].label, facts)
     if reading is not None:
         st.subheader(reading.heading)
-        st.markdown(reading.text)
-        st.caption(TIE_RULE)
+        show_readings(reading.sentences, settings, "source")
 
 
 BLOCK_KEY = "which_source.block_settings"  # session_state: the earlier-block probe last run
@@ -192,8 +192,8 @@ def block_results(settings: EarlierBlockSettings, notes) -> None:
     reading = block_reading(records, curves[0].label, curves[1].label, settings.block,
                             photo_title(settings.comparison.imagenet))
     if reading is not None:
-        st.markdown(f"**{reading.heading}.** {reading.text}")
-        st.caption(TIE_RULE)
+        st.markdown(f"**{reading.heading}.**")
+        show_readings(reading.sentences, settings.comparison, "block")
 
 
 def earlier_block_section(comparison: SourceSettings) -> None:

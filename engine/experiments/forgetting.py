@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -286,6 +286,43 @@ def stored_arms(config: ForgettingConfig, store: ResultStore) -> dict[str, dict]
     """The config's arms that the store holds, arm -> record, in ARMS order."""
     found = stored_units(config, store)
     return {u.spec: found[u.key] for u in config.units() if u.key in found}
+
+
+MAX_SEEDS = 5  # the most seeds a forgetting experiment runs
+
+
+@dataclass(frozen=True)
+class ForgettingSeeds:
+    """The forgetting experiment at several seeds (config.seed, config.seed + 1, ...), run as
+    one job: each seed draws its own target labels, new head and batch order, and every arm of
+    one seed starts from the same draw, so the arms compare seed by seed."""
+
+    config: ForgettingConfig  # the experiment at its first seed
+    seeds: int = 3  # how many seeds, from config.seed up
+
+    def __post_init__(self):
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) \
+                or not 1 <= self.seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got {self.seeds!r}")
+
+    def key(self) -> str:
+        return "forgetting-seeds-" + digest({"config": asdict(self.config), "seeds": self.seeds})
+
+    def check(self) -> None:
+        self.config.check()
+
+    def parts(self) -> tuple[ForgettingConfig, ...]:
+        return tuple(replace(self.config, seed=self.config.seed + i) for i in range(self.seeds))
+
+
+def stored_seeds(group: ForgettingSeeds, store: ResultStore) -> dict[str, list[dict]]:
+    """arm -> its stored records, one per seed that has it (each with its `seed`), in ARMS
+    order; arms with no stored seed left out."""
+    out: dict[str, list[dict]] = {}
+    for part in group.parts():
+        for arm, record in stored_arms(part, store).items():
+            out.setdefault(arm, []).append(dict(record, seed=part.seed))
+    return out
 
 
 class _Setup:

@@ -1,10 +1,12 @@
-"""Statistics of stored runs, and the sentences read off them: records in, numbers out.
+"""Statistics of stored runs: records in, numbers out, and the one rule for a difference.
 
 Pure functions of a results DataFrame (columns as in `engine.core.store.RECORD_COLUMNS`): the
-mean and spread over seeds per point of a curve, a point's label, and the sentence that reads
-the head start at one labelled-set size, and the one rule that says when a difference between
-two sets of runs counts (`difference`, `TIE_RULE`). No plotting library is imported here, so the command
-line and a GPU box need neither plotly nor Streamlit; the figures live in `ui.figures`.
+mean and spread over seeds per point of a curve and a point's label; and `compare`, the one
+rule that says when a difference between two sets of runs counts (`RULE`): a paired t interval
+where the runs share their seeds, Welch's otherwise, no call on fewer than 3 seeds a side, and
+`holm` for the comparisons one sentence makes together. The sentences built on it live in
+`engine.experiments.readings`. No plotting library is imported here, so the command line and a
+GPU box need neither plotly nor Streamlit; the figures live in `ui.figures`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pandas as pd
+from scipy.stats import t as student_t
 
 from engine.core.strategies import StrategyError, get_strategy
 
@@ -46,74 +49,164 @@ def point_label(labels_per_class: int, all_labels: bool) -> str:
     return f"all ({labels_per_class})" if all_labels else str(labels_per_class)
 
 
-MIN_GAP = 1.0  # points: a smaller difference of means is a tie, whatever the seeds say
-TIE_RULE = ("A difference counts when the two means differ by at least 1 point and by more than "
-            "the larger of the two sides' standard deviations over seeds; otherwise it is a tie.")
+ALPHA = 0.05  # the error rate of one call: a 95% interval
+MIN_GAP = 1.0  # points: a smaller gap of means is not called, whatever the interval says
+MIN_SEEDS = 3  # runs a side below which nothing is called
+RULE = ("How a difference is called: a gap between two strategies counts only when its 95% "
+        "confidence interval excludes 0 and the gap is at least 1 point, with at least 3 seeds "
+        "on each side. Runs that share a seed share their labelled subset, so they are compared "
+        "seed by seed (a paired t interval); otherwise the interval is Welch's. With fewer than "
+        "3 seeds a side nothing is called. Where one sentence covers several sizes, the calls "
+        "are corrected for their number (Holm), so that the whole sentence keeps a 5% error rate.")
+TIE_RULE = RULE  # the name the pages show it under
 
 
 @dataclass(frozen=True)
-class Difference:
-    """Two sets of runs compared by `TIE_RULE`: side a's mean minus side b's."""
+class Comparison:
+    """Two sets of runs compared by `RULE`: side a's mean minus side b's, with its interval."""
 
-    gap: float  # mean of a - mean of b, in points
-    threshold: float  # what |gap| must exceed (and MIN_GAP reach) to count
-    seeds: int  # runs on the smaller side
-
-    @property
-    def counts(self) -> bool:
-        return abs(self.gap) >= MIN_GAP and abs(self.gap) > self.threshold
+    gap: float  # mean of a - mean of b, in points (paired: the mean of the per-seed gaps)
+    low: float  # the interval of the gap at `level` (-inf with one run a side: no spread)
+    high: float  # (+inf likewise)
+    seeds: int  # runs on the smaller side (paired: the pairs)
+    counts: bool  # the rule calls the gap: enough seeds, interval excludes 0, |gap| >= MIN_GAP
+    paired: bool = False  # compared seed by seed (True) or by Welch's interval (False)
+    p: float = 1.0  # two-sided p value of the gap being 0 (1.0 where it cannot be computed)
+    level: float = 1 - ALPHA  # confidence of [low, high]: 0.95, or higher after Holm
+    se: float = math.inf  # standard error of the gap
+    df: float = math.nan  # degrees of freedom of its t distribution
 
     @property
     def sign(self) -> int:
-        """+1 when a is ahead, -1 when b is, 0 for a tie."""
+        """+1 when a is ahead, -1 when b is, 0 when the rule does not call it."""
         return 0 if not self.counts else (1 if self.gap > 0 else -1)
 
+    @property
+    def too_few(self) -> bool:
+        """Fewer than MIN_SEEDS runs a side: the rule makes no call at all."""
+        return self.seeds < MIN_SEEDS
 
-def _std(values: Sequence[float]) -> float:
-    """Sample standard deviation (ddof=1); 0 for a single value."""
-    if len(values) < 2:
-        return 0.0
+    def at_level(self, level: float) -> "Comparison":
+        """The same gap with its interval at another confidence level (and `counts` re-read)."""
+        low, high = _interval(self.gap, self.se, self.df, level)
+        return _decided(self.gap, low, high, self.seeds, self.paired, self.p, level, self.se, self.df)
+
+
+def _interval(gap: float, se: float, df: float, level: float) -> tuple[float, float]:
+    if not math.isfinite(se) or not df > 0:
+        return -math.inf, math.inf
+    if se == 0:
+        return gap, gap
+    half = float(student_t.ppf(0.5 + level / 2, df)) * se
+    return gap - half, gap + half
+
+
+def _decided(gap, low, high, seeds, paired, p, level, se, df) -> Comparison:
+    counts = seeds >= MIN_SEEDS and (low > 0 or high < 0) and abs(gap) >= MIN_GAP
+    return Comparison(gap=gap, low=low, high=high, seeds=seeds, counts=bool(counts), paired=paired,
+                      p=p, level=level, se=se, df=df)
+
+
+def _mean_var(values: list[float]) -> tuple[float, float]:
+    """Mean and sample variance (ddof=1; nan for one value)."""
     mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
-def difference(a: Sequence[float], b: Sequence[float]) -> Difference:
-    """Compare two sets of accuracies (one per seed) by `TIE_RULE`. With one seed a side has no
-    spread, so only MIN_GAP guards against noise; callers say how many seeds a verdict rests on."""
+def compare(a: Sequence[float], b: Sequence[float], paired: bool) -> Comparison:
+    """Compare two sets of accuracies (points, one per seed) by `RULE`.
+
+    paired: a[i] and b[i] come from the same seed (the same labelled subset); the interval is
+    the paired t interval of the per-seed gaps, and pairs with a NaN are left out. Otherwise the
+    interval is Welch's and NaN runs are left out of their side. ValueError when a side has no
+    finite run, or when paired sides differ in length.
+    """
     a, b = [float(v) for v in a], [float(v) for v in b]
-    if not a or not b:
-        raise ValueError("a difference needs at least one run on each side")
-    return Difference(gap=sum(a) / len(a) - sum(b) / len(b), threshold=max(_std(a), _std(b)),
-                      seeds=min(len(a), len(b)))
+    if paired:
+        if len(a) != len(b):
+            raise ValueError(f"paired sides need one run each per seed, got {len(a)} and {len(b)}")
+        pairs = [(x, y) for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)]
+        if not pairs:
+            raise ValueError("a comparison needs at least one seed with a finite run on each side")
+        gaps = [x - y for x, y in pairs]
+        gap, var = _mean_var(gaps)
+        n = len(gaps)
+        se, df = (math.sqrt(var / n), n - 1.0) if n > 1 else (math.inf, math.nan)
+    else:
+        a = [v for v in a if math.isfinite(v)]
+        b = [v for v in b if math.isfinite(v)]
+        if not a or not b:
+            raise ValueError("a comparison needs at least one finite run on each side")
+        (ma, va), (mb, vb) = _mean_var(a), _mean_var(b)
+        gap, n = ma - mb, min(len(a), len(b))
+        if len(a) > 1 and len(b) > 1:
+            wa, wb = va / len(a), vb / len(b)
+            se = math.sqrt(wa + wb)
+            df = (wa + wb) ** 2 / (wa ** 2 / (len(a) - 1) + wb ** 2 / (len(b) - 1)) if se > 0 else 1.0
+        else:
+            se, df = math.inf, math.nan
+    if math.isfinite(se) and se > 0:
+        p = float(2 * student_t.sf(abs(gap) / se, df))
+    elif se == 0:
+        p = 0.0 if gap != 0 else 1.0
+    else:
+        p = 1.0
+    low, high = _interval(gap, se, df, 1 - ALPHA)
+    return _decided(gap, low, high, n, paired, p, 1 - ALPHA, se, df)
+
+
+def holm(comparisons: Sequence[Comparison], alpha: float = ALPHA) -> list[Comparison]:
+    """The comparisons of one sentence, called together with Holm's step-down correction.
+
+    Only comparisons with enough seeds are tested (the others are never called). Sorted by p,
+    the i-th (from 0) of m is tested at alpha / (m - i) until one fails; each comes back with
+    its interval at the level it was tested at (those after the first failure at that failure's
+    level), so `counts` still means "the interval excludes 0 and the gap is at least 1 point".
+    In the input's order.
+    """
+    tested = sorted((i for i, c in enumerate(comparisons) if not c.too_few),
+                    key=lambda i: comparisons[i].p)
+    out = list(comparisons)
+    m, stopped_at = len(tested), None
+    for rank, i in enumerate(tested):
+        level = 1 - alpha / (m - rank) if stopped_at is None else stopped_at
+        c = comparisons[i].at_level(level)
+        if stopped_at is None and not (c.low > 0 or c.high < 0):
+            stopped_at = level
+        out[i] = c
+    return out
+
+
+def compare_runs(a: pd.DataFrame, b: pd.DataFrame, paired: Optional[bool] = None) -> Comparison:
+    """`compare` of two sets of stored runs (columns `seed`, `test_accuracy`).
+
+    paired=None: paired when both sides hold the same seeds, once each (runs that share a seed
+    share their labelled subset), Welch's interval otherwise.
+    """
+    if paired is None:
+        sa, sb = a["seed"].tolist(), b["seed"].tolist()
+        paired = len(set(sa)) == len(sa) and sorted(sa) == sorted(sb)
+    if paired:
+        a, b = a.sort_values("seed"), b.sort_values("seed")
+    return compare(a["test_accuracy"].tolist(), b["test_accuracy"].tolist(), paired=paired)
+
+
+def level_text(level: float) -> str:
+    """'95%', '98.3%': a confidence level as the sentences write it."""
+    percent = 100 * level
+    return f"{percent:.0f}%" if abs(percent - round(percent)) < 0.05 else f"{percent:.1f}%"
+
+
+def interval_text(c: Comparison) -> str:
+    """'95% interval 10.2 to 16.8, 5 seeds' (or '1 seed, no interval'): what a verdict rests on."""
+    seeds = f"{c.seeds} seed{'s' if c.seeds != 1 else ''}"
+    if not math.isfinite(c.low):
+        return f"{seeds}, no interval"
+    return f"{level_text(c.level)} interval {c.low:.1f} to {c.high:.1f}, {seeds}"
 
 
 def seeds_text(seeds: int) -> str:
     """'1 seed' or 'mean of 3 seeds': how a number over seeds is qualified."""
     return "1 seed" if seeds == 1 else f"mean of {seeds} seeds"
-
-
-def head_start_sentence(records: pd.DataFrame, labels_per_class: int,
-                        baseline: str = "scratch") -> Optional[str]:
-    """One sentence reading the best transfer strategy's lead over `baseline` at one size,
-    judged by `TIE_RULE`.
-
-    e.g. "At 2 labels per class, the linear probe beats training from scratch by 13.5 points
-    (mean of 3 seeds)." None when the point lacks the baseline or any other strategy.
-    """
-    at = records[records["labels_per_class"] == labels_per_class]
-    base = at[at["strategy"] == baseline]
-    others = at[at["strategy"] != baseline]
-    if base.empty or others.empty:
-        return None
-    best_name = others.groupby("strategy")["test_accuracy"].mean().idxmax()
-    best = others[others["strategy"] == best_name]
-    diff = difference(best["test_accuracy"].tolist(), base["test_accuracy"].tolist())
-    size = point_label(labels_per_class, bool(best["all_labels"].iloc[0]))
-    size_text = f"{size} labels per class" if size != "1" else "1 label per class"
-    who = f"the {strategy_label(best_name).lower()}"
-    base_text = "training from scratch" if baseline == "scratch" else f"the {strategy_label(baseline).lower()}"
-    if not diff.counts:
-        return (f"At {size_text}, {who} and {base_text} are level: the {abs(diff.gap):.1f}-point "
-                f"gap is within the seeds' spread or under {MIN_GAP:g} point ({seeds_text(diff.seeds)}).")
-    verb = "beats" if diff.gap > 0 else "trails"
-    return f"At {size_text}, {who} {verb} {base_text} by {abs(diff.gap):.1f} points ({seeds_text(diff.seeds)})."

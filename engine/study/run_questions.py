@@ -5,7 +5,7 @@ much. `run_questions(records)` turns them into multiple-choice questions whose a
 computed from those records (means over seeds, via `engine.experiments.stats.summarize`), never
 written by hand: "In your runs at 2 labels per class, which strategy came out ahead?" Every
 verdict (a winner, a lead, a gain) is judged by the one rule of
-`engine.experiments.stats.difference`, and a tie is an answer ("None: the best two are level").
+`engine.experiments.stats.compare`, and a tie is an answer ("None: the best two are level").
 Every explanation quotes the measured means. Wrong numeric options are other gaps measured in
 the same runs where there are enough, else the right gap shifted by a few points; they are
 shown as choices, never as results.
@@ -20,9 +20,10 @@ from statistics import fmean as mean
 import pandas as pd
 
 from engine.core.datasets import labels_per_class_text
-from engine.experiments.stats import (MIN_GAP, TIE_RULE, difference, point_label, seeds_text,
-                                      strategy_label, summarize)
-from engine.experiments.verdicts import and_list
+from engine.experiments.readings.common import and_list
+from engine.experiments.stats import (MIN_GAP, MIN_SEEDS, RULE, Comparison, compare, compare_runs,
+                                      interval_text, point_label, seeds_text, strategy_label,
+                                      summarize)
 from engine.study.content import Question
 
 TOPIC = "Your runs"
@@ -90,9 +91,26 @@ def _paired(a: pd.Series, b: pd.Series) -> list[float]:
     return (a - b).dropna().tolist()
 
 
+def _compare(records: pd.DataFrame, a: str, b: str, k: int) -> Comparison:
+    """Strategy a against b at size k by the rule (paired where they share their seeds): the
+    one comparison every question about this pair quotes."""
+    at = records[records["labels_per_class"] == k]
+    return compare_runs(at[at["strategy"] == a], at[at["strategy"] == b])
+
+
+def _lead_values(records: pd.DataFrame, a: str, b: str, k: int) -> list[float]:
+    """a - b per seed when both sides hold the same seeds; [] otherwise (no paired lead)."""
+    ra, rb = _runs(records, a, k), _runs(records, b, k)
+    return _paired(ra, rb) if sorted(ra.index) == sorted(rb.index) else []
+
+
+RULE_SHORT = (f"A difference counts when its 95% interval excludes 0 and it is at least {MIN_GAP:g} "
+              f"point, with at least {MIN_SEEDS} seeds a side.")
+
+
 def run_questions(records: pd.DataFrame) -> tuple[Question, ...]:
     """Questions answered by these records; empty when they hold fewer than two strategies at
-    any size. Every verdict (a winner, a lead, a gain) is judged by `TIE_RULE`."""
+    any size. Every verdict (a winner, a lead, a gain) is judged by `RULE`."""
     summary = summarize(records)
     if summary.empty:
         return ()
@@ -115,30 +133,36 @@ def _winner_questions(records: pd.DataFrame, at: pd.DataFrame, size: str,
     """Who came out ahead at one size (a tie is an answer), and by how much when someone did."""
     best, second = at.iloc[0], at.iloc[1]
     k = int(best["labels_per_class"])
-    diff = difference(_runs(records, best["strategy"], k).tolist(),
-                      _runs(records, second["strategy"], k).tolist())
+    diff = _compare(records, best["strategy"], second["strategy"], k)
+    if diff.too_few:  # nothing can be called: no question whose answer would be a call
+        return []
     best_name, second_name = strategy_label(best["strategy"]), strategy_label(second["strategy"])
     options = tuple(strategy_label(s) for s in sorted(at["strategy"])) + (NO_WINNER,)
-    prompt = (f"In your runs at **{size}**, which strategy came out ahead? (A difference counts "
-              f"when the means differ by at least {MIN_GAP:g} point and by more than the seeds' "
-              "spread.)")
+    prompt = f"In your runs at **{size}**, which strategy came out ahead? ({RULE_SHORT})"
     if not diff.counts:
         return [Question(
             f"run-winner-{k}", prompt, options, NO_WINNER,
             f"Your runs at {size}: {_means_text(at)}. {best_name} has the highest mean, but only "
-            f"{_points(diff.gap)} above {second_name.lower()}: a tie by the rule. {TIE_RULE}",
+            f"{_points(diff.gap)} above {second_name.lower()} ({_interval(diff)}): level by the "
+            f"rule. {RULE}",
             kind="run", topic=TOPIC)]
     gap = diff.gap
     return [Question(
         f"run-winner-{k}", prompt, options, best_name,
-        f"Your runs at {size}: {_means_text(at)}. {best_name} won, {_points(gap)} ahead of "
-        f"{second_name.lower()}, a difference that counts by the rule.", kind="run", topic=TOPIC),
+        f"Your runs at {size}: {_means_text(at)}. {best_name} came out ahead, {_points(gap)} ahead "
+        f"of {second_name.lower()} ({_interval(diff)}), a difference that counts by the rule.",
+        kind="run", topic=TOPIC),
         Question(
         f"run-margin-{k}", f"In your runs at **{size}**, by how many points did the best "
         "strategy lead the second best (difference of mean test accuracies)?",
         _numeric_options(gap, pool), _points(round(gap, 1)),
-        f"Your runs at {size}: {_means_text(at)}. {best_name} minus {second_name.lower()} is "
-        f"{best['mean']:.2f} - {second['mean']:.2f} = {_points(gap)}.", kind="run", topic=TOPIC)]
+        f"Your runs at {size}: {_means_text(at)}. {best_name} minus {second_name.lower()}"
+        + (", seed by seed," if diff.paired else "") + f" is {_points(gap)} ({_interval(diff)}).",
+        kind="run", topic=TOPIC)]
+
+
+def _interval(c: Comparison) -> str:
+    return interval_text(c)
 
 
 def _leads(records: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[int, bool], list[float]]:
@@ -149,8 +173,8 @@ def _leads(records: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[int, bool
         others = at[at["strategy"] != "scratch"]
         if (at["strategy"] == "scratch").any() and not others.empty:
             best = others.loc[others["mean"].idxmax(), "strategy"]
-            lead = _paired(_runs(records, best, k), _runs(records, "scratch", k))
-            if lead:
+            lead = _lead_values(records, best, "scratch", k)
+            if len(lead) >= MIN_SEEDS:
                 leads[(k, all_labels)] = lead
     return leads
 
@@ -162,7 +186,7 @@ def _head_start_question(records: pd.DataFrame, summary: pd.DataFrame) -> list[Q
     if len(leads) < 2:
         return []
     ranked = sorted(leads.items(), key=lambda item: mean(item[1]), reverse=True)
-    if not difference(ranked[0][1], ranked[1][1]).counts:
+    if not compare(ranked[0][1], ranked[1][1], paired=False).counts:
         return []
     (k, all_labels), lead = ranked[0][0], mean(ranked[0][1])
     listed = ", ".join(f"{point_label(kk, aa)}: {mean(v):+.1f}" for (kk, aa), v in sorted(leads.items()))
@@ -180,12 +204,12 @@ def _head_start_question(records: pd.DataFrame, summary: pd.DataFrame) -> list[Q
 
 
 def _gain_comparison(records: pd.DataFrame, low: int, high: int, scratch_gain: list[float]) -> str:
-    """Scratch's gain between two sizes against each transfer strategy's, by `TIE_RULE`."""
+    """Scratch's gain between two sizes against each transfer strategy's, by `RULE`."""
     words: dict[int, list[str]] = {1: [], 0: [], -1: []}
     for strategy in sorted(set(records["strategy"]) - {"scratch"}):
         gain = _paired(_runs(records, strategy, high), _runs(records, strategy, low))
-        if gain:
-            words[difference(scratch_gain, gain).sign].append(
+        if len(gain) >= MIN_SEEDS and len(scratch_gain) >= MIN_SEEDS:
+            words[compare(scratch_gain, gain, paired=False).sign].append(
                 f"{strategy_label(strategy).lower()} ({sum(gain) / len(gain):+.1f})")
     if not any(words.values()):
         return ""
@@ -207,7 +231,8 @@ def _scratch_gain_question(records: pd.DataFrame, summary: pd.DataFrame,
         return []
     low, high = scratch.iloc[0], scratch.iloc[-1]
     lk, hk = int(low["labels_per_class"]), int(high["labels_per_class"])
-    if difference(_runs(records, "scratch", hk).tolist(), _runs(records, "scratch", lk).tolist()).sign <= 0:
+    if compare(_runs(records, "scratch", hk).tolist(), _runs(records, "scratch", lk).tolist(),
+               paired=False).sign <= 0:
         return []
     gain = float(high["mean"] - low["mean"])
     low_size, high_size = _size(lk, low["all_labels"]), _size(hk, high["all_labels"])

@@ -14,7 +14,7 @@ from typing import ClassVar, Mapping
 
 from engine.core.datasets import ALL_LABELS, labels_text
 from engine.experiments.diagnostics import DiagnosticsConfig
-from engine.experiments.forgetting import ForgettingConfig
+from engine.experiments.forgetting import MAX_SEEDS, ForgettingConfig, ForgettingSeeds
 from ui.experiments import QueryReader
 
 F_LABELS = (10, 20, 50, ALL_LABELS)  # target labels per class of the forgetting arms
@@ -33,7 +33,7 @@ BACKBONE_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)  # learning rates of the pretraine
 @dataclass(frozen=True)
 class ForgettingSettings:
     PARAMS: ClassVar[tuple[str, ...]] = ("f_labels", "f_epochs", "f_lr", "f_low", "f_freeze",
-                                         "f_lambda", "f_replay", "f_seed")
+                                         "f_lambda", "f_replay", "f_seed", "f_seeds")
 
     labels_per_class: int = ALL_LABELS  # target labels per class (ALL_LABELS: every one)
     epochs: int = 8  # epochs of fine-tuning; both tasks are scored after each
@@ -42,7 +42,8 @@ class ForgettingSettings:
     freeze_blocks: int = 2  # early blocks the freeze arm keeps fixed
     ewc_lambda: float = 1000.0  # one of LAMBDAS
     replay_fraction: float = 0.25  # share of each batch that is source images
-    seed: int = 0  # target labels drawn, new head, batch order
+    seed: int = 0  # the first seed: target labels drawn, new head, batch order
+    seeds: int = 3  # seeds from `seed` up, each a run of every arm (the rule needs 3 to call)
 
     def __post_init__(self):
         self.experiment()  # ValueError when the engine cannot run these settings
@@ -57,24 +58,32 @@ class ForgettingSettings:
             freeze_blocks=query.integer("f_freeze", *FREEZE_BLOCKS, 2),
             ewc_lambda=query.numbers("f_lambda", LAMBDAS, (1000.0,))[0],
             replay_fraction=query.number("f_replay", 0, REPLAY_MAX, 0.25),
-            seed=query.integer("f_seed", *SEEDS, 0))
+            seed=query.integer("f_seed", *SEEDS, 0),
+            seeds=query.integer("f_seeds", 1, MAX_SEEDS, 3))
         return _settings_or_default(cls, fields, query.notices)
 
     @classmethod
     def from_form(cls, labels_per_class, epochs, lr, low_lr_mult, freeze_blocks, ewc_lambda,
-                  replay_fraction, seed) -> "ForgettingSettings":
+                  replay_fraction, seed, seeds=3) -> "ForgettingSettings":
         """Settings from the form's widgets (the replay slider rounded to its step)."""
         return cls(labels_per_class, int(epochs), lr, low_lr_mult, int(freeze_blocks), ewc_lambda,
-                   round(replay_fraction, 2), int(seed))
+                   round(replay_fraction, 2), int(seed), int(seeds))
 
     def to_query(self) -> dict[str, str]:
         return {"f_labels": labels_text(self.labels_per_class), "f_epochs": str(self.epochs),
                 "f_lr": f"{self.lr:g}", "f_low": f"{self.low_lr_mult:g}",
                 "f_freeze": str(self.freeze_blocks), "f_lambda": f"{self.ewc_lambda:g}",
-                "f_replay": f"{self.replay_fraction:g}", "f_seed": str(self.seed)}
+                "f_replay": f"{self.replay_fraction:g}", "f_seed": str(self.seed),
+                "f_seeds": str(self.seeds)}
 
-    def experiment(self) -> ForgettingConfig:
-        return ForgettingConfig(**asdict(self))
+    def config(self) -> ForgettingConfig:
+        """The experiment at the first seed (what every seed shares but the seed)."""
+        fields = asdict(self)
+        del fields["seeds"]
+        return ForgettingConfig(**fields)
+
+    def experiment(self) -> ForgettingSeeds:
+        return ForgettingSeeds(self.config(), self.seeds)
 
 
 @dataclass(frozen=True)

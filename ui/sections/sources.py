@@ -6,7 +6,7 @@ only when its weights are on disk, at the input size chosen) and the small CNN l
 (probe). `SourceSettings` follows `ui.experiments.SectionSettings`: it reads and writes the link
 (`labels`, `seeds`, `target`, `imagenet`, `size`) and names the group. `EarlierBlockSettings`
 adds `block`: the same ImageNet network probed on an earlier block's output and on its last.
-`pair_differences` and the verdicts read the runs by `engine.experiments.stats.TIE_RULE`.
+The verdicts on its runs are `engine.experiments.readings.sources`.
 Nothing here draws or trains (`ui.sources` draws).
 """
 
@@ -22,7 +22,6 @@ from engine.core.datasets import ALL_LABELS, DATASETS, USER_PREFIX, labels_list_
 from engine.core.imagenet import IMAGENET_MODELS, weights_status
 from engine.core.remote import REMOTE_DATASETS, missing_files
 from engine.core.userdata import list_uploads
-from engine.experiments.stats import Difference, difference
 from engine.experiments.sweep import (DEFAULT_LABELS, IMAGENET, MAX_SEEDS, UNTRAINED, SweepGroup,
                                       SweepSpec)
 from ui.curve_sets import Curve
@@ -30,6 +29,7 @@ from ui.experiments import QueryReader
 
 IMAGENET_BACKBONE = "efficientnet_lite0"  # the photo network that works offline
 DEFAULT_TARGET = "uci_digits"
+DIGIT_TARGETS = ("uci_digits", "mnist", "svhn")  # targets whose classes are the ten digits
 LABEL_CHOICES = DEFAULT_LABELS  # labelled-set sizes the form offers (ALL_LABELS is "all")
 
 
@@ -202,27 +202,3 @@ class EarlierBlockSettings:
         n = block_count(self.comparison.imagenet)
         return (Curve(f"Probe on the last block ({n} of {n})", IMAGENET, "probe"),
                 Curve(f"Probe on block {self.block} of {n}", IMAGENET, self.strategy()))
-
-
-def pair_differences(records: pd.DataFrame, a: str, b: str) -> dict[int, Difference]:
-    """Curve `a` against curve `b` (labels in records' `strategy`) at every labelled-set size
-    both have runs at, by `TIE_RULE`: size -> difference (a minus b)."""
-    out = {}
-    for k, at in records.groupby("labels_per_class"):
-        left = at.loc[at["strategy"] == a, "test_accuracy"].tolist()
-        right = at.loc[at["strategy"] == b, "test_accuracy"].tolist()
-        if left and right:
-            out[int(k)] = difference(left, right)
-    return out
-
-
-def majority_sign(diffs: Mapping[int, Difference]) -> int:
-    """+1 when side a is ahead at more sizes than it is behind, -1 for the opposite, 0 else."""
-    signs = [d.sign for d in diffs.values()]
-    ahead, behind = signs.count(1), signs.count(-1)
-    return 0 if ahead == behind else (1 if ahead > behind else -1)
-
-
-def smallest_difference(diffs: Mapping[int, Difference]) -> Optional[tuple[int, Difference]]:
-    """(size, difference) at the smallest labelled-set size compared; None when none is."""
-    return (min(diffs), diffs[min(diffs)]) if diffs else None

@@ -1,0 +1,180 @@
+"""What the lessons' readings share: the `Sentence` and `Claim` they return, the runs of one
+side, the families of comparisons a sentence makes (Holm-corrected together) and the phrases
+that quote a comparison with its interval."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence
+
+import pandas as pd
+
+from engine.core.datasets import labels_per_class_text, labels_text
+from engine.experiments.stats import (MIN_SEEDS, Comparison, compare_runs, holm, interval_text,
+                                      point_label, strategy_label)
+
+TOO_FEW = "too few seeds to call"  # what a sentence says where a side has under MIN_SEEDS runs
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One comparison a sentence rests on: side a against side b at one point."""
+
+    a: str  # side a: a strategy or curve name as the records write it
+    b: str  # side b
+    at: str  # where: "2 labels per class", "severity 90°", "k = 3"
+    comparison: Comparison
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a reading (markdown) and the comparisons it quotes, in order."""
+
+    text: str
+    claims: tuple[Claim, ...] = ()
+
+    @property
+    def too_few(self) -> bool:
+        """Some comparison here has too few seeds to call: the page offers more seeds."""
+        return any(c.comparison.too_few for c in self.claims)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def clean(records: pd.DataFrame) -> pd.DataFrame:
+    """The runs with a finite test accuracy (a NaN run is one that failed: it is left out)."""
+    if records.empty:
+        return records
+    values = pd.to_numeric(records["test_accuracy"], errors="coerce")
+    return records[values.map(lambda v: math.isfinite(v))]
+
+
+def runs_of(records: pd.DataFrame, strategy: str, k: Optional[int] = None) -> pd.DataFrame:
+    """The runs of one strategy (or curve label), at one labelled-set size when k is given."""
+    part = records[records["strategy"] == strategy]
+    return part if k is None else part[part["labels_per_class"] == k]
+
+
+def size_name(records: pd.DataFrame, k: int) -> str:
+    """'2 labels per class', 'all (120) labels per class': one size as the sentences write it."""
+    at = records[records["labels_per_class"] == k]
+    every = bool(at["all_labels"].iloc[0]) if "all_labels" in at and not at.empty else False
+    return labels_per_class_text(point_label(int(k), every))
+
+
+def sizes_list(ks: Sequence[int]) -> str:
+    """'1 label per class', '1, 5 and 20 labels per class' (ALL_LABELS written 'all')."""
+    if len(ks) == 1:
+        return labels_per_class_text(ks[0])
+    return and_list([labels_text(k) for k in ks]) + " labels per class"
+
+
+def and_list(items: Iterable[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def name_of(strategy: str) -> str:
+    """'the linear probe', 'training from scratch': a strategy in a sentence."""
+    return "training from scratch" if strategy == "scratch" else f"the {strategy_label(strategy).lower()}"
+
+
+def family(pairs: Mapping) -> dict:
+    """Compare every pair of a family and call them together (Holm): key -> Comparison.
+
+    pairs: key -> (runs of side a, runs of side b); keys whose sides have no run are left out.
+    """
+    keys = [key for key, (a, b) in pairs.items() if not a.empty and not b.empty]
+    raw = [compare_runs(*pairs[key]) for key in keys]
+    return dict(zip(keys, holm(raw)))
+
+
+def sizes_family(records: pd.DataFrame, a: str, b: str) -> dict[int, Comparison]:
+    """Side a against side b at every labelled-set size both have runs at, Holm-corrected
+    together (one sentence reads them all): size -> comparison (a minus b)."""
+    ks = sorted(int(k) for k in records["labels_per_class"].unique())
+    return family({k: (runs_of(records, a, k), runs_of(records, b, k)) for k in ks})
+
+
+def missing_sizes(records: pd.DataFrame, a: str, b: str) -> list[int]:
+    """The sizes where the records hold runs of one side but not the other."""
+    out = []
+    for k in sorted(int(k) for k in records["labels_per_class"].unique()):
+        if runs_of(records, a, k).empty != runs_of(records, b, k).empty:
+            out.append(k)
+    return out
+
+
+def gap_clause(c: Comparison, ahead: str = "ahead of", behind: str = "behind",
+               level: str = "level with") -> str:
+    """The verdict word and its numbers: 'ahead of' + ' by 13.5 points (95% interval 10.2 to
+    16.8, 5 seeds)'; a tie or too few seeds quote the signed gap."""
+    if c.too_few:
+        return f"{c.gap:+.1f} points from, {TOO_FEW} ({interval_text(c)}),"
+    if c.counts:
+        return f"{ahead if c.gap > 0 else behind} by {abs(c.gap):.1f} points ({interval_text(c)}),"
+    return f"{level} ({c.gap:+.1f} points, {interval_text(c)}),"
+
+
+def verdict(c: Comparison) -> str:
+    """'ahead', 'behind', 'level' or 'too few': one comparison's call as a word."""
+    if c.too_few:
+        return "too few"
+    return {1: "ahead", -1: "behind", 0: "level"}[c.sign]
+
+
+def quoted(c: Comparison) -> str:
+    """'+13.5 points, 95% interval 10.2 to 16.8, 5 seeds': a comparison's numbers."""
+    return f"{c.gap:+.1f} points, {interval_text(c)}"
+
+
+def group_by_verdict(comparisons: Mapping[int, Comparison]) -> dict[str, list[int]]:
+    """The keys under each verdict word, in key order."""
+    out: dict[str, list[int]] = {"ahead": [], "level": [], "behind": [], "too few": []}
+    for key in sorted(comparisons):
+        out[verdict(comparisons[key])].append(key)
+    return out
+
+
+def holm_note(n: int) -> str:
+    """' (Holm-corrected over 4 sizes)' where a sentence calls several comparisons."""
+    return f", Holm-corrected over {n} comparisons" if n > 1 else ""
+
+
+def enough_seeds(records: pd.DataFrame) -> bool:
+    """Every point of these records has at least MIN_SEEDS runs."""
+    if records.empty:
+        return False
+    return int(records.groupby(["strategy", "labels_per_class"])["seed"].nunique().min()) >= MIN_SEEDS
+
+
+VERDICT_WORDS = {"ahead": "ahead of", "behind": "behind", "level": "level with", "too few": TOO_FEW}
+
+
+def over_sizes_text(records: pd.DataFrame, comparisons: Mapping[int, Comparison],
+                    words: Mapping[str, str], whom: str) -> str:
+    """'below training from scratch at 2 of 3 sizes (1 label per class: -9.1 points, 95%
+    interval ...; 5 labels per class: ...) and level with it at 20 labels per class (...)'.
+
+    words: verdict -> the words before `whom` ('ahead' -> 'above'); the first group names
+    `whom`, the others say 'it'. With one size compared: '... at 20 labels per class (...)'.
+    """
+    groups, parts = group_by_verdict(comparisons), []
+    for key in ("behind", "ahead", "level", "too few"):
+        ks = groups[key]
+        if not ks:
+            continue
+        each = "; ".join(f"{size_name(records, k)}: {quoted(comparisons[k])}" for k in ks)
+        target = whom if not parts else "it"
+        if key == "too few":
+            head = f"{TOO_FEW} against {target}"
+        else:
+            head = f"{words[key]} {target}"
+        if len(comparisons) == 1:
+            parts.append(f"{head} ({each})")
+        else:
+            parts.append(f"{head} at {len(ks)} of {len(comparisons)} sizes ({each})")
+    return and_list(parts)
