@@ -11,7 +11,7 @@ from engine.core.backbones import count_parameters, get_backbone
 from engine.core.datasets import (ALL_LABELS, ALL_LABELS_TEXT, DatasetError, labels_list_text,
                                   labels_per_class_text, labels_text, load_dataset, max_labels_per_class,
                                   parse_labels_list, parse_labels_value, sample_labels, split_target)
-from engine.experiments.stats import head_start_sentence, summarize
+from engine.experiments.stats import summarize
 from ui.figures import transfer_curve_figure
 from engine.core.pretrain import PretrainConfig, load_cached, pretrain
 from engine.core.store import ResultStore
@@ -260,40 +260,27 @@ def _records(rows):
 
 
 def test_summary_and_head_start_sentence():
+    from engine.experiments.readings.curves import head_start
+
     df = _records([("scratch", 2, 0, 60.0), ("scratch", 2, 1, 62.0), ("scratch", 2, 2, 64.0),
                    ("probe", 2, 0, 75.0), ("probe", 2, 1, 75.5), ("probe", 2, 2, 76.0),
                    ("finetune", 2, 0, 70.0), ("finetune", 2, 1, 71.0), ("finetune", 2, 2, 72.0)])
     summary = summarize(df).set_index("strategy")
     assert summary.loc["scratch", "mean"] == pytest.approx(62.0)
     assert summary.loc["scratch", "std"] == pytest.approx(2.0)
-    assert head_start_sentence(df, 2) == (
-        "At 2 labels per class, the linear probe beats training from scratch by 13.5 points (mean of 3 seeds).")
-    worse = _records([("scratch", 1, 0, 80.0), ("probe", 1, 0, 70.0)])
-    assert head_start_sentence(worse, 1) == (
-        "At 1 label per class, the linear probe trails training from scratch by 10.0 points (1 seed).")
-    assert head_start_sentence(worse, 5) is None
-    # within the seeds' spread: a tie, said as a tie, whichever mean is higher
-    close = _records([("scratch", 2, 0, 60.0), ("scratch", 2, 1, 66.0), ("probe", 2, 0, 63.0),
-                      ("probe", 2, 1, 65.0)])
-    assert head_start_sentence(close, 2) == (
-        "At 2 labels per class, the linear probe and training from scratch are level: the 1.0-point "
-        "gap is within the seeds' spread or under 1 point (mean of 2 seeds).")
-
-
-def test_a_difference_counts_only_beyond_the_seeds_spread_and_one_point():
-    from engine.experiments.stats import MIN_GAP, difference
-
-    clear = difference([75.0, 75.5, 76.0], [60.0, 62.0, 64.0])
-    assert clear.counts and clear.sign == 1 and clear.gap == pytest.approx(13.5)
-    assert clear.threshold == pytest.approx(2.0) and clear.seeds == 3
-    assert difference([60.0, 62.0, 64.0], [75.0, 75.5, 76.0]).sign == -1
-    noisy = difference([70.0, 80.0], [72.0, 74.0])  # 2 points apart, spread about 7
-    assert not noisy.counts and noisy.sign == 0
-    tiny = difference([70.0], [70.0 + MIN_GAP / 2])  # one seed each: only the 1-point floor
-    assert not tiny.counts and tiny.threshold == 0.0
-    assert difference([70.0], [71.0]).sign == -1
-    with pytest.raises(ValueError):
-        difference([], [1.0])
+    assert head_start(df, 2).text == (
+        "At 2 labels per class, the linear probe is ahead of training from scratch by 13.5 points "
+        "(95% interval 9.8 to 17.2, 3 seeds).")  # paired: per-seed gaps 15, 13.5, 12
+    worse = _records([("scratch", 1, i, 80.0 + i) for i in range(3)] + [("probe", 1, i, 70.0 - i) for i in range(3)])
+    assert head_start(worse, 1).text.startswith(
+        "At 1 label per class, the linear probe is behind training from scratch by 12.0 points (95% interval")
+    assert head_start(worse, 5) is None
+    # the interval holds 0: level, said as level, whichever mean is higher
+    close = _records([("scratch", 2, 0, 60.0), ("scratch", 2, 1, 66.0), ("scratch", 2, 2, 63.0),
+                      ("probe", 2, 0, 63.0), ("probe", 2, 1, 65.0), ("probe", 2, 2, 64.0)])
+    assert head_start(close, 2).text.startswith(
+        "At 2 labels per class, the linear probe (the highest mean) and training from scratch are "
+        "level: the gap of +1.0 points (95% interval")
 
 
 def test_figure_has_one_legend_group_per_strategy_on_a_log_axis():

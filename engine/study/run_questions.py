@@ -20,7 +20,7 @@ from statistics import fmean as mean
 import pandas as pd
 
 from engine.core.datasets import labels_per_class_text
-from engine.experiments.readings.common import and_list
+from engine.experiments.readings.common import and_list, clean
 from engine.experiments.stats import (MIN_GAP, MIN_SEEDS, RULE, Comparison, compare, compare_runs,
                                       interval_text, point_label, seeds_text, strategy_label,
                                       summarize)
@@ -110,7 +110,9 @@ RULE_SHORT = (f"A difference counts when its 95% interval excludes 0 and it is a
 
 def run_questions(records: pd.DataFrame) -> tuple[Question, ...]:
     """Questions answered by these records; empty when they hold fewer than two strategies at
-    any size. Every verdict (a winner, a lead, a gain) is judged by `RULE`."""
+    any size. Every verdict (a winner, a lead, a gain) is judged by `RULE`. Runs with a NaN
+    accuracy (failed) are left out."""
+    records = clean(records)
     summary = summarize(records)
     if summary.empty:
         return ()

@@ -155,12 +155,13 @@ VERDICT_WORDS = {"ahead": "ahead of", "behind": "behind", "level": "level with",
 
 
 def over_sizes_text(records: pd.DataFrame, comparisons: Mapping[int, Comparison],
-                    words: Mapping[str, str], whom: str) -> str:
-    """'below training from scratch at 2 of 3 sizes (1 label per class: -9.1 points, 95%
-    interval ...; 5 labels per class: ...) and level with it at 20 labels per class (...)'.
+                    words: Mapping[str, str], whom: str, verb: str = "is") -> str:
+    """'finished below training from scratch at 2 of 3 sizes (1 label per class: -9.1 points,
+    95% interval ...; 5 labels per class: ...) and level with it at 1 of 3 sizes (...)'.
 
     words: verdict -> the words before `whom` ('ahead' -> 'above'); the first group names
-    `whom`, the others say 'it'. With one size compared: '... at 20 labels per class (...)'.
+    `whom` after `verb`, the others say 'it'; sizes with too few seeds 'have too few seeds to
+    call'. With one size compared: '... at 20 labels per class (...)'.
     """
     groups, parts = group_by_verdict(comparisons), []
     for key in ("behind", "ahead", "level", "too few"):
@@ -170,11 +171,21 @@ def over_sizes_text(records: pd.DataFrame, comparisons: Mapping[int, Comparison]
         each = "; ".join(f"{size_name(records, k)}: {quoted(comparisons[k])}" for k in ks)
         target = whom if not parts else "it"
         if key == "too few":
-            head = f"{TOO_FEW} against {target}"
+            head = f"{'has ' if not parts else ''}{TOO_FEW} against {target}"
         else:
-            head = f"{words[key]} {target}"
+            head = f"{verb + ' ' if not parts else ''}{words[key]} {target}"
         if len(comparisons) == 1:
-            parts.append(f"{head} ({each})")
+            parts.append(f"{head} at {size_name(records, ks[0])} ({quoted(comparisons[ks[0]])})")
         else:
             parts.append(f"{head} at {len(ks)} of {len(comparisons)} sizes ({each})")
     return and_list(parts)
+
+
+def by_text(c: Comparison) -> str:
+    """'by 13.5 points (95% interval 10.2 to 16.8, 5 seeds)': the size of a called gap, with
+    its interval turned the same way (for 'behind' / 'below' sentences, where the gap is < 0)."""
+    if c.gap >= 0 or not math.isfinite(c.low):
+        return f"by {abs(c.gap):.1f} points ({interval_text(c)})"
+    flipped = Comparison(gap=-c.gap, low=-c.high, high=-c.low, seeds=c.seeds, counts=c.counts,
+                         paired=c.paired, p=c.p, level=c.level, se=c.se, df=c.df)
+    return f"by {flipped.gap:.1f} points ({interval_text(flipped)})"

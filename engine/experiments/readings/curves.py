@@ -13,7 +13,7 @@ from typing import Optional
 
 import pandas as pd
 
-from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, clean,
+from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, by_text, clean,
                                                 holm_note, missing_sizes, name_of,
                                                 over_sizes_text, runs_of, size_name, sizes_family)
 from engine.experiments.stats import Comparison, interval_text, strategy_label
@@ -63,8 +63,7 @@ def head_start(records: pd.DataFrame, k: int, baseline: str = BASELINE) -> Optio
                 f"{TOO_FEW} ({interval_text(c)}; the rule needs 3 a side).")
     elif c.counts:
         verb = "is ahead of" if c.gap > 0 else "is behind"
-        text = (f"At {size}, {who} {verb} {base_name} by {abs(c.gap):.1f} points "
-                f"({interval_text(c)}{family_note}).")
+        text = f"At {size}, {who} {verb} {base_name} {by_text(c)[:-1]}{family_note})."
     else:
         text = (f"At {size}, {who} (the highest mean) and {base_name} are level: the gap of "
                 f"{c.gap:+.1f} points ({interval_text(c)}{family_note}) is not called by the rule.")
@@ -76,7 +75,7 @@ def over_sizes(records: pd.DataFrame, strategy: str, comparisons: dict[int, Comp
     """One strategy against the baseline over every size compared, grouped by verdict, each
     size quoted with its gap and interval; sizes where one side is missing are named."""
     words = {"ahead": "ahead of", "behind": "behind", "level": "level with"}
-    text = (f"**{strategy_label(strategy)}** is "
+    text = (f"**{strategy_label(strategy)}** "
             f"{over_sizes_text(records, comparisons, words, name_of(baseline))}"
             f"{holm_note(len(comparisons)).replace(', H', '; H', 1)}.")
     missing = missing_sizes(clean(records), strategy, baseline)

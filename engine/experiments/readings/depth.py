@@ -14,7 +14,7 @@ import pandas as pd
 from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, clean,
                                                 family, group_by_verdict, holm_note, quoted,
                                                 runs_of)
-from engine.experiments.stats import Comparison, compare_runs, interval_text
+from engine.experiments.stats import Comparison, compare_runs
 
 PAPER = "Yosinski et al. (2014, \"How transferable are features in deep neural networks?\")"
 
@@ -56,7 +56,8 @@ def freeze_readings(records: pd.DataFrame,
         parts.append(f"level with {_ks(groups['level'])} ("
                      + "; ".join(f"k = {k}: {quoted(calls[k])}" for k in groups["level"]) + ")")
     if groups["too few"]:
-        parts.append(f"{TOO_FEW} against {_ks(groups['too few'])}")
+        parts.append(f"{TOO_FEW} against {_ks(groups['too few'])} ("
+                     + "; ".join(f"k = {k}: {quoted(calls[k])}" for k in groups["too few"]) + ")")
     text = f"{head}. It is {and_list(parts)}{holm_note(len(calls)).replace(', H', '; H', 1)}."
     if len(groups["ahead"]) == len(calls):
         text += " The run singles out this depth."
@@ -87,9 +88,7 @@ def _frozen_sentence(records: pd.DataFrame) -> Optional[Sentence]:
     overall = compare_runs(runs_of(records, f"copy-frozen:{last}"), runs_of(records, f"copy-frozen:{first}"))
     steps = _steps(records, "copy-frozen", ks)
     mean = lambda k: runs_of(records, f"copy-frozen:{k}")["test_accuracy"].mean()  # noqa: E731
-    claims = (Claim(f"copy-frozen:{last}", f"copy-frozen:{first}", "frozen copies", overall),
-              *(Claim(f"copy-frozen:{k}", f"copy-frozen:{a}", "frozen copies", steps[k])
-                for a, k in zip(ks, ks[1:]) if k in steps))
+    claims = [Claim(f"copy-frozen:{last}", f"copy-frozen:{first}", "frozen copies", overall)]
     moves = {1: "rises", -1: "falls", 0: "ends level"}
     if overall.too_few:
         verb = f"goes from {mean(first):.1f}% (k = {first}) to {mean(last):.1f}% (k = {last}): {TOO_FEW}"
@@ -99,12 +98,17 @@ def _frozen_sentence(records: pd.DataFrame) -> Optional[Sentence]:
     text = f"With the copies frozen, accuracy {verb} ({quoted(overall)})"
     signs = {c.sign for c in steps.values() if c.counts}
     if signs == {1, -1}:
-        text += "; not in one direction: it rises at some steps of k and falls at others"
+        called = [(a, k) for a, k in zip(ks, ks[1:]) if k in steps and steps[k].counts]
+        text += "; not in one direction: it " + and_list(
+            [f"{'rises' if steps[k].gap > 0 else 'falls'} from k = {a} to k = {k} ({quoted(steps[k])})"
+             for a, k in called])
+        claims += [Claim(f"copy-frozen:{k}", f"copy-frozen:{a}", "frozen copies", steps[k])
+                   for a, k in called]
     if not overall.too_few:
         text += (", as in the published experiment, where it fell as more layers were copied"
                  if overall.sign < 0 else
                  ", unlike the published experiment, where it fell as more layers were copied")
-    return Sentence(text + ".", claims)
+    return Sentence(text + ".", tuple(claims))
 
 
 def _tuned_sentence(records: pd.DataFrame) -> Optional[Sentence]:
@@ -124,7 +128,8 @@ def _tuned_sentence(records: pd.DataFrame) -> Optional[Sentence]:
             each = "; ".join(f"k = {k}: {quoted(calls[k])}" for k in groups[key])
             parts.append(f"{word} {whom} at {_ks(groups[key])} ({each})")
     if groups["too few"]:
-        parts.append(f"{TOO_FEW} at {_ks(groups['too few'])}")
+        parts.append(f"{TOO_FEW} at {_ks(groups['too few'])} ("
+                     + "; ".join(f"k = {k}: {quoted(calls[k])}" for k in groups["too few"]) + ")")
     text = (f"Fine-tuned, the copies finish {and_list(parts)}"
             f"{holm_note(len(calls)).replace(', H', '; H', 1)}")
     if groups["behind"]:

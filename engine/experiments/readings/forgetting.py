@@ -25,8 +25,11 @@ def _by_seed(records: Sequence[dict], field: str) -> dict[int, float]:
 
 
 def _paired(a: Mapping[int, float], b: Mapping[int, float]) -> Comparison:
-    seeds = sorted(set(a) & set(b))
-    return compare([a[s] for s in seeds], [b[s] for s in seeds], paired=True)
+    """Seed by seed when both hold the same seeds (the arms of one seed share their draw),
+    Welch's interval otherwise."""
+    if sorted(a) == sorted(b):
+        return compare([a[s] for s in sorted(a)], [b[s] for s in sorted(b)], paired=True)
+    return compare(list(a.values()), list(b.values()), paired=False)
 
 
 def _mean(values) -> float:

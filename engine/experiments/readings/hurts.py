@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from engine.core.shifts import SHIFTS
-from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, clean,
+from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, by_text, clean,
                                                 group_by_verdict, holm_note, over_sizes_text,
                                                 size_name, sizes_family, sizes_list)
 from engine.experiments.stats import Comparison, compare, holm, interval_text
@@ -25,7 +25,7 @@ BELOW_WORDS = {"behind": "below", "ahead": "above", "level": "level with"}
 
 def _side(records: pd.DataFrame, who: str, label: str, scratch: str,
           comparisons: dict[int, Comparison]) -> Sentence:
-    text = (f"{who} finished {over_sizes_text(records, comparisons, BELOW_WORDS, 'training from scratch')}"
+    text = (f"{who} {over_sizes_text(records, comparisons, BELOW_WORDS, 'training from scratch', 'finished')}"
             f"{holm_note(len(comparisons)).replace(', H', '; H', 1)}.")
     text = text.replace(" below training from scratch", " **below training from scratch**", 1)
     return Sentence(text, tuple(Claim(label, scratch, size_name(records, k), c)
@@ -52,21 +52,20 @@ def negative_readings(records: pd.DataFrame, scratch: str, fine: str, probe: str
     below = {label: group_by_verdict(c)["behind"] for label, c in found.items()}
     above = {label: group_by_verdict(c)["ahead"] for label, c in found.items()}
     names = {fine: "fine-tuning", probe: "the probe"}
-    claims = tuple(claim for s in out for claim in s.claims)
     if any(below.values()):
         where = and_list([f"{names[label]} at {sizes_list(ks)}" for label, ks in below.items() if ks])
         out.append(Sentence(f"That is **negative transfer**: the mismatched start cost accuracy "
-                            f"({where}).", claims))
+                            f"({where})."))
     elif all(all(c.too_few for c in comps.values()) for comps in found.values()):
         out.append(Sentence(f"Whether the mismatched start hurt: {TOO_FEW} (the rule needs 3 "
-                            "seeds a side).", claims))
+                            "seeds a side)."))
     elif any(above.values()):
         where = and_list([f"{names[label]} at {sizes_list(ks)}" for label, ks in above.items() if ks])
         out.append(Sentence("No negative transfer at these settings: no transfer curve is called "
-                            f"below scratch, and the pretrained start helped ({where}).", claims))
+                            f"below scratch, and the pretrained start helped ({where})."))
     else:
         out.append(Sentence("No gap to scratch is called at these settings, so this run cannot "
-                            "tell harm from noise. More seeds narrow the intervals.", claims))
+                            "tell harm from noise. More seeds narrow the intervals."))
     return out
 
 
@@ -118,17 +117,16 @@ def why_negative(records: pd.DataFrame, shift: str, scratch: str, fine: str) -> 
     records = clean(records)
     comparisons = sizes_family(records, fine, scratch) if not records.empty else {}
     text = MECHANISM[shift]
-    claims = tuple(Claim(fine, scratch, size_name(records, k), c) for k, c in sorted(comparisons.items()))
     if not comparisons:
         return Sentence(text)
     groups = group_by_verdict(comparisons)
     found = [(key, groups[key]) for key in ("behind", "level", "ahead") if groups[key]]
     if not found:
-        return Sentence(text + f" Which way this run went: {TOO_FEW}.", claims)
+        return Sentence(text + f" Which way this run went: {TOO_FEW}.")
     if len(found) == 1 and not groups["too few"]:
         key = found[0][0]
         return Sentence(text + f" In this run fine-tuning finished {PLACE[key]} scratch at every "
-                        f"size compared: {OUTCOME[(shift, key)]}.", claims)
+                        f"size compared: {OUTCOME[(shift, key)]}.")
     clauses = [f"{PLACE[key]} scratch at {sizes_list(ks)}" for key, ks in found]
     if groups["too few"]:
         clauses.append(f"{TOO_FEW} at {sizes_list(groups['too few'])}")
@@ -136,7 +134,7 @@ def why_negative(records: pd.DataFrame, shift: str, scratch: str, fine: str) -> 
     if len(found) > 1:
         text += ": which way the mismatch pulls depends on the size of the labelled set"
     return Sentence(text + (f". Where it is below, {OUTCOME[(shift, 'behind')]}." if groups["behind"]
-                            else "."), claims)
+                            else "."))
 
 
 # ---- domain shift -----------------------------------------------------------------------------
@@ -182,9 +180,11 @@ def _gaps(table: pd.DataFrame, strategy: str, level: float, k: int) -> pd.Series
 
 
 def _paired(x: pd.Series, y: pd.Series) -> Comparison:
-    """x against y seed by seed, on the seeds both have."""
-    common = sorted(set(x.index) & set(y.index))
-    return compare([x[s] for s in common], [y[s] for s in common], paired=True)
+    """x against y (per-seed values): seed by seed when both hold the same seeds, Welch's
+    interval otherwise (as `compare_runs` decides)."""
+    if sorted(x.index) == sorted(y.index):
+        return compare([x[s] for s in sorted(x.index)], [y[s] for s in sorted(y.index)], paired=True)
+    return compare(list(x), list(y), paired=False)
 
 
 def _zero(x: pd.Series) -> Comparison:
@@ -230,18 +230,23 @@ def size_name_k(k: int) -> str:
 
 
 def _steps_sentence(strategy, steps, levels, size, fmt) -> Sentence:
-    moves = [(c, a, b) for c, a, b in zip(steps, levels, levels[1:])]
+    """Every step between neighbouring severities, quoted, then what the called ones say."""
+    moves = list(zip(steps, levels, levels[1:]))
     claims = tuple(Claim(f"{strategy}@{fmt(b)}", f"{strategy}@{fmt(a)}", size, c) for c, a, b in moves)
+    each = "; ".join(f"{fmt(a)} to {fmt(b)}: {c.gap:+.1f} points ({interval_text(c)})"
+                     for c, a, b in moves)
     counted = [(c, a, b) for c, a, b in moves if c.counts]
     if all(c.too_few for c, _, _ in moves):
-        return Sentence(f"Step by step: {TOO_FEW}.", claims)
-    if not counted:
-        return Sentence("No step between neighbouring severities is called: step by step it "
-                        f"stayed level (Holm-corrected over {len(moves)} steps).", claims)
-    each = and_list([f"{'fell' if c.gap < 0 else 'rose'} from {fmt(a)} to {fmt(b)} by "
-                     f"{abs(c.gap):.1f} points ({interval_text(c)})" for c, a, b in counted])
-    rest = "" if len(counted) == len(moves) else "; the other steps are level or not called"
-    return Sentence(f"Step by step it {each}{rest} (Holm-corrected over {len(moves)} steps).", claims)
+        verdict = TOO_FEW
+    elif not counted:
+        verdict = "no step is called, so step by step it stayed level"
+    else:
+        verdict = "it " + and_list([f"{'fell' if c.gap < 0 else 'rose'} from {fmt(a)} to {fmt(b)}"
+                                    for c, a, b in counted])
+        if len(counted) < len(moves):
+            verdict += "; the other steps are not called"
+    return Sentence(f"Step by step ({each}; Holm-corrected over {len(moves)} steps): {verdict}.",
+                    claims)
 
 
 def shift_readings(records: pd.DataFrame, kind: str,
@@ -285,10 +290,10 @@ def _lead(table, level, k, fmt) -> Sentence:
         return Sentence(f"Whether fine-tuning kept more of its lead than the probe {at}: "
                         f"{TOO_FEW} ({numbers}).", claim)
     if c.sign > 0:
-        return Sentence(f"As expected, fine-tuning kept more of its lead than the probe {at}, by "
-                        f"{c.gap:.1f} points ({interval_text(c)}).", claim)
+        return Sentence(f"As expected, fine-tuning kept more of its lead than the probe {at}, "
+                        f"{by_text(c)}.", claim)
     if c.sign == 0:
         return Sentence(f"Fine-tuning and the probe are level {at} ({numbers}): this run does not "
                         "show fine-tuning keeping more of its lead, as it usually does.", claim)
     return Sentence(f"Unlike the usual expectation, the probe kept more of its lead than "
-                    f"fine-tuning {at}, by {-c.gap:.1f} points ({interval_text(c)}).", claim)
+                    f"fine-tuning {at}, {by_text(c)}.", claim)

@@ -4,11 +4,12 @@ sentence). Records: the trade-off sweep's runs (one labelled-set size)."""
 
 from __future__ import annotations
 
+import re
 from typing import Callable, Mapping
 
 import pandas as pd
 
-from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, clean,
+from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, by_text, clean,
                                                 family, holm_note, quoted, runs_of)
 from engine.experiments.stats import strategy_label
 
@@ -20,7 +21,7 @@ def tradeoff_readings(records: pd.DataFrame, parameters: Callable[[str], int],
     if records.empty:
         return []
     ranks = sorted({s for s in records["strategy"] if s.startswith("lora:")},
-                   key=lambda s: int(s.split(":")[1]))
+                   key=lambda s: (int(re.match(r"lora:r?(\d+)", s).group(1)), s))
     if not ranks:
         return [Sentence("No LoRA run is stored yet: nothing to compare.")]
     means = {s: runs_of(records, s)["test_accuracy"].mean() for s in ranks}
@@ -38,8 +39,7 @@ def tradeoff_readings(records: pd.DataFrame, parameters: Callable[[str], int],
         if c.too_few:
             parts.append(f"{name}: {TOO_FEW} ({quoted(c)})")
         elif c.counts:
-            parts.append(f"{name} is {'above' if c.gap > 0 else 'below'} it by {abs(c.gap):.1f} "
-                         f"points ({quoted(c)[quoted(c).index(', ') + 2:]})")
+            parts.append(f"{name} is {'above' if c.gap > 0 else 'below'} it {by_text(c)}")
         else:
             parts.append(f"{name} is level with it ({quoted(c)})")
     if parts:

@@ -94,7 +94,7 @@ def source_reading(records: pd.DataFrame, mnist: str, photo_curve: str,
     groups = group_by_verdict(calls)
     claims = tuple(Claim(mnist, photo_curve, size_name(records, k), c) for k, c in sorted(calls.items()))
     verdict = Sentence(
-        f"The probe on MNIST features is "
+        f"The probe on MNIST features "
         f"{over_sizes_text(records, calls, WORDS, f'the {facts.photo} probe')}"
         f"{holm_note(len(calls)).replace(', H', '; H', 1)}.", claims)
     sentences = [verdict]
@@ -128,7 +128,7 @@ def block_reading(records: pd.DataFrame, last: str, earlier: str, block: int,
         return None
     groups = group_by_verdict(calls)
     claims = tuple(Claim(earlier, last, size_name(records, k), c) for k, c in sorted(calls.items()))
-    verdict = Sentence(f"The probe on block {block} is "
+    verdict = Sentence(f"The probe on block {block} "
                        f"{over_sizes_text(records, calls, WORDS, 'the probe on the last block')}"
                        f"{holm_note(len(calls)).replace(', H', '; H', 1)}.", claims)
     n, ahead, behind = len(calls), groups["ahead"], groups["behind"]
