@@ -13,7 +13,9 @@ PAGE = "pages/depth.py"
 # Links the page wrote before its settings became `DepthSettings`, with the keys of the two sweeps
 # it submitted then (one job each) and of the group it submits now: the same runs, never retrained.
 OLD_LINKS = [
-    ({}, ["2d02f85940eef0a5091e", "c398f7dc110e86b8e792"], "3b1d8c93bbd7223d683a"),
+    # the default was 2 seeds before the rule needed 3: the same experiment, its seeds named
+    ({"labels": "5", "seeds": "2"}, ["2d02f85940eef0a5091e", "c398f7dc110e86b8e792"], "3b1d8c93bbd7223d683a"),
+    ({}, ["b9f874d4d4a519d25d8f", "af2b92036f90a73c8439"], "84c14620b2cc1fe75f3d"),  # now: 3 seeds
     ({"labels": "all", "seeds": "3"}, ["995092ba1f0e0c1b725c", "3ead9295867a62e2b023"],
      "54e6e78ebe571267f3e8"),
     ({"labels": "1", "seeds": "1"}, ["6c02c475fa595f6bc5d8", "bd814fab54682e6b3ff0"],
@@ -85,7 +87,8 @@ def test_both_experiments_run_and_are_read_back(pretrained, empty_default_store)
     assert list(weights["y"]) == sorted(weights["y"]) and weights["y"][0] == 1290
     assert {t["name"] for t in copy["data"]} == {"Copied blocks frozen", "Copied blocks fine-tuned"}
     body = texts(at.markdown)
-    assert "In your run" in body and "the best depth is k =" in body
+    assert "In your run" in body and "the highest mean is at k =" in body
+    assert "too few seeds to call against k =" in body  # one seed: no depth is called
     assert at.query_params["labels"] == "1" and at.query_params["seeds"] == "1"
 
 

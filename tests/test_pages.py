@@ -173,7 +173,8 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     (figure,) = charts(show_results(at))
     assert legend_groups(figure) == {"scratch", "probe"}
     sentence = texts(at.markdown)
-    assert "At 2 labels per class, the linear probe" in sentence and "(1 seed)" in sentence
+    assert "At 2 labels per class, the linear probe" in sentence and "too few seeds to call" in sentence
+    assert "1 seed, no interval" in sentence and "is ahead of" not in sentence
     assert {m.label: m.value for m in at.metric}["Checkpoint"] == "reused"
     table = at.dataframe[0].value
     assert len(table) == 4 and list(table.columns) == [
@@ -199,6 +200,16 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     assert "nothing was retrained" in texts(again.success)
     assert legend_groups(charts(show_results(again))[0]) == {"scratch", "probe"}
     assert store_count(empty_default_store) == 4
+
+    # One click under the reading runs the same settings with 3 seeds (only the new seeds train).
+    add = [b for b in again.button if b.label == "Run again with 3 seeds"]
+    assert add, "the reading with one seed offers more seeds"
+    add[0].click().run()
+    assert not again.exception and not again.error, texts(again.error)
+    assert again.query_params["seeds"] == "3"
+    wait_for_job(again)
+    assert store_count(empty_default_store) == 12
+    assert "too few seeds to call" not in texts(show_results(again).markdown).split("#### ")[1][:200]
 
 
 def _fake_record(plan, accuracy: float) -> dict:
@@ -230,8 +241,8 @@ def test_stored_default_runs_show_on_first_load_without_training(empty_default_s
         store.put(_fake_record(plan, accuracy[plan.strategy]))
     at = show_results(open_page(CURVES))
     assert not at.warning and not at.status and store.count() == len(plans)
-    assert ("At 2 labels per class, the linear probe beats training from scratch by 30.0 points "
-            "(mean of 3 seeds).") in texts(at.markdown)
+    assert ("At 2 labels per class, the linear probe is ahead of training from scratch by 30.0 "
+            "points") in texts(at.markdown)
     assert "all (126)" in widget(at.select_slider, "n =").options
     assert len(at.dataframe[0].value) == len(plans)
 

@@ -242,11 +242,11 @@ JUNK = {
     "pages/transfer_curves.py": {"strategies": "scratch,rm -rf"},
     "pages/which_source.py": {"target": "../../etc/passwd", "imagenet": "vgg99"},
     "pages/when_transfer_hurts.py": {"shift": "melt", "neg_seeds": "-1"},
-    "pages/forgetting.py": {"f_lr": "nan", "d_labels": "lots"},
+    "pages/forgetting.py": {"f_lr": "nan", "d_labels": "lots", "f_seeds": "99"},
     "pages/depth.py": {"labels": "0x10", "seeds": "1e9"},
     "pages/lora_lab.py": {"preset": "gpt-9", "ranks": "0,-4"},
     "pages/advisor.py": {}, "pages/pipeline.py": {}, "pages/flashcards.py": {},
-    "pages/quiz.py": {}, "pages/data_models.py": {},
+    "pages/quiz.py": {}, "pages/data_models.py": {}, "pages/how_called.py": {},
     "pages/classroom.py": {"class": "../../etc", "teacher": "<b>x</b>"},
 }
 

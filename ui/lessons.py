@@ -42,7 +42,7 @@ EXPERIMENTS: tuple[Lesson, ...] = (
            "Measure how much of the source task fine-tuning forgets, try a lower learning rate, "
            "frozen layers, EWC or replay against it, and find the layers fine-tuning rewrote.",
            query_keys=("f_labels", "f_epochs", "f_lr", "f_low", "f_freeze", "f_lambda", "f_replay",
-                       "f_seeds", "d_labels", "d_lrs", "d_probe")),
+                       "f_seed", "f_seeds", "d_labels", "d_lrs", "d_probe")),
     Lesson("pages/depth.py", "How much to train", ":material/layers:",
            "Freeze the early layers or not, copy k layers Yosinski-style, discriminative learning "
            "rates, gradual unfreezing and LP-FT, each a real run with its PyTorch code.",
