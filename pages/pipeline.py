@@ -18,7 +18,8 @@ def steps(form: PlanForm) -> None:
     st.caption("Name a publicly available model. What did it pretrain on, and why should that "
                "help here? Images suggest an ImageNet network (ResNet, EfficientNet, ViT) or one "
                "pretrained closer to your images; short texts suggest a pretrained text encoder "
-               "(a BERT-style model).")
+               "(a BERT-style model). If you plan to train from scratch, name the architecture "
+               "and say why no pretrained model is close enough to your data to start from.")
     form.text("backbone", "Backbone", "A model you could download today.", area=False)
     form.text("backbone_why", "What it pretrained on, and why that transfers",
               "Which features of the source are likely to be useful for your target?")

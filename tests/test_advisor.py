@@ -16,25 +16,32 @@ from engine.study.advisor import (COMPUTE, DOMAINS, MODALITIES, MODEL_SIZES, RUL
 # Each scenario: the situation, the strategy an expert would recommend, and phrases the reasons
 # must carry. The comment above each says why an expert answers that way.
 EXPERT_ANSWERS = [
-    # No labels at all: nothing can be trained. For images, CLIP compares each image with a
-    # prompt per class name, so zero-shot classification is possible without training.
-    (dict(labelled_examples=0, classes=5), "zeroshot", ("nothing can be trained", "CLIP")),
+    # No labels at all: no supervised method learns the classes. For photos close to what CLIP
+    # saw, CLIP compares each image with a prompt per class name: zero-shot, without training.
+    (dict(labelled_examples=0, classes=5), "zeroshot", ("no supervised method can learn them", "CLIP")),
+    # No labels, a specialised domain (X-rays): CLIP is weak there (Radford et al., 2021), so a
+    # model pretrained on that domain, or labelling, not generic zero-shot.
+    (dict(labelled_examples=0, classes=5, domain="related"), "label_first",
+     ("Radford et al., 2021", "pretrained on your domain")),
     # No labels, ECG signals with an image/text model: no foundation model knows ECG classes by
     # name and the domain is far, so the only way forward is to label some data.
     (dict(labelled_examples=0, classes=4, domain="far", modality="signals"), "label_first",
-     ("not an option", "Label some data first")),
+     ("not the way here", "Label some data first")),
     # No labels, text, a large language model close to its pretraining: prompt it zero-shot
     # with the task and the class names.
     (dict(labelled_examples=0, classes=3, modality="text", model_size="large"), "zeroshot",
      ("language model classifies zero-shot",)),
-    # 30 labels for 100 classes: at least 70 classes were never seen, so no classifier can be
-    # trained for all of them; use zero-shot and keep the labels as a test set.
-    (dict(labelled_examples=30, classes=100, domain="related"), "zeroshot",
+    # 30 labels for 100 classes of photos: at least 70 classes were never seen, so no classifier
+    # can be trained for all of them; use zero-shot and keep the labels as a test set.
+    (dict(labelled_examples=30, classes=100, domain="near"), "zeroshot",
      ("at least 70 classes have no example", "test set")),
+    # 5,000 labels over 1,000 classes is 5 per class: few-shot, whatever the total.
+    (dict(labelled_examples=5_000, classes=1_000, domain="related"), "probe",
+     ("few-shot", "Freeze the backbone")),
     # 500 labels for 5 classes (100 per class), related domain: too few to update millions of
     # weights without overfitting; a linear probe on frozen features.
     (dict(labelled_examples=500, classes=5, domain="related"), "probe",
-     ("about 100 per class", "Freeze the backbone")),
+     ("per class (about 100)", "Freeze the backbone")),
     # Thousands of labels in a close domain: the frozen features already fit, so a probe is the
     # strong cheap start, with fine-tuning of the later layers as the step up (RULES_OF_THUMB).
     (dict(labelled_examples=3_000, classes=2, domain="near"), "probe",
@@ -78,15 +85,29 @@ EXPERT_ANSWERS = [
     # slow to train on a CPU; prompt it (or switch to a smaller backbone and a probe).
     (dict(labelled_examples=5_000, classes=2, model_size="large", compute="cpu",
           modality="text"), "prompting", ("On a CPU alone",)),
-    # A large model, 5,000 labels, one GPU: QLoRA fits the frozen model in 4 bits.
-    (dict(labelled_examples=5_000, classes=2, model_size="large"), "qlora", ("On one GPU",)),
+    # A large model, 5,000 labels, one GPU: LoRA on 16-bit weights fits a 7B model in 24 GB;
+    # QLoRA only where the 16-bit weights do not fit (Dettmers et al., 2023).
+    (dict(labelled_examples=5_000, classes=2, model_size="large"), "lora",
+     ("On one GPU", "7 billion", "QLoRA keeps them in 4-bit")),
+    # A large model, a million labels, one task, a cluster and room: full fine-tuning, and no
+    # talk of a copy per task.
+    (dict(labelled_examples=1_000_000, classes=10, model_size="large", compute="cluster"),
+     "finetune", ("enough data to update every weight",)),
+    # Thousands of labels in a far domain: another modality's early layers must adapt too, so
+    # every layer is fine-tuned (Gong et al., 2021), not only the later ones.
+    (dict(labelled_examples=4_000, classes=4, domain="far"), "finetune",
+     ("need to adapt too", "Gong et al., 2021")),
+    # Legal text with a BERT-sized model and thousands of labels: continue pretraining on the
+    # unlabelled domain text first (Gururangan et al., 2020).
+    (dict(labelled_examples=8_000, classes=4, domain="related", modality="text"), "partial",
+     ("Gururangan et al., 2020",)),
     # The same with a cluster: plain LoRA, no quantisation needed.
     (dict(labelled_examples=5_000, classes=2, model_size="large", compute="cluster"), "lora",
      ("LoRA freezes the model",)),
     # Photos to spectrograms with a large model, 200,000 labels, a cluster, one task: updating
     # every weight is affordable and pays off this far from pretraining.
     (dict(labelled_examples=200_000, classes=2, model_size="large", compute="cluster",
-          domain="far"), "finetune", ("the one case",)),
+          domain="far"), "finetune", ("needs every layer", "Gong et al., 2021")),
     # A large language model for ECG signals (far, another modality) with 50 labels: it cannot be
     # prompted with ECG; pick a backbone pretrained closer, and with 50 labels, probe it.
     (dict(labelled_examples=50, classes=5, model_size="large", domain="far", modality="signals"),
@@ -149,7 +170,7 @@ ARGUES_FOR = {"enough to update every layer": ("finetune",),
               "Freeze the backbone and train only a new head": ("probe",),
               "costs far less and usually keeps most of the gain": ("partial",),
               "Run both and compare": ("scratch",),
-              "QLoRA keeps the frozen weights in 4-bit": ("qlora",),
+              "LoRA with the frozen weights in 16 bits": ("lora",),
               "LoRA freezes the model": ("lora", "qlora"),
               "classifies zero-shot": ("zeroshot",),
               "Label some data first": ("label_first",),
@@ -200,7 +221,7 @@ def test_every_reason_follows_from_the_inputs_and_agrees_with_the_advice():
     (dict(labelled_examples=900, domain="far"), "probe"),
     (dict(labelled_examples=4_000, domain="near"), "probe"),  # "thousands, a probe ... close"
     (dict(labelled_examples=4_000, domain="related"), "partial"),  # "... fine-tuning the later"
-    (dict(labelled_examples=4_000, domain="far"), "partial"),
+    (dict(labelled_examples=4_000, domain="far"), "finetune"),  # "... and a far one every layer"
     (dict(labelled_examples=40_000, domain="related"), "finetune"),  # "tens of thousands, full"
 ])
 def test_the_advisor_applies_the_rules_of_thumb_it_states(inputs, strategy):
@@ -263,6 +284,7 @@ def test_the_advisor_page_advises_on_zero_labels_and_on_signals():
 
     at = open_page("pages/advisor.py")
     widget(at.number_input, "Labelled examples").set_value(0)
+    widget(at.radio, "How far is your data from the pretraining data?").set_value("near")
     next(b for b in at.button if b.label.startswith("Recommend")).click().run()
     assert not at.exception and not at.error
     assert any("Zero-shot classification" in s.value for s in at.subheader)

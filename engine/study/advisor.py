@@ -10,21 +10,25 @@ choice it overrides instead of appending to them, so no reason argues for advice
 
 The rules, in the order they are applied:
 1. Labels for every class: with fewer labelled examples than classes (none at all, or classes
-   without a single example) nothing can be trained to recognise every class. Zero-shot
+   without a single example) no supervised method learns every class. Zero-shot
    classification with a foundation model that knows the classes by name (CLIP for images, a
-   prompted language model for text) is possible when the data is not far from what such
-   models saw; otherwise, and for signals, the way forward is to label some data first.
+   prompted language model for text) is possible when the data is close to what such models
+   saw; CLIP is weak on specialised data (Radford et al., 2021: satellite images, tumour
+   patches), so for a shifted or far domain, and for signals, the way forward is a model
+   pretrained on that domain, or labelling some data first.
 2. Model size: a billion-parameter model is prompted (images or text close to its pretraining,
    with a handful of labels or no GPU), used through its frozen embeddings (signals, which have
-   no prompt interface), adapted with LoRA (QLoRA on one GPU), or, in a far domain with a
-   cluster, plenty of labels, room for a full copy and one task, fully fine-tuned. In any other
-   far domain its size is no head start: start from a backbone pretrained closer to the data,
-   and rule 3 applies.
+   no prompt interface), adapted with LoRA (in 16 bits on one GPU; QLoRA where the 16-bit
+   weights do not fit), or fully fine-tuned with a cluster, plenty of labels, room for a full
+   copy and one task. In a far domain without those means, size alone is no head start: start
+   from a backbone pretrained closer to the data, and rule 3 applies.
 3. Labelled data, for a model of up to a few hundred million parameters (RULES_OF_THUMB):
-   under about 1,000 labels, a linear probe on the frozen backbone; thousands, still a probe in
-   a close domain, fine-tuning of the later layers (or LoRA on a transformer) in a shifted one;
-   tens of thousands, full fine-tuning with small, discriminative learning rates; millions in a
-   far domain, training from scratch compared against fine-tuning.
+   under about 1,000 labels, or under 10 per class, a linear probe on the frozen backbone;
+   thousands, still a probe in a close domain, fine-tuning of the later layers (or LoRA on a
+   transformer) in a shifted one, and of every layer in a far one (another modality's early
+   layers need to adapt too: Gong et al., 2021, fine-tuned an ImageNet network whole on audio
+   spectrograms); tens of thousands, full fine-tuning with small, discriminative learning
+   rates; millions in a far domain, training from scratch compared against fine-tuning.
 4. Compute: a CPU favours strategies that backpropagate through fewer layers. Full
    fine-tuning becomes fine-tuning of the later layers; training from scratch, which takes
    about a day on one GPU at that scale and weeks on a CPU, becomes a probe first, the
@@ -67,7 +71,7 @@ STORAGE = {"ample": "A full copy of the model per task is affordable",
            "tight": "Only one copy of the model fits; per-task files must be small"}
 
 STRATEGIES = {
-    "label_first": "Label some data first: nothing can be trained without labels",
+    "label_first": "Label some data first (or find a model pretrained on your domain)",
     "zeroshot": "Zero-shot classification with a pretrained foundation model (no training)",
     "prompting": "Zero- or few-shot prompting (in-context learning)",
     "probe": "Feature extraction: a linear probe on the frozen backbone",
@@ -80,6 +84,7 @@ STRATEGIES = {
 TRAINED = ("probe", "partial", "lora", "qlora", "finetune", "scratch")  # strategies that train
 
 FEW = 100  # labelled examples below which a large model is first tried with prompts alone
+FEW_PER_CLASS = 10  # labels per class below which the backbone stays frozen, whatever the total
 SMALL = 1_000  # below: freeze the backbone
 MEDIUM = 10_000  # at or above: full fine-tuning is on the table
 HUGE = 1_000_000  # at or above, in a far domain: training from scratch is worth comparing
@@ -88,12 +93,14 @@ MAX_TASKS = 10_000
 
 # The labels rule as the pipeline exercise and the advisor page state it; `_by_labels` applies it.
 RULES_OF_THUMB = (
-    "Rules of thumb: no labels, nothing can be trained, so use a foundation model zero-shot "
-    "(CLIP for images, a prompted language model for text) or label some data first; fewer "
-    f"than about {SMALL:,} labels, freeze the backbone and train a head (a linear probe); "
-    "thousands, a probe is still the strong, cheap start in a domain close to the pretraining "
-    "data, while a shifted domain calls for fine-tuning the later layers (or LoRA on a "
-    "transformer); tens of thousands, full fine-tuning with small learning rates.")
+    "Rules of thumb: no labels, no supervised training, so use a foundation model zero-shot "
+    "where your data is close to what it saw (CLIP for photos, a prompted language model for "
+    "text) and otherwise a model pretrained on your domain, or label some data first; fewer "
+    f"than about {SMALL:,} labels, or fewer than {FEW_PER_CLASS} labels per class, freeze the backbone and "
+    "train a head (a linear probe); thousands, a probe is still the strong, cheap start in a "
+    "domain close to the pretraining data, a shifted domain calls for fine-tuning the later "
+    "layers (or LoRA on a transformer), and a far one for fine-tuning every layer; tens of "
+    "thousands, full fine-tuning with small learning rates.")
 
 # what the early, general layers of a backbone detect, by kind of data
 EARLY_FEATURES = {"images": "edges, textures", "text": "word pieces, local syntax",
@@ -170,7 +177,7 @@ def _count(n: int, word: str) -> str:
 
 def _zero_shot_how(x: AdvisorInputs) -> Optional[str]:
     """How this kind of data is classified with no labels, or None where it cannot be."""
-    if x.domain == "far" or x.modality == "signals":
+    if x.domain != "near" or x.modality == "signals":
         return None
     if x.modality == "images":
         return ("For images, a vision-language model such as CLIP classifies zero-shot: it "
@@ -184,20 +191,35 @@ def _zero_shot_how(x: AdvisorInputs) -> Optional[str]:
 def _too_few_labels(x: AdvisorInputs, reasons: list[str], cautions: list[str]) -> str:
     n = x.labelled_examples
     if n == 0:
-        reasons.append("With no labelled examples, nothing can be trained: a probe, "
-                       "fine-tuning, LoRA and training from scratch all learn from labels.")
+        reasons.append("With no labelled examples of your classes, no supervised method can "
+                       "learn them: a probe, fine-tuning, LoRA and training from scratch all "
+                       "learn from labels. (Unsupervised domain adaptation needs labelled data "
+                       "of the same classes from another domain.)")
     else:
         reasons.append(f"With {_count(n, 'labelled example')} for {x.classes:,} classes, at "
                        f"least {x.classes - n:,} classes have no example at all: no classifier "
                        "learns a class it has never seen.")
     how = _zero_shot_how(x)
     if how is None:
-        why_not = ("your data is far from what such models were pretrained on, so zero-shot "
-                   "is unlikely to work" if x.domain == "far" else "for signals such as ECG or "
-                   "sensor data there is no foundation model that knows your classes by name")
-        reasons.append(f"Zero-shot classification is not an option here: {why_not}. Label some "
-                       "data first: a few examples per class already let a linear probe on a "
-                       "pretrained backbone show what more labels would buy.")
+        why_not = {
+            "far": "your data is far from what such models were pretrained on, so zero-shot is "
+                   "unlikely to work",
+            "related": ("generic zero-shot models are weak on specialised data (CLIP's "
+                        "zero-shot accuracy was far below a supervised model's on satellite "
+                        "images and tumour patches; Radford et al., 2021); look for a model "
+                        "pretrained on your domain (a medical or remote-sensing one, say) and "
+                        "measure it") if x.modality == "images" else (
+                        "a general language model prompted zero-shot misses the vocabulary and "
+                        "conventions of a specialised domain; look for a model pretrained on "
+                        "your domain's text (a biomedical or legal one, say) and measure it"),
+        }.get(x.domain, "for signals such as ECG or sensor data there is no foundation model "
+                        "that knows your classes by name")
+        if x.modality == "signals":
+            why_not = ("for signals such as ECG or sensor data there is no foundation model "
+                       "that knows your classes by name")
+        reasons.append(f"Generic zero-shot classification is not the way here: {why_not}. Label "
+                       "some data first: a few examples per class already let a linear probe on "
+                       "a pretrained backbone show what more labels would buy.")
         reasons.append("Meanwhile, if you have plenty of unlabelled data, it can pretrain a "
                        "backbone on your own kind of data (self-supervised), and the labels you "
                        "add later go further from there.")
@@ -276,20 +298,29 @@ def _embeddings(x: AdvisorInputs, reasons: list[str], cautions: list[str]) -> st
     return "probe"
 
 
+def _full_copy_pays(x: AdvisorInputs) -> bool:
+    """A large model with the labels, compute and storage to update every weight for one task."""
+    return (x.compute == "cluster" and x.storage == "ample" and x.tasks == 1
+            and x.labelled_examples >= HUGE)
+
+
 def _adapters(x: AdvisorInputs, reasons: list[str]) -> str:
+    copies = " and a full copy per task" if x.tasks > 1 else ""
     reasons.append("Full fine-tuning of billions of parameters needs optimizer state and "
-                   "gradients for every weight and a full copy per task. LoRA freezes the "
-                   "model and trains two small matrices per adapted layer: often well under "
-                   "1% of the parameters, and no slower at inference once merged.")
+                   f"gradients for every weight{copies}. LoRA freezes the model and trains two "
+                   "small matrices per adapted layer: often well under 1% of the parameters, "
+                   "and no slower at inference once merged.")
     if x.labelled_examples < MEDIUM:
         reasons.append(f"With {_count(x.labelled_examples, 'labelled example')} (fewer than "
                        f"{MEDIUM:,}), a small trainable part also overfits less than updating "
                        "everything.")
     if x.compute == "one_gpu":
-        reasons.append("On one GPU, QLoRA keeps the frozen weights in 4-bit NormalFloat and "
-                       "trains 16-bit LoRA adapters through them; that is how a 65-billion-"
-                       "parameter model was fine-tuned on a single 48 GB GPU.")
-        return "qlora"
+        reasons.append("On one GPU, LoRA with the frozen weights in 16 bits fits a model of "
+                       "about 7 billion parameters on a 24 GB card (14 GB of weights, the rest "
+                       "for activations and the small adapters). For a model whose 16-bit "
+                       "weights do not fit, QLoRA keeps them in 4-bit NormalFloat and trains "
+                       "16-bit adapters through them: that is how a 65-billion-parameter model "
+                       "was fine-tuned on one 48 GB GPU (Dettmers et al., 2023).")
     return "lora"
 
 
@@ -297,20 +328,30 @@ def _large_model(x: AdvisorInputs, reasons: list[str], cautions: list[str]) -> s
     if x.domain == "far":
         if _full_finetune_pays(x):
             reasons.append(f"A far domain with {_count(x.labelled_examples, 'labelled example')}"
-                           ", a cluster, room to store a full copy, and a single task: the one "
-                           "case where updating every weight of a large model is both "
-                           "affordable and likely to pay off; LoRA's few trained weights learn "
-                           "less of a domain this far from pretraining.")
-            cautions.append("Compare against LoRA at a fraction of the cost before committing; "
-                            "full fine-tuning also risks forgetting what pretraining taught.")
+                           ", a cluster, room to store a full copy, and a single task: updating "
+                           "every weight is affordable, and a domain this far needs every layer "
+                           "to adapt, which LoRA's few trained weights do less. Even a distant "
+                           "start can beat random weights once every layer is fine-tuned (Gong "
+                           "et al., 2021: an ImageNet network fine-tuned whole on audio "
+                           "spectrograms).")
+            cautions.append("Whether this model's start beats a smaller one pretrained closer "
+                            "to your data, or training from scratch, is what to measure: run "
+                            "them side by side before committing.")
             return "finetune"
         reasons.append("Your data is far from what this model was pretrained on (another "
                        "modality or a very different world): a prompt cannot call on knowledge "
-                       "it does not have, and its size is no head start, since what transfers "
-                       "is how close the pretraining data is. Start from a backbone pretrained "
-                       "as close to your data as you can find (a smaller one is cheaper to "
-                       "adapt), and adapt it as your labels allow.")
+                       "it does not have, and without the means to fine-tune every weight its "
+                       "size alone is no head start, since what transfers is how close the "
+                       "pretraining data is. Start from a backbone pretrained as close to your "
+                       "data as you can find (a smaller one is cheaper to adapt), and adapt it "
+                       "as your labels allow.")
         return _small_model(x, reasons)
+    if _full_copy_pays(x):
+        reasons.append(f"{_count(x.labelled_examples, 'labelled example')} for a single task, a "
+                       "cluster and room for a full copy: enough data to update every weight, "
+                       "and the means to. Full fine-tuning learns the most from that many "
+                       "labels; LoRA is the cheaper run to compare it with.")
+        return "finetune"
     if x.labelled_examples >= FEW and x.compute != "cpu":
         strategy = _adapters(x, reasons)
     elif x.modality == "signals":
@@ -327,12 +368,12 @@ def _large_model(x: AdvisorInputs, reasons: list[str], cautions: list[str]) -> s
 
 def _by_labels(x: AdvisorInputs) -> str:
     """What the labels and the domain alone call for (RULES_OF_THUMB)."""
-    if x.labelled_examples >= HUGE and x.domain == "far":
+    if x.labelled_examples >= HUGE and x.domain == "far" and x.per_class >= FEW_PER_CLASS:
         return "scratch"
-    if x.labelled_examples < SMALL:
+    if x.labelled_examples < SMALL or x.per_class < FEW_PER_CLASS:
         return "probe"
     if x.labelled_examples < MEDIUM:
-        return "probe" if x.domain == "near" else "partial"
+        return {"near": "probe", "related": "partial", "far": "finetune"}[x.domain]
     return "finetune"
 
 
@@ -343,10 +384,12 @@ def _label_reason(x: AdvisorInputs, wanted: str) -> str:
         return (f"{n} in a domain far from the pretraining data: enough to learn good features "
                 "from the target alone, so training from scratch may match or beat transfer. "
                 "Run both and compare.")
-    if x.labelled_examples < SMALL:
-        return (f"{n} (fewer than {SMALL:,}): updating millions of pretrained weights with so "
-                f"few labels (about {x.per_class:,} per class) invites overfitting. Freeze the "
-                "backbone and train only a new head on its features.")
+    if x.labelled_examples < SMALL or x.per_class < FEW_PER_CLASS:
+        few = (f"fewer than {SMALL:,}" if x.labelled_examples < SMALL else
+               f"only about {x.per_class:,} per class over {x.classes:,} classes: few-shot")
+        return (f"{n} ({few}): updating millions of pretrained weights with so few labels per "
+                f"class (about {x.per_class:,}) invites overfitting. Freeze the backbone and "
+                "train only a new head on its features.")
     if wanted == "probe":
         return (f"{n} in a domain close to the pretraining data: the frozen features already "
                 "fit, so a probe is the strong, cheap start. Step up to fine-tuning the later "
@@ -355,8 +398,15 @@ def _label_reason(x: AdvisorInputs, wanted: str) -> str:
         return (f"{n} (thousands) in a shifted domain: enough to fine-tune the later, "
                 "task-specific layers (or LoRA adapters on a transformer) while the early, "
                 f"general ones ({EARLY_FEATURES[x.modality]}) stay frozen.")
+    if x.domain == "far" and x.labelled_examples < MEDIUM:
+        return (f"{n} (thousands) in a far domain: the early layers were tuned to another kind "
+                f"of data ({EARLY_FEATURES[x.modality]} of the pretraining data), so they need "
+                "to adapt too: fine-tune every layer, with small, discriminative learning "
+                "rates. A far start fine-tuned whole can still beat random weights (Gong et al., "
+                "2021: an ImageNet network on audio spectrograms).")
     return (f"{n} (tens of thousands or more): enough to update every layer. Use a learning "
-            "rate 10 to 100 times below pretraining's, smaller still for the early layers "
+            "rate several times below pretraining's (BERT pretrains at 1e-4 and fine-tunes at "
+            "2e-5 to 5e-5; Devlin et al., 2019), smaller still for the early layers "
             "(discriminative learning rates), so the pretrained features are refined rather "
             "than overwritten.")
 
@@ -435,6 +485,11 @@ def _small_model(x: AdvisorInputs, reasons: list[str]) -> str:
         reasons.append("The domain is far, so frozen early features may not fit: continued "
                        "pretraining on unlabelled target data, or a source closer to the "
                        "target, can matter more than the choice of strategy.")
+    elif x.modality == "text" and x.domain != "near" and strategy in TRAINED:
+        reasons.append("With unlabelled text from your domain, continue pretraining the model "
+                       "on it before fine-tuning: domain-adaptive pretraining improved every "
+                       "domain tested, most where the domain was far from the original "
+                       "pretraining text (Gururangan et al., 2020).")
     return strategy
 
 
@@ -499,7 +554,7 @@ def experiment_links(x: AdvisorInputs, strategy: str) -> tuple[ExperimentLink, .
         curves = ExperimentLink(
             "transfer_curves", "Transfer curves at your scale",
             "From scratch against the pretrained strategies at up to your labels per class, on "
-            "the digit lesson: see where frozen features win and where fine-tuning catches up.",
+            "the digit lesson: measure at which sizes each strategy's lead over scratch is called.",
             (("strategies", strategies), ("labels", labels_list_text(labels)),
              ("seeds", LINK_SEEDS)))
     links = [curves]

@@ -19,7 +19,8 @@ TASKS = {
     "own": "A task of my own",
 }
 STRATEGIES = ("Feature extraction (frozen backbone, new head)", "Partial fine-tuning",
-              "Full fine-tuning", "LoRA or other adapters", "Zero- or few-shot prompting")
+              "Full fine-tuning", "LoRA or other adapters", "Zero- or few-shot prompting",
+              "Training from scratch (no pretrained model)")
 MAX_CHARS = 2_000  # per answer
 
 
