@@ -454,3 +454,17 @@ def test_the_input_size_keys_new_runs_but_leaves_old_keys_alone():
         SweepSpec(**common, input_size=100)
     with pytest.raises(ValueError, match="only ImageNet backbones"):
         SweepSpec(input_size=224)
+
+
+def test_the_precision_measurement_runs_inside_no_grad():
+    """The first caller of `autocast_dtype` may be a probe's feature pass under no_grad; the
+    measurement's backward once raised there ("element 0 of tensors does not require grad")
+    and stopped the LoRA lab's first sweep on a fresh data directory."""
+    import torch
+
+    from engine.core.device import _time_conv_step
+
+    with torch.no_grad():
+        assert _time_conv_step(None, rounds=1) > 0
+        assert _time_conv_step(torch.bfloat16, rounds=1) > 0
+    assert torch.is_grad_enabled()

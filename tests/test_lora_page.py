@@ -117,6 +117,7 @@ def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_def
     wait_until(lambda: not (job_manager().status(spec.key()) or _Done).active, what="the trade-off job")
     at.run(timeout=TIMEOUT)
     assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
     figure = json.loads(next(c for c in at.get("plotly_chart")
                              if "accuracy" in c.proto.spec and "(log scale, counted on the built model)" in c.proto.spec)
                         .proto.spec)

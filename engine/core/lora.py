@@ -324,6 +324,9 @@ def count_lora(arch: Architecture, rank: int, targets: Sequence[str]) -> LoraCou
 BYTES = {"fp32": 4, "bf16": 2}  # bytes per number
 ADAM_BYTES = 8  # Adam keeps two moments per trainable parameter, each in fp32
 TRAINABLE_BYTES = 4 + 4 + ADAM_BYTES  # a trainable fp32 parameter: value, gradient, two moments
+# QLoRA's adapters compute in bfloat16 (Dettmers et al. 2023, eq. 5: X^BF16 L1^BF16 L2^BF16):
+# value and gradient in 2 bytes each, Adam's two moments in fp32
+QLORA_TRAINABLE_BYTES = 2 + 2 + ADAM_BYTES
 # QLoRA's NormalFloat4 with double quantization: a 4-bit code per weight, an 8-bit scale per block
 # of 64 weights, and an fp32 constant per 256 such blocks.
 NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)
@@ -378,8 +381,9 @@ def qlora_memory(n_params: int, n_quantized: int, n_lora: int, activations: Memo
                    "each), output layer excluded"),
         MemoryTerm("other weights", (n_params - n_quantized) * 2,
                    "embeddings, norms, biases and the output layer in bf16 (2 bytes)"),
-        MemoryTerm("adapter", n_lora * TRAINABLE_BYTES, "A and B in fp32 with their gradients "
-                   "and Adam's two moments (16 bytes each)"),
+        MemoryTerm("adapter", n_lora * QLORA_TRAINABLE_BYTES, "A and B in bf16 as the QLoRA paper "
+                   "computes them (its eq. 5), bf16 gradients and Adam's two fp32 moments (12 "
+                   "bytes each)"),
         activations))
 
 
