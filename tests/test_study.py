@@ -90,7 +90,7 @@ def test_content_states_the_checked_numbers():
 
 # Corrections a subject expert asked for (issue 18): what each now says, and its citation.
 CORRECTED = {  # id -> (text it must contain, a name its source must cite)
-    "lora-alpha-r": ("rsLoRA", "Kalajdzievski"),
+    "lora-alpha-r-why": ("rsLoRA", "Kalajdzievski"),
     "lora-rslora": ("α/√r", "Kalajdzievski"),
     "q-lora-scale": ("α/√r", "Kalajdzievski"),
     "q-rslora": ("α/√r", "Kalajdzievski"),
@@ -533,7 +533,7 @@ def test_predictions_are_compared_and_drawn_apart_from_results():
      "lora"),
     (dict(labelled_examples=20, classes=2, model_size="large"), "prompting"),
     (dict(labelled_examples=5_000, classes=2, model_size="large", compute="cpu"), "prompting"),
-    (dict(labelled_examples=5_000, classes=2, model_size="large"), "qlora"),
+    (dict(labelled_examples=5_000, classes=2, model_size="large"), "lora"),  # 16-bit LoRA fits one GPU
     (dict(labelled_examples=5_000, classes=2, model_size="large", compute="cluster"), "lora"),
     (dict(labelled_examples=200_000, classes=2, model_size="large", compute="cluster",
           domain="far"), "finetune"),
@@ -700,3 +700,24 @@ def test_each_anki_note_carries_its_source_shown_under_the_answer(tmp_path):
     assert all(sources[c.id] == "" for c in deck.cards if not c.source)
     assert "Source: {{Source}}" in MODEL.templates[0]["afmt"]
     assert "{{Source}}" not in MODEL.templates[0]["qfmt"]  # on the back only
+
+
+def test_no_option_wording_gives_the_answer_away():
+    """Absolute words (all, every, never, only...) once marked a wrong option 86% of the time
+    and hedges pointed to the answer; across the bank neither may stand out by more than two
+    standard errors from the share of wrong (or right) options."""
+    from engine.study.content import wording_cue, wording_cue_problems
+
+    questions = [q for b in load_banks() for q in b.questions]
+    assert wording_cue_problems(questions) == []
+    cue = wording_cue(questions)
+    assert cue.absolute >= 30  # the check measures something
+    giveaway = [_question(f"q{i}", "A careful answer that usually holds", "It always holds",
+                          "It never holds", "Only the first holds") for i in range(20)]
+    assert len(wording_cue_problems(giveaway)) == 2
+
+
+def test_every_card_asks_one_question():
+    """One fact per card: no front asks two things joined by 'and' (how ..., and why?)."""
+    two = re.compile(r",? and (why|how|what|which|when|where|who)\b", re.I)
+    assert [c.id for c in load_content().cards if two.search(c.front)] == []

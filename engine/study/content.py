@@ -331,3 +331,53 @@ def length_cue_problems(questions: Iterable[Question]) -> list[str]:
         problems.append(f"the right answer is {FAR_RATIO}x longer than every other option in "
                         f"{cue.far_longest} questions (at most {MAX_FAR} allowed)")
     return problems
+
+
+# Wording cues: test-wise learners know that options with an absolute word are usually wrong
+# and hedged ones usually right. A bank is fair when neither kind of word says which is which.
+ABSOLUTE_WORDS = re.compile(r"\b(all|every|everything|none|nothing|never|always|cannot|can't|"
+                            r"must|only|no)\b", re.I)
+HEDGE_WORDS = re.compile(r"\b(usually|often|typically|may|might|some|most|tends?|generally|"
+                         r"likely|can)\b", re.I)
+
+
+@dataclass(frozen=True)
+class WordingCue:
+    """How far absolute words and hedges in the options give the right answers away."""
+
+    options: int  # options measured, over every question
+    wrong_share: float  # the share of all options that are wrong (0.75 with four options)
+    absolute: int  # options with an absolute word ...
+    absolute_wrong: int  # ... of which wrong
+    hedged: int  # options with a hedge ...
+    hedged_right: int  # ... of which right
+
+    def excess(self, hits: int, of: int, share: float) -> float:
+        """How many standard errors `hits` of `of` lies above what `share` would give."""
+        if not of or share in (0.0, 1.0):
+            return 0.0
+        return (hits - of * share) / math.sqrt(of * share * (1 - share))
+
+
+def wording_cue(questions: Iterable[Question]) -> WordingCue:
+    options = [(o, o == q.answer) for q in questions for o in q.options]
+    wrong = sum(not right for _, right in options)
+    absolute = [right for o, right in options if ABSOLUTE_WORDS.search(o)]
+    hedged = [right for o, right in options if HEDGE_WORDS.search(o)]
+    return WordingCue(len(options), wrong / len(options) if options else 0.0, len(absolute),
+                      sum(not r for r in absolute), len(hedged), sum(hedged))
+
+
+def wording_cue_problems(questions: Iterable[Question]) -> list[str]:
+    """Absolute words found in wrong options, or hedges in right ones, more often than their
+    share of the options by more than two standard errors: [] when neither cue holds."""
+    cue, problems = wording_cue(questions), []
+    if cue.excess(cue.absolute_wrong, cue.absolute, cue.wrong_share) > 2:
+        problems.append(f"{cue.absolute_wrong} of {cue.absolute} options with an absolute word "
+                        f"are wrong ({cue.absolute_wrong / cue.absolute:.0%}; "
+                        f"{cue.wrong_share:.0%} of all options are)")
+    if cue.excess(cue.hedged_right, cue.hedged, 1 - cue.wrong_share) > 2:
+        problems.append(f"{cue.hedged_right} of {cue.hedged} hedged options are right "
+                        f"({cue.hedged_right / cue.hedged:.0%}; {1 - cue.wrong_share:.0%} of all "
+                        "options are)")
+    return problems
