@@ -29,8 +29,9 @@ st.caption(
     "Every accuracy and curve comes from a real training run, never a drawing or a simulation. "
     "On a first visit a lesson may show a precomputed lesson pack (runs trained ahead of time by "
     "the same code, marked as such) until you press Run. Parameter counts are exact; memory "
-    "figures are estimates from formulas. Sentences that state a result follow one stated rule "
-    "for when a difference counts.")
+    "figures are estimates from formulas. Sentences that state a result are chosen by one "
+    "statistical rule, quote the 95% interval they rest on, and call nothing on fewer than 3 "
+    "seeds: see How a difference is called.")
 
 st.header("What transfer learning is")
 st.markdown(

@@ -17,7 +17,7 @@ import streamlit as st
 
 from engine.core.datasets import labels_text
 from engine.core.store import ResultStore
-from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig, stored_units
+from engine.experiments.diagnostics import BASELINE, stored_units
 from engine.experiments.forgetting import ARM_LABELS, MAX_SEEDS, ForgettingConfig, stored_seeds
 from engine.experiments.readings.forgetting import diagnostics_readings, forgetting_readings
 from ui.curves import plural

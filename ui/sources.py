@@ -26,7 +26,7 @@ from ui.experiments import section_settings
 from ui.exports import show_chart
 from ui.section_run import missing_note, run_section
 from ui.readings import show_readings
-from ui.sections.sources import (DEFAULT_TARGET, DIGIT_TARGETS, LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
+from ui.sections.sources import (DIGIT_TARGETS, LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
                                  block_choices, default_block)
 from ui.shell import show_link_notices
 from ui.tables import show_table

@@ -170,7 +170,7 @@ class Recommendation:
 
 
 def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
+    return f"{n:,} {word}" + ("" if n == 1 else ("es" if word.endswith("s") else "s"))
 
 
 # --- rule 1: labels for every class ----------------------------------------------------------
@@ -197,7 +197,7 @@ def _too_few_labels(x: AdvisorInputs, reasons: list[str], cautions: list[str]) -
                        "of the same classes from another domain.)")
     else:
         reasons.append(f"With {_count(n, 'labelled example')} for {x.classes:,} classes, at "
-                       f"least {x.classes - n:,} classes have no example at all: no classifier "
+                       f"least {_count(x.classes - n, 'class')} have no example at all: no classifier "
                        "learns a class it has never seen.")
     how = _zero_shot_how(x)
     if how is None:

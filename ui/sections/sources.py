@@ -13,9 +13,7 @@ Nothing here draws or trains (`ui.sources` draws).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Mapping, Optional
-
-import pandas as pd
+from typing import ClassVar, Mapping
 
 from engine.core.backbones import IMAGENET_INPUT, IMAGENET_SIZES, block_count
 from engine.core.datasets import ALL_LABELS, DATASETS, USER_PREFIX, labels_list_text

@@ -8,4 +8,6 @@ missing strategy or size is said, never filled in; with fewer than 3 seeds a sid
 says "too few seeds to call". The pages only show these sentences; nothing here draws or trains.
 """
 
-from engine.experiments.readings.common import Claim, Sentence, TOO_FEW  # noqa: F401
+from engine.experiments.readings.common import TOO_FEW, Claim, Sentence
+
+__all__ = ["TOO_FEW", "Claim", "Sentence"]  # what the pages and tests import from here

@@ -11,7 +11,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import pandas as pd
 
 from engine.core.datasets import labels_per_class_text, labels_text
-from engine.experiments.stats import (MIN_SEEDS, Comparison, compare_runs, holm, interval_text,
+from engine.experiments.stats import (Comparison, compare_runs, holm, interval_text,
                                       point_label, strategy_label)
 
 TOO_FEW = "too few seeds to call"  # what a sentence says where a side has under MIN_SEEDS runs
@@ -108,17 +108,6 @@ def missing_sizes(records: pd.DataFrame, a: str, b: str) -> list[int]:
     return out
 
 
-def gap_clause(c: Comparison, ahead: str = "ahead of", behind: str = "behind",
-               level: str = "level with") -> str:
-    """The verdict word and its numbers: 'ahead of' + ' by 13.5 points (95% interval 10.2 to
-    16.8, 5 seeds)'; a tie or too few seeds quote the signed gap."""
-    if c.too_few:
-        return f"{c.gap:+.1f} points from, {TOO_FEW} ({interval_text(c)}),"
-    if c.counts:
-        return f"{ahead if c.gap > 0 else behind} by {abs(c.gap):.1f} points ({interval_text(c)}),"
-    return f"{level} ({c.gap:+.1f} points, {interval_text(c)}),"
-
-
 def verdict(c: Comparison) -> str:
     """'ahead', 'behind', 'level' or 'too few': one comparison's call as a word."""
     if c.too_few:
@@ -142,16 +131,6 @@ def group_by_verdict(comparisons: Mapping[int, Comparison]) -> dict[str, list[in
 def holm_note(n: int) -> str:
     """' (Holm-corrected over 4 sizes)' where a sentence calls several comparisons."""
     return f", Holm-corrected over {n} comparisons" if n > 1 else ""
-
-
-def enough_seeds(records: pd.DataFrame) -> bool:
-    """Every point of these records has at least MIN_SEEDS runs."""
-    if records.empty:
-        return False
-    return int(records.groupby(["strategy", "labels_per_class"])["seed"].nunique().min()) >= MIN_SEEDS
-
-
-VERDICT_WORDS = {"ahead": "ahead of", "behind": "behind", "level": "level with", "too few": TOO_FEW}
 
 
 def over_sizes_text(records: pd.DataFrame, comparisons: Mapping[int, Comparison],

@@ -216,8 +216,8 @@ def _strategy_sentences(table, strategy, levels, k, fmt) -> list[Sentence]:
     elif end.sign > 0:
         status = f"At {fmt(last)} it is {'still ' if start.sign > 0 else ''}above scratch"
     elif end.sign == 0:
-        status = (f"At {fmt(last)} it is level with scratch"
-                  + (": the head start is gone" if start.sign > 0 else ""))
+        status = (f"At {fmt(last)} the rule no longer calls a head start: it is level with scratch"
+                  if start.sign > 0 else f"At {fmt(last)} it is level with scratch")
     else:
         status = f"At {fmt(last)} it is **below scratch**: the transferred start now costs accuracy"
     out.append(Sentence(f"{status} ({end.gap:+.1f} points, {interval_text(end)}).",

@@ -11,7 +11,7 @@ from typing import Optional
 
 import pandas as pd
 
-from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, clean,
+from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, clean,
                                                 group_by_verdict, holm_note, over_sizes_text,
                                                 size_name, sizes_family, sizes_list)
 
