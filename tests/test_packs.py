@@ -12,7 +12,7 @@ from engine.experiments.sweep import SweepSpec, stored_records
 
 def test_shipped_default_pack_matches_the_default_spec():
     records, provenance = pack_records(SweepSpec())
-    assert len(records) == 63 and provenance is not None
+    assert len(records) == 105 and provenance is not None
     assert {"built_at", "device", "code_version", "seeds"} <= set(provenance)
     mean = summarize(records).set_index(["strategy", "labels_per_class"])["mean"]
     assert max(mean["probe", 1], mean["finetune", 1]) - mean["scratch", 1] >= 8.0
@@ -33,9 +33,11 @@ def test_build_pack_writes_the_stored_runs_with_provenance(tmp_path, pretrained)
 
 
 @pytest.mark.parametrize("entry,key", [
-    ({"labels_per_class": [1, 2, 5, 10, 20, 50, "all"]}, "25207e4a83844fa1503d"),
+    ({"labels_per_class": [1, 2, 5, 10, 20, 50, "all"], "seeds": 3}, "25207e4a83844fa1503d"),
+    ({"labels_per_class": [1, 2, 5, 10, 20, 50, "all"]}, "793038a0c0feacbcc22b"),  # now 5 seeds
     ({"strategies": ["probe"], "labels_per_class": [1, "all"], "seeds": 1}, "1d3534d5275ed733c5bf"),
-    ({"strategies": ["finetune", "scratch"], "labels_per_class": [5, "ALL", 2]}, "b20ea8b8441ecf49a291"),
+    ({"strategies": ["finetune", "scratch"], "labels_per_class": [5, "ALL", 2], "seeds": 3},
+     "b20ea8b8441ecf49a291"),
 ])
 def test_lesson_entries_keep_their_experiment_keys(entry, key):
     """Shipped packs are found by these keys: reading a lesson must never change them."""
@@ -44,7 +46,7 @@ def test_lesson_entries_keep_their_experiment_keys(entry, key):
 
 def test_the_default_lesson_is_the_default_sweep():
     assert [s.key() for s in load_lesson(LESSONS_DIR / "default.yaml")["specs"]] == [SweepSpec().key()]
-    assert SweepSpec().key() == "25207e4a83844fa1503d"
+    assert SweepSpec().key() == "793038a0c0feacbcc22b"
 
 
 @pytest.mark.parametrize("text,message", [

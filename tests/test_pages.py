@@ -158,7 +158,7 @@ def test_every_page_renders_with_the_sidebar(path):
 def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default_store):
     at = show_results(open_page(CURVES))
     # An empty store on the default settings: the shipped lesson pack's curves, marked as such.
-    assert "Precomputed results from the lesson pack: 63 runs" in texts(at.info)
+    assert "Precomputed results from the lesson pack: 105 runs" in texts(at.info)
     assert legend_groups(charts(at)[0]) == {"scratch", "probe", "finetune"}
     assert store_count(empty_default_store) == 0
 
@@ -233,7 +233,7 @@ def test_stored_default_runs_show_on_first_load_without_training(empty_default_s
         store.put(_fake_record(plan, accuracy[plan.strategy]))
 
     at = show_results(open_page(CURVES))  # first render, default settings, nothing pressed
-    assert "5 of 63 runs" in texts(at.warning)
+    assert "5 of 105 runs" in texts(at.warning)
     assert legend_groups(charts(at)[0]) == {"scratch", "probe", "finetune"}
     assert not at.status and store.count() == len(plans) - 5
 

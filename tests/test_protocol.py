@@ -17,10 +17,12 @@ from engine.experiments.sweep import SweepGroup, SweepSpec, plan_runs, run_sweep
 
 
 def test_sweep_keys_are_unchanged():
-    spec = SweepSpec()
+    spec = SweepSpec(seeds=3)  # the default lesson before it became 5 seeds
     plans = plan_runs(spec)
     assert spec.key() == "25207e4a83844fa1503d"
     assert len(plans) == 63
+    assert SweepSpec().key() == "793038a0c0feacbcc22b" and len(plan_runs(SweepSpec())) == 105
+    assert plan_runs(SweepSpec())[0].run_key == plans[0].run_key  # its first 3 seeds are reused
     assert (plans[0].strategy, plans[0].labels_per_class, plans[0].seed, plans[0].run_key) == \
         ("scratch", 1, 0, "ba3aa49392d0fb9fc4f0")
     assert (plans[-1].strategy, plans[-1].labels_per_class, plans[-1].seed, plans[-1].run_key) == \

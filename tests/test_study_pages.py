@@ -238,7 +238,7 @@ def test_predict_first_draws_predictions_against_stored_results(empty_default_st
     assert traces["Linear probe: your prediction"]["line"]["dash"] == "dash"
     body = texts(at.markdown)
     assert ("Linear probe at 2 labels per class: you predicted 50.0%, the runs averaged 70.0% "
-            "over 3 seeds (20.0 points higher than you predicted).") in body
+            "over 5 seeds (20.0 points higher than you predicted).") in body
     assert "From scratch at 1 label per class: you predicted 40.0%" in body and "spot on" in body
     assert "off by 10.0 points on average" in body
     # The predictions stay with the session: another rerun still draws them.
