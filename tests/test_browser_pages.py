@@ -49,7 +49,7 @@ import pytest
 
 from conftest import OUTPUT_DIR
 from engine.experiments.diagnostics import DiagnosticsConfig
-from engine.experiments.forgetting import ForgettingConfig
+from engine.experiments.forgetting import ForgettingConfig, ForgettingSeeds
 from engine.experiments.sweep import UNTRAINED, SweepSpec
 from test_browser_class import classroom  # the Class page's check
 from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, assert_viewer_toolbar,
@@ -70,6 +70,7 @@ HEADINGS = {  # page path -> its title (h1)
     "pages/advisor.py": "Strategy advisor", "pages/pipeline.py": "Design a pipeline",
     "pages/flashcards.py": "Flashcards", "pages/quiz.py": "Quiz",
     "pages/data_models.py": "Data and models", "pages/classroom.py": "Class",
+    "pages/how_called.py": "How a difference is called",
 }
 SIZES = {"1366x768": LAPTOP, "390x844": PHONE}  # each page is checked at both, in this order
 MIN_CHART_TEXT_PX = 12  # the smallest chart text allowed on screen
@@ -556,8 +557,9 @@ def forgetting(lab: Lab) -> None:
     form = _form(page, "Replay fraction")
     _slider_to_lowest(form, "Target labels per class", "10")
     _slider_to_lowest(form, "Epochs", "2")
+    _number(form, "Seeds", 1)
     _press_run(lab, form.get_by_role("button", name="Run"), "arms")
-    _await_job_end(lab, ForgettingConfig(labels_per_class=10, epochs=2),
+    _await_job_end(lab, ForgettingSeeds(ForgettingConfig(labels_per_class=10, epochs=2), 1),
                    page.get_by_role("heading", name="How each remedy works"), "the forgetting arms")
     _assert_progress_in_sight(lab)
     form = _form(page, "Probe labels per class")
@@ -577,7 +579,7 @@ def depth(lab: Lab) -> None:
     _slider_to_lowest(form, "Seeds", "1")
     _press_run(lab, form.get_by_role("button", name="Run both experiments"))
     for spec in depth_specs(1, 1):
-        _await_job_end(lab, spec, page.get_by_text(re.compile(r"^In your run the best depth is k = \d")),
+        _await_job_end(lab, spec, page.get_by_text(re.compile(r"^In your run the highest mean is at k = \d")),
                        "the freeze-depth result")
     assert page.locator("[data-testid='stPlotlyChart']").count() == 2  # freeze depth, copied layers
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
@@ -596,8 +598,8 @@ def lora_lab(lab: Lab) -> None:
     _keep_tags(form, "LoRA ranks", ["1"])
     _press_run(lab, form.get_by_role("button", name="Run"))
     _await_job_end(lab, LabSettings(labels_per_class=1, seeds=1, ranks=(1,)).experiment(),
-                   page.get_by_text(re.compile(r"^The best LoRA rank here is")), "the trade-off")
-    page.get_by_text(re.compile(r"^The best LoRA rank here is")).scroll_into_view_if_needed()
+                   page.get_by_text(re.compile(r"^The highest LoRA mean here is")), "the trade-off")
+    page.get_by_text(re.compile(r"^The highest LoRA mean here is")).scroll_into_view_if_needed()
 
 
 def advisor(lab: Lab) -> None:
@@ -666,6 +668,14 @@ def data_models(lab: Lab) -> None:
     assert len(list((lab.home / "uploads").glob("*.npz"))) == 1  # only the good zip is stored
 
 
+def how_called(lab: Lab) -> None:
+    """The rule's page: the interval widths table (from the t distribution) and the rule."""
+    page = lab.page
+    _await(page, page.get_by_text(re.compile(r"^A paired 95% interval reaches")), "the widths' caption", 60)
+    assert page.get_by_text(re.compile(r"^How a difference is called: a gap between two")).is_visible()
+    assert page.get_by_text("4.30").count() >= 1  # t(0.975, 2 degrees of freedom), 3 seeds
+
+
 def _import_zip(page, uploader, form, name: str, data: bytes) -> None:
     """Upload `data` as the zip `name` through the real file input, then press Import."""
     uploader.locator("input[type='file']").set_input_files(
@@ -685,7 +695,7 @@ PHONE_RUNS = {
     "pages/transfer_curves.py": [("Labels per class", _seeds(2))],
     "pages/which_source.py": [("ImageNet network", _seeds(2))],
     "pages/when_transfer_hurts.py": [("Severity levels above 0", _seeds(2))],
-    "pages/forgetting.py": [("Replay fraction", _seeds(1, "Seed")),
+    "pages/forgetting.py": [("Replay fraction", _seeds(1, "First seed")),
                             ("Probe labels per class",
                              lambda form: _slider_to_lowest(form, "Probe labels per class", "10", "ArrowRight"))],
     "pages/depth.py": [("Run both experiments", lambda form: _slider_to_lowest(form, "Seeds", "2", "ArrowRight"))],
@@ -694,7 +704,7 @@ PHONE_RUNS = {
 
 ACTIONS = {f"pages/{f.__name__}.py": f for f in (
     home, transfer_curves, which_source, when_transfer_hurts, forgetting, depth, lora_lab,
-    advisor, pipeline, flashcards, quiz, data_models, classroom)}
+    advisor, pipeline, flashcards, quiz, data_models, classroom, how_called)}
 
 
 def test_every_page_has_a_browser_check():
