@@ -128,8 +128,11 @@ def group_by_verdict(comparisons: Mapping[int, Comparison]) -> dict[str, list[in
     return out
 
 
-def holm_note(n: int) -> str:
-    """' (Holm-corrected over 4 sizes)' where a sentence calls several comparisons."""
+def holm_note(comparisons) -> str:
+    """', Holm-corrected over 4 comparisons' where a sentence tests several comparisons
+    together (those with too few seeds are not tested, so not counted)."""
+    values = comparisons.values() if isinstance(comparisons, Mapping) else comparisons
+    n = sum(not c.too_few for c in values)
     return f", Holm-corrected over {n} comparisons" if n > 1 else ""
 
 

@@ -57,7 +57,7 @@ def head_start(records: pd.DataFrame, k: int, baseline: str = BASELINE) -> Optio
     c = calls(records, baseline)[best][k]
     who = name_of(best)
     claim = (Claim(best, baseline, size, c),)
-    family_note = holm_note(len(calls(records, baseline)[best]))
+    family_note = holm_note(calls(records, baseline)[best])
     if c.too_few:
         text = (f"At {size}, {who} (the highest mean) is {c.gap:+.1f} points from {base_name}: "
                 f"{TOO_FEW} ({interval_text(c)}; the rule needs 3 a side).")
@@ -77,7 +77,7 @@ def over_sizes(records: pd.DataFrame, strategy: str, comparisons: dict[int, Comp
     words = {"ahead": "ahead of", "behind": "behind", "level": "level with"}
     text = (f"**{strategy_label(strategy)}** "
             f"{over_sizes_text(records, comparisons, words, name_of(baseline))}"
-            f"{holm_note(len(comparisons)).replace(', H', '; H', 1)}.")
+            f"{holm_note(comparisons).replace(', H', '; H', 1)}.")
     missing = missing_sizes(clean(records), strategy, baseline)
     if missing:
         text += " No comparison at " + and_list([_where(records, k) for k in missing]) + \

@@ -58,7 +58,7 @@ def freeze_readings(records: pd.DataFrame,
     if groups["too few"]:
         parts.append(f"{TOO_FEW} against {_ks(groups['too few'])} ("
                      + "; ".join(f"k = {k}: {quoted(calls[k])}" for k in groups["too few"]) + ")")
-    text = f"{head}. It is {and_list(parts)}{holm_note(len(calls)).replace(', H', '; H', 1)}."
+    text = f"{head}. It is {and_list(parts)}{holm_note(calls).replace(', H', '; H', 1)}."
     if len(groups["ahead"]) == len(calls):
         text += " The run singles out this depth."
     elif groups["level"]:
@@ -131,7 +131,7 @@ def _tuned_sentence(records: pd.DataFrame) -> Optional[Sentence]:
         parts.append(f"{TOO_FEW} at {_ks(groups['too few'])} ("
                      + "; ".join(f"k = {k}: {quoted(calls[k])}" for k in groups["too few"]) + ")")
     text = (f"Fine-tuned, the copies finish {and_list(parts)}"
-            f"{holm_note(len(calls)).replace(', H', '; H', 1)}")
+            f"{holm_note(calls).replace(', H', '; H', 1)}")
     if groups["behind"]:
         text += ": unlike the published experiment, where fine-tuned copies never fell below it"
     elif groups["ahead"] and len(groups["ahead"]) == len(calls):

@@ -26,7 +26,7 @@ BELOW_WORDS = {"behind": "below", "ahead": "above", "level": "level with"}
 def _side(records: pd.DataFrame, who: str, label: str, scratch: str,
           comparisons: dict[int, Comparison]) -> Sentence:
     text = (f"{who} {over_sizes_text(records, comparisons, BELOW_WORDS, 'training from scratch', 'finished')}"
-            f"{holm_note(len(comparisons)).replace(', H', '; H', 1)}.")
+            f"{holm_note(comparisons).replace(', H', '; H', 1)}.")
     text = text.replace(" below training from scratch", " **below training from scratch**", 1)
     return Sentence(text, tuple(Claim(label, scratch, size_name(records, k), c)
                                 for k, c in sorted(comparisons.items())))
@@ -245,7 +245,9 @@ def _steps_sentence(strategy, steps, levels, size, fmt) -> Sentence:
                                     for c, a, b in counted])
         if len(counted) < len(moves):
             verdict += "; the other steps are not called"
-    return Sentence(f"Step by step ({each}; Holm-corrected over {len(moves)} steps): {verdict}.",
+    tested = sum(not c.too_few for c, _, _ in moves)
+    note = f"; Holm-corrected over {tested} steps" if tested > 1 else ""
+    return Sentence(f"Step by step ({each}{note}): {verdict}.",
                     claims)
 
 

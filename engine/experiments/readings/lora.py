@@ -44,7 +44,7 @@ def tradeoff_readings(records: pd.DataFrame, parameters: Callable[[str], int],
             parts.append(f"{name} is level with it ({quoted(c)})")
     if parts:
         text += ". Against it (each minus it), " + and_list(parts)
-    text += holm_note(len(calls)).replace(", H", "; H", 1) + "."
+    text += holm_note(calls).replace(", H", "; H", 1) + "."
     if len(ranks) == 1:
         text += " Only one rank is stored, so no other rank is compared."
     return [Sentence(text, tuple(Claim(s, best, "trade-off", calls[s]) for s in others))]

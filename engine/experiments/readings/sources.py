@@ -96,7 +96,7 @@ def source_reading(records: pd.DataFrame, mnist: str, photo_curve: str,
     verdict = Sentence(
         f"The probe on MNIST features "
         f"{over_sizes_text(records, calls, WORDS, f'the {facts.photo} probe')}"
-        f"{holm_note(len(calls)).replace(', H', '; H', 1)}.", claims)
+        f"{holm_note(calls).replace(', H', '; H', 1)}.", claims)
     sentences = [verdict]
     fill = facts.__dict__
     if groups["ahead"]:
@@ -130,7 +130,7 @@ def block_reading(records: pd.DataFrame, last: str, earlier: str, block: int,
     claims = tuple(Claim(earlier, last, size_name(records, k), c) for k, c in sorted(calls.items()))
     verdict = Sentence(f"The probe on block {block} "
                        f"{over_sizes_text(records, calls, WORDS, 'the probe on the last block')}"
-                       f"{holm_note(len(calls)).replace(', H', '; H', 1)}.", claims)
+                       f"{holm_note(calls).replace(', H', '; H', 1)}.", claims)
     n, ahead, behind = len(calls), groups["ahead"], groups["behind"]
     if ahead and not behind and len(ahead) == n:
         heading = f"Block {block} is ahead at every size compared"
