@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from engine.experiments.readings.common import clean, size_name
 from engine.experiments.stats import level_text
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SIZES = (1, 2, 5, 20)
 
 
