@@ -33,10 +33,6 @@ def calls(records: pd.DataFrame, baseline: str = BASELINE) -> dict[str, dict[int
     return out
 
 
-def _where(records: pd.DataFrame, k: int) -> str:
-    return size_name(records, k)
-
-
 def head_start(records: pd.DataFrame, k: int, baseline: str = BASELINE) -> Optional[Sentence]:
     """The head start at one size: the transfer strategy with the highest mean there against
     `baseline`, as `calls` decides it. A missing baseline or strategy is said; None when the
@@ -45,7 +41,7 @@ def head_start(records: pd.DataFrame, k: int, baseline: str = BASELINE) -> Optio
     at = records[records["labels_per_class"] == k]
     if at.empty:
         return None
-    size = _where(records, k)
+    size = size_name(records, k)
     base_name = name_of(baseline)
     if runs_of(at, baseline).empty:
         return Sentence(f"At {size} there is no run of {base_name} yet, so no head start can be "
@@ -54,10 +50,11 @@ def head_start(records: pd.DataFrame, k: int, baseline: str = BASELINE) -> Optio
     if others.empty:
         return Sentence(f"At {size} only {base_name} has runs: no transfer strategy to compare it with.")
     best = str(others.groupby("strategy")["test_accuracy"].mean().idxmax())
-    c = calls(records, baseline)[best][k]
+    family = calls(records, baseline)[best]  # the family the summary over sizes calls too
+    c = family[k]
     who = name_of(best)
     claim = (Claim(best, baseline, size, c),)
-    family_note = holm_note(calls(records, baseline)[best])
+    family_note = holm_note(family)
     if c.too_few:
         text = (f"At {size}, {who} (the highest mean) is {c.gap:+.1f} points from {base_name}: "
                 f"{TOO_FEW} ({interval_text(c)}; the rule needs 3 a side).")
@@ -80,9 +77,9 @@ def over_sizes(records: pd.DataFrame, strategy: str, comparisons: dict[int, Comp
             f"{holm_note(comparisons).replace(', H', '; H', 1)}.")
     missing = missing_sizes(clean(records), strategy, baseline)
     if missing:
-        text += " No comparison at " + and_list([_where(records, k) for k in missing]) + \
+        text += " No comparison at " + and_list([size_name(records, k) for k in missing]) + \
             ": one side has no run there yet."
-    claims = tuple(Claim(strategy, baseline, _where(records, k), comparisons[k])
+    claims = tuple(Claim(strategy, baseline, size_name(records, k), comparisons[k])
                    for k in sorted(comparisons))
     return Sentence(text, claims)
 
