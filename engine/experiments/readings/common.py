@@ -171,3 +171,18 @@ def by_text(c: Comparison) -> str:
     flipped = Comparison(gap=-c.gap, low=-c.high, high=-c.low, seeds=c.seeds, counts=c.counts,
                          paired=c.paired, p=c.p, level=c.level, se=c.se, df=c.df)
     return f"by {flipped.gap:.1f} points ({interval_text(flipped)})"
+
+
+def sizes_sentence(records: pd.DataFrame, a: str, b: str, lead: str, whom: str,
+                   words: Mapping[str, str], verb: str = "is") -> tuple[dict, Optional[Sentence]]:
+    """Side a against side b at every size both have (Holm together), as one sentence:
+    '{lead} {verb} ahead of {whom} at 2 of 3 sizes (...) and level with it at ...; Holm-corrected
+    over 3 comparisons.' Returns (size -> comparison, the sentence), or ({}, None) when no size
+    has both sides. `records` are already `clean`."""
+    calls = sizes_family(records, a, b) if not records.empty else {}
+    if not calls:
+        return {}, None
+    claims = tuple(Claim(a, b, size_name(records, k), c) for k, c in sorted(calls.items()))
+    text = (f"{lead} {over_sizes_text(records, calls, words, whom, verb)}"
+            f"{holm_note(calls).replace(', H', '; H', 1)}.")
+    return calls, Sentence(text, claims)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, by_text, clean,
                                                 holm_note, missing_sizes, name_of,
-                                                over_sizes_text, runs_of, size_name, sizes_family)
+                                                runs_of, size_name, sizes_family, sizes_sentence)
 from engine.experiments.stats import Comparison, interval_text, strategy_label
 
 BASELINE = "scratch"
@@ -67,21 +67,18 @@ def head_start(records: pd.DataFrame, k: int, baseline: str = BASELINE) -> Optio
     return Sentence(text, claim)
 
 
-def over_sizes(records: pd.DataFrame, strategy: str, comparisons: dict[int, Comparison],
-               baseline: str = BASELINE) -> Sentence:
+def over_sizes(records: pd.DataFrame, strategy: str, baseline: str = BASELINE) -> Sentence:
     """One strategy against the baseline over every size compared, grouped by verdict, each
     size quoted with its gap and interval; sizes where one side is missing are named."""
     words = {"ahead": "ahead of", "behind": "behind", "level": "level with"}
-    text = (f"**{strategy_label(strategy)}** "
-            f"{over_sizes_text(records, comparisons, words, name_of(baseline))}"
-            f"{holm_note(comparisons).replace(', H', '; H', 1)}.")
-    missing = missing_sizes(clean(records), strategy, baseline)
+    _, sentence = sizes_sentence(records, strategy, baseline, f"**{strategy_label(strategy)}**",
+                                 name_of(baseline), words)
+    missing = missing_sizes(records, strategy, baseline)
     if missing:
-        text += " No comparison at " + and_list([size_name(records, k) for k in missing]) + \
-            ": one side has no run there yet."
-    claims = tuple(Claim(strategy, baseline, size_name(records, k), comparisons[k])
-                   for k in sorted(comparisons))
-    return Sentence(text, claims)
+        sentence = Sentence(sentence.text + " No comparison at " + and_list(
+            [size_name(records, k) for k in missing]) + ": one side has no run there yet.",
+            sentence.claims)
+    return sentence
 
 
 def sweep_readings(records: pd.DataFrame, baseline: str = BASELINE) -> list[Sentence]:
@@ -93,7 +90,7 @@ def sweep_readings(records: pd.DataFrame, baseline: str = BASELINE) -> list[Sent
     if runs_of(records, baseline).empty:
         return [Sentence(f"No run of {name_of(baseline)} is stored, so no head start can be measured.")]
     found = calls(records, baseline)
-    out = [over_sizes(records, s, found[s], baseline) for s in sorted(found)]
+    out = [over_sizes(records, s, baseline) for s in sorted(found)]
     lonely = sorted(set(records["strategy"]) - {baseline} - set(found))
     if lonely:
         out.append(Sentence(f"{and_list([name_of(s) for s in lonely]).capitalize()} "

@@ -16,20 +16,11 @@ import pandas as pd
 
 from engine.core.shifts import SHIFTS
 from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, and_list, by_text, clean,
-                                                group_by_verdict, holm_note, over_sizes_text,
-                                                size_name, sizes_family, sizes_list)
+                                                group_by_verdict, sizes_family, sizes_list,
+                                                sizes_sentence)
 from engine.experiments.stats import Comparison, compare, holm, interval_text
 
 BELOW_WORDS = {"behind": "below", "ahead": "above", "level": "level with"}
-
-
-def _side(records: pd.DataFrame, who: str, label: str, scratch: str,
-          comparisons: dict[int, Comparison]) -> Sentence:
-    text = (f"{who} {over_sizes_text(records, comparisons, BELOW_WORDS, 'training from scratch', 'finished')}"
-            f"{holm_note(comparisons).replace(', H', '; H', 1)}.")
-    text = text.replace(" below training from scratch", " **below training from scratch**", 1)
-    return Sentence(text, tuple(Claim(label, scratch, size_name(records, k), c)
-                                for k, c in sorted(comparisons.items())))
 
 
 def negative_readings(records: pd.DataFrame, scratch: str, fine: str, probe: str,
@@ -40,10 +31,13 @@ def negative_readings(records: pd.DataFrame, scratch: str, fine: str, probe: str
     out, found = [], {}
     for label, who in ((fine, f"In this run, fine-tuning from {source}"),
                        (probe, f"The probe on {source}")):
-        comparisons = sizes_family(records, label, scratch) if not records.empty else {}
-        if comparisons:
+        comparisons, sentence = sizes_sentence(records, label, scratch, who,
+                                               "training from scratch", BELOW_WORDS, "finished")
+        if sentence is not None:
             found[label] = comparisons
-            out.append(_side(records, who, label, scratch, comparisons))
+            out.append(Sentence(sentence.text.replace(" below training from scratch",
+                                                      " **below training from scratch**", 1),
+                                sentence.claims))
         else:
             out.append(Sentence(f"{who}: no labelled-set size has runs of it and of training from "
                                 "scratch yet, so there is nothing to compare."))

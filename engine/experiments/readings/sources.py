@@ -11,9 +11,8 @@ from typing import Optional
 
 import pandas as pd
 
-from engine.experiments.readings.common import (TOO_FEW, Claim, Sentence, clean,
-                                                group_by_verdict, holm_note, over_sizes_text,
-                                                size_name, sizes_family, sizes_list)
+from engine.experiments.readings.common import (TOO_FEW, Sentence, clean, group_by_verdict,
+                                                sizes_list, sizes_sentence)
 
 NATIVE_SIZE = 224  # the side EfficientNet-Lite0 (and every ImageNet network here) was trained at
 
@@ -87,16 +86,11 @@ def source_reading(records: pd.DataFrame, mnist: str, photo_curve: str,
                    facts: SourceFacts) -> Optional[Reading]:
     """The probe on MNIST features (curve `mnist`) against the ImageNet probe (`photo_curve`)
     at every size both have; None when no size has both."""
-    records = clean(records)
-    calls = sizes_family(records, mnist, photo_curve) if not records.empty else {}
-    if not calls:
+    calls, verdict = sizes_sentence(clean(records), mnist, photo_curve,
+                                    "The probe on MNIST features", f"the {facts.photo} probe", WORDS)
+    if verdict is None:
         return None
     groups = group_by_verdict(calls)
-    claims = tuple(Claim(mnist, photo_curve, size_name(records, k), c) for k, c in sorted(calls.items()))
-    verdict = Sentence(
-        f"The probe on MNIST features "
-        f"{over_sizes_text(records, calls, WORDS, f'the {facts.photo} probe')}"
-        f"{holm_note(calls).replace(', H', '; H', 1)}.", claims)
     sentences = [verdict]
     fill = facts.__dict__
     if groups["ahead"]:
@@ -122,15 +116,11 @@ def block_reading(records: pd.DataFrame, last: str, earlier: str, block: int,
                   photo: str) -> Optional[Reading]:
     """The probe on block `block` (curve `earlier`) against the probe on the last block
     (`last`), over every size both have; None when no size has both."""
-    records = clean(records)
-    calls = sizes_family(records, earlier, last) if not records.empty else {}
-    if not calls:
+    calls, verdict = sizes_sentence(clean(records), earlier, last, f"The probe on block {block}",
+                                    "the probe on the last block", WORDS)
+    if verdict is None:
         return None
     groups = group_by_verdict(calls)
-    claims = tuple(Claim(earlier, last, size_name(records, k), c) for k, c in sorted(calls.items()))
-    verdict = Sentence(f"The probe on block {block} "
-                       f"{over_sizes_text(records, calls, WORDS, 'the probe on the last block')}"
-                       f"{holm_note(calls).replace(', H', '; H', 1)}.", claims)
     n, ahead, behind = len(calls), groups["ahead"], groups["behind"]
     if ahead and not behind and len(ahead) == n:
         heading = f"Block {block} is ahead at every size compared"
