@@ -1,24 +1,24 @@
 """Transfer Lab: the Streamlit entry point (`python serve.py` runs `streamlit run app.py`).
 
 Sets the page config, declares the pages with `st.Page` + `st.navigation` (the list lives in
-`ui.lessons`, shared with the home page's lesson path) and writes the sidebar: the device the
+`ui.catalog`, shared with the home page's lesson path) and writes the sidebar: the device the
 engine trains on, the data directory, the number of stored runs and the server's background
-jobs. Each lesson is its own script under `pages/`; see `ui.shell` for why every page starts
+jobs. Each lesson is its own script under `pages/`; see `ui.kit.shell` for why every page starts
 with `page_setup()`. A link's settings that the page does not use are named in a warning, and a
 data directory or result store that cannot be used is reported in the page, not as a traceback.
 A link with `?present=1` (a projector) or `?handout=1` (to print) draws the page without the
-sidebar, in the view `ui.present` describes.
+sidebar, in the view `ui.kit.present` describes.
 """
 
 import streamlit as st
 
 from engine.core.store import StoreError
-from ui.classroom import class_banner
-from ui.experiments import QueryReader
-from ui.lessons import PAGES
-from ui.present import frame, view_from_link
-from ui.shell import app_run, show_link_notices, warn_unused_params
-from ui.sidebar import show_server_state, sidebar_facts
+from ui.classroom.class_mode import class_banner
+from engine.experiments.lessons.links import QueryReader
+from ui.catalog import PAGES
+from ui.kit.present import frame, view_from_link
+from ui.kit.shell import app_run, show_link_notices, warn_unused_params
+from ui.kit.sidebar import show_server_state, sidebar_facts
 
 # An emoji favicon is drawn inline; a Material one would be fetched from Google's servers.
 # "auto": the sidebar is open on a projector or a laptop and collapsed on a phone, where it
@@ -36,7 +36,7 @@ with app_run(view, page):
     frame(view, page)
     show_link_notices(link.notices)
     lesson = next(p for p, sp in pages.items() if sp is page)
-    warn_unused_params(lesson)
+    warn_unused_params(lesson.query_keys)
     class_banner(lesson.path)  # a student in a class: which one, on every page
     try:
         page.run()

@@ -29,7 +29,7 @@ def main() -> int:
     import engine.experiments.sweep as sweep
     from engine.core.pretrain import PretrainConfig, pretrain
     from engine.core.store import ResultStore
-    from ui.depth import depth_specs
+    from engine.experiments.lessons.depth import depth_specs
 
     pretrain(PretrainConfig())
     specs = depth_specs(5, 1 if quick else 2)

@@ -32,10 +32,10 @@ from engine.experiments.readings import forgetting as forgetting_readings  # noq
 from engine.experiments.readings import hurts as hurts_readings  # noqa: E402
 from engine.experiments.forgetting import stored_seeds  # noqa: E402
 from engine.experiments.sweep import stored_records  # noqa: E402
-from ui.sections.curves import CurveSettings  # noqa: E402
-from ui.sections.depth import DepthSettings  # noqa: E402
-from ui.sections.forgetting import ForgettingSettings  # noqa: E402
-from ui.sections.hurts import MISMATCHED, NegativeSettings, ShiftSettings  # noqa: E402
+from engine.experiments.lessons.curves import CurveSettings  # noqa: E402
+from engine.experiments.lessons.depth import DepthSettings  # noqa: E402
+from engine.experiments.lessons.forgetting import ForgettingSettings  # noqa: E402
+from engine.experiments.lessons.hurts import MISMATCHED, NegativeSettings, ShiftSettings  # noqa: E402
 
 
 def _pretrain(experiment) -> None:
@@ -73,7 +73,7 @@ def readings(name: str, settings, store: ResultStore) -> list:
         records = _records(settings.specs(), store)
         return depth_readings.freeze_readings(records) + depth_readings.copy_readings(records)
     if name == "Negative transfer":
-        from ui.curve_sets import curve_records  # the curve labels the page reads
+        from engine.experiments.lessons.curve_sets import curve_records  # the curve labels the page reads
 
         curves = settings.curves()
         records = curve_records(settings.experiment().specs, curves)  # the default store

@@ -1,5 +1,5 @@
 """Command line for teachers and checks:
-`python -m engine sweep|pack build|pretrain|predict|fetch-weights|download|lora-params ...`.
+`python -m engine sweep|lesson|pack build|pretrain|predict|fetch-weights|download|lora-params ...`.
 
 Every failure a user can cause (unknown dataset, strategy or backbone, too many labels per
 class, zero seeds, an unwritable output file) ends with a one-line message on stderr and exit
@@ -73,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--ray", metavar="ADDRESS", help="train the runs as tasks on a Ray cluster "
                                                         "(auto, or the head's HOST:PORT)")
+
+    lesson = sub.add_parser("lesson", help="run a lesson's sections as its page does and print "
+                                           "their readings")
+    lesson.add_argument("name", help="transfer-curves, which-source, when-transfer-hurts, "
+                                     "forgetting, depth or lora-lab")
+    lesson.add_argument("--section", action="append", help="run only this section (repeatable); "
+                                                           "default: every section of the lesson")
+    lesson.add_argument("--seeds", type=int, help="seeds per point of every section that has seeds")
+    lesson.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a link parameter of the page, e.g. --set labels=1,5 --set size=224; "
+                             "a value the page would refuse is an error here")
+    lesson.add_argument("--store", help="result store file (default: results.sqlite in TRANSFERLAB_HOME)")
+    lesson.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    lesson.add_argument("--list", action="store_true", help="list the sections and their settings; "
+                                                          "train nothing")
+    lesson.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     pack = sub.add_parser("pack", help="lesson packs: precomputed results shipped with the app")
     pack_sub = pack.add_subparsers(dest="pack_command", required=True)
@@ -189,6 +205,80 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def lesson_settings(cls: type, params: dict[str, str], seeds: Optional[int]):
+    """A section's settings from link parameters, as its page reads them; a value the page
+    would replace by its default (with a notice) is a UsageError here. `seeds`: every
+    `seeds` field set to it (also inside a section that follows another's settings)."""
+    settings, notices = cls.from_query(params)
+    if notices:
+        raise UsageError("; ".join(notices))
+    if seeds is not None:
+        settings = with_seeds(settings, seeds)
+    return settings
+
+
+def with_seeds(settings, seeds: int):
+    """`settings` with `seeds` seeds per point, in it and in the settings it holds."""
+    import dataclasses
+
+    changes = {f.name: (seeds if f.name == "seeds" else with_seeds(getattr(settings, f.name), seeds))
+               for f in dataclasses.fields(settings)
+               if f.name == "seeds" or dataclasses.is_dataclass(getattr(settings, f.name))}
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def cmd_lesson(args: argparse.Namespace) -> int:
+    from engine.experiments.lessons.catalog import LESSONS, lesson_name
+    from engine.experiments.protocol import run_experiment
+
+    lesson = lesson_name(args.name)
+    sections = LESSONS[lesson]
+    chosen = [s.replace("-", "_") for s in (args.section or sections)]
+    unknown = [s for s in chosen if s not in sections]
+    if unknown:
+        raise UsageError(f"{args.name} has no section {unknown[0]!r}; its sections are "
+                         f"{', '.join(n.replace('_', '-') for n in sections)}")
+    params = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set takes KEY=VALUE, got {item!r}")
+        params[key.strip()] = value.strip()
+    known = {k for cls in sections.values() for k in cls.PARAMS}
+    stray = sorted(set(params) - known)
+    if stray:
+        raise UsageError(f"{args.name} reads no link parameter {stray[0]!r}; it reads "
+                         f"{', '.join(sorted(known))}")
+    settings = {name: lesson_settings(sections[name], params, args.seeds) for name in chosen}
+    if args.list:
+        for name, s in settings.items():
+            print(f"{name.replace('_', '-')}: {s.to_query()} -> experiment {s.experiment().key()}")
+        return 0
+    for s in settings.values():
+        s.experiment().check()  # a target too small for a size: before anything trains
+    device = parse_device(args.device)
+    store = ResultStore(args.store) if args.store else ResultStore()
+    print(f"device: {describe_device(device)}", file=sys.stderr)
+    for name, section in settings.items():
+        print(f"== {lesson.replace('_', '-')} / {name.replace('_', '-')}: {section.to_query()}")
+        on_progress = progress_printer(not args.no_progress)
+        try:
+            outcome = run_experiment(section.experiment(), store, device=device,
+                                     on_progress=on_progress)
+        except KeyboardInterrupt:
+            print("cancelled: everything finished so far is kept in the store", file=sys.stderr)
+            return 130
+        finally:
+            on_progress.close()
+        print(f"units: {outcome.trained} trained, {outcome.reused} reused from the store")
+        readings = section.readings(store)
+        if readings:
+            print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
+        for sentence in readings:
+            print("  " + sentence.text.replace("**", "").replace("#### ", ""))
+    return 0
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
     from engine.infra.packs import PACKS_DIR, build_pack
 
@@ -288,7 +378,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"sweep": cmd_sweep, "pack": cmd_pack, "pretrain": cmd_pretrain,
+        commands = {"sweep": cmd_sweep, "lesson": cmd_lesson, "pack": cmd_pack, "pretrain": cmd_pretrain,
                     "predict": cmd_predict, "fetch-weights": cmd_fetch_weights,
                     "download": cmd_download, "lora-params": cmd_lora_params}
         return commands[args.command](args)

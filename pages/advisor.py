@@ -1,14 +1,14 @@
 """Strategy advisor: a team's situation in, a recommended transfer strategy with its reasons out,
 and links to the experiments in this app that show the effect.
 
-Layout and words only: `ui.advisor` keeps the situation and draws the form, the advice and the
+Layout and words only: `ui.study.advisor` keeps the situation and draws the form, the advice and the
 links; the decision rules are `engine.study.advisor.advise`, a pure function."""
 
 import streamlit as st
 
 from engine.study.advisor import RULES_OF_THUMB, advise
-from ui.advisor import advice_card, experiment_links, situation
-from ui.shell import page_setup
+from ui.study.advisor import advice_card, experiment_links, situation
+from ui.kit.shell import page_setup
 
 
 def main() -> None:

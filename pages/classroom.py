@@ -2,17 +2,17 @@
 anonymously, and their Predict-first entries on Transfer curves and their quiz answers pool in
 the teacher's projector view, against the real curve once the runs are stored.
 
-Layout and words only: the link, the forms, the views and the sending are `ui.classroom`; the
+Layout and words only: the link, the forms, the views and the sending are `ui.classroom.class_mode`; the
 class store (files, caps, expiry) is `engine.study.classroom`."""
 
 import time
 
 import streamlit as st
 
-from ui.classroom import (REVEAL, ClassLink, class_results, class_store, current_link, join_form,
+from ui.classroom.class_mode import (REVEAL, ClassLink, class_results, class_store, current_link, join_form,
                           open_form, student_view, teacher_header, use_link)
-from ui.shell import page_setup, show_link_notices
-from ui.study import loaded_content
+from ui.kit.shell import page_setup, show_link_notices
+from ui.study.learner import loaded_content
 
 
 def no_class(library) -> None:

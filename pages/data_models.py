@@ -1,6 +1,6 @@
 """Data and models: which backbones and datasets this server has, downloads, and your own images.
 
-Layout and words only: `ui.data_models` draws the parts, and every check, download, import and
+Layout and words only: `ui.lessons.data_models` draws the parts, and every check, download, import and
 prediction behind them is an engine call."""
 
 import streamlit as st
@@ -9,9 +9,9 @@ from engine.core.datasets import DATASETS
 from engine.core.imagenet import MAX_IMAGE_MB
 from engine.core.remote import REMOTE_DATASETS
 from engine.core.userdata import MAX_ZIP_BYTES
-from ui.data_models import (backbone_table, classify_photo, imagenet_title, import_upload,
+from ui.lessons.data_models import (backbone_table, classify_photo, imagenet_title, import_upload,
                             ready_imagenet_models, remote_dataset, uploads_table)
-from ui.shell import page_setup
+from ui.kit.shell import page_setup
 
 MB = 2**20
 

@@ -2,20 +2,16 @@
 of fine-tuning (discriminative learning rates, gradual unfreezing, LP-FT), each with its exact
 trainable weights, per-group learning rates and the PyTorch code that sets it up.
 
-UI only: the settings (`ui.sections.depth`) come from the link, this session's last run or the
-defaults; Run submits both sweeps as one job to the server's job manager; charts, readings and
-the configurations panel come from `ui.depth`."""
+Words only: the section (`ui.lessons.depth.DEPTH`: settings from the link, this session's last
+run or the defaults; form; live chart) is drawn by `ui.kit.section.show_section`, and Run
+submits both sweeps as one job; the page lays out the charts, readings and configurations panel
+of `ui.lessons.depth` between its words."""
 
 import streamlit as st
 
-from ui.depth import (BLOCKS, copy_results, depth_form, freeze_results, live_freeze, refinements,
-                      stored_summary, where_text)
-from ui.experiments import section_settings
-from ui.section_run import run_section
-from ui.sections.depth import DepthSettings
-from ui.shell import page_setup, show_link_notices
-
-STATE_KEY = "depth.settings"
+from ui.kit.section import show_section
+from ui.kit.shell import page_setup
+from ui.lessons.depth import BLOCKS, DEPTH, copy_results, freeze_results, refinements, stored_summary
 
 page_setup()
 st.title("How much of the network to train")
@@ -27,9 +23,7 @@ st.markdown(
     "Here each of those claims is a real experiment on the small CNN pretrained on MNIST "
     "(blocks, input side first: conv1, conv2, conv3, fc), transferred to the UCI digits.")
 
-settings, notices = section_settings(DepthSettings, STATE_KEY)
-show_link_notices(notices)
-section = run_section(settings, depth_form, STATE_KEY, "depth", live_freeze)
+section = show_section(DEPTH)
 settings, running = section.settings, section.running
 summary = None if running else stored_summary(settings)
 

@@ -1,6 +1,6 @@
 """Flashcards: study the decks with spaced repetition (FSRS), one card at a time.
 
-Layout and words only: `ui.flashcards` holds the study state and draws the sections;
+Layout and words only: `ui.study.flashcards` holds the study state and draws the sections;
 `engine.study.srs.SrsStore` schedules and stores each learner's progress, `engine.study.content`
 holds the decks, `engine.study.anki` builds the Anki export. The card comes right after the name
 and the deck, so it shows without scrolling; the counts and settings follow it."""
@@ -9,11 +9,11 @@ from datetime import datetime, timezone
 
 import streamlit as st
 
-from ui.flashcards import (anki_export, choose_deck, deck_caption, deck_counts, deck_metrics,
+from ui.study.flashcards import (anki_export, choose_deck, deck_caption, deck_counts, deck_metrics,
                            deck_table, keep_place, open_progress, resume_place, scheduling_panel,
                            study_card, study_decks)
-from ui.shell import page_setup
-from ui.study import learner_name, loaded_content, your_runs
+from ui.kit.shell import page_setup
+from ui.study.learner import learner_name, loaded_content, your_runs
 
 
 def main() -> None:

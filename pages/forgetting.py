@@ -1,19 +1,16 @@
 """Forgetting and what fine-tuning changes: catastrophic forgetting with four mitigations, and
 per-layer diagnostics (linear probes, CKA) of where fine-tuning changed the network.
 
-UI only: each section's settings (`ui.sections.forgetting`) come from the link, else from this
-session's last run (`ui.section_run.open_section`); its form (`ui.forgetting`) fills them, Run
+Words only: each section (`ui.lessons.forgetting.FORGETTING`, `DIAGNOSTICS`: settings from the link,
+else this session's last run; form; live panel; results) is drawn by `ui.kit.section.show_section`; Run
 submits their engine config (`ForgettingConfig`, `DiagnosticsConfig`) to the server's job
 manager, and the section's panel draws what the store holds (live while its job runs)."""
 
 import streamlit as st
 
-from ui.forgetting import diagnostics_form, diagnostics_panel, forgetting_form, forgetting_panel
-from ui.section_run import open_section
-from ui.sections.forgetting import DiagnosticsSettings, ForgettingSettings
-from ui.shell import page_setup
-
-F_KEY, D_KEY = "forgetting.config", "forgetting.diagnostics"  # this session's last run settings
+from ui.kit.section import show_section
+from ui.kit.shell import page_setup
+from ui.lessons.forgetting import DIAGNOSTICS, FORGETTING
 
 page_setup()
 st.title("Forgetting, and what fine-tuning changes")
@@ -30,9 +27,9 @@ st.markdown(
     "images the pretraining never trained on, UCI on its test split. The MNIST head never "
     "changes, so any drop in MNIST accuracy comes from the shared layers moving under it: that "
     "is **forgetting**. Each *arm* fine-tunes the same starting point in its own way.")
-forgetting = open_section(ForgettingSettings, F_KEY, forgetting_form, unit="arm")
+forgetting = show_section(FORGETTING)
 f_config = forgetting.settings.config()
-if forgetting_panel(forgetting.settings, forgetting.notes):
+if forgetting.shown:
     st.subheader("How each remedy works")
     st.markdown(
         "- **Lower learning rate**: the pretrained layers take smaller steps, so after the same "
@@ -65,8 +62,7 @@ st.markdown(
     "kernel alignment) compares a block's outputs for the same images before and after: 1 means "
     "the representation is unchanged up to a rotation and a uniform scale, lower means "
     "fine-tuning rewrote it.")
-diagnostics = open_section(DiagnosticsSettings, D_KEY, diagnostics_form, unit="model")
-if diagnostics_panel(diagnostics.settings, diagnostics.notes):
+if show_section(DIAGNOSTICS).shown:
     st.markdown(
         "What to look for: early blocks compute edges and stroke pieces, as useful for UCI digits "
         "as for MNIST, so fine-tuning has little reason to change them; later blocks combine them "

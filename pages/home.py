@@ -5,8 +5,8 @@ import streamlit as st
 
 from engine.core.device import describe_device
 from engine.core.strategies import STRATEGIES
-from ui.lessons import EXPERIMENTS, PRACTICE, TOOLS, Lesson
-from ui.shell import page_setup
+from ui.catalog import EXPERIMENTS, PRACTICE, TOOLS, Lesson
+from ui.kit.shell import page_setup
 
 
 def page_cards(pages: tuple[Lesson, ...], numbered: bool) -> None:

@@ -7,8 +7,8 @@ import streamlit as st
 from scipy.stats import t as student_t
 
 from engine.experiments.stats import ALPHA, MIN_GAP, MIN_SEEDS, RULE
-from ui.shell import page_setup
-from ui.tables import show_table
+from ui.kit.shell import page_setup
+from ui.kit.tables import show_table
 
 page_setup()
 st.title("How a difference is called")

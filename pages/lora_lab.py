@@ -1,24 +1,20 @@
 """The LoRA lab: exact adapter sizes on real architectures, the memory they save, and LoRA
 trained on the lesson's own model beside the linear probe and fine-tuning.
 
-UI only: the counts and estimates come from `engine.experiments.lora_presets`. The trade-off's
-settings (`ui.sections.lora.LabSettings`) come from the link, else from this session's last run;
-Run submits their sweep and "Train and merge" the merge check (`engine.experiments.lora_merge`)
-to the server's job manager, and the panels (`ui.lora`) draw what the store holds."""
+Words only: the counts and estimates come from `engine.experiments.lora_presets`. The
+trade-off and the merge check are sections (`ui.lessons.lora.TRADEOFF`, `MERGE`) drawn by
+`ui.kit.section.show_section`: Run submits the trade-off's sweep and "Train and merge" the
+merge check (`engine.experiments.lora_merge`) to the server's job manager."""
 
 import streamlit as st
 
 from engine.core.strategies import LORA_ALPHA
-from ui.experiments import submit_job
-from ui.exports import show_chart
-from ui.lora import (adapter_controls, count_panel, memory_controls, memory_panel, merge_panel,
-                     preset_choice, preset_counts, published_panel, rank_figure, tradeoff_form,
-                     tradeoff_panel)
-from ui.section_run import open_section
-from ui.sections.lora import RANK_CHOICES, LabSettings
-from ui.shell import page_setup, page_view
-
-STATE_KEY = "lora_lab.settings"  # this session's last trade-off settings
+from ui.kit.exports import show_chart
+from ui.kit.section import show_section
+from ui.kit.shell import page_setup
+from ui.lessons.lora import (MERGE, TRADEOFF, adapter_controls, count_panel, memory_controls,
+                             memory_panel, preset_choice, preset_counts, published_panel,
+                             rank_figure)
 
 page_setup()
 st.title("LoRA lab")
@@ -69,8 +65,7 @@ st.markdown(
     "its own, and a frozen random head would make the comparison meaningless (peft's "
     "`modules_to_save` does the same). The head's parameters are counted in LoRA's trainable "
     "parameters below.")
-lab = open_section(LabSettings, STATE_KEY, tradeoff_form)
-tradeoff_panel(lab.settings, lab.notes)
+lab = show_section(TRADEOFF).settings
 
 # ---- 4. Merge --------------------------------------------------------------------------------
 st.header("4. Merge the adapter into W")
@@ -78,13 +73,4 @@ st.markdown(
     "After training, (alpha/r)·B·A can be added into W once: the network is then plain again, "
     "with the original shapes and no extra work at inference. This trains one LoRA run (seed 0, "
     "the settings above) and compares the model's outputs before and after merging.")
-merge, merge_rank = False, 4  # presentation mode and the handout: no form, the rank-4 check
-if not page_view():
-    with st.form("merge_settings", border=True):
-        merge_rank = st.selectbox("Rank", RANK_CHOICES, index=RANK_CHOICES.index(4))
-        merge = st.form_submit_button("Train and merge", icon=":material/merge:")
-check = lab.settings.merge_check(merge_rank)
-merge_notes = st.container()
-if merge:
-    submit_job(check, merge_notes, "check")
-merge_panel(check, merge_notes)
+show_section(MERGE, adjust=lambda s: s.following(lab))

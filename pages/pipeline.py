@@ -1,13 +1,13 @@
 """Design a pipeline: the five-step exercise as a guided form, exported as Markdown.
 
-Layout and words only: `ui.pipeline` keeps the answers and draws the inputs, `engine.study.pipeline`
+Layout and words only: `ui.study.pipeline` keeps the answers and draws the inputs, `engine.study.pipeline`
 validates the answers and writes the document."""
 
 import streamlit as st
 
 from engine.study.advisor import RULES_OF_THUMB
-from ui.pipeline import PlanForm, plan_export
-from ui.shell import page_setup
+from ui.study.pipeline import PlanForm, plan_export
+from ui.kit.shell import page_setup
 
 
 def steps(form: PlanForm) -> None:

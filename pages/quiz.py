@@ -1,14 +1,14 @@
 """Quiz: multiple-choice and scenario questions, an explanation after each answer, a score, and
 a retry of the missed ones; plus questions whose answers come from the learner's own runs.
 
-Layout and words only: the round's state and its sections are `ui.quiz`; the questions come
+Layout and words only: the round's state and its sections are `ui.study.quiz`; the questions come
 from `engine.study.content` (the banks) and `engine.study.run_questions`."""
 
 import streamlit as st
 
-from ui.quiz import ask_question, choose_quiz, current_round, question_sets, show_score
-from ui.shell import page_setup
-from ui.study import loaded_content, your_runs
+from ui.study.quiz import ask_question, choose_quiz, current_round, question_sets, show_score
+from ui.kit.shell import page_setup
+from ui.study.learner import loaded_content, your_runs
 
 
 def main() -> None:

@@ -1,20 +1,17 @@
 """Which source? The same target and labels, features from three sources: digits, photos, none.
 
-UI only: the settings (`ui.sections.sources`) come from the link, this session's last run or the
-defaults; Run submits the comparison to the server's job manager, and the page draws what the
-store holds (live while the job runs) through `ui.sources`, then the section that probes the
-ImageNet network on an earlier block."""
+Words only: the two sections (`ui.lessons.sources.COMPARISON` and `EARLIER_BLOCK`: settings from
+the link, this session's last run or the defaults; form; live chart; results) are drawn by
+`ui.kit.section.show_section`; Run submits each section's experiment to the server's job
+manager."""
 
 import streamlit as st
 
-from ui.experiments import section_settings
-from ui.section_run import run_section
-from ui.sections.sources import SourceSettings, target_choices
-from ui.shell import page_setup, show_link_notices
-from ui.sources import (comparison_results, earlier_block_section, live_chart, missing_weights_note,
-                        source_form)
-
-STATE_KEY = "which_source.settings"
+from engine.core.imagenet import weights_status
+from ui.kit.section import show_section
+from ui.kit.shell import page_setup
+from engine.experiments.lessons.sources import photo_title, target_choices
+from ui.lessons.sources import BLOCK_INTRO, COMPARISON, EARLIER_BLOCK
 
 page_setup()
 st.title("Which source?")
@@ -33,12 +30,12 @@ st.markdown(
     "convolutions, pooling and ReLU still make a nonlinear map with a convolutional prior).\n\n"
     "Training the small CNN **from scratch** on the target labels is the baseline.")
 
-targets = target_choices()
-settings, notices = section_settings(SourceSettings, STATE_KEY)
-settings = settings.on_known_target(targets)
-show_link_notices(notices)
+comparison = show_section(COMPARISON, adjust=lambda s: s.on_known_target(target_choices())).settings
 
-section = run_section(settings, lambda current: source_form(current, targets), STATE_KEY,
-                      "comparison", live_chart, before=missing_weights_note,
-                      results=comparison_results)
-earlier_block_section(section.settings)
+st.header("A probe on an earlier block")
+photo = photo_title(comparison.imagenet)
+if not weights_status(comparison.imagenet)[0]:
+    st.info(f"This section needs {photo}'s weights on this server.", icon=":material/cloud_off:")
+else:
+    st.markdown(BLOCK_INTRO.format(photo=photo, size=comparison.input_size))
+    show_section(EARLIER_BLOCK, adjust=lambda s: s.following(comparison))

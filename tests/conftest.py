@@ -66,7 +66,7 @@ def _job_manager_for_the_current_data_directory():
     directory it was created in. A test that points TRANSFERLAB_HOME elsewhere and opens a page
     would leave every later test's jobs writing there: after such a test it is replaced."""
     yield
-    jobs = sys.modules.get("ui.jobs")
+    jobs = sys.modules.get("ui.kit.jobs")
     if jobs is None:
         return
     manager = jobs.job_manager()

@@ -249,8 +249,8 @@ PINNED_LINKS = [
 
 @pytest.mark.parametrize("inputs,keys", PINNED_LINKS)
 def test_advisor_links_open_the_same_experiments(inputs, keys):
-    from ui.sections.curves import CurveSettings
-    from ui.sections.sources import SourceSettings
+    from engine.experiments.lessons.curves import CurveSettings
+    from engine.experiments.lessons.sources import SourceSettings
 
     sections = {"transfer_curves": CurveSettings, "which_source": SourceSettings}
     links = advise(AdvisorInputs(**inputs)).links
@@ -261,7 +261,7 @@ def test_advisor_links_open_the_same_experiments(inputs, keys):
 
 
 def test_before_a_label_per_class_the_link_shows_the_first_labels():
-    from ui.sections.curves import CurveSettings
+    from engine.experiments.lessons.curves import CurveSettings
 
     link = advise(AdvisorInputs(0, classes=5)).links[0]
     assert link.query() == {"strategies": "scratch,probe", "labels": "1,2,5,10", "seeds": "3"}

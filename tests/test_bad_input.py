@@ -373,7 +373,7 @@ def test_unknown_names_in_a_link_fall_back_with_a_notice(page, params, notice):
 
 @pytest.mark.parametrize("kind", ["overlong", "malformed"])
 def test_an_overlong_or_malformed_link_gives_a_short_notice(kind):
-    from ui.lessons import PAGES
+    from ui.catalog import PAGES
 
     value = "9," * 5000 if kind == "overlong" else ",,%zz&=;\x00" + "é" * 3
     for lesson in PAGES:

@@ -3,7 +3,7 @@
 One server, started as users start it (`python serve.py`, through test_browser's
 `streamlit_server`), serves the whole module, from a data directory of its own that starts with
 the session's pretrained checkpoint (copied, so nothing is pretrained again) and no downloaded
-weights or datasets. For each page in `ui.lessons.PAGES` the test opens it from the
+weights or datasets. For each page in `ui.catalog.PAGES` the test opens it from the
 sidebar's navigation, changes a control, runs the smallest experiment the page offers (one
 label count, one seed, the fewest strategies, ranks or severity levels), waits for the
 background job to end and its result to be drawn, and checks that no exception box and no
@@ -54,10 +54,10 @@ from engine.experiments.sweep import UNTRAINED, SweepSpec
 from test_browser_class import classroom  # the Class page's check
 from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, assert_viewer_toolbar,
                           require_chromium, streamlit_server)
-from ui.depth import depth_specs
-from ui.hurts import SHIFT_SLIDERS, shift_group, shift_levels
-from ui.lessons import PAGES
-from ui.sections.lora import LabSettings
+from engine.experiments.lessons.depth import depth_specs
+from engine.experiments.lessons.hurts import SHIFT_SLIDERS, shift_group, shift_levels
+from ui.catalog import PAGES, SECTIONS
+from engine.experiments.lessons.lora import LabSettings
 
 pytestmark = pytest.mark.timeout(300)  # per page; each needs seconds to a minute on two cores
 JOB_TIMEOUT_S = 240  # a page's tiny experiment, training in the server's worker process
@@ -75,8 +75,7 @@ HEADINGS = {  # page path -> its title (h1)
 SIZES = {"1366x768": LAPTOP, "390x844": PHONE}  # each page is checked at both, in this order
 MIN_CHART_TEXT_PX = 12  # the smallest chart text allowed on screen
 # the pages whose action presses a Run that starts a background job (its progress is checked)
-RUNS_A_JOB = {"pages/transfer_curves.py", "pages/which_source.py", "pages/when_transfer_hurts.py",
-              "pages/forgetting.py", "pages/depth.py", "pages/lora_lab.py"}
+RUNS_A_JOB = {lesson.path for lesson in PAGES if lesson.sections}
 
 
 @dataclass
@@ -446,7 +445,7 @@ def _run_on_a_phone(lab: Lab, lesson) -> None:
     """Each Run of the page pressed at 390x844 after a change that needs new runs (settings
     already stored start no job, so no progress would show): the job's progress shows in the
     window; then the job is cancelled, so the phone's check trains next to nothing."""
-    runs = PHONE_RUNS[lesson.path]
+    runs = [PHONE_RUNS[s.key] for s in lesson.sections if not isinstance(PHONE_RUNS[s.key], str)]
     for section, (containing, change) in enumerate(runs, start=1):
         form = _form(lab.page, containing)
         change(form)
@@ -480,7 +479,7 @@ def _check_sizes(lab: Lab, lesson) -> None:
             first.first.scroll_into_view_if_needed()
             page.wait_for_timeout(300)
         page.screenshot(path=str(OUTPUT_DIR / f"browser-page-{lab.shot}-{name}.png"))
-        if size is PHONE and lesson.path in PHONE_RUNS:
+        if size is PHONE and lesson.path in RUNS_A_JOB:
             _run_on_a_phone(lab, lesson)
     page.set_viewport_size(LAPTOP)
 
@@ -688,18 +687,25 @@ def _seeds(value: int, label: str = "Seeds"):
     return lambda form: _number(form, label, value)
 
 
-# On a phone, each page's Run (each section's, when it has several): (text that finds its
-# form, the change that asks for runs not stored yet). One more seed, or a new seed, is the
-# smallest such change; the job is cancelled once its progress has shown.
+# On a phone, each declared section's Run (`ui.catalog.SECTIONS`, by key): (text that finds its
+# form, the change that asks for runs not stored yet), or why it is not pressed again there.
+# One more seed, or a new seed, is the smallest such change; the job is cancelled once its
+# progress has shown.
 PHONE_RUNS = {
-    "pages/transfer_curves.py": [("Labels per class", _seeds(2))],
-    "pages/which_source.py": [("ImageNet network", _seeds(2))],
-    "pages/when_transfer_hurts.py": [("Severity levels above 0", _seeds(2))],
-    "pages/forgetting.py": [("Replay fraction", _seeds(1, "First seed")),
-                            ("Probe labels per class",
-                             lambda form: _slider_to_lowest(form, "Probe labels per class", "10", "ArrowRight"))],
-    "pages/depth.py": [("Run both experiments", lambda form: _slider_to_lowest(form, "Seeds", "2", "ArrowRight"))],
-    "pages/lora_lab.py": [("LoRA ranks", _seeds(2))],
+    "transfer_curves.curves": ("Labels per class", _seeds(2)),
+    "which_source.comparison": ("ImageNet network", _seeds(2)),
+    "which_source.earlier_block": "it needs ImageNet weights, which this server does not have",
+    "when_transfer_hurts.negative": "its first Run pretrains a mismatched source for minutes; "
+                                    "the shift section's Run shows the same job box",
+    "when_transfer_hurts.shift": ("Severity levels above 0", _seeds(2)),
+    "forgetting.forgetting": ("Replay fraction", _seeds(1, "First seed")),
+    "forgetting.diagnostics": ("Probe labels per class",
+                               lambda form: _slider_to_lowest(form, "Probe labels per class", "10",
+                                                              "ArrowRight")),
+    "depth.depth": ("Run both experiments",
+                    lambda form: _slider_to_lowest(form, "Seeds", "2", "ArrowRight")),
+    "lora_lab.tradeoff": ("LoRA ranks", _seeds(2)),
+    "lora_lab.merge": "its job box is the trade-off's; tests/test_lora_page.py presses it",
 }
 
 ACTIONS = {f"pages/{f.__name__}.py": f for f in (
@@ -709,7 +715,8 @@ ACTIONS = {f"pages/{f.__name__}.py": f for f in (
 
 def test_every_page_has_a_browser_check():
     assert set(ACTIONS) == {p.path for p in PAGES} and RUNS_A_JOB <= set(ACTIONS)
-    assert set(PHONE_RUNS) == RUNS_A_JOB  # every page with a Run is run on a phone too
+    # every declared section is run on a phone too, or says why not
+    assert set(PHONE_RUNS) == {section.key for section in SECTIONS}
 
 
 @pytest.mark.parametrize("lesson", PAGES, ids=lambda p: Path(p.path).stem)

@@ -1,8 +1,8 @@
 """Chart captions follow the number of seeds: bands and error bars are named only when there
 is a spread to draw."""
 
-from ui.curves import chart_caption
-from ui.hurts import head_start_caption
+from ui.lessons.curves import chart_caption
+from ui.lessons.hurts import head_start_caption
 
 
 def test_curve_caption_names_bands_only_with_several_seeds():

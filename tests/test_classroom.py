@@ -229,7 +229,7 @@ def test_a_damaged_class_file_is_a_sentence(store, content, match):
 # --- the join link and the QR code --------------------------------------------------------------
 
 def test_the_join_link_follows_the_browser_url_and_the_qr_code_is_a_png():
-    from ui.classroom import join_url, qr_png
+    from ui.classroom.class_mode import join_url, qr_png
 
     assert join_url("http://192.168.1.20:8501/classroom", "K7MX3P") == \
         "http://192.168.1.20:8501/classroom?class=K7MX3P"

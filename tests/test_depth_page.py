@@ -25,7 +25,7 @@ OLD_LINKS = [
 
 @pytest.mark.parametrize("link,spec_keys,key", OLD_LINKS)
 def test_an_old_link_opens_the_same_experiment(link, spec_keys, key):
-    from ui.sections.depth import DepthSettings
+    from engine.experiments.lessons.depth import DepthSettings
 
     settings, notices = DepthSettings.from_query(link)
     assert notices == []
@@ -37,7 +37,7 @@ def test_an_old_link_opens_the_same_experiment(link, spec_keys, key):
 @pytest.mark.parametrize("link", [{"labels": "9999", "seeds": "1"}, {"labels": "5"}, {"seeds": "1e9"},
                                   {"labels": "0x10", "seeds": "2"}, {"labels": "5", "seeds": "9" * 300}])
 def test_a_link_needs_both_values_and_each_one_offered(link):
-    from ui.sections.depth import DepthSettings
+    from engine.experiments.lessons.depth import DepthSettings
 
     settings, notices = DepthSettings.from_query(link)
     assert settings == DepthSettings() and len(notices) == 1
@@ -63,8 +63,8 @@ def test_configurations_show_their_groups_and_code():
 
 
 def test_both_experiments_run_and_are_read_back(pretrained, empty_default_store):
-    from ui.jobs import job_manager
-    from ui.sections.depth import DepthSettings
+    from ui.kit.jobs import job_manager
+    from engine.experiments.lessons.depth import DepthSettings
 
     at = open_page(PAGE)
     widget(at.select_slider, "Labels per class").set_value(1)

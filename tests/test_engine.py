@@ -12,7 +12,7 @@ from engine.core.datasets import (ALL_LABELS, ALL_LABELS_TEXT, DatasetError, lab
                                   labels_per_class_text, labels_text, load_dataset, max_labels_per_class,
                                   parse_labels_list, parse_labels_value, sample_labels, split_target)
 from engine.experiments.stats import summarize
-from ui.figures import transfer_curve_figure
+from ui.kit.figures import transfer_curve_figure
 from engine.core.pretrain import PretrainConfig, load_cached, pretrain
 from engine.core.store import ResultStore
 from engine.core.strategies import STRATEGIES, get_strategy

@@ -1,5 +1,5 @@
-"""Chart exports: PNG and SVG drawn without a browser (`ui.chart_image`), and the CSV of the runs
-behind a chart (`ui.exports`), on the default lesson pack's real runs and on figures with the
+"""Chart exports: PNG and SVG drawn without a browser (`ui.kit.chart_image`), and the CSV of the runs
+behind a chart (`ui.kit.exports`), on the default lesson pack's real runs and on figures with the
 other kinds of trace the lessons draw (bars, a second axis, log axes, reference lines)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 
 from engine.experiments.sweep import SweepSpec
 from engine.infra.packs import pack_records
-from ui.chart_image import SCALE, WIDTH, ChartImageError, image_size, render, unsupported
-from ui.exports import chart_csv, figure_frame, file_stem, runs_frame
-from ui.figures import chart_layout, transfer_curve_figure
+from ui.kit.chart_image import SCALE, WIDTH, ChartImageError, image_size, render, unsupported
+from ui.kit.exports import chart_csv, figure_frame, file_stem, runs_frame
+from ui.kit.figures import chart_layout, transfer_curve_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ui.sections.forgetting import DiagnosticsSettings, ForgettingSettings
+from engine.experiments.lessons.forgetting import DiagnosticsSettings, ForgettingSettings
 
 PAGE = "pages/forgetting.py"
 
@@ -43,7 +43,7 @@ def test_an_old_link_opens_the_same_experiment(cls, link, key):
 
 
 def test_the_sections_write_the_page_s_link_keys():
-    from ui.lessons import PAGES
+    from ui.catalog import PAGES
 
     lesson = next(p for p in PAGES if p.path == PAGE)
     written = set(ForgettingSettings().to_query()) | set(DiagnosticsSettings().to_query())

@@ -38,7 +38,7 @@ def run_buttons(at):
 
 
 def wait_for(spec, what: str) -> None:
-    from ui.jobs import job_manager
+    from ui.kit.jobs import job_manager
 
     def ended():
         job = job_manager().status(spec.key())
@@ -54,7 +54,7 @@ def no_exception(at) -> None:
 
 @pytest.mark.parametrize("name,link,key", OLD_HURTS_LINKS)
 def test_an_old_hurts_link_opens_the_same_experiment(name, link, key):
-    from ui.sections import hurts
+    from engine.experiments.lessons import hurts
 
     cls = getattr(hurts, name)
     settings, notices = cls.from_query(link)
@@ -64,7 +64,7 @@ def test_an_old_hurts_link_opens_the_same_experiment(name, link, key):
 
 
 def test_hurts_settings_refuse_what_the_forms_cannot_make():
-    from ui.sections.hurts import NegativeSettings, ShiftSettings
+    from engine.experiments.lessons.hurts import NegativeSettings, ShiftSettings
 
     for make, reason in [(lambda: NegativeSettings(labels_per_class=()), "at least one"),
                          (lambda: NegativeSettings(shift="scrambled"), "mismatched"),
@@ -88,7 +88,7 @@ def test_hurts_page_explains_both_failure_modes_before_anything_is_stored(empty_
 
 
 def test_both_sections_run_and_read_their_own_numbers(pretrained, empty_default_store):
-    from ui.sections.hurts import negative_group, shift_group, shift_levels
+    from engine.experiments.lessons.hurts import negative_group, shift_group, shift_levels
 
     at = open_page(HURTS)
     at.radio[0].set_value("randlabels")

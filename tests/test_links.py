@@ -6,8 +6,8 @@ from streamlit.testing.v1 import AppTest
 
 from engine.experiments.sweep import SweepSpec
 from tests.test_pages import APP, CURVES, TIMEOUT
-from ui.experiments import QueryReader
-from ui.sections.curves import CurveSettings
+from engine.experiments.lessons.links import QueryReader
+from engine.experiments.lessons.curves import CurveSettings
 
 
 def test_settings_round_trip_through_their_url():

@@ -69,7 +69,7 @@ OLD_LINKS = [
 
 @pytest.mark.parametrize("link,key", OLD_LINKS)
 def test_an_old_link_opens_the_same_trade_off(link, key):
-    from ui.sections.lora import LabSettings
+    from engine.experiments.lessons.lora import LabSettings
 
     settings, notices = LabSettings.from_query(link)
     assert settings.experiment().key() == key
@@ -79,15 +79,15 @@ def test_an_old_link_opens_the_same_trade_off(link, key):
 
 
 def test_the_lab_s_link_keys_are_the_page_s():
-    from ui.lessons import PAGES
-    from ui.sections.lora import LabSettings
+    from ui.catalog import PAGES
+    from engine.experiments.lessons.lora import LabSettings
 
     lesson = next(p for p in PAGES if p.path == PAGE)
-    assert set(LabSettings.PARAMS) == set(LabSettings().to_query()) == set(lesson.query_keys) - {"preset"}
+    assert set(LabSettings.PARAMS) == set(LabSettings().to_query()) == set(lesson.query_keys) - {"preset", "merge_rank"}
 
 
 def test_the_form_s_values_become_settings_or_say_what_is_wrong():
-    from ui.sections.lora import LabSettings
+    from engine.experiments.lessons.lora import LabSettings
 
     settings = LabSettings.from_form(1, 2.0, [4, 1, 4], ["fc", "conv3"])
     assert settings == LabSettings(1, 2, (1, 4), ("conv3", "fc"))
@@ -101,8 +101,8 @@ def test_the_form_s_values_become_settings_or_say_what_is_wrong():
 
 def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_default_store):
     from engine.experiments.lora_presets import strategy_parameters
-    from ui.jobs import job_manager
-    from ui.sections.lora import LabSettings
+    from ui.kit.jobs import job_manager
+    from engine.experiments.lessons.lora import LabSettings
 
     at = open_page(PAGE)
     widget(at.selectbox, "Labels per class").set_value(1)

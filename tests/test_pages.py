@@ -25,7 +25,7 @@ JOB_TIMEOUT = 300  # seconds to wait for a background job; a tiny sweep takes a 
 @pytest.fixture(autouse=True)
 def no_jobs_left_running():
     """Every test starts and ends with no active job on the app's shared job manager."""
-    from ui.jobs import job_manager
+    from ui.kit.jobs import job_manager
 
     def cancel_all():
         for job in job_manager().jobs():
@@ -39,9 +39,9 @@ def no_jobs_left_running():
 
 def shown_spec(at: AppTest):
     """The sweep of the settings the curves page shows."""
-    from ui.controls import SETTINGS_KEY
+    from ui.lessons.controls import CURVES
 
-    return at.session_state[SETTINGS_KEY].experiment()
+    return at.session_state[CURVES.key].experiment()
 
 
 def wait_until(predicate, timeout: float = JOB_TIMEOUT, what: str = "the job") -> None:
@@ -54,7 +54,7 @@ def wait_until(predicate, timeout: float = JOB_TIMEOUT, what: str = "the job") -
 
 def wait_for_job(at: AppTest) -> AppTest:
     """Poll the shared job manager until the job of the page's spec ends, then rerun the page."""
-    from ui.jobs import job_manager
+    from ui.kit.jobs import job_manager
 
     job_id = shown_spec(at).key()
     wait_until(lambda: not (job_manager().status(job_id) or _Inactive).active)
@@ -121,7 +121,7 @@ def test_home_explains_and_links_every_lesson():
     from engine.core.device import describe_device
     from engine.core.store import home_dir
     from engine.core.strategies import STRATEGIES
-    from ui.lessons import LESSONS, TOOLS
+    from ui.catalog import LESSONS, TOOLS
 
     at = open_page()
     assert at.title[0].value == "Transfer Lab"
@@ -145,7 +145,7 @@ def test_home_explains_and_links_every_lesson():
 
 @pytest.mark.parametrize("path", ["pages/home.py", CURVES])
 def test_every_page_renders_with_the_sidebar(path):
-    from ui.lessons import PAGES
+    from ui.catalog import PAGES
 
     at = open_page(path)
     assert at.title, f"{path} drew no title"
@@ -256,7 +256,7 @@ def test_no_strategy_shows_an_error_not_a_traceback(empty_default_store):
 
 
 def test_two_sessions_with_the_same_settings_share_one_job(pretrained, empty_default_store):
-    from ui.jobs import job_manager
+    from ui.kit.jobs import job_manager
 
     started = job_manager().jobs_started
     first, second = open_page(CURVES), open_page(CURVES)
@@ -278,7 +278,7 @@ def test_two_sessions_with_the_same_settings_share_one_job(pretrained, empty_def
 
 
 def test_cancel_ends_the_job_and_keeps_finished_runs(pretrained, empty_default_store):
-    from ui.jobs import job_manager
+    from ui.kit.jobs import job_manager
 
     at = open_page(CURVES)
     press_run(at, ["scratch", "probe", "finetune"], [1, 2, 5, 10, 20, 50], 3)  # 54 runs
@@ -310,7 +310,7 @@ def test_cancel_ends_the_job_and_keeps_finished_runs(pretrained, empty_default_s
 def test_curve_figures_are_shared_between_identical_results():
     from engine.infra.packs import pack_records
     from engine.experiments.sweep import SweepSpec
-    from ui.curves import curve_figure
+    from ui.lessons.curves import curve_figure
 
     spec = SweepSpec()
     records, _ = pack_records(spec)
@@ -356,9 +356,10 @@ def test_every_figure_builder_uses_the_strategy_colours_and_readable_text():
     from engine.experiments.diagnostics import BASELINE
     from engine.experiments.lora_presets import memory_estimates
     from engine.experiments.stats import summarize
-    from ui import depth, forgetting, hurts, lora
-    from ui.curves import curve_figure
-    from ui.figures import COLORS, count_text, strategy_color, transfer_curve_figure
+    from ui.lessons import depth, forgetting, hurts, lora
+    from ui.lessons.curves import curve_figure
+    from ui.kit.figures import COLORS, strategy_color, transfer_curve_figure
+    from ui.kit.text import count_text
 
     scratch, probe, tune = COLORS["scratch"], COLORS["probe"], COLORS["finetune"]
     assert len(set(COLORS.values())) == len(COLORS)  # one colour per strategy

@@ -24,9 +24,9 @@ from conftest import OUTPUT_DIR
 from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, require_chromium,
                           streamlit_server)
 from tests.test_pages import APP, CURVES, TIMEOUT, texts
-from ui.chart_image import SCALE, WIDTH
-from ui.figures import FONT
-from ui.present import FONT_FACTOR, MIN_HEIGHT, PHONE_FONT_FACTOR
+from ui.kit.chart_image import SCALE, WIDTH
+from ui.kit.figures import FONT
+from ui.kit.present import FONT_FACTOR, MIN_HEIGHT, PHONE_FONT_FACTOR
 
 VERDICT = re.compile(r"^#### At \d+ labels? per class")  # the head-start sentence, as a heading
 

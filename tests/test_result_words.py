@@ -29,7 +29,6 @@ ALLOWED = {  # words around a hit -> why it states no result of the learner's ru
     "lies wholly above or below 0": "defines the rule",
     "it stays far below the whole model": "an exact parameter count, shown on the chart beside it",
     "trainable parameters below": "page layout",
-    "hurts.negative": "a session key", "hurts.shift": "a session key",
     "When transfer hurts": "the lesson's title",
     "This lesson loses that bet on purpose": "the lesson's design: the sources are mismatched on purpose",
     "ends up *below* training from scratch": "the definition of negative transfer",

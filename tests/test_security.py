@@ -252,7 +252,7 @@ JUNK = {
 
 
 def test_the_junk_table_covers_every_page_and_parameter():
-    from ui.lessons import PAGES
+    from ui.catalog import PAGES
 
     assert set(JUNK) == {p.path for p in PAGES}
     for lesson in PAGES:
@@ -261,7 +261,7 @@ def test_the_junk_table_covers_every_page_and_parameter():
 
 def test_every_parameter_a_page_writes_is_one_it_declares():
     """A page's own links must not trigger the unknown-parameter warning on a reload."""
-    from ui.lessons import PAGES
+    from ui.catalog import PAGES
 
     for lesson in PAGES:
         source = (ROOT / lesson.path).read_text()
@@ -269,12 +269,15 @@ def test_every_parameter_a_page_writes_is_one_it_declares():
         for call in re.findall(r"query_params\.(?:update|from_dict)\(\{([^}]*)\}", source, re.S):
             written |= set(re.findall(r'"(\w+)"\s*:', call))
         assert written <= set(lesson.query_keys), (lesson.path, written - set(lesson.query_keys))
-    # the LoRA lab writes its settings' own query form
-    from ui.sections.lora import LabSettings
+    # every section writes its settings' own link form (show_section): its page declares it
+    from ui.catalog import SECTIONS, lesson_of
 
-    lora = next(p for p in PAGES if p.path == "pages/lora_lab.py")
-    assert "LabSettings" in (ROOT / lora.path).read_text()
-    assert set(LabSettings().to_query()) | {"preset"} <= set(lora.query_keys)
+    assert SECTIONS
+    for section in SECTIONS:
+        written = set(section.settings().to_query())
+        assert written <= set(lesson_of(section).query_keys), (section.key, written)
+    which = next(p for p in PAGES if p.path == "pages/which_source.py")
+    assert {"size", "block"} <= set(which.query_keys)  # the drift issue 26 found
 
 
 @pytest.mark.parametrize("path", list(JUNK))

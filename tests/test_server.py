@@ -64,7 +64,7 @@ def test_clearing_streamlits_caches_keeps_the_job_manager_and_its_running_job(em
     import streamlit as st
 
     from engine.experiments.sweep import SweepSpec
-    from ui.jobs import job_manager
+    from ui.kit.jobs import job_manager
 
     manager = job_manager()
     spec = SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5, 10, 20, 50), seeds=3)
@@ -92,7 +92,7 @@ def test_the_job_manager_is_created_once_across_threads():
     """Sessions' script threads ask for it at the same moment on a fresh server."""
     import threading
 
-    from ui.jobs import job_manager
+    from ui.kit.jobs import job_manager
 
     job_manager().shutdown()  # as on a fresh server
     job_manager.clear()

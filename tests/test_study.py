@@ -496,9 +496,9 @@ def test_no_questions_without_two_strategies_at_a_size():
 
 
 def test_predictions_are_compared_and_drawn_apart_from_results():
-    from ui.figures import transfer_curve_figure
+    from ui.kit.figures import transfer_curve_figure
     from engine.study.predictions import compare, comparison_sentences
-    from ui.figures import with_predictions
+    from ui.kit.figures import with_predictions
 
     records = _records(RUNS)
     predictions = {("probe", 2): 60.0, ("scratch", 1): 22.0, ("finetune", 5): 80.0}
@@ -548,8 +548,8 @@ def test_the_advisor_recommends_by_the_decision_rules(inputs, strategy):
 
 def test_advisor_links_open_experiments_the_pages_accept():
     from engine.study.advisor import AdvisorInputs, advise
-    from ui.sections.curves import CurveSettings
-    from ui.sections.sources import SourceSettings
+    from engine.experiments.lessons.curves import CurveSettings
+    from engine.experiments.lessons.sources import SourceSettings
 
     advice = advise(AdvisorInputs(500, classes=5, domain="related"))  # 100 per class
     pages = {link.page: link.query() for link in advice.links}

@@ -302,7 +302,7 @@ def test_pipeline_answers_survive_a_new_session_with_the_same_link():
 
 @pytest.mark.parametrize("path", [FLASHCARDS, QUIZ, ADVISOR, PIPELINE])
 def test_practice_pages_are_listed_and_keep_the_whole_sidebar(path):
-    from ui.lessons import LESSONS
+    from ui.catalog import LESSONS
 
     at = open_page(path)  # with no name, quiz or inputs yet: each page ends early
     _no_errors(at)
@@ -314,7 +314,7 @@ def test_a_quiz_round_moves_by_answers_advances_and_retries():
     import random
 
     from engine.study.content import load_content
-    from ui.quiz import QuizRound, new_round
+    from ui.study.quiz import QuizRound, new_round
 
     bank = load_content().bank("concepts")
     questions = {q.id: q for q in bank.questions}
@@ -341,7 +341,7 @@ def test_quiz_options_are_shuffled_per_attempt_and_kept_within_one():
     from dataclasses import replace
 
     from engine.study.content import load_content
-    from ui.quiz import new_round
+    from ui.study.quiz import new_round
 
     questions = load_content().bank("concepts").questions
     quiz = new_round(questions, "concepts", len(questions), shuffle=False, rng=random.Random(3))
@@ -445,7 +445,7 @@ def test_a_resumed_quiz_drops_questions_that_no_longer_exist():
     import random
 
     from engine.study.content import load_content
-    from ui.quiz import QUIZZES, QuizRound
+    from ui.study.quiz import QUIZZES, QuizRound
 
     first, second = load_content().bank("concepts").questions[:2]
     quiz_id = QUIZZES.new_id()
@@ -467,7 +467,7 @@ def test_a_resumed_quiz_drops_questions_that_no_longer_exist():
     ("made up", "is not a quiz id this page writes"),
 ])
 def test_an_unusable_quiz_link_is_named_and_a_new_quiz_starts(case, notice):
-    from ui.quiz import QUIZZES
+    from ui.study.quiz import QUIZZES
 
     quiz_id = "../../etc/passwd" if case == "made up" else QUIZZES.new_id()
     path = QUIZZES.folder / f"{quiz_id}.json"
@@ -484,8 +484,8 @@ def test_an_unusable_quiz_link_is_named_and_a_new_quiz_starts(case, notice):
 
 
 def test_saved_states_are_written_whole_capped_and_pruned(tmp_path, monkeypatch):
-    from ui import saved
-    from ui.saved import SavedStateError, SavedStates
+    from ui.kit import saved
+    from ui.kit.saved import SavedStateError, SavedStates
 
     states = SavedStates("things", "thing", "thing", max_bytes=200, root=tmp_path)
     first = states.new_id()
@@ -517,7 +517,7 @@ def test_a_quiz_round_reads_back_what_it_wrote_and_refuses_anything_else():
     import random
 
     from engine.study.content import load_content
-    from ui.quiz import QuizRound, new_round
+    from ui.study.quiz import QuizRound, new_round
 
     questions = load_content().bank("concepts").questions
     quiz = new_round(questions, "concepts", 5, shuffle=True, rng=random.Random(2))
@@ -616,7 +616,7 @@ def test_the_quiz_and_pipeline_say_where_answers_are_saved_in_a_caption():
 def test_the_projected_class_view_marks_the_right_answers_only_once_revealed():
     from engine.study.classroom import ClassStore
     from test_classroom import QUESTIONS, TINY, open_class_page
-    from ui.classroom import REVEAL
+    from ui.classroom.class_mode import REVEAL
 
     store = ClassStore()
     room, token = store.open_class(TINY, "concepts", QUESTIONS, 1)

@@ -1,4 +1,4 @@
-"""The one way a page shows a results table (`ui.tables.show_table`), through AppTest.
+"""The one way a page shows a results table (`ui.kit.tables.show_table`), through AppTest.
 
 What each table sends: its values unchanged as data, the text it shows (each number column in
 its stated format, text escaped for Markdown), the phone's row-by-row form of a compact table,
@@ -24,8 +24,8 @@ def _runs_script(view: str = "") -> None:
     """A page with the 'Every run' table of two runs, drawn in `view`."""
     import pandas as pd
 
-    from ui.shell import app_run
-    from ui.tables import Compact, show_table
+    from ui.kit.shell import app_run
+    from ui.kit.tables import Compact, show_table
 
     runs = pd.DataFrame({"Strategy": ["From scratch", "Fine-tune"],
                          "Labels per class": ["1", "all (120)"], "Labelled examples": [10, 1200],
@@ -52,7 +52,7 @@ def test_a_plain_table_keeps_its_values_and_shows_each_number_in_its_format():
     def script():
         import pandas as pd
 
-        from ui.tables import show_table
+        from ui.kit.tables import show_table
 
         show_table(pd.DataFrame({"Arm": ["Plain fine-tune", "EWC"], "Source after (%)": [60.04, 98.15],
                                  "Trained weights": [98442, 1290], "Seed": [0, 1]}).set_index("Arm"),
@@ -89,7 +89,7 @@ def test_a_compact_table_sends_a_sortable_grid_and_a_phone_form_with_the_same_te
 
 
 def test_a_long_value_wraps_in_the_phone_form_and_a_short_one_stays_whole():
-    from ui.tables import Compact, cell_texts, compact_rows
+    from ui.kit.tables import Compact, cell_texts, compact_rows
 
     cells = cell_texts(pd.DataFrame({"Term": ["Weights"], "Memory": ["1.2 GB"],
                                      "Assumption": ["bf16 weights, two bytes each of them"]}))
@@ -116,7 +116,7 @@ def _block_keys(node) -> dict[str, object]:
 
 
 def test_the_containers_and_css_that_pick_a_layout_by_width():
-    from ui.tables import TABLE_CSS
+    from ui.kit.tables import TABLE_CSS
 
     at = _run(_runs_script)
     assert TABLE_CSS in [h.proto.body for h in at.get("html")]
@@ -130,7 +130,7 @@ def test_the_containers_and_css_that_pick_a_layout_by_width():
 
 
 def test_text_from_data_shows_literally():
-    from ui.tables import markdown_text
+    from ui.kit.tables import markdown_text
 
     assert markdown_text("[x](https://evil.example) *b* $x$ a_b") == (
         "\\[x\\](https\u2060://evil.example) \\*b\\* \\$x\\$ a\\_b")
@@ -139,7 +139,7 @@ def test_text_from_data_shows_literally():
     assert markdown_text("Fine-tune, lr 0.01\n(kept)") == "Fine-tune, lr 0.01 (kept)"
 
     def script():
-        from ui.tables import Compact, show_table
+        from ui.kit.tables import Compact, show_table
 
         show_table([{"Upload": "*pets*.zip", "Images": 6}], "uploads", compact=Compact("{Upload}"))
 
@@ -151,7 +151,7 @@ def test_text_from_data_shows_literally():
 
 def test_a_column_of_the_apps_own_markdown_is_not_escaped():
     def script():
-        from ui.tables import Compact, show_table
+        from ui.kit.tables import Compact, show_table
 
         show_table([{"Backbone": "ResNet_18", "Status": "run `python -m engine fetch-weights`"}], "backbones",
                    compact=Compact("{Backbone}"), markdown=["Status"])
@@ -165,7 +165,7 @@ def test_missing_values_show_a_dash():
     def script():
         import pandas as pd
 
-        from ui.tables import show_table
+        from ui.kit.tables import show_table
 
         show_table(pd.DataFrame({"a": [1.0, None]}), "gaps", formats={"a": ".1f"})
 
@@ -183,7 +183,7 @@ def _table_calls(path) -> list[str]:
 def test_every_table_of_the_app_goes_through_show_table():
     files = [ROOT / "app.py", *(ROOT / "pages").glob("*.py"), *(ROOT / "ui").rglob("*.py")]
     direct = [call for path in files if path.name != "tables.py" for call in _table_calls(path)]
-    assert not direct, f"tables drawn without ui.tables.show_table: {direct}"
-    assert len(_table_calls(ROOT / "ui" / "tables.py")) >= 2  # the check sees the helper's own
+    assert not direct, f"tables drawn without ui.kit.tables.show_table: {direct}"
+    assert len(_table_calls(ROOT / "ui" / "kit" / "tables.py")) >= 2  # the check sees the helper's own
     users = [p.name for p in files if "show_table(" in p.read_text() and p.name != "tables.py"]
     assert len(users) >= 8, users

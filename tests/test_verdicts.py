@@ -51,7 +51,7 @@ def test_head_start_quotes_the_interval_and_says_too_few_seeds():
 # --- When transfer hurts: negative transfer ----------------------------------------------------
 
 def _negative(fine: dict[int, list[float]], probe: dict[int, list[float]]):
-    from ui.sections.hurts import negative_curves
+    from engine.experiments.lessons.hurts import negative_curves
 
     curves = negative_curves("randlabels")
     accuracy = {}
@@ -347,7 +347,7 @@ def test_tradeoff_reading_judges_each_gap_by_the_rule():
 def test_merge_sentence_follows_the_check():
     from types import SimpleNamespace
 
-    from ui.lora import merge_sentence
+    from ui.lessons.lora import merge_sentence
 
     check = SimpleNamespace(strategy="lora:r2@conv3+fc", lora_params=100, lora_bytes=400, lora_bytes_fp16=200,
                             head_bytes=50, full_bytes=5000, max_abs_diff=2e-6, accuracy=90.0,

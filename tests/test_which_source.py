@@ -25,7 +25,7 @@ OLD_LINKS = [
 
 @pytest.mark.parametrize("link,spec_keys,key", OLD_LINKS)
 def test_an_old_link_opens_the_same_experiment(link, spec_keys, key, monkeypatch, tmp_path):
-    from ui.sections.sources import SourceSettings
+    from engine.experiments.lessons.sources import SourceSettings
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached torchvision weights
     settings, notices = SourceSettings.from_query(link)
@@ -36,7 +36,7 @@ def test_an_old_link_opens_the_same_experiment(link, spec_keys, key, monkeypatch
 
 
 def test_bad_settings_are_refused_with_a_reason():
-    from ui.sections.sources import SourceSettings
+    from engine.experiments.lessons.sources import SourceSettings
 
     for fields, reason in [({"labels_per_class": ()}, "at least one"), ({"labels_per_class": (3,)}, "among"),
                            ({"seeds": 0}, "seeds"), ({"imagenet": "vgg99"}, "ImageNet")]:
@@ -54,8 +54,8 @@ def test_page_explains_the_comparison_before_anything_is_stored(empty_default_st
 
 def test_run_draws_every_source_and_explains_why(pretrained, empty_default_store):
     from engine.core.features import features_dir
-    from ui.jobs import job_manager
-    from ui.sections.sources import CURVES, SourceSettings
+    from ui.kit.jobs import job_manager
+    from engine.experiments.lessons.sources import CURVES, SourceSettings
 
     at = open_page(PAGE)
     widget(at.multiselect, "Labels per class").set_value([1, 20])
@@ -100,7 +100,7 @@ def test_a_bad_link_falls_back_with_a_notice():
 
 
 def test_a_missing_imagenet_network_is_named_and_left_out(monkeypatch, tmp_path):
-    from ui.sections.sources import comparison_specs
+    from engine.experiments.lessons.sources import comparison_specs
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights
     at = open_page(PAGE)
@@ -133,7 +133,7 @@ BLOCK_LINKS = [
 
 @pytest.mark.parametrize("link,key", SIZED_LINKS)
 def test_a_sized_link_opens_the_same_experiment(link, key):
-    from ui.sections.sources import SourceSettings
+    from engine.experiments.lessons.sources import SourceSettings
 
     settings, notices = SourceSettings.from_query(link)
     assert notices == [] and settings.experiment().key() == key
@@ -143,7 +143,7 @@ def test_a_sized_link_opens_the_same_experiment(link, key):
 @pytest.mark.parametrize("link,key", BLOCK_LINKS)
 def test_an_earlier_block_link_opens_the_same_experiment(link, key):
     from engine.experiments.sweep import plan_runs
-    from ui.sections.sources import EarlierBlockSettings, SourceSettings
+    from engine.experiments.lessons.sources import EarlierBlockSettings, SourceSettings
 
     settings, notices = EarlierBlockSettings.from_query(link)
     assert notices == [] and settings.experiment().key() == key
@@ -155,7 +155,7 @@ def test_an_earlier_block_link_opens_the_same_experiment(link, key):
 
 
 def test_bad_sizes_and_blocks_in_a_link_fall_back_with_a_notice():
-    from ui.sections.sources import EarlierBlockSettings, SourceSettings
+    from engine.experiments.lessons.sources import EarlierBlockSettings, SourceSettings
 
     settings, notices = SourceSettings.from_query({"size": "100"})
     assert settings.input_size == 96 and notices == ["size `100` is not one of 96, 160, 224"]
@@ -224,8 +224,8 @@ def test_the_earlier_block_probe_draws_both_blocks_and_a_verdict(empty_default_s
     from streamlit.testing.v1 import AppTest
 
     from conftest import ROOT
-    from ui.jobs import job_manager
-    from ui.sections.sources import EarlierBlockSettings
+    from ui.kit.jobs import job_manager
+    from engine.experiments.lessons.sources import EarlierBlockSettings
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params.update({"labels": "1,20", "seeds": "1"})

@@ -116,9 +116,6 @@ class ResultStore:
                 found.extend(json.loads(r[0]) for r in rows)
         return found
 
-    def has(self, run_key: str) -> bool:
-        return bool(self.get_many([run_key]))
-
     def count(self) -> int:
         with self._connect() as con:
             return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])

@@ -6,7 +6,7 @@ rule that says when a difference between two sets of runs counts (`RULE`): a pai
 where the runs share their seeds, Welch's otherwise, no call on fewer than 3 seeds a side, and
 `holm` for the comparisons one sentence makes together. The sentences built on it live in
 `engine.experiments.readings`. No plotting library is imported here, so the command line and a
-GPU box need neither plotly nor Streamlit; the figures live in `ui.figures`.
+GPU box need neither plotly nor Streamlit; the figures live in `ui.kit.figures`.
 """
 
 from __future__ import annotations

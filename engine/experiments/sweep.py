@@ -395,6 +395,8 @@ class SweepContext:
             "precision": precision_name(self.device),
             "n_train": int(len(idx)),
             "steps": steps,
+            "lr": self.spec.budget.lr,
+            "backbone_lr": self.spec.budget.lr * self.spec.budget.backbone_lr_mult,
             "backbone": self.spec.backbone,
             "source": self.spec.source,
             "target": self.spec.target,
@@ -433,8 +435,13 @@ def _weights_digest(module: nn.Module) -> str:
 
 
 def stored_records(spec: SweepSpec, store: ResultStore) -> pd.DataFrame:
-    """The spec's runs that the store already holds (no training)."""
-    return records_frame(store.get_many(p.run_key for p in plan_runs(spec)))
+    """The spec's runs that the store already holds (no training), each saying what it was
+    trained with beside its strategy: `lr` (the head's) and `backbone_lr` (the pretrained
+    layers'), from the spec whose run keys found them (runs stored before records held them
+    included), so two sweeps that differ only in learning rate never read as one."""
+    records = records_frame(store.get_many(p.run_key for p in plan_runs(spec)))
+    budget = spec.budget
+    return records.assign(lr=budget.lr, backbone_lr=budget.lr * budget.backbone_lr_mult)
 
 
 def run_sweep(spec: SweepSpec, store: Optional[ResultStore] = None, *,

@@ -2,16 +2,18 @@
 
 Streamlit reruns a page's script on every widget change and abandons it when the tab goes
 away, so training cannot live in a script thread. A `JobManager` (one per server process; the
-app holds it with `st.cache_resource`) runs each distinct sweep in its own worker process,
+app holds it in a module of its own, `ui.kit.jobs`, deliberately not in `st.cache_resource`,
+whose clearing would orphan its jobs) runs each distinct sweep in its own worker process,
 at most `max_workers` at a time, and queues the rest. Identical specs from any number of
 sessions attach to the same job. Workers never touch Streamlit: they write each finished run
 to the result store and send progress messages over a pipe, which a monitor thread folds into
 the job's status for pages to poll. Cancelling kills the worker process; the runs it finished
 are already committed to the store. With `spare_worker` (the app's default), while no job runs
 one worker process waits with PyTorch and the engine imported and takes the next job, which then
-starts training about two seconds sooner. With TRANSFERLAB_RAY_ADDRESS set, a sweep's worker
-is a Ray driver instead: its runs train as tasks on the cluster (`ray_backend`), the worker stores
-what they return, and killing the worker cancels them.
+starts training about two seconds sooner. With TRANSFERLAB_RAY_ADDRESS set, every job's worker
+is a Ray driver instead: the experiment's units (a sweep's runs, a group's parts' runs, the
+forgetting arms, the diagnostics' models) train as tasks on the cluster (`ray_backend`), the
+worker stores what they return, and killing the worker cancels them.
 
 A job runs any experiment of the one protocol (`engine.experiments.protocol`): a `SweepSpec`, a
 `SweepGroup` (several sweeps as one job), the forgetting experiment, the fine-tuning diagnostics,
@@ -154,7 +156,7 @@ def _run_job(spec: JobSpec, store_path: str, conn) -> None:
 
         from engine.infra.ray_backend import ray_address, run_on_ray
 
-        if isinstance(spec, SweepSpec) and ray_address():  # TRANSFERLAB_RAY_ADDRESS: the cluster
+        if ray_address():  # TRANSFERLAB_RAY_ADDRESS: every experiment's units go to the cluster
             trained = run_on_ray(spec, ResultStore(store_path), on_progress=on_progress).trained
         else:
             trained = run_experiment(spec, ResultStore(store_path), on_progress=on_progress).trained

@@ -3,7 +3,7 @@
 A prediction is a number the learner typed before running: test accuracy (%) for one strategy
 at one labelled-set size (labels per class, never "all", whose size the learner cannot know in
 advance). `compare` lines predictions up with the means over seeds of the stored runs,
-`comparison_sentences` says how far off each one was (`ui.figures.with_predictions` draws them
+`comparison_sentences` says how far off each one was (`ui.kit.figures.with_predictions` draws them
 onto a transfer-curve figure). Pure functions: nothing here stores predictions or draws.
 """
 

@@ -279,8 +279,3 @@ def interval_text(delta: timedelta) -> str:
     if days < 365:
         return f"{days / 30:.1f} months"
     return f"{days / 365:.1f} years"
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-

@@ -1,7 +1,7 @@
 """The "Which source?" lesson's readings: the probe on MNIST features against the probe on an
 ImageNet network's, and a probe on an earlier block against one on the last, at every
 labelled-set size both have runs at (Holm-corrected together). Records carry curve labels in
-`strategy` (as `ui.curve_sets.curve_records` gives them).
+`strategy` (as `engine.experiments.lessons.curve_sets.curve_records` gives them).
 """
 
 from __future__ import annotations

@@ -1,0 +1,568 @@
+"""Class mode in the app: the Class page's forms and views, the banner a student sees on every
+page, and what the Transfer curves and Quiz pages call to send a student's entries.
+
+Who is who comes from the page's link, kept in the session (`LINK_KEY`) and written back to the
+URL, so a reload or a return from another page reopens the same view: `?class=CODE` is the join
+link (the QR code carries it), `?class=CODE&student=ID` a student who joined (ID is random:
+students are never asked for a name), `?class=CODE&teacher=TOKEN` the teacher's view (the token
+is secret; the page shows it only to the teacher, in the teacher's own link).
+
+Privacy rule: a student's view shows only that student's own entries; the teacher's view shows
+counts and distributions pooled over the class, never a student's id or anything that tells
+one student's entries apart. The class store itself is `engine.study.classroom` (files, caps,
+expiry); this module draws and sends, nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Optional, Sequence, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine.core.datasets import labels_per_class_text
+from engine.core.store import ResultStore
+from engine.experiments.stats import strategy_label, summarize
+from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
+from engine.infra.packs import pack_records
+from engine.study.classroom import (CODE, DEFAULT_HOURS, MAX_HOURS, MAX_QUESTIONS, MIN_HOURS,
+                                    STUDENT_ID, TEACHER_TOKEN, Classroom, ClassStore,
+                                    normalize_code)
+from engine.study.content import Content, Question
+from ui.lessons.controls import CURVES
+from ui.kit.text import plural
+from ui.lessons.curves import describe_spec
+from engine.experiments.lessons.links import MAX_QUERY_VALUE, link_text
+from ui.kit.events import PREDICTIONS_SAVED, QUESTION_ANSWERED, listen
+from ui.kit.exports import show_chart
+from ui.kit.figures import rgba, chart_layout, strategy_color
+from ui.lessons.predict import prediction_sizes
+from ui.study.quiz import ALL, QUIZ_KEY, QuestionSet, new_round
+from engine.experiments.lessons.curves import CurveSettings
+
+from ui.study.learner import loaded_content, study_content
+
+T = TypeVar("T")
+
+CLASS_PAGE = "pages/classroom.py"
+PARAMS = ("class", "teacher", "student")  # the Class page's link keys
+LINK_KEY = "classroom.link"  # session_state: the ClassLink this session uses
+REFRESH_SECONDS = 5  # how often the teacher's view reads the class again
+# the teacher's switch: the runs' means on the charts and the right answers marked, both hidden
+# until the class has predicted and answered (the view is projected)
+REVEAL = "Show the results and the right answers"
+QR_PIXELS = 320  # the QR code's width on the page: readable from the back of a room
+# the code in letters a room can read off a projector (the metric's value is 2.25rem otherwise)
+CODE_CSS = ("<style>.st-key-class_code [data-testid='stMetricValue'] "
+            "{font-size: 4.5rem; letter-spacing: 0.12em; font-family: monospace;}</style>")
+
+
+@dataclass(frozen=True)
+class ClassLink:
+    """Who this session is in a class: a code, and a student's id or the teacher's token."""
+
+    code: str
+    student: Optional[str] = None
+    teacher: Optional[str] = None
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> tuple[Optional["ClassLink"], list[str]]:
+        """The link's class (None when it names none usable) and notices about bad values."""
+        notices, values = [], {}
+        for key, pattern in (("class", CODE), ("student", STUDENT_ID), ("teacher", TEACHER_TOKEN)):
+            value = params.get(key)
+            if value is None:
+                continue
+            if len(value) > MAX_QUERY_VALUE:
+                notices.append(f"the link's '{key}' value is too long; it was ignored")
+            elif key == "class":
+                try:
+                    values[key] = normalize_code(value)
+                except ValueError:
+                    notices.append(f"class {link_text(value)} is not a class code; it was ignored")
+            elif pattern.match(value):
+                values[key] = value
+            else:
+                notices.append(f"{key} {link_text(value)} is not one this page writes; it was "
+                               "ignored")
+        if "class" not in values:
+            return None, notices
+        return cls(values["class"], values.get("student"), values.get("teacher")), notices
+
+    def to_query(self) -> dict[str, str]:
+        query = {"class": self.code}
+        if self.teacher:
+            query["teacher"] = self.teacher
+        elif self.student:
+            query["student"] = self.student
+        return query
+
+
+def class_store() -> ClassStore:
+    return ClassStore()
+
+
+def current_link() -> tuple[Optional[ClassLink], list[str]]:
+    """The link's class when it names one, else the one this session last used; kept in the
+    session and written to the URL, so a reload reopens it."""
+    link, notices = ClassLink.from_query(st.query_params.to_dict())
+    if link is None:
+        link = st.session_state.get(LINK_KEY)
+    use_link(link)
+    return link, notices
+
+
+def use_link(link: Optional[ClassLink]) -> None:
+    """Make `link` this session's class (None: no class) and put it in the page's URL (the
+    link's other parameters are left as they are)."""
+    if link is None:
+        st.session_state.pop(LINK_KEY, None)
+    else:
+        st.session_state[LINK_KEY] = link
+    query = link.to_query() if link is not None else {}
+    for key in PARAMS:
+        if key not in query:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != query[key]:
+            st.query_params[key] = query[key]
+
+
+def join_url(page_url: Optional[str], code: str) -> str:
+    """The link students open: this page's URL as the browser sees it, with the class code."""
+    parts = urlsplit(page_url or "")
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else "classroom"
+    return f"{base}?{urlencode({'class': code})}"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def qr_png(url: str) -> bytes:
+    """The QR code of `url` as a PNG (segno: pure Python), black on white with a quiet zone."""
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind="png", scale=10, border=3)
+    return buffer.getvalue()
+
+
+def time_left(room: Classroom, now: float) -> str:
+    minutes = max(0, int(room.expires_at - now) // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def class_settings(room: Classroom) -> CurveSettings:
+    """The class's experiment as Transfer curves settings (ValueError if the lesson does not
+    offer it)."""
+    return CurveSettings(room.strategies, room.labels_per_class, room.seeds)
+
+
+def quiz_sets(library: Content) -> dict[str, QuestionSet]:
+    """The question sets a class may ask from: all questions, and each bank."""
+    sets = {ALL: QuestionSet("All questions", library.questions)}
+    sets.update({b.id: QuestionSet(b.title, b.questions) for b in library.banks})
+    return sets
+
+
+def class_questions(room: Classroom, library: Content) -> list[Question]:
+    """The class's questions that the quiz still has, in the class's order."""
+    by_id = {q.id: q for q in library.questions}
+    return [by_id[i] for i in room.questions if i in by_id]
+
+
+# --- sending a student's entries (called by the Transfer curves and Quiz pages) ---------------
+
+def _member() -> Optional[ClassLink]:
+    link = st.session_state.get(LINK_KEY)
+    return link if isinstance(link, ClassLink) and link.student else None
+
+
+def _member_from_url() -> Optional[ClassLink]:
+    """The student this page's URL names, when the class still has them; kept in the session.
+    A link that names no usable student is left alone here (the Class page says why)."""
+    link, _ = ClassLink.from_query(st.query_params.to_dict())
+    if link is None or not link.student or link.teacher:
+        return None
+    try:
+        store = class_store()
+        room = store.load(link.code, allow_expired=True)  # an ended class is said on its page
+        if room.expired(store.clock()) or link.student not in room.students:
+            return None
+    except ValueError:  # ended or unreadable: the Class page says so
+        return None
+    st.session_state[LINK_KEY] = link
+    return link
+
+
+def send_predictions(predictions: Mapping[tuple[str, int], float]) -> None:
+    """When this learner is in a class: send their saved predictions for the class's strategies
+    and sizes (replacing what they sent before), and say so, or why not, where called."""
+    link = _member()
+    if link is None:
+        return
+    try:
+        room = class_store().load(link.code)
+        sizes = prediction_sizes(room.spec())
+        mine = {key: v for key, v in predictions.items() if key[0] in room.strategies and key[1] in sizes}
+        if not mine:
+            st.warning(f"None of these predictions is one your class {room.code} asks for "
+                       f"({describe_spec(room.spec())}): open the class's settings from the "
+                       "Class page.", icon=":material/groups:")
+            return
+        class_store().send_predictions(room.code, link.student, mine)
+    except ValueError as err:
+        st.error(f"Not sent to your class: {err}", icon=":material/groups:")
+        return
+    st.caption(f"Sent {plural(len(mine), 'prediction')} to class {room.code}, without your name.")
+
+
+def send_answer(question_id: str, choice: str) -> Optional[str]:
+    """When this learner is in a class and the question is one of the class's: send the
+    chosen option (only a first answer counts). Returns a notice when it could not be sent."""
+    link = _member()
+    if link is None:
+        return None
+    try:
+        room = class_store().load(link.code)
+        question = next((q for q in study_content().questions if q.id == question_id), None)
+        if question is None or question_id not in room.questions or choice not in question.options:
+            return None
+        class_store().send_answer(room.code, link.student, question_id,
+                                  question.options.index(choice))
+    except ValueError as err:
+        return f"Not sent to your class: {err}"
+    return None
+
+
+def class_banner(page_path: str) -> None:
+    """On every page but the Class page itself: which class this student is in. A student's
+    class and id travel in every page's URL (`?class=..&student=..`), so a reload of any page
+    keeps them in the class; a teacher's token never does (it stays on the Class page)."""
+    if page_path == CLASS_PAGE:
+        return
+    link = _member() or _member_from_url()
+    if link is None:
+        return
+    for key, value in (("class", link.code), ("student", link.student)):
+        if st.query_params.get(key) != value:
+            st.query_params[key] = value
+    st.info(f"You are in class **{link.code}**: your saved predictions on Transfer curves and "
+            "your answers to the class's quiz questions are sent to it, without your name. "
+            "The Class page shows what you sent.", icon=":material/groups:")
+
+
+# --- the Class page without a class: join one, or open one -----------------------------------
+
+def join_form() -> None:
+    """A student types the code; Join adds them to the class anonymously."""
+    with st.form("class.join", border=True):
+        st.markdown("#### Join a class")
+        code = st.text_input("Class code", max_chars=12, placeholder="e.g. K7MX3P",
+                             key="class.code")
+        joined = st.form_submit_button("Join", type="primary", icon=":material/login:")
+    if joined:
+        join(code)
+
+
+def join(code: str) -> None:
+    """Join the class `code` as a new anonymous student, or say why not."""
+    try:
+        code = normalize_code(code)
+        student = class_store().join(code)
+        room = class_store().load(code)
+    except ValueError as err:
+        st.error(f"Not joined: {err}.".replace("..", "."), icon=":material/error:")
+        return
+    use_link(ClassLink(code, student=student))
+    try:
+        st.session_state[CURVES.key] = class_settings(room)  # Transfer curves opens them
+    except ValueError:
+        pass
+    st.rerun()
+
+
+def open_form(library: Content) -> None:
+    """A teacher opens a class on the Transfer curves settings this session last showed."""
+    spec = st.session_state.get(CURVES.key, CurveSettings()).experiment()
+    sets = quiz_sets(library)
+    with st.form("class.open", border=True):
+        st.markdown("#### Open a class")
+        st.markdown(f"**Experiment:** {describe_spec(spec)}")
+        st.caption("The Transfer curves settings you last showed (the lesson's default until "
+                   "you change them there). Every student predicts these strategies and sizes.")
+        set_id = st.selectbox("Quiz questions from", list(sets), key="class.set",
+                              format_func=lambda s: f"{sets[s].title} "
+                                                    f"({len(sets[s].questions)} questions)")
+        left, right = st.columns(2)
+        count = left.number_input("Questions", min_value=1, max_value=MAX_QUESTIONS, value=5,
+                                  step=1, key="class.questions",
+                                  help="Drawn at random from the set once; every student gets "
+                                       "the same ones.")
+        hours = right.select_slider("The class lasts (hours)", range(MIN_HOURS, MAX_HOURS + 1),
+                                    value=DEFAULT_HOURS, key="class.hours",
+                                    help="Then joining and sending stop and the class's "
+                                         "entries are deleted from the server.")
+        opened = st.form_submit_button("Open the class", type="primary",
+                                       icon=":material/co_present:")
+    if opened:
+        pool = sets[set_id].questions
+        order = {q.id: i for i, q in enumerate(pool)}
+        drawn = sorted(random.sample([q.id for q in pool], min(int(count), len(pool))),
+                       key=order.get)
+        try:
+            room, token = class_store().open_class(spec, set_id, drawn, hours)
+        except ValueError as err:
+            st.error(f"Not opened: {err}", icon=":material/error:")
+            return
+        use_link(ClassLink(room.code, teacher=token))
+        st.rerun()
+
+
+# --- a student's view -------------------------------------------------------------------------
+
+def student_view(link: ClassLink, room: Classroom, library: Content, now: float) -> None:
+    """What a student sees of their class: where to predict and answer, and their own entries."""
+    student = room.students.get(link.student) if link.student else None
+    if student is None:
+        st.markdown(f"### Class {room.code}")
+        st.markdown("Join to send your predictions and quiz answers to this class. You stay "
+                    "anonymous: no name is asked, and nobody else sees your entries.")
+        if st.button(f"Join class {room.code}", type="primary", icon=":material/login:"):
+            join(room.code)
+        return
+    st.success(f"You are in class **{room.code}** (it ends in {time_left(room, now)}). Your "
+               "entries are sent without your name; only you see them here.",
+               icon=":material/groups:")
+    st.markdown("#### 1. Predict on Transfer curves")
+    st.markdown(f"Your class's experiment: {describe_spec(room.spec())}. Open it, write your "
+                "predictions in **Predict first** and press **Save my predictions**.")
+    curves_link(room)
+    questions = class_questions(room, library)
+    st.markdown(f"#### 2. Answer the class's quiz ({plural(len(questions), 'question')})")
+    st.caption("Your first answer to each question is the one sent.")
+    if st.button("Start the class's quiz", icon=":material/quiz:", disabled=not questions):
+        set_id = room.question_set if room.question_set in quiz_sets(library) else ALL
+        st.session_state[QUIZ_KEY] = new_round(tuple(questions), set_id, len(questions), True,
+                                               random.Random())
+        st.switch_page("pages/quiz.py")
+    own_entries(student.predictions, dict(student.answers), questions)
+    if st.button("Leave the class", icon=":material/logout:"):
+        use_link(None)
+        st.rerun()
+
+
+def own_entries(predictions, answers: dict[str, int], questions: list[Question]) -> None:
+    """The student's own predictions and answers, as sent."""
+    st.markdown("#### What you sent")
+    if predictions:
+        st.markdown("**Your predictions**\n\n" + "\n".join(
+            f"- {strategy_label(s)} at {labels_per_class_text(k)}: **{v:.1f}%**"
+            for s, k, v in predictions))
+    else:
+        st.caption("No predictions sent yet.")
+    answered = [(q, q.options[answers[q.id]]) for q in questions
+                if q.id in answers and answers[q.id] < len(q.options)]
+    if answered:
+        st.markdown("**Your quiz answers**\n\n" + "\n".join(f"- {q.prompt} — *{choice}*"
+                                                            for q, choice in answered))
+    else:
+        st.caption("No quiz answers sent yet.")
+
+
+def curves_link(room: Classroom) -> None:
+    """A link to Transfer curves with the class's experiment (its settings in the link)."""
+    try:
+        query = class_settings(room).to_query()
+    except ValueError:  # settings the page can no longer write: open it with its defaults
+        query = None
+    st.page_link("pages/transfer_curves.py", label="Open the class's Transfer curves",
+                 icon=":material/show_chart:", query_params=query)
+
+
+# --- the teacher's view -----------------------------------------------------------------------
+
+def teacher_header(link: ClassLink, room: Classroom, now: float) -> None:
+    """The code and the QR code of the join link, big enough for a projector; the teacher's
+    own link; End the class."""
+    url = join_url(st.context.url, room.code)
+    left, right = st.columns([3, 2])
+    with left, st.container(key="class_code"):
+        st.html(CODE_CSS)
+        st.metric("Class code", room.code)
+        st.markdown(f"Students open **{url}** or scan the code, or type the code on this page.")
+        host = urlsplit(url).hostname or ""
+        if host in ("localhost", "127.0.0.1", "::1", ""):
+            st.warning("Phones cannot open a localhost link: open this page by the server's "
+                       "network address (e.g. http://192.168.1.20:8501) and the link follows.",
+                       icon=":material/wifi_off:")
+        st.caption(f"Ends in {time_left(room, now)}; then its entries are deleted. Experiment: "
+                   f"{describe_spec(room.spec())}.")
+        with st.expander("Your teacher link (keep it to yourself)", icon=":material/key:"):
+            st.markdown("It reopens this view after a reload or a server restart; the "
+                        "address bar shows it too, so on a projector use full screen (F11). "
+                        "Anyone holding it sees the class's results and can end the class.")
+            st.code(f"{url}&{urlencode({'teacher': link.teacher})}", language=None)
+            if st.button("End the class now", icon=":material/stop_circle:"):
+                end_class(link)
+    if url.startswith("http"):
+        right.image(qr_png(url), width=QR_PIXELS, caption=f"Join class {room.code}")
+
+
+def end_class(link: ClassLink) -> None:
+    """Remove the class now (its entries too), or say why it could not be."""
+    try:
+        class_store().close(link.code, link.teacher)
+    except ValueError as err:
+        st.error(f"{err}", icon=":material/error:")
+        return
+    use_link(None)
+    st.rerun()
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def class_results(code: str, reveal: bool) -> None:
+    """The class's pooled entries, read again every REFRESH_SECONDS: how many joined and sent,
+    the predictions against the runs (`reveal`), and the answers per question."""
+    try:
+        room = class_store().load(code, allow_expired=True)
+    except ValueError as err:
+        st.error(f"{err}", icon=":material/error:")
+        return
+    library = loaded_content("The quiz questions")
+    students = list(room.students.values())
+    with st.container(horizontal=True, gap="large"):  # one row that wraps, also on a phone
+        st.metric("Students joined", len(students), width="content")
+        st.metric("Sent predictions", sum(bool(s.predictions) for s in students), width="content")
+        st.metric("Sent quiz answers", sum(bool(s.answers) for s in students), width="content")
+    st.subheader("The class's predictions")
+    class_predictions(room, reveal)
+    if library is not None:
+        st.subheader("The class's answers")
+        class_answers(room, class_questions(room, library), reveal)
+
+
+def class_runs(spec: SweepSpec) -> pd.DataFrame:
+    """The runs of the class's experiment, found as the Transfer curves page finds them: the
+    store, else the lesson pack (precomputed by the same code); where they come from, and what
+    is missing, in a caption."""
+    records, total = stored_records(spec, ResultStore()), len(plan_runs(spec))
+    if records.empty:
+        records, pack = pack_records(spec)
+        if pack is not None:
+            st.caption(f"The runs' means come from the lesson pack: {plural(len(records), 'run')} "
+                       f"trained ahead of time by the same code on {pack['device']} on "
+                       f"{pack['built_at'][:10]}. Running them on Transfer curves stores this "
+                       "server's own.")
+    elif len(records) < total:
+        st.caption(f"{len(records)} of {plural(total, 'run')} of the class's experiment are "
+                   "stored so far: a size or strategy without runs has no mean yet.")
+    return records
+
+
+def measured_means(room: Classroom, reveal: bool) -> dict[tuple[str, int], tuple[float, int]]:
+    """(strategy, size) -> (mean test accuracy, seeds) of the class's experiment's runs;
+    nothing when they are hidden or none is stored (each said on the page)."""
+    spec = room.spec()
+    if not reveal:
+        st.caption("The runs' results are hidden, so the class predicts without them: turn on "
+                   f"**{REVEAL}** above to draw them.")
+        return {}
+    records = class_runs(spec)
+    if records.empty:
+        st.info(f"None of the {plural(len(plan_runs(spec)), 'run')} of the class's experiment "
+                "is stored yet, so there is nothing to compare with: open it on Transfer curves "
+                "and press Run.", icon=":material/info:")
+        curves_link(room)
+        return {}
+    summary = summarize(records)
+    summary = summary[~summary["all_labels"].astype(bool)]
+    return {(s, int(k)): (float(m), int(n)) for s, k, m, n in
+            zip(summary["strategy"], summary["labels_per_class"], summary["mean"], summary["seeds"])}
+
+
+def in_pairs(items: Sequence[T]) -> Iterator[tuple[T, Any]]:
+    """Each item with its cell, in rows of two columns, so a phone stacks them in order."""
+    for i, item in enumerate(items):
+        if i % 2 == 0:
+            columns = st.columns(2)
+        yield item, columns[i % 2]
+
+
+def class_predictions(room: Classroom, reveal: bool) -> None:
+    """One chart per size the class predicts: each strategy's predictions as a box with every
+    point, and the runs' mean where it is stored and shown."""
+    spec = room.spec()
+    sizes = prediction_sizes(spec)
+    measured = measured_means(room, reveal)
+    pooled = room.predictions()
+    if not pooled:
+        st.caption("No predictions yet: students save them on Transfer curves.")
+        return
+    for k, cell in in_pairs(sizes):
+        entries = {s: [v for ps, pk, v in pooled if ps == s and pk == k] for s in spec.strategies}
+        figure = prediction_figure(k, entries, {s: measured.get((s, k)) for s in spec.strategies})
+        show_chart(figure, f"class.predictions.{k}", name=f"class-predictions-{k}-labels",
+                   area=cell)
+
+
+def prediction_figure(k: int, entries: Mapping[str, list[float]],
+                      measured: Mapping[str, Optional[tuple[float, int]]]) -> go.Figure:
+    """The class's predictions at `k` labels per class: per strategy a box of its predictions
+    with every one drawn as a point (its count under its name), in the strategy's colour, and
+    the runs' mean as a black bar where given."""
+    fig, order = go.Figure(), list(entries)
+    shown_measured = False
+    for strategy, values in entries.items():
+        color, name = strategy_color(strategy, order), f"{strategy_label(strategy)}<br>({len(values)})"
+        fig.add_trace(go.Box(
+            y=values, x=[name] * len(values), name=name, boxpoints="all", jitter=0.5, pointpos=0,
+            marker={"color": color, "size": 9, "opacity": 0.8}, line={"color": color},
+            fillcolor=rgba(color, 0.15), showlegend=False,
+            hovertemplate=f"<b>{strategy_label(strategy)}</b><br>predicted: %{{y:.1f}}%"
+                          "<extra></extra>"))
+        if measured.get(strategy) is not None:
+            mean, seeds = measured[strategy]
+            fig.add_trace(go.Scatter(
+                x=[name], y=[mean], mode="markers", name="the runs' mean",
+                legendgroup="measured", showlegend=not shown_measured,
+                marker={"symbol": "line-ew", "size": 46, "line": {"width": 5, "color": "#1A1A1A"}},
+                hovertemplate=f"<b>{strategy_label(strategy)}</b><br>the runs' mean: "
+                              f"{mean:.1f}% over {plural(seeds, 'seed')}<extra></extra>"))
+            shown_measured = True
+    names = [f"{strategy_label(s)}<br>({len(v)})" for s, v in entries.items()]
+    fig.add_trace(go.Scatter(x=names, y=[None] * len(names), mode="markers", showlegend=False,
+                             hoverinfo="skip"))  # every strategy on the axis, predicted or not
+    fig.update_yaxes(title="test accuracy (%)", range=[0, 101])
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names)
+    fig.update_layout(title=labels_per_class_text(k), hovermode="closest")
+    return chart_layout(fig, 420, top=50)
+
+
+def class_answers(room: Classroom, questions: list[Question], reveal: bool) -> None:
+    """Per class question, in the quiz's words: how many students picked each option, the
+    right one marked when `reveal` (else the projector would give it away)."""
+    if not questions:
+        st.caption("The quiz no longer has this class's questions.")
+        return
+    if not reveal:
+        st.caption(f"The right answers are not marked yet: turn on **{REVEAL}** above once the "
+                   "class has answered.")
+    for i, (question, cell) in enumerate(in_pairs(questions)):
+        counts = room.answer_counts(question.id, len(question.options))
+        total = sum(counts)
+        right = counts[question.options.index(question.answer)]
+        with cell.container(border=True):
+            st.markdown(f"**{i + 1}. {question.prompt}**")
+            right_text = f" · {right} right" if reveal else ""
+            st.caption(f"{plural(total, 'answer')}{right_text}" if total else "No answers yet.")
+            for option, count in zip(question.options, counts):
+                mark = "✓ right answer: " if reveal and option == question.answer else ""
+                st.progress(count / total if total else 0.0, text=f"{mark}{option} — **{count}**")
+
+
+# Predict first and the quiz announce their learner's actions; class mode passes them on.
+listen(PREDICTIONS_SAVED, send_predictions)
+listen(QUESTION_ANSWERED, send_answer)

@@ -1,0 +1,181 @@
+"""Predict first, on the Transfer curves page: the learner types the accuracy they expect for
+each strategy at a few labelled-set sizes, and once runs are stored the chart and a few
+sentences compare prediction with result.
+
+Until the learner has saved predictions for the settings shown, or chosen to see the results
+without them (Skip in the form; Show the results, for a teacher, where the results would be),
+that experiment's curves and head-start sentence stay hidden (`results_shown`). Predictions and
+those choices are the learner's own, kept only in their session (`PREDICTIONS_KEY`,
+`REVEALED_KEY`); `engine.study.predictions` does the comparison and `ui.kit.figures` draws them onto
+the figure. Nothing here trains.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine.core.datasets import ALL_LABELS, labels_per_class_text
+from engine.experiments.stats import strategy_label
+from engine.study.predictions import check_prediction, compare, comparison_sentences
+from engine.experiments.sweep import SweepSpec
+from ui.kit.events import PREDICTIONS_SAVED, emit
+from ui.kit.figures import with_predictions
+from ui.kit.shell import page_view
+
+PREDICTIONS_KEY = "transfer_curves.predictions"  # session_state: {(strategy, k): accuracy %}
+# session_state: keys of the experiments whose results the learner chose to see unpredicted
+REVEALED_KEY = "transfer_curves.revealed"
+MAX_SIZES = 4  # labelled-set sizes offered for predictions
+
+
+def prediction_sizes(spec: SweepSpec) -> list[int]:
+    """Up to MAX_SIZES of the spec's labels per class: the two smallest (where pretraining
+    matters most), the largest, and one from the middle. 'all' is left out: its size is only
+    known once the run has drawn it."""
+    sizes = [k for k in spec.labels_per_class if k != ALL_LABELS]
+    if len(sizes) <= MAX_SIZES:
+        return sizes
+    middle = sizes[2:-1]
+    return [sizes[0], sizes[1], middle[len(middle) // 2], sizes[-1]]
+
+
+def _reveal(key: str) -> None:
+    st.session_state.setdefault(REVEALED_KEY, set()).add(key)
+
+
+def results_shown(spec: SweepSpec, predictions: dict) -> bool:
+    """True when the spec's results may be drawn: the learner saved predictions for it, chose
+    to see them without predicting, or it has no size to predict. In presentation mode and
+    the handout always (presentation mode holds them back itself, `ui.kit.present.results_gate`)."""
+    return (bool(predictions) or not prediction_sizes(spec) or bool(page_view())
+            or spec.key() in st.session_state.get(REVEALED_KEY, set()))
+
+
+def hidden_results(spec: SweepSpec) -> None:
+    """Where the spec's results would be, while they are hidden: why, and Show the results
+    (for a teacher showing them to a class without predictions)."""
+    st.info("Predict first: the curves and the head start of these settings stay hidden until "
+            "you save your predictions above, or press Skip there.",
+            icon=":material/visibility_off:")
+    st.button("Show the results", key="predict.reveal", on_click=_reveal, args=(spec.key(),),
+              icon=":material/visibility:",
+              help="For a teacher showing the results to a class: shows the curves of these "
+                   "settings without asking for predictions.")
+
+
+def prediction_grid(strategies: Sequence[str], sizes: Sequence[int],
+                    saved: dict) -> dict[tuple[str, int], float | None]:
+    """One number input per strategy and size, each with its own label ('Linear probe at 5
+    labels per class (%)'). On a wide screen they form a grid (sizes across, strategies down)
+    and the labels are left to screen readers; on a narrow one, where the columns stack, the
+    header row goes and each box shows its label."""
+    # Streamlit stacks columns at 640 px and below (its `breakpoints.columns`): there each input
+    # shows its label and the header row is hidden; above, the header row and the strategy
+    # names label the grid, and each input's label is visually hidden, not removed.
+    st.html("""<style>
+@media (min-width: 641px) {
+  .st-key-predict_grid [data-testid="stWidgetLabel"] {
+    position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%);
+    white-space: nowrap;
+  }
+}
+@media (max-width: 640px) {
+  .st-key-predict_sizes { display: none; }
+}
+</style>""")
+    with st.container(key="predict_sizes"):
+        header = st.columns(len(sizes) + 1)
+        for column, k in zip(header[1:], sizes):
+            column.markdown(f"**{labels_per_class_text(k)}**")
+    values = {}
+    with st.container(key="predict_grid"):
+        for strategy in strategies:
+            row = st.columns(len(sizes) + 1, vertical_alignment="center")
+            row[0].markdown(f"**{strategy_label(strategy)}**")
+            for column, k in zip(row[1:], sizes):
+                values[(strategy, k)] = column.number_input(
+                    f"{strategy_label(strategy)} at {labels_per_class_text(k)} (%)",
+                    min_value=0.0, max_value=100.0, value=saved.get((strategy, k)), step=1.0,
+                    format="%.1f", key=f"predict.{strategy}.{k}", placeholder="%")
+    return values
+
+
+def saved_predictions(spec: SweepSpec) -> dict[tuple[str, int], float]:
+    """The learner's saved predictions that apply to `spec` (its strategies, the sizes offered);
+    none in presentation mode and the handout."""
+    if page_view():
+        return {}
+    sizes = prediction_sizes(spec)
+    return {key: v for key, v in st.session_state.get(PREDICTIONS_KEY, {}).items()
+            if key[0] in spec.strategies and key[1] in sizes}
+
+
+def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
+    """The predictions form for the spec's strategies; returns the saved predictions that
+    apply to this spec (possibly none). Skip marks the spec's results as shown. Nothing in
+    presentation mode and the handout (the class predicts aloud; a handout has no inputs)."""
+    if page_view():
+        return {}
+    saved: dict = st.session_state.setdefault(PREDICTIONS_KEY, {})
+    sizes = prediction_sizes(spec)
+    applies = {key: v for key, v in saved.items()
+               if key[0] in spec.strategies and key[1] in sizes}
+    with st.expander("Predict first: how accurate will each strategy be?",
+                     expanded=not applies, icon=":material/psychology:"):
+        st.markdown(
+            "Before you press Run, write down the test accuracy you expect, in percent: 10% "
+            "is guessing among the ten digits, 100% is perfect. Leave a box empty to skip it. "
+            "Your predictions are drawn on the chart as dashed lines labelled **your "
+            "prediction**, and once the runs are stored the page says how far off each one "
+            "was. Until you save predictions or press Skip, the results of these settings stay "
+            "hidden. They stay in this browser session only.")
+        if not sizes:
+            st.caption("Choose at least one number of labels per class other than 'all' to "
+                       "predict.")
+            return {}
+        with st.form("predictions", border=False):
+            values = prediction_grid(spec.strategies, sizes, saved)
+            save_column, skip_column = st.columns(2)
+            save = save_column.form_submit_button("Save my predictions", icon=":material/save:")
+            skip = skip_column.form_submit_button(
+                "Skip", icon=":material/skip_next:",
+                help="See the results of these settings without predicting.")
+        if skip:
+            _reveal(spec.key())
+        if save:
+            for key, value in values.items():
+                if value is None:
+                    saved.pop(key, None)
+                else:
+                    saved[key] = check_prediction(float(value))
+            applies = {key: v for key, v in saved.items()
+                       if key[0] in spec.strategies and key[1] in sizes}
+            st.caption(f"Saved {len(applies)} prediction{'s' if len(applies) != 1 else ''}.")
+            emit(PREDICTIONS_SAVED, predictions=saved)  # a learner in a class: to the class too
+    return applies
+
+
+def figure_with_predictions(figure: go.Figure, predictions: dict,
+                            strategies: Sequence[str]) -> go.Figure:
+    """The shared curve figure, or a copy of it with the predictions drawn on."""
+    return with_predictions(figure, predictions, strategies) if predictions else figure
+
+
+def prediction_report(records: pd.DataFrame, predictions: dict) -> None:
+    """How far off each prediction was, for those with stored runs at their size."""
+    if not predictions:
+        return
+    table = compare(records, predictions)
+    st.markdown("##### Your predictions against the runs")
+    if table.empty:
+        st.caption("None of your predictions has stored runs at its size yet: press Run.")
+        return
+    st.markdown("\n".join(f"- {sentence}" for sentence in comparison_sentences(table)))
+    waiting = len(predictions) - len(table)
+    if waiting:
+        st.caption(f"{waiting} more prediction{'s' if waiting != 1 else ''} will be compared "
+                   "once their runs are stored.")
