@@ -11,7 +11,8 @@ import streamlit as st
 
 from ui.kit.section import show_section
 from ui.kit.shell import page_setup
-from ui.lessons.depth import BLOCKS, DEPTH, copy_results, freeze_results, refinements, stored_summary
+from ui.lessons.depth import (BLOCKS, DEPTH, LEARNING_RATE, copy_results, freeze_results, refinements,
+                              stored_summary)
 
 page_setup()
 st.title("How much of the network to train")
@@ -60,3 +61,12 @@ st.markdown(
     "Fine-tuning then starts from a trained head instead of a random one, whose large early "
     "gradients would otherwise disturb the pretrained features.")
 refinements()
+
+st.header("4. Does a lower fine-tuning learning rate help at few labels?")
+st.markdown(
+    "Fine-tuning moves every pretrained weight, and with a handful of labelled images a large "
+    "step can pull the network towards whatever separates those few examples. A common remedy "
+    "is simply a lower learning rate. Here fine-tuning from MNIST runs twice on the same "
+    "labelled images and seeds, at the rate every lesson uses and at a lower one (the head at "
+    "the rate shown, the pretrained layers at a tenth of it), with the same number of steps.")
+show_section(LEARNING_RATE)

@@ -16,18 +16,22 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.datasets import labels_list_text, labels_per_class_text, labels_text
+from engine.core.store import ResultStore
 from engine.core.train import TrainBudget
 from engine.experiments.readings.depth import FREEZE_PATTERN, copy_readings, freeze_readings
 from engine.experiments.stats import strategy_label, summarize
+from engine.experiments.sweep import MAX_SEEDS, plan_runs
 from engine.study.codegen import describe_groups, strategy_code
 from engine.experiments.lessons.curves import DECAY_FACTORS, DEFAULT_DECAY
 from engine.experiments.lessons.curve_sets import records_of
 from ui.kit.exports import show_chart
 from ui.kit.figures import TICK_FONT, chart_layout, error_bars, strategy_color
 from ui.kit.readings import show_readings
-from ui.kit.section import Section
-from ui.kit.text import count_text
-from engine.experiments.lessons.depth import (BACKBONE, BLOCKS, LABEL_CHOICES, SEED_CHOICES, DepthSettings,
+from ui.kit.section import Section, missing_note
+from ui.kit.text import count_text, plural
+from ui.lessons.curves import chart_caption, curve_figure
+from engine.experiments.lessons.depth import (BACKBONE, BLOCKS, LABEL_CHOICES, LOWER_RATES, LR_LABELS,
+                                             SEED_CHOICES, DepthSettings, LearningRateSettings,
                                              trainable_weights)
 from ui.kit.tables import show_table
 
@@ -171,4 +175,48 @@ def refinements() -> None:
 
 # the page lays out the two sweeps' results itself, between its own words (`pages/depth.py`)
 DEPTH = Section("depth", "depth", DepthSettings, depth_form, live=live_freeze)
-SECTIONS = (DEPTH,)
+
+
+# ---- Does a lower fine-tuning learning rate help at few labels? ---------------------------------
+
+def lr_form(current: LearningRateSettings) -> Optional[Callable[[], LearningRateSettings]]:
+    """The learning-rate section's form, showing `current`."""
+    with st.form("learning_rate_settings", border=True):
+        left, mid, right = st.columns(3)
+        lower = left.select_slider("Lower learning rate", LOWER_RATES, current.lower,
+                                   format_func="{:g}".format,
+                                   help="Of the new head; the pretrained layers learn at 0.1 x "
+                                        "it, as in every fine-tune here.")
+        labels = mid.multiselect("Labels per class", LR_LABELS, default=list(current.labels_per_class))
+        seeds = right.number_input("Seeds", 1, MAX_SEEDS, current.seeds, key="lr_seeds_input")
+        run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    return (lambda: LearningRateSettings(lower, tuple(labels), int(seeds))) if run else None
+
+
+def lr_chart(settings: LearningRateSettings, key: str) -> pd.DataFrame:
+    """Both rates' curves (one colour, two dashes), from what is stored; their runs."""
+    records = settings.records(ResultStore())
+    if not records.empty:
+        curves = settings.curves()
+        show_chart(curve_figure(records, [c.label for c in curves],
+                                strategy_of={c.label: c.strategy for c in curves}), key,
+                   runs=records, name="fine-tuning-learning-rates")
+    return records
+
+
+def lr_results(settings: LearningRateSettings, notes) -> None:
+    """The chart and the reading, or an invitation to press Run."""
+    total = sum(len(plan_runs(spec)) for spec in settings.specs())
+    records = lr_chart(settings, "learning_rate")
+    if records.empty:
+        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run.",
+                icon=":material/info:")
+        return
+    missing_note(len(records), total, notes)
+    st.caption(chart_caption(int(records["seed"].nunique())))
+    show_readings(settings.readings(ResultStore()), settings, "learning_rate")
+
+
+LEARNING_RATE = Section("depth", "learning_rate", LearningRateSettings, lr_form,
+                        live=lambda s: lr_chart(s, "learning_rate_live"), results=lr_results)
+SECTIONS = (DEPTH, LEARNING_RATE)

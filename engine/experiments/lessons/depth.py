@@ -14,17 +14,23 @@ import functools
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
+import pandas as pd
+
 from engine.core.backbones import block_count, count_parameters, get_backbone
 from engine.core.datasets import labels_list_text, labels_text, parse_labels_value
 from engine.core.store import ResultStore
 from engine.core.strategies import get_strategy
-from engine.experiments.lessons.curve_sets import records_of
+from engine.core.train import TrainBudget
+from engine.experiments.lessons.curve_sets import Curve, curve_records, records_of
 from engine.experiments.readings import Sentence
+from engine.experiments.readings.common import (TOO_FEW, clean, group_by_verdict, sizes_list,
+                                               sizes_sentence)
 from engine.experiments.readings.depth import copy_readings, freeze_readings
-from engine.experiments.sweep import DEFAULT_LABELS, SweepGroup, SweepSpec
+from engine.experiments.sweep import DEFAULT_LABELS, MAX_SEEDS, SweepGroup, SweepSpec
 from engine.experiments.lessons.links import QueryReader
 
 BACKBONE = "small_cnn"
+SOURCE = SweepSpec().source  # every sweep here starts from the small CNN pretrained on MNIST
 BLOCKS = block_count(BACKBONE)  # k runs from 0 (no block) to BLOCKS (every block)
 LABEL_CHOICES = DEFAULT_LABELS  # labelled-set sizes the form offers (ALL_LABELS is "all")
 SEED_CHOICES = (1, 2, 3, 5)
@@ -97,6 +103,91 @@ class DepthSettings:
         return SweepGroup(self.specs())
 
 
+# ---- Does a lower fine-tuning learning rate help at few labels? ---------------------------------
+
+LOWER_RATES = (1e-4, 3e-4, 1e-3)  # lower head rates offered (the pretrained layers take 0.1 x)
+LR_LABELS = (1, 2, 5, 10, 20)  # few labels: where the question is asked
+LR_WORDS = {"ahead": "ahead of", "behind": "behind", "level": "level with"}
+
+
+@dataclass(frozen=True)
+class LearningRateSettings:
+    """Fine-tuning from MNIST at the lessons' learning rate against fine-tuning at a lower one,
+    at a few labelled-set sizes: two sweeps that differ only in their budget's `lr`."""
+
+    PARAMS: ClassVar[tuple[str, ...]] = ("lr_low", "lr_labels", "lr_seeds")
+
+    lower: float = 1e-3  # the lower rate of the new head, one of LOWER_RATES
+    labels_per_class: tuple[int, ...] = LR_LABELS  # sizes compared, among LR_LABELS
+    seeds: int = 3  # runs per point (the rule calls nothing under 3)
+
+    def __post_init__(self):
+        if self.lower not in LOWER_RATES:
+            raise ValueError(f"the lower rate must be one of {', '.join(f'{r:g}' for r in LOWER_RATES)}")
+        labels = tuple(sorted(set(self.labels_per_class)))
+        if not labels or any(k not in LR_LABELS for k in labels):
+            raise ValueError(f"labels per class must be among {labels_list_text(LR_LABELS)}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= MAX_SEEDS:
+            raise ValueError(f"seeds must be a whole number from 1 to {MAX_SEEDS}")
+        object.__setattr__(self, "labels_per_class", labels)
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> tuple["LearningRateSettings", list[str]]:
+        reader, default = QueryReader(params), cls()
+        return cls(reader.numbers("lr_low", LOWER_RATES, (default.lower,))[0],
+                   reader.labels("lr_labels", LR_LABELS, default.labels_per_class),
+                   reader.integer("lr_seeds", 1, MAX_SEEDS, default.seeds)), reader.notices
+
+    def to_query(self) -> dict[str, str]:
+        return {"lr_low": f"{self.lower:g}", "lr_labels": labels_list_text(self.labels_per_class),
+                "lr_seeds": str(self.seeds)}
+
+    def specs(self) -> tuple[SweepSpec, SweepSpec]:
+        """The lessons' fine-tuning (its runs are Transfer curves' own), then the lower rate."""
+        common = dict(strategies=("finetune",), labels_per_class=self.labels_per_class,
+                      seeds=self.seeds)
+        return SweepSpec(**common), SweepSpec(budget=TrainBudget(lr=self.lower), **common)
+
+    def experiment(self) -> SweepGroup:
+        return SweepGroup(self.specs())
+
+    def curves(self) -> tuple[Curve, Curve]:
+        usual = TrainBudget().lr
+        return (Curve(f"Fine-tune at lr {usual:g} (the lessons')", SOURCE, "finetune", lr=usual),
+                Curve(f"Fine-tune at lr {self.lower:g}", SOURCE, "finetune", lr=self.lower))
+
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """Both rates' stored runs, each curve's `strategy` its legend entry."""
+        return curve_records(self.specs(), self.curves(), store)
+
+    def readings(self, store: ResultStore) -> list[Sentence]:
+        """The lower rate against the lessons' at every size both have (Holm together), and
+        what the call means."""
+        usual, lower = (c.label for c in self.curves())
+        records = clean(self.records(store))
+        calls, verdict = sizes_sentence(records, lower, usual, f"Fine-tuning at lr {self.lower:g}",
+                                        f"fine-tuning at lr {TrainBudget().lr:g}", LR_WORDS)
+        if verdict is None:
+            return []
+        groups = group_by_verdict(calls)
+        said = [verdict]
+        if groups["ahead"]:
+            said.append(Sentence(
+                f"At {sizes_list(groups['ahead'])} the smaller steps paid off: with so few "
+                "labelled images, large steps pull the pretrained weights towards whatever "
+                "separates those few examples, away from what pretraining learned."))
+        if groups["behind"]:
+            said.append(Sentence(
+                f"At {sizes_list(groups['behind'])} the lower rate fell behind: both rates take "
+                "the same number of steps, and the smaller ones moved the network too little "
+                "in that budget to fit the target."))
+        if not groups["ahead"] and not groups["behind"]:
+            said.append(Sentence(
+                "This run shows neither rate ahead at any size compared"
+                + (f" ({TOO_FEW} at {sizes_list(groups['too few'])})" if groups["too few"] else "")
+                + "; more seeds narrow the intervals."))
+        return said
+
 
 LESSON = "depth"
-SECTIONS = {"depth": DepthSettings}
+SECTIONS = {"depth": DepthSettings, "learning_rate": LearningRateSettings}
