@@ -54,7 +54,7 @@ from engine.experiments.sweep import UNTRAINED, SweepSpec
 from test_browser_class import classroom  # the Class page's check
 from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, assert_viewer_toolbar,
                           require_chromium, streamlit_server)
-from engine.experiments.lessons.depth import depth_specs
+from engine.experiments.lessons.depth import LearningRateSettings, depth_specs
 from engine.experiments.lessons.hurts import SHIFT_SLIDERS, shift_group, shift_levels
 from ui.catalog import PAGES, SECTIONS
 from engine.experiments.lessons.lora import LabSettings
@@ -580,7 +580,16 @@ def depth(lab: Lab) -> None:
     for spec in depth_specs(1, 1):
         _await_job_end(lab, spec, page.get_by_text(re.compile(r"^In your run the highest mean is at k = \d")),
                        "the freeze-depth result")
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 2  # freeze depth, copied layers
+    # section 4, the learning rates: one label per class, one seed (two fine-tunes)
+    form = _form(page, "Lower learning rate")
+    _keep_tags(form, "Labels per class", ["1"])
+    _number(form, "Seeds", 1)
+    _press_run(lab, form.get_by_role("button", name="Run"), "learning_rate")
+    _await_job_end(lab, LearningRateSettings(labels_per_class=(1,), seeds=1).experiment(),
+                   page.get_by_text(re.compile(r"^Fine-tuning at lr 0\.001 has too few seeds")),
+                   "the learning-rate reading")
+    # freeze depth, copied layers, the two learning rates
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 3
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
 
 

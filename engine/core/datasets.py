@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -230,6 +230,18 @@ def split_target(y: torch.Tensor, test_fraction: float = TEST_FRACTION,
 def max_labels_per_class(data: DatasetData, split: TargetSplit) -> int:
     """The largest labels-per-class request every class can satisfy."""
     return int(split.pool_counts(data.y, data.n_classes).min())
+
+
+def check_capacity(target: str, labels_per_class: Iterable[int]) -> None:
+    """Raise DatasetError when a labels-per-class value (ALL_LABELS always fits) exceeds what
+    `target` holds outside its test split: the one check every experiment makes first."""
+    data = load_dataset(target)
+    limit = max_labels_per_class(data, split_target(data.y))
+    too_many = [k for k in labels_per_class if k > limit]
+    if too_many:
+        raise DatasetError(
+            f"{target} holds at most {limit} training labels per class outside its test split; "
+            f"{max(too_many)} is too many (use '{ALL_LABELS_TEXT}' for every label)")
 
 
 def sample_labels(y: torch.Tensor, split: TargetSplit, labels_per_class: int, seed: int) -> np.ndarray:

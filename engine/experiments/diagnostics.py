@@ -30,8 +30,8 @@ from torch import nn
 
 from engine import ENGINE_VERSION
 from engine.core.backbones import Classifier, get_backbone
-from engine.core.datasets import (SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
-                             get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
+from engine.core.datasets import (SPLIT_SEED, TEST_FRACTION, adapt_images,
+                             check_capacity, get_dataset_info, load_dataset, sample_labels,
                              split_target)
 from engine.core.pretrain import PretrainConfig, PretrainResult
 from engine.core.store import ResultStore
@@ -206,12 +206,7 @@ class DiagnosticsConfig:
     # the experiment protocol (engine.experiments.protocol)
 
     def check(self) -> None:
-        data = load_dataset(self.target)
-        limit = max_labels_per_class(data, split_target(data.y))
-        for k in (self.labels_per_class, self.probe_labels_per_class):
-            if k > limit:
-                raise DatasetError(f"{self.target} holds at most {limit} training labels per "
-                                   f"class outside its test split; {k} is too many")
+        check_capacity(self.target, (self.labels_per_class, self.probe_labels_per_class))
 
     def units(self) -> list[Unit]:
         lrs = (None, *self.backbone_lrs)  # the baseline, then one fine-tune per learning rate

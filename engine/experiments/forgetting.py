@@ -36,8 +36,8 @@ from torch import nn
 
 from engine import ENGINE_VERSION
 from engine.core.backbones import Classifier, count_parameters, get_backbone
-from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, DatasetError, adapt_images,
-                             get_dataset_info, load_dataset, max_labels_per_class, sample_labels,
+from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, adapt_images,
+                             check_capacity, get_dataset_info, load_dataset, sample_labels,
                              split_target)
 from engine.core.device import precision_name
 from engine.core.pretrain import PretrainConfig, PretrainResult
@@ -255,11 +255,7 @@ class ForgettingConfig:
     # the experiment protocol (engine.experiments.protocol)
 
     def check(self) -> None:
-        data = load_dataset(self.target)
-        limit = max_labels_per_class(data, split_target(data.y))
-        if self.labels_per_class > limit:
-            raise DatasetError(f"{self.target} holds at most {limit} training labels per class "
-                               f"outside its test split; {self.labels_per_class} is too many")
+        check_capacity(self.target, (self.labels_per_class,))
 
     def units(self) -> list[Unit]:
         return [Unit(self.arm_key(arm), ARM_LABELS[arm], arm) for arm in self.arms]

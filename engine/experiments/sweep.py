@@ -24,9 +24,9 @@ from torch import nn
 
 from engine import ENGINE_VERSION
 from engine.core.backbones import IMAGENET_INPUT, check_input_size, feature_blocks, get_backbone
-from engine.core.datasets import (ALL_LABELS, ALL_LABELS_TEXT, SPLIT_SEED, TEST_FRACTION, DatasetError,
+from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION,
                                   adapt_images, get_dataset_info, labels_text, load_dataset,
-                                  max_labels_per_class, sample_labels, split_target)
+                                  check_capacity, sample_labels, split_target)
 from engine.core.device import autocast_dtype, precision_name
 from engine.core.features import cached_features
 from engine.core.pretrain import PretrainConfig, PretrainResult
@@ -129,13 +129,7 @@ class SweepSpec:
 
     def check_target_capacity(self) -> None:
         """Raise DatasetError when a labels-per-class value exceeds what the target holds."""
-        data = load_dataset(self.target)
-        limit = max_labels_per_class(data, split_target(data.y))
-        too_many = [k for k in self.labels_per_class if k > limit]
-        if too_many:
-            raise DatasetError(
-                f"{self.target} holds at most {limit} training labels per class outside its test "
-                f"split; {max(too_many)} is too many (use '{ALL_LABELS_TEXT}' for every label)")
+        check_capacity(self.target, self.labels_per_class)
 
     # the experiment protocol (engine.experiments.protocol)
 

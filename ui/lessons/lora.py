@@ -40,7 +40,8 @@ from ui.kit.figures import (DASHES, PALETTE, chart_layout, count_ticks, error_ba
 from ui.kit.jobs import stored_so_far
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
-from engine.experiments.lessons.lora import LABEL_CHOICES, RANK_CHOICES, LabSettings, MergeSettings
+from engine.experiments.lessons.links import COUNTED_LABELS
+from engine.experiments.lessons.lora import RANK_CHOICES, LabSettings, MergeSettings
 from ui.kit.tables import Compact, show_table
 
 CHART_RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -330,8 +331,8 @@ def tradeoff_form(current: LabSettings) -> Optional[Callable[[], LabSettings]]:
     with st.form("lora_settings", border=True):
         left, right = st.columns(2)
         values = dict(
-            labels_per_class=left.selectbox("Labels per class", LABEL_CHOICES,
-                                            index=LABEL_CHOICES.index(current.labels_per_class)),
+            labels_per_class=left.selectbox("Labels per class", COUNTED_LABELS,
+                                            index=COUNTED_LABELS.index(current.labels_per_class)),
             seeds=right.number_input("Seeds", min_value=1, max_value=MAX_SEEDS, value=current.seeds,
                                      step=1),
             ranks=left.multiselect("LoRA ranks", RANK_CHOICES, default=list(current.ranks)),

@@ -18,14 +18,13 @@ from engine.core.store import ResultStore
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.curves import sweep_readings
 from engine.experiments.stats import strategy_label
-from engine.experiments.sweep import DEFAULT_LABELS, SweepSpec, stored_records
-from engine.experiments.lessons.links import QueryReader
+from engine.experiments.sweep import SweepSpec, stored_records
+from engine.experiments.lessons.links import LABEL_CHOICES, QueryReader
 
 # the strategies this lesson compares: the three basic ones, then the depth-wise refinements
 CURVE_STRATEGIES = ("scratch", "probe", "finetune", "discriminative", "gradual", "lpft")
 DECAY_FACTORS = (0.1, 0.2, 0.38, 0.5, 0.7, 1.0)  # layer-wise factors offered; 0.38 = ULMFiT's 1/2.6
 DEFAULT_DECAY = 0.38
-LABEL_CHOICES = DEFAULT_LABELS  # labelled-set sizes offered; ALL_LABELS is "all"
 _DEFAULT = SweepSpec()  # the lesson's default experiment
 
 

@@ -26,13 +26,12 @@ from engine.experiments.readings import Sentence
 from engine.experiments.readings.common import (TOO_FEW, clean, group_by_verdict, sizes_list,
                                                sizes_sentence)
 from engine.experiments.readings.depth import copy_readings, freeze_readings
-from engine.experiments.sweep import DEFAULT_LABELS, MAX_SEEDS, SweepGroup, SweepSpec
-from engine.experiments.lessons.links import QueryReader
+from engine.experiments.sweep import MAX_SEEDS, SweepGroup, SweepSpec
+from engine.experiments.lessons.links import LABEL_CHOICES, QueryReader
 
 BACKBONE = "small_cnn"
 SOURCE = SweepSpec().source  # every sweep here starts from the small CNN pretrained on MNIST
 BLOCKS = block_count(BACKBONE)  # k runs from 0 (no block) to BLOCKS (every block)
-LABEL_CHOICES = DEFAULT_LABELS  # labelled-set sizes the form offers (ALL_LABELS is "all")
 SEED_CHOICES = (1, 2, 3, 5)
 OFFERED = (f"the link's labels per class and seeds are not ones this lesson offers (labels per "
            f"class: one of {', '.join(map(labels_text, LABEL_CHOICES))}; seeds: one of "

@@ -27,11 +27,11 @@ from engine.experiments.readings import Sentence
 from engine.experiments.readings.hurts import negative_readings, shift_readings
 from engine.experiments.sweep import MAX_SEEDS, SweepGroup, SweepSpec, stored_records
 from engine.experiments.lessons.curve_sets import Curve
-from engine.experiments.lessons.links import QueryReader
+from engine.experiments.lessons.links import COUNTED_LABELS, QueryReader
 
 SOURCE, TARGET = "mnist5k", "uci_digits"
 MISMATCHED = {"permuted": "MNIST with scrambled pixels", "randlabels": "MNIST with random labels"}
-LABELS = (1, 2, 5, 10, 20, 50)  # labelled-set sizes both forms offer
+LABELS = COUNTED_LABELS  # labelled-set sizes both forms offer
 SHIFT_SEEDS = 5  # the most seeds the domain-shift form offers (each seed trains every severity)
 SHIFT_STEPS = (2, 5)  # fewest and most severity levels above 0
 SHIFT_SLIDERS = {  # kind -> (step, default highest severity) of the page's slider

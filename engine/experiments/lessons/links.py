@@ -12,8 +12,12 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from engine.core import datasets
-from engine.experiments.sweep import MAX_SEEDS
+from engine.experiments.sweep import DEFAULT_LABELS, MAX_SEEDS
 
+# The labelled-set sizes the lessons' forms and links offer (ALL_LABELS is written "all"), and
+# the same without "all" for a section that needs a count known before it runs.
+LABEL_CHOICES = DEFAULT_LABELS
+COUNTED_LABELS = tuple(k for k in LABEL_CHOICES if k != datasets.ALL_LABELS)
 MAX_QUERY_VALUE = 200  # characters; a longer URL value is refused, not parsed
 MAX_SHOWN_CHARS = 40  # a longer name or value from a link is cut where a page repeats it
 

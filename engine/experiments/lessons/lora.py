@@ -19,10 +19,9 @@ from engine.experiments.lora_presets import strategy_parameters
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.lora import tradeoff_readings
 from engine.experiments.sweep import SweepSpec, stored_records
-from engine.experiments.lessons.links import QueryReader
+from engine.experiments.lessons.links import COUNTED_LABELS, QueryReader
 
 RANK_CHOICES = (1, 2, 4, 8, 16)  # ranks the trade-off sweep offers
-LABEL_CHOICES = (1, 2, 5, 10, 20, 50)  # one labelled-set size per trade-off
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,11 @@ class LabSettings:
         query, fields, default = QueryReader(params), {}, cls()
         labels = query.items("labels")
         if labels is not None:
-            if len(labels) == 1 and labels[0] in {str(k) for k in LABEL_CHOICES}:
+            if len(labels) == 1 and labels[0] in {str(k) for k in COUNTED_LABELS}:
                 fields["labels_per_class"] = int(labels[0])
             else:
                 query.notices.append("the link's labels per class must be one of "
-                                     f"{', '.join(map(str, LABEL_CHOICES))}; using the default")
+                                     f"{', '.join(map(str, COUNTED_LABELS))}; using the default")
         fields["seeds"] = query.seeds("seeds", default.seeds)
         ranks = query.items("ranks")
         if ranks is not None:

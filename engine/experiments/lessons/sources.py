@@ -23,15 +23,14 @@ from engine.core.store import ResultStore
 from engine.core.userdata import list_uploads
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.sources import SourceFacts, block_reading, source_reading
-from engine.experiments.sweep import (DEFAULT_LABELS, IMAGENET, MAX_SEEDS, UNTRAINED, SweepGroup,
+from engine.experiments.sweep import (IMAGENET, MAX_SEEDS, UNTRAINED, SweepGroup,
                                       SweepSpec)
 from engine.experiments.lessons.curve_sets import Curve, curve_records
-from engine.experiments.lessons.links import QueryReader
+from engine.experiments.lessons.links import LABEL_CHOICES, QueryReader
 
 IMAGENET_BACKBONE = "efficientnet_lite0"  # the photo network that works offline
 DEFAULT_TARGET = "uci_digits"
 DIGIT_TARGETS = ("uci_digits", "mnist", "svhn")  # targets whose classes are the ten digits
-LABEL_CHOICES = DEFAULT_LABELS  # labelled-set sizes the form offers (ALL_LABELS is "all")
 
 
 def photo_title(imagenet: str) -> str:
