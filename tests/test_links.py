@@ -106,3 +106,18 @@ def test_a_tampered_link_shows_a_notice_and_the_default():
     notices = [w.value for w in at.warning if "link" in w.value]
     assert len(notices) == 2
     assert at.multiselect[0].value == list(SweepSpec().strategies)
+
+
+def test_the_ui_sections_are_the_engine_lessons_sections():
+    """Each lesson section is declared once per side and the two agree: `ui.catalog`'s sections
+    (with their drawing) are exactly `engine.experiments.lessons.catalog.LESSONS` (settings by
+    lesson and name, what `python -m engine lesson` runs), and each lesson's page is
+    pages/<lesson>.py."""
+    from engine.experiments.lessons.catalog import LESSONS
+    from ui.catalog import SECTIONS, lesson_of
+
+    assert {(s.lesson, s.name): s.settings for s in SECTIONS} == {
+        (lesson, name): cls for lesson, sections in LESSONS.items() for name, cls in sections.items()}
+    for section in SECTIONS:
+        assert lesson_of(section).path == f"pages/{section.lesson}.py"
+    assert len({s.key for s in SECTIONS}) == len(SECTIONS)  # one session key per section

@@ -44,9 +44,12 @@ Not here: any widget (the advisor page) or training (the experiments it links to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
-from engine.core.datasets import ALL_LABELS, labels_list_text
+from engine.core.datasets import ALL_LABELS
+from engine.experiments.lessons.catalog import lesson_of
+from engine.experiments.lessons.curves import CurveSettings
+from engine.experiments.lessons.sources import SourceSettings
 
 MODALITIES = {
     "images": "Images (photos, medical scans, spectrograms)",
@@ -112,7 +115,7 @@ WANTED = {"partial": "fine-tuning the later layers", "finetune": "full fine-tuni
 CURVE_LABELS = (1, 2, 5, 10, 20, 50)  # the Transfer curves page's sizes (ALL_LABELS besides)
 FIRST_LABELS = (1, 2, 5, 10)  # sizes for the link shown before there is a label per class
 SOURCE_LABELS = (1, 5, 20, 50)  # sizes for the Which source? link
-LINK_SEEDS = "3"
+LINK_SEEDS = 3
 
 
 @dataclass(frozen=True)
@@ -148,13 +151,18 @@ class AdvisorInputs:
 
 @dataclass(frozen=True)
 class ExperimentLink:
-    page: str  # "transfer_curves" or "which_source": a lesson of this app
+    settings: Any  # a lesson section's settings (`engine.experiments.lessons`): what it opens
     label: str  # the link's text
     why: str  # what the experiment shows for this situation
-    params: tuple[tuple[str, str], ...]  # query parameters, only values the page accepts
+
+    @property
+    def page(self) -> str:
+        """The lesson whose section the settings are (its page's file stem)."""
+        return lesson_of(type(self.settings))
 
     def query(self) -> dict[str, str]:
-        return dict(self.params)
+        """The link's parameters: the section's own link form of the settings."""
+        return self.settings.to_query()
 
 
 @dataclass(frozen=True)
@@ -541,28 +549,24 @@ def experiment_links(x: AdvisorInputs, strategy: str) -> tuple[ExperimentLink, .
     before there is a label per class, the first few sizes: how many to label)."""
     if x.per_class == 0:
         curves = ExperimentLink(
-            "transfer_curves", "Transfer curves: what the first labels buy",
+            CurveSettings(("scratch", "probe"), FIRST_LABELS, LINK_SEEDS),
+            "Transfer curves: what the first labels buy",
             "From scratch against a linear probe at 1 to 10 labels per class, on the digit "
-            "lesson: how few labels a pretrained backbone needs to be worth training.",
-            (("strategies", "scratch,probe"), ("labels", labels_list_text(FIRST_LABELS)),
-             ("seeds", LINK_SEEDS)))
+            "lesson: how few labels a pretrained backbone needs to be worth training.")
     else:
         labels = [k for k in CURVE_LABELS if k <= x.per_class] + (
             [ALL_LABELS] if x.per_class >= 100 else [])
-        strategies = "scratch,probe" if strategy in ("probe", "prompting") else \
-            "scratch,probe,finetune"
+        strategies = ("scratch", "probe") if strategy in ("probe", "prompting") else \
+            ("scratch", "probe", "finetune")
         curves = ExperimentLink(
-            "transfer_curves", "Transfer curves at your scale",
+            CurveSettings(strategies, tuple(labels), LINK_SEEDS), "Transfer curves at your scale",
             "From scratch against the pretrained strategies at up to your labels per class, on "
-            "the digit lesson: measure at which sizes each strategy's lead over scratch is called.",
-            (("strategies", strategies), ("labels", labels_list_text(labels)),
-             ("seeds", LINK_SEEDS)))
+            "the digit lesson: measure at which sizes each strategy's lead over scratch is called.")
     links = [curves]
     if x.domain != "near":
         source_labels = [k for k in SOURCE_LABELS if k <= x.per_class] or [1]
         links.append(ExperimentLink(
-            "which_source", "Which source? with the same labels",
+            SourceSettings(tuple(source_labels), LINK_SEEDS), "Which source? with the same labels",
             "The same target probed on features from a close source, a far one and none: how "
-            "much domain match is worth.",
-            (("labels", labels_list_text(source_labels)), ("seeds", LINK_SEEDS))))
+            "much domain match is worth."))
     return tuple(links)

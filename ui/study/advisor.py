@@ -17,8 +17,6 @@ from engine.study.advisor import (COMPUTE, DOMAINS, MAX_EXAMPLES, MAX_TASKS, MOD
 
 INPUTS_KEY = "advisor.inputs"  # session_state: the last valid AdvisorInputs
 DEFAULT_INPUTS = AdvisorInputs(500, classes=5, domain="related")  # what the form shows first
-PAGES = {"transfer_curves": ("pages/transfer_curves.py", ":material/show_chart:"),
-         "which_source": ("pages/which_source.py", ":material/compare_arrows:")}
 
 
 def _situation_form(current: AdvisorInputs) -> Optional[dict]:
@@ -103,7 +101,7 @@ def experiment_links(advice: Recommendation) -> None:
     """A link per experiment that shows the advice, opening its page with these settings."""
     st.caption("Each link opens the page with these settings; press Run there.")
     for link in advice.links:
-        path, icon = PAGES[link.page]
-        with st.container(border=True):
-            st.page_link(path, label=f"**{link.label}**", icon=icon, query_params=link.query())
+        with st.container(border=True):  # a lesson's page is pages/<its name>.py
+            st.page_link(f"pages/{link.page}.py", label=f"**{link.label}**",
+                         icon=":material/science:", query_params=link.query())
             st.caption(link.why)

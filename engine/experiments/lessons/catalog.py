@@ -14,6 +14,11 @@ LESSONS: dict[str, dict[str, type]] = {
 }
 
 
+def lesson_of(settings: type) -> str:
+    """The lesson one of whose sections `settings` (a settings class) is."""
+    return next(name for name, sections in LESSONS.items() if settings in sections.values())
+
+
 def lesson_name(text: str) -> str:
     """A lesson's name as the command line accepts it ('which-source' or 'which_source')."""
     name = text.strip().lower().replace("-", "_")
