@@ -239,11 +239,16 @@ def test_every_table_fits_a_phone(phone, path):
 # --- the text of a PDF, as Chromium writes it ---------------------------------------------------
 
 def _stream(body: bytes) -> bytes:
-    match = re.search(rb"stream\r?\n(.*?)\r?\nendstream", body, re.S)
+    """An object's stream, inflated. The end-of-line before `endstream` is left in the data: a
+    compressed stream may itself end in a carriage return, and a decompressor stops at the end
+    of its stream anyway (what follows becomes its unused data)."""
+    match = re.search(rb"stream\r?\n(.*?)endstream", body, re.S)
     if match is None:
         return b""
     data = match.group(1)
-    return zlib.decompress(data) if b"/FlateDecode" in body[:match.start()] else data
+    if b"/FlateDecode" in body[:match.start()]:
+        return zlib.decompressobj().decompress(data)
+    return data.removesuffix(b"\n").removesuffix(b"\r")
 
 
 def _cmap(data: bytes) -> dict[bytes, str]:

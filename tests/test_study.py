@@ -559,8 +559,8 @@ def test_advisor_links_open_experiments_the_pages_accept():
     for settings, page in ((CurveSettings, "transfer_curves"), (SourceSettings, "which_source")):
         assert settings.from_query(pages[page])[1] == []
     tiny = advise(AdvisorInputs(6, classes=3, domain="far"))  # 2 per class
-    assert dict(tiny.links[0].params)["labels"] == "1,2"
-    assert dict(tiny.links[1].params)["labels"] == "1"
+    assert tiny.links[0].query()["labels"] == "1,2"
+    assert tiny.links[1].query()["labels"] == "1"
     assert [link.page for link in advise(AdvisorInputs(500, classes=5)).links] == [
         "transfer_curves"]
 
