@@ -20,6 +20,9 @@ PORT ?= 8501
 ADDRESS ?=
 # Per-test limit in seconds (pytest-timeout); the whole suite should stay under 10 minutes.
 TEST_TIMEOUT ?= 300
+# Test processes side by side (pytest-xdist), one test file per process at a time, so a
+# module's server, browser and fixtures are set up once; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
@@ -33,7 +36,8 @@ run: $(STAMP)
 # pytest exits non-zero when a test fails and also when it collects no tests (exit 5),
 # so both fail `make test`.
 test: $(STAMP) $(RAY_STAMP)
-	$(BIN)/python -m pytest tests -q -ra --durations=10 --timeout=$(TEST_TIMEOUT) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -ra --durations=10 --timeout=$(TEST_TIMEOUT) \
+	  -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@for f in bench/*.py; do \

@@ -30,11 +30,21 @@ def run_cli(*args, timeout=300):
     (["--backbone", "vgg99"], "unknown backbone"),
     (["--out", "/no/such/folder/runs.csv"], "does not exist"),
 ])
-def test_bad_input_is_refused_in_one_line(args, message):
-    proc = run_cli("sweep", "--no-progress", *args)
+def test_bad_input_is_refused_in_one_line(args, message, capsys):
+    """`main` as `python -m engine` calls it, in this process (a process each would cost a
+    torch import); the next test checks the same contract across a real process boundary."""
+    from engine.__main__ import main
+
+    assert main(["sweep", "--no-progress", *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error:")
+
+
+def test_bad_input_in_a_real_process_is_one_line_and_exit_2():
+    proc = run_cli("sweep", "--no-progress", "--labels", "1,500")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error:")
+    assert len(lines) == 1 and "at most" in lines[0] and lines[0].startswith("error:")
     assert "Traceback" not in proc.stderr
 
 

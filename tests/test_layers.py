@@ -145,3 +145,48 @@ def test_the_checks_can_fail():
     graph = import_graph()
     graph["ui.kit.text"] = graph["ui.kit.text"] | {"ui.catalog"}
     assert any("ui.kit.text" in c for c in cycles(graph))
+
+
+def test_ui_reads_the_result_store_in_one_place():
+    """Every page reads its runs through `ui.kit.jobs.stored(settings)` (shared while a job
+    runs); no other ui module opens the result store."""
+    opened = [str(p.relative_to(ROOT)) for p in package_modules(UI)
+              if "ResultStore" in p.read_text() and p != UI / "kit" / "jobs.py"]
+    assert opened == []
+
+
+def test_a_running_jobs_runs_are_read_once_per_step_for_every_session(monkeypatch):
+    """Thirty students watching one job: `stored` reads the store once per progress step."""
+    from types import SimpleNamespace
+
+    from ui.kit import jobs
+
+    reads = []
+
+    class Settings:  # a section's settings, as `stored` uses them
+        def __init__(self, key):
+            self.key_ = key
+
+        def experiment(self):
+            return SimpleNamespace(key=lambda: self.key_)
+
+        def records(self, store):
+            reads.append(self.key_)
+            return [len(reads)]
+
+        def __hash__(self):
+            return hash(self.key_)
+
+        def __eq__(self, other):
+            return self.key_ == other.key_
+
+    status = SimpleNamespace(active=True, job_id="j1", done=3, trained=3, stage="train")
+    monkeypatch.setattr(jobs, "job_manager", lambda: SimpleNamespace(status=lambda key: status))
+    jobs._LIVE.clear()
+    first = [jobs.stored(Settings("a")) for _ in range(30)]
+    assert reads == ["a"] and all(r is first[0] for r in first)  # one read, one shared result
+    status.done = 4
+    assert jobs.stored(Settings("a")) == [2] and reads == ["a", "a"]  # a new step: read again
+    status.active = False
+    jobs.stored(Settings("a")), jobs.stored(Settings("a"))
+    assert len(reads) == 4  # no job running: read as it is

@@ -157,6 +157,31 @@ def test_the_job_manager_sends_sweeps_to_ray_and_cancel_stops_the_tasks(cluster,
         manager.shutdown()
 
 
+def test_the_job_manager_sends_any_experiment_to_ray_not_only_a_sweep(cluster, pretrained, tmp_path,
+                                                                      monkeypatch):
+    """A sweep group (Which source?, How much to train run one) goes to the cluster too: its
+    tasks take the cluster's CPUs, and what they return is stored."""
+    import ray
+
+    from engine.experiments.sweep import SweepGroup
+    from engine.infra.jobs import JobManager
+
+    monkeypatch.setenv(RAY_ADDRESS_ENV, cluster)
+    manager = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1)
+    try:
+        group = SweepGroup((SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5, 10, 20, 50),
+                                      seeds=2),
+                            SweepSpec(strategies=("probe",), labels_per_class=(1, 2), seeds=2)))
+        job = manager.submit(group, "a")
+        wait_for(lambda: ray.available_resources().get("CPU", 0) == 0, timeout=60)  # tasks busy
+        wait_for(lambda: not manager.status(job.job_id).active, timeout=240)
+        assert manager.status(job.job_id).state == "done"
+        store = ResultStore(manager.store_path)
+        assert sum(len(stored_records(spec, store)) for spec in group.specs) == 12 + 4
+    finally:
+        manager.shutdown()
+
+
 def test_without_ray_or_a_cluster_the_error_says_what_to_do(tmp_path, monkeypatch):
     spec = SweepSpec(strategies=("scratch",), labels_per_class=(1,), seeds=1, budget=TINY)
     store = ResultStore(tmp_path / "none.sqlite")

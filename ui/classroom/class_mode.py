@@ -26,9 +26,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.datasets import labels_per_class_text
-from engine.core.store import ResultStore
 from engine.experiments.stats import strategy_label, summarize
-from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
+from engine.experiments.sweep import plan_runs
 from engine.infra.packs import pack_records
 from engine.study.classroom import (CODE, DEFAULT_HOURS, MAX_HOURS, MAX_QUESTIONS, MIN_HOURS,
                                     STUDENT_ID, TEACHER_TOKEN, Classroom, ClassStore,
@@ -40,6 +39,7 @@ from ui.lessons.curves import describe_spec
 from engine.experiments.lessons.links import MAX_QUERY_VALUE, link_text
 from ui.kit.events import PREDICTIONS_SAVED, QUESTION_ANSWERED, listen
 from ui.kit.exports import show_chart
+from ui.kit.jobs import stored
 from ui.kit.figures import rgba, chart_layout, strategy_color
 from ui.lessons.predict import prediction_sizes
 from ui.study.quiz import ALL, QUIZ_KEY, QuestionSet, new_round
@@ -444,11 +444,12 @@ def class_results(code: str, reveal: bool) -> None:
         class_answers(room, class_questions(room, library), reveal)
 
 
-def class_runs(spec: SweepSpec) -> pd.DataFrame:
+def class_runs(settings: CurveSettings) -> pd.DataFrame:
     """The runs of the class's experiment, found as the Transfer curves page finds them: the
     store, else the lesson pack (precomputed by the same code); where they come from, and what
     is missing, in a caption."""
-    records, total = stored_records(spec, ResultStore()), len(plan_runs(spec))
+    spec = settings.experiment()
+    records, total = stored(settings), len(plan_runs(spec))
     if records.empty:
         records, pack = pack_records(spec)
         if pack is not None:
@@ -470,7 +471,7 @@ def measured_means(room: Classroom, reveal: bool) -> dict[tuple[str, int], tuple
         st.caption("The runs' results are hidden, so the class predicts without them: turn on "
                    f"**{REVEAL}** above to draw them.")
         return {}
-    records = class_runs(spec)
+    records = class_runs(class_settings(room))
     if records.empty:
         st.info(f"None of the {plural(len(plan_runs(spec)), 'run')} of the class's experiment "
                 "is stored yet, so there is nothing to compare with: open it on Transfer curves "

@@ -1,4 +1,4 @@
-"""The server's one `JobManager`, the session's id, and what the store holds of a running job.
+"""The server's one `JobManager`, the session's id, and what the store holds of a section.
 
 Training runs in the job manager's worker processes, never in a script thread: a page submits
 its experiment and polls the job's status. Identical experiments from any number of sessions
@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable
-
-import pandas as pd
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine.core.store import ResultStore
-from engine.experiments.sweep import stored_records
-from engine.infra.jobs import JobManager, JobSpec, JobStatus
+from engine.infra.jobs import JobManager
 
 POLL_SECONDS = 1.0  # how often a running job's panel refreshes
 SPARE_WORKER_ENV = "TRANSFERLAB_SPARE_WORKER"  # "0": no worker process waits for the next job
 _LIVE_LOCK = threading.Lock()
-_LIVE: dict[tuple, tuple[tuple, pd.DataFrame]] = {}  # (job id, reader) -> (step, what it read)
-Reader = Callable[[JobSpec, ResultStore], pd.DataFrame]  # what a page reads of an experiment
+_LIVE: dict[tuple, tuple[tuple, object]] = {}  # (job id, settings) -> (step, what it read)
 
 
 _MANAGER_LOCK = threading.Lock()  # guards _MANAGER: sessions' script threads ask at once
@@ -57,24 +52,24 @@ def session_id() -> str:
 
 
 
-def live_records(job: JobStatus, read: Reader = stored_records) -> pd.DataFrame:
-    """`read(job.spec, store)` for a running job, read from the store once per progress step
-    and shared by every session watching it (thirty students poll the same job once a second
-    each). Callers only read the frame."""
-    step, key = (job.done, job.trained, job.stage), (job.job_id, read)
+def stored(settings):
+    """What the store holds of a lesson section's settings, `settings.records(store)`: the one
+    way a page reads its runs. While the section's job runs, the store is read once per
+    progress step and the result shared by every session showing the same settings (thirty
+    students poll the same job once a second each); callers only read what they get."""
+    job = job_manager().status(settings.experiment().key())
+    if job is None or not job.active:
+        return settings.records(ResultStore())
+    step, key = (job.done, job.trained, job.stage), (job.job_id, settings)
     with _LIVE_LOCK:
         cached = _LIVE.get(key)
         if cached is None or cached[0] != step:
             if len(_LIVE) > 64:  # jobs that ended long ago
                 _LIVE.clear()
-            cached = _LIVE[key] = (step, read(job.spec, ResultStore()))
+            cached = _LIVE[key] = (step, settings.records(ResultStore()))
         return cached[1]
 
 
-def stored_so_far(spec: JobSpec, read: Reader = stored_records) -> pd.DataFrame:
-    """`read(spec, store)`: what the store holds of `spec`; while its job runs, through
-    `live_records`, so a classroom watching one job reads the store once per step."""
-    job = job_manager().status(spec.key())
-    if job is None or not job.active:
-        return read(spec, ResultStore())
-    return live_records(job, read)
+def stored_count() -> int:
+    """How many runs the store holds in all (the sidebar's figure)."""
+    return ResultStore().count()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.core.device import describe_device
-from engine.core.store import ResultStore, StoreError, home_dir
-from ui.kit.jobs import job_manager
+from engine.core.store import StoreError, home_dir
+from ui.kit.jobs import job_manager, stored_count
 
 
 def sidebar_facts():
@@ -32,7 +32,7 @@ def show_server_state(slot) -> None:
     except StoreError:  # sidebar_facts has said what is wrong with the data directory
         return
     try:
-        count = ResultStore().count()
+        count = stored_count()
         load = job_manager().load()
     except StoreError as err:  # a damaged store: said on every page, whatever the page reads
         slot.error(str(err), icon=":material/database:")

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import streamlit as st
 
 from engine.core.datasets import labels_text
-from engine.experiments.sweep import MAX_SEEDS, SweepSpec
+from engine.experiments.sweep import MAX_SEEDS
 from ui.kit.section import Section
 from ui.lessons.curves import (curve_results, describe_spec, lesson_data_facts, live_curves,
                                pretraining_panel, stored_pretraining)
@@ -25,9 +25,9 @@ from engine.experiments.lessons.curves import (CURVE_STRATEGIES, DECAY_FACTORS, 
 
 
 
-def last_curve_experiment() -> SweepSpec:
-    """The sweep of the Transfer curves settings this session last showed, else the default."""
-    return st.session_state.get(CURVES.key, CurveSettings()).experiment()
+def last_curve_settings() -> CurveSettings:
+    """The Transfer curves settings this session last showed, else the default."""
+    return st.session_state.get(CURVES.key, CurveSettings())
 
 
 def curve_controls(current: CurveSettings) -> Optional[Callable[[], CurveSettings]]:
@@ -79,7 +79,7 @@ def _live(settings: CurveSettings) -> None:
     """The curves so far, unless predict first still hides them."""
     spec = settings.experiment()
     if results_shown(spec, saved_predictions(spec)):
-        live_curves(spec)
+        live_curves(settings)
         st.caption("Training: the curves fill in here, under the settings, as each run is stored.")
     else:
         hidden_results(spec)
@@ -88,7 +88,7 @@ def _live(settings: CurveSettings) -> None:
 def _results(settings: CurveSettings, notes) -> None:
     spec = settings.experiment()
     predictions = saved_predictions(spec)
-    curve_results(spec, predictions, notes, results_shown(spec, predictions), settings)
+    curve_results(settings, predictions, notes, results_shown(spec, predictions))
 
 
 CURVES = Section("transfer_curves", "curves", CurveSettings, curve_controls, live=_live,

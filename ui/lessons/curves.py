@@ -22,15 +22,14 @@ from engine.core.backbones import get_backbone
 from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_per_class_text,
                                   labels_text, load_dataset, split_target)
 from engine.core.pretrain import PretrainResult, load_cached
-from engine.core.store import ResultStore
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.curves import head_start, sweep_readings
 from engine.experiments.stats import point_label, strategy_label
-from engine.experiments.sweep import SweepSpec, plan_runs, stored_records
+from engine.experiments.sweep import SweepSpec, plan_runs
 from engine.infra.packs import pack_records
 from ui.kit.exports import show_chart
 from ui.kit.figures import transfer_curve_figure
-from ui.kit.jobs import stored_so_far
+from ui.kit.jobs import stored
 from ui.lessons.predict import figure_with_predictions, hidden_results, prediction_report
 from ui.kit.readings import show_readings
 from ui.kit.tables import Compact, show_table
@@ -182,9 +181,9 @@ def runs_table(records: pd.DataFrame, strategies) -> None:
                        icon=":material/download:")
 
 
-def live_curves(spec: SweepSpec) -> None:
-    """While the spec's job runs: the curves of the runs stored so far, or a note that none is."""
-    records = stored_so_far(spec)
+def live_curves(settings) -> None:
+    """While the job runs: the curves of the runs stored so far, or a note that none is."""
+    spec, records = settings.experiment(), stored(settings)
     if records.empty:
         st.info("No run of these settings is stored yet; the curves fill in as each run "
                 "finishes.", icon=":material/hourglass_empty:")
@@ -192,11 +191,12 @@ def live_curves(spec: SweepSpec) -> None:
         show_chart(curve_figure(records, spec.strategies), "transfer_curve_live")
 
 
-def shown_records(spec: SweepSpec, notes) -> pd.DataFrame:
+def shown_records(settings, notes) -> pd.DataFrame:
     """The spec's stored runs; on a first visit with none stored, the lesson pack's runs of
     these settings, if it has them. Where they come from and what is missing is said in
     `notes`."""
-    records, total = stored_records(spec, ResultStore()), len(plan_runs(spec))
+    spec = settings.experiment()
+    records, total = stored(settings), len(plan_runs(spec))
     if records.empty:
         pack, precomputed = pack_records(spec)
         if precomputed is not None:
@@ -224,14 +224,13 @@ def chart_caption(seeds: int, of: str = "test accuracy") -> str:
             "its numbers.")
 
 
-def curve_results(spec: SweepSpec, predictions: dict, notes, shown: bool = True,
-                  settings=None) -> None:
+def curve_results(settings, predictions: dict, notes, shown: bool = True) -> None:
     """The results of `spec` (`shown_records`, which notes where they come from): the chart
     with the learner's predictions, the `n =` slider, the head-start sentence, how the
     predictions fared and every run; while predict first hides them (`shown` False), only
     that they are hidden; or what to press when nothing is stored."""
-    chart_slot = st.empty()
-    records = shown_records(spec, notes)
+    spec, chart_slot = settings.experiment(), st.empty()
+    records = shown_records(settings, notes)
     if records.empty:
         chart_slot.info(f"None of the {plural(len(plan_runs(spec)), 'run')} of these settings is "
                         "stored yet. Press Run to train them; the curves fill in as each run "

@@ -16,15 +16,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.datasets import labels_list_text, labels_per_class_text, labels_text
-from engine.core.store import ResultStore
 from engine.core.train import TrainBudget
 from engine.experiments.readings.depth import FREEZE_PATTERN, copy_readings, freeze_readings
 from engine.experiments.stats import strategy_label, summarize
 from engine.experiments.sweep import MAX_SEEDS, plan_runs
 from engine.study.codegen import describe_groups, strategy_code
 from engine.experiments.lessons.curves import DECAY_FACTORS, DEFAULT_DECAY
-from engine.experiments.lessons.curve_sets import records_of
 from ui.kit.exports import show_chart
+from ui.kit.jobs import stored
 from ui.kit.figures import TICK_FONT, chart_layout, error_bars, strategy_color
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
@@ -98,7 +97,7 @@ def depth_form(settings: DepthSettings) -> Optional[Callable[[], DepthSettings]]
 
 def stored_summary(settings: DepthSettings) -> Optional[pd.DataFrame]:
     """Mean and spread per strategy of the runs stored so far; None when none is."""
-    records = records_of(settings.specs())
+    records = stored(settings)
     return None if records.empty else summarize(records)
 
 
@@ -125,7 +124,7 @@ def freeze_results(summary: Optional[pd.DataFrame], settings: DepthSettings, run
     st.caption(f"{where_text(settings)}. Points: mean test accuracy; whiskers: ±1 standard deviation.")
     show_chart(freeze_figure(summary), "depth_freeze", runs=by_k(summary, "partial"),
                name="freeze-depth-fine-tuned-blocks")
-    show_readings(freeze_readings(records_of(settings.specs()), trainable_weights), settings, "freeze")
+    show_readings(freeze_readings(stored(settings), trainable_weights), settings, "freeze")
     st.markdown(FREEZE_PATTERN)
 
 
@@ -136,7 +135,7 @@ def copy_results(summary: Optional[pd.DataFrame], settings: DepthSettings) -> No
     st.caption(f"{where_text(settings)}. Dotted line: the same network trained from scratch.")
     show_chart(copy_figure(summary), "depth_copy", name="copied-blocks-frozen-or-fine-tuned",
                runs=summary[summary["strategy"].str.match(r"copy-|scratch$")])
-    show_readings(copy_readings(records_of(settings.specs())), settings, "copy")
+    show_readings(copy_readings(stored(settings)), settings, "copy")
     st.caption("This setting differs from the paper's: a four-block network, a different "
                "target task with few labels, and short training. A small labelled set can favour "
                "the frozen copies more than the paper's ImageNet halves (about 645,000 images "
@@ -195,7 +194,7 @@ def lr_form(current: LearningRateSettings) -> Optional[Callable[[], LearningRate
 
 def lr_chart(settings: LearningRateSettings, key: str) -> pd.DataFrame:
     """Both rates' curves (one colour, two dashes), from what is stored; their runs."""
-    records = settings.records(ResultStore())
+    records = stored(settings)
     if not records.empty:
         curves = settings.curves()
         show_chart(curve_figure(records, [c.label for c in curves],
@@ -214,7 +213,7 @@ def lr_results(settings: LearningRateSettings, notes) -> None:
         return
     missing_note(len(records), total, notes)
     st.caption(chart_caption(int(records["seed"].nunique())))
-    show_readings(settings.readings(ResultStore()), settings, "learning_rate")
+    show_readings(settings.read(records), settings, "learning_rate")
 
 
 LEARNING_RATE = Section("depth", "learning_rate", LearningRateSettings, lr_form,

@@ -16,12 +16,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.datasets import labels_text
-from engine.core.store import ResultStore
-from engine.experiments.diagnostics import BASELINE, stored_units
-from engine.experiments.forgetting import ARM_LABELS, MAX_SEEDS, ForgettingConfig, stored_seeds
+from engine.experiments.diagnostics import BASELINE
+from engine.experiments.forgetting import ARM_LABELS, MAX_SEEDS, ForgettingConfig
 from engine.experiments.readings.forgetting import diagnostics_readings, forgetting_readings
 from ui.kit.text import plural
 from ui.kit.exports import show_chart
+from ui.kit.jobs import stored
 from ui.kit.figures import chart_layout, strategy_color
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
@@ -226,10 +226,9 @@ def draw_forgetting(records: dict, key: str) -> None:
                    name=f"forgetting-{task}-task", area=area)
 
 
-def _stored_or_invitation(settings, read: Callable, invitation: str) -> dict[str, dict]:
-    """A section's stored records, `read(experiment, store)`; {} with `invitation` shown when
-    none is stored yet."""
-    records = read(settings.experiment(), ResultStore())
+def _stored_or_invitation(settings, invitation: str) -> dict[str, dict]:
+    """A section's stored records; {} with `invitation` shown when none is stored yet."""
+    records = stored(settings)
     if not records:
         st.info(invitation, icon=":material/info:")
     return records
@@ -237,7 +236,7 @@ def _stored_or_invitation(settings, read: Callable, invitation: str) -> dict[str
 
 def forgetting_live(settings: ForgettingSettings) -> None:
     """While the job runs: the curves of the seeds stored so far."""
-    so_far = stored_seeds(settings.experiment(), ResultStore())
+    so_far = stored(settings)
     if so_far:
         draw_forgetting(mean_records(so_far), "forgetting_live")
 
@@ -247,7 +246,7 @@ def forgetting_panel(settings: ForgettingSettings, notes) -> dict[str, dict]:
     `notes`). Returns the stored arms drawn, or {} when nothing is stored yet."""
     config = settings.config()
     runs = _stored_or_invitation(
-        settings, stored_seeds,
+        settings,
         f"None of the {plural(len(config.arms) * settings.seeds, 'arm run')} of these settings "
         f"is stored yet. Press Run (about a minute per seed on two CPU cores).")
     if not runs:
@@ -270,7 +269,7 @@ def diagnostics_panel(settings: DiagnosticsSettings, notes) -> dict[str, dict]:
     Returns the stored units drawn, or {}."""
     config = settings.experiment()
     records = _stored_or_invitation(
-        settings, stored_units,
+        settings,
         f"Nothing of these settings is stored yet ({plural(len(config.unit_names()), 'model')} "
         "to train and probe). Press Run.")
     if not records:

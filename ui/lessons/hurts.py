@@ -20,15 +20,15 @@ import streamlit as st
 from engine.core.datasets import load_dataset, split_target
 from engine.core.pretrain import PretrainConfig, load_cached
 from engine.core.shifts import SEVERITY_SHIFTS, SHIFTS, shifted_name
-from engine.core.store import ResultStore
 from engine.experiments.readings import hurts as hurts_readings
 from engine.experiments.readings.hurts import negative_readings, shift_readings, why_negative
 from engine.experiments.stats import summarize
 from engine.experiments.sweep import MAX_SEEDS
-from engine.experiments.lessons.curve_sets import Curve, curve_records, present_labels, stored_runs, total_runs
+from engine.experiments.lessons.curve_sets import Curve, present_labels, total_runs
 from ui.kit.text import plural
 from ui.lessons.curves import chart_caption, curve_figure
 from ui.kit.exports import show_chart
+from ui.kit.jobs import stored
 from ui.kit.figures import DASHES, chart_layout, error_bars, strategy_color
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
@@ -75,7 +75,7 @@ def negative_chart(settings: NegativeSettings, key: str,
                    records: Optional[pd.DataFrame] = None) -> None:
     """The negative-transfer curves stored so far (read from the store unless given)."""
     curves = settings.curves()
-    records = curve_records(settings.experiment().specs, curves) if records is None else records
+    records = stored(settings) if records is None else records
     if not records.empty:
         show_chart(curve_figure(records, present_labels(records, curves),
                                 strategy_of={c.label: c.strategy for c in curves}), key,
@@ -86,7 +86,7 @@ def negative_results(settings: NegativeSettings, notes) -> None:
     """The curves, the table of gaps to scratch and the readings; an invitation to press Run
     when nothing is stored."""
     specs, curves = settings.experiment().specs, settings.curves()
-    records, total = curve_records(specs, curves), total_runs(specs)
+    records, total = stored(settings), total_runs(specs)
     if records.empty:
         st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run: "
                 "the first run pretrains the small CNN on the mismatched source once (about 10 s "
@@ -161,7 +161,7 @@ def shift_results(settings: ShiftSettings, notes) -> None:
         st.info(f"No severity of these settings has its runs stored yet ({runs} in all). Press Run.",
                 icon=":material/info:")
         return
-    missing_note(stored_runs(specs), total_runs(specs), notes)
+    missing_note(len(shift_records(settings)), total_runs(specs), notes)
     show_chart(head_start_figure(frame, settings.kind), "shift", runs=frame,
                name=f"head-start-under-{settings.kind}-shift")
     st.caption(head_start_caption(int(frame["seeds"].max())))
@@ -182,7 +182,7 @@ def head_start_caption(seeds: int) -> str:
 
 def shift_records(settings: ShiftSettings) -> pd.DataFrame:
     """Every stored run of the domain-shift sweeps, with the severity each ran at."""
-    return settings.records(ResultStore())
+    return stored(settings)
 
 
 def head_starts(settings: ShiftSettings) -> pd.DataFrame:

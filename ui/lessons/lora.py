@@ -24,20 +24,18 @@ import torch
 from engine.core.backbones import get_backbone
 from engine.core.datasets import labels_per_class_text
 from engine.core.lora import PUBLISHED, LoraCount, LoraError, short_layer_names
-from engine.core.store import ResultStore
 from engine.core.strategies import get_strategy, lora_layer_names
-from engine.experiments.lora_merge import stored_check
 from engine.experiments.lora_presets import (PRESETS, MemoryEstimates, count_preset, memory_estimates,
                                              preset_architecture, strategy_parameters)
 from engine.experiments.readings.lora import tradeoff_readings
 from engine.experiments.stats import summarize
-from engine.experiments.sweep import MAX_SEEDS, plan_runs, stored_records
+from engine.experiments.sweep import MAX_SEEDS, plan_runs
 from ui.kit.text import plural
 from ui.kit.exports import show_chart
 from ui.kit.text import count_text
 from ui.kit.figures import (DASHES, PALETTE, chart_layout, count_ticks, error_bars,
                         strategy_color)
-from ui.kit.jobs import stored_so_far
+from ui.kit.jobs import stored
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
 from engine.experiments.lessons.links import COUNTED_LABELS
@@ -343,7 +341,7 @@ def tradeoff_form(current: LabSettings) -> Optional[Callable[[], LabSettings]]:
 
 
 def _tradeoff_chart_so_far(settings: LabSettings) -> None:
-    records = stored_so_far(settings.experiment())
+    records = stored(settings)
     if not records.empty:
         show_chart(tradeoff_figure(tradeoff_table(records)), "lora_tradeoff_live")
 
@@ -352,7 +350,7 @@ def tradeoff_panel(settings: LabSettings, notes) -> None:
     """The trade-off's stored runs: chart, sentence, table; a notice in `notes` when some runs
     are missing."""
     spec = settings.experiment()
-    records, total = stored_records(spec, ResultStore()), len(plan_runs(spec))
+    records, total = stored(settings), len(plan_runs(spec))
     if records.empty:
         st.info(f"None of the {plural(total, 'run')} of these settings is stored yet: press Run.",
                 icon=":material/info:")
@@ -383,7 +381,7 @@ def merge_form(current: MergeSettings) -> Optional[Callable[[], MergeSettings]]:
 
 def merge_panel(settings: MergeSettings, notes) -> None:
     """The merge check's stored result (nothing before the first)."""
-    check = stored_check(settings.experiment(), ResultStore())
+    check = stored(settings)
     if check is None:
         return
     c = st.columns(4)

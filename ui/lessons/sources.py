@@ -20,10 +20,11 @@ from engine.core.imagenet import IMAGENET_MODELS, weights_status
 from engine.experiments.readings.sources import NATIVE_SIZE, block_reading, source_reading
 from engine.experiments.stats import summarize
 from engine.experiments.sweep import MAX_SEEDS
-from engine.experiments.lessons.curve_sets import curve_records, present_labels, total_runs
+from engine.experiments.lessons.curve_sets import present_labels, total_runs
 from ui.kit.text import plural
 from ui.lessons.curves import chart_caption, curve_figure
 from ui.kit.exports import show_chart
+from ui.kit.jobs import stored
 from ui.kit.section import Section, missing_note
 from ui.kit.readings import show_readings
 from engine.experiments.lessons.sources import (LABEL_CHOICES, EarlierBlockSettings, SourceSettings,
@@ -102,15 +103,14 @@ def draw_comparison(records: pd.DataFrame, settings: SourceSettings, key: str) -
 
 def live_chart(settings: SourceSettings) -> None:
     """The chart of what is stored so far (the live panel redraws it while the job runs)."""
-    draw_comparison(curve_records(settings.specs(), settings.curves()), settings,
-                    "which_source_live")
+    draw_comparison(stored(settings), settings, "which_source_live")
 
 
 def comparison_results(settings: SourceSettings, notes) -> None:
     """What the store holds for these settings: the chart, the accuracies at the smallest
     labelled set, and the reading; an invitation to press Run when nothing is stored."""
     specs = settings.specs()
-    records, total = curve_records(specs, settings.curves()), total_runs(specs)
+    records, total = stored(settings), total_runs(specs)
     if records.empty:
         st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run: "
                 "the first run computes the ImageNet network's features of every target image "
@@ -161,7 +161,7 @@ def block_form(settings: EarlierBlockSettings) -> Optional[Callable[[], EarlierB
 
 def draw_blocks(settings: EarlierBlockSettings, key: str) -> pd.DataFrame:
     """The two probes' chart (both probes: one colour, two dashes); their stored runs."""
-    records = curve_records([settings.spec()], settings.curves())
+    records = stored(settings)
     if not records.empty:
         curves = settings.curves()
         show_chart(curve_figure(records, present_labels(records, curves),

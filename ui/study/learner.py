@@ -14,9 +14,9 @@ import streamlit as st
 from engine.study.content import Content, ContentError, Deck, Flashcard, Question, load_content
 from engine.study.run_questions import run_questions
 from engine.study.srs import MAX_LEARNER_CHARS, check_learner
-from engine.core.store import ResultStore
-from engine.experiments.sweep import SweepSpec, stored_records
-from ui.lessons.controls import last_curve_experiment
+from engine.experiments.sweep import SweepSpec
+from ui.kit.jobs import stored
+from ui.lessons.controls import last_curve_settings
 from ui.lessons.curves import describe_spec
 
 NAME_KEY = "study.learner"  # session_state: the learner's name, kept while moving between pages
@@ -91,6 +91,6 @@ class YourRuns:
 def your_runs() -> YourRuns:
     """The Transfer curves settings this session last used (else the default), the runs of them
     that the result store holds, and the questions those runs answer."""
-    spec = last_curve_experiment()
-    records = stored_records(spec, ResultStore())
-    return YourRuns(spec, records, run_questions(records))
+    settings = last_curve_settings()
+    records = stored(settings)
+    return YourRuns(settings.experiment(), records, run_questions(records))

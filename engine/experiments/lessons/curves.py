@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Mapping, Optional
 
+import pandas as pd
+
 from engine.core.datasets import labels_list_text, labels_text
 from engine.core.store import ResultStore
 from engine.experiments.readings import Sentence
@@ -123,9 +125,13 @@ class CurveSettings:
                 "labels": labels_list_text(self.labels_per_class),
                 "seeds": str(self.seeds)}
 
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """The sweep's stored runs."""
+        return stored_records(self.experiment(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """Each transfer strategy against scratch over every size (the stored runs)."""
-        return sweep_readings(stored_records(self.experiment(), store))
+        return sweep_readings(self.records(store))
 
     def experiment(self) -> SweepSpec:
         return SweepSpec(strategies=self.strategies, labels_per_class=self.labels_per_class,

@@ -92,9 +92,13 @@ class DepthSettings:
     def specs(self) -> tuple[SweepSpec, SweepSpec]:
         return depth_specs(self.labels_per_class, self.seeds)
 
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """Both sweeps' stored runs, one frame."""
+        return records_of(self.specs(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """Freeze depth (the best depth against the others), then the copied blocks."""
-        records = records_of(self.specs(), store)
+        records = self.records(store)
         return [*freeze_readings(records, trainable_weights), *copy_readings(records)]
 
     def experiment(self) -> SweepGroup:
@@ -162,8 +166,12 @@ class LearningRateSettings:
     def readings(self, store: ResultStore) -> list[Sentence]:
         """The lower rate against the lessons' at every size both have (Holm together), and
         what the call means."""
+        return self.read(self.records(store))
+
+    def read(self, records: pd.DataFrame) -> list[Sentence]:
+        """`readings` of records already read (`records`)."""
         usual, lower = (c.label for c in self.curves())
-        records = clean(self.records(store))
+        records = clean(records)
         calls, verdict = sizes_sentence(records, lower, usual, f"Fine-tuning at lr {self.lower:g}",
                                         f"fine-tuning at lr {TrainBudget().lr:g}", LR_WORDS)
         if verdict is None:

@@ -85,9 +85,13 @@ class ForgettingSettings:
         del fields["seeds"]
         return ForgettingConfig(**fields)
 
+    def records(self, store: ResultStore) -> dict[str, list[dict]]:
+        """arm -> its stored records, one per seed that has it."""
+        return stored_seeds(self.experiment(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """Forgetting of plain fine-tuning, then each remedy against it (seed by seed)."""
-        return forgetting_readings(stored_seeds(self.experiment(), store))
+        return forgetting_readings(self.records(store))
 
     def experiment(self) -> ForgettingSeeds:
         return ForgettingSeeds(self.config(), self.seeds)
@@ -122,10 +126,14 @@ class DiagnosticsSettings:
                 "d_lrs": ",".join(f"{v:g}" for v in self.experiment().backbone_lrs),
                 "d_probe": labels_text(self.probe_labels_per_class)}
 
+    def records(self, store: ResultStore) -> dict[str, dict]:
+        """unit name -> its stored record (the baseline's probes, each fine-tune)."""
+        return stored_units(self.experiment(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """Where CKA stayed and fell, and the probes on the last block."""
         config = self.experiment()
-        return diagnostics_readings(stored_units(config, store), BASELINE,
+        return diagnostics_readings(self.records(store), BASELINE,
                                     labels_text(config.probe_labels_per_class))
 
     def experiment(self) -> DiagnosticsConfig:

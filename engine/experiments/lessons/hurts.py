@@ -92,10 +92,13 @@ class NegativeSettings:
         return {"neg": self.shift, "neg_labels": labels_list_text(self.labels_per_class),
                 "neg_seeds": str(self.seeds)}
 
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """The stored runs the curves draw, each `strategy` its curve's legend entry."""
+        return curve_records(self.experiment().specs, self.curves(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """Where fine-tuning and the probe from the mismatched source ended against scratch."""
-        curves = self.curves()
-        records = curve_records(self.experiment().specs, curves, store)
+        curves, records = self.curves(), self.records(store)
         return negative_readings(records, curves[0].label, curves[2].label, curves[3].label,
                                  MISMATCHED[self.shift])
 

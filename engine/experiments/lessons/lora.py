@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Mapping
 
-from engine.core.strategies import lora_layer_names, lora_name
+import pandas as pd
+
 from engine.core.store import ResultStore
-from engine.experiments.lora_merge import MergeCheckConfig
+from engine.core.strategies import lora_layer_names, lora_name
+from engine.experiments.lora_merge import MergeCheckConfig, stored_check
 from engine.experiments.lora_presets import strategy_parameters
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.lora import tradeoff_readings
@@ -77,9 +79,13 @@ class LabSettings:
                 "ranks": ",".join(map(str, self.ranks)),
                 "layers": ",".join(self.layers or lora_layer_names())}
 
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """The sweep's stored runs."""
+        return stored_records(self.experiment(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """Accuracy against trainable parameters: LoRA at each rank, the probe, fine-tuning."""
-        return tradeoff_readings(stored_records(self.experiment(), store),
+        return tradeoff_readings(self.records(store),
                                  lambda s: strategy_parameters(s)[0], strategy_parameters("finetune")[1])
 
     def experiment(self) -> SweepSpec:
@@ -122,6 +128,10 @@ class MergeSettings:
 
     def experiment(self) -> MergeCheckConfig:
         return self.lab.merge_check(self.rank)
+
+    def records(self, store: ResultStore):
+        """The stored check (a MergeCheck), or None before the first."""
+        return stored_check(self.experiment(), store)
 
     def readings(self, store: ResultStore) -> list[Sentence]:
         """The merge check measures one run, so it calls no difference: no readings."""

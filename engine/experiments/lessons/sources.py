@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Mapping
 
+import pandas as pd
+
 from engine.core.backbones import IMAGENET_INPUT, IMAGENET_SIZES, block_count, feature_weights
 from engine.core.datasets import ALL_LABELS, DATASETS, USER_PREFIX, labels_list_text
 from engine.core.imagenet import IMAGENET_MODELS, weights_status
@@ -154,10 +156,13 @@ class SourceSettings:
                            big=feature_weights(self.imagenet), small=feature_weights("small_cnn"),
                            digits=self.target in DIGIT_TARGETS)
 
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """The stored runs the curves draw, each `strategy` its curve's legend entry."""
+        return curve_records(self.specs(), self.curves(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """The probe on MNIST features against the ImageNet probe at every size."""
-        curves = self.curves()
-        records = curve_records(self.specs(), curves, store)
+        curves, records = self.curves(), self.records(store)
         reading = source_reading(records, curves[1].label, curves[2].label, self.facts())
         return [] if reading is None else [Sentence(f"**{reading.heading}**"), *reading.sentences]
 
@@ -221,10 +226,13 @@ class EarlierBlockSettings:
                          strategies=("probe", self.strategy()), labels_per_class=c.labels_per_class,
                          seeds=c.seeds, input_size=c.input_size)
 
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """The stored runs of both probes, each `strategy` its curve's legend entry."""
+        return curve_records([self.spec()], self.curves(), store)
+
     def readings(self, store: ResultStore) -> list[Sentence]:
         """The probe on the earlier block against the probe on the last one."""
-        curves = self.curves()
-        records = curve_records([self.spec()], curves, store)
+        curves, records = self.curves(), self.records(store)
         reading = block_reading(records, curves[0].label, curves[1].label, self.block,
                                 photo_title(self.comparison.imagenet))
         return [] if reading is None else [Sentence(f"**{reading.heading}.**"), *reading.sentences]
