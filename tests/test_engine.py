@@ -244,8 +244,10 @@ def test_same_seed_gives_same_numbers(pretrained, tmp_path):
 def test_cancel_keeps_finished_runs(pretrained, fresh_store):
     spec = SweepSpec(strategies=("probe",), labels_per_class=(1, 2, 5), seeds=1)
     seen = []
+    # one run at a time: with runs side by side the third may finish before the stop is seen
     result = run_sweep(spec, fresh_store, on_progress=lambda e: seen.append(e),
-                       should_stop=lambda: sum(e.record is not None for e in seen) >= 2)
+                       should_stop=lambda: sum(e.record is not None for e in seen) >= 2,
+                       concurrency=1)
     assert result.cancelled and result.trained == 2
     assert len(stored_records(spec, fresh_store)) == 2
     resumed = run_sweep(spec, fresh_store)
