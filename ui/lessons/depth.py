@@ -181,7 +181,7 @@ DEPTH = Section("depth", "depth", DepthSettings, depth_form, live=live_freeze)
 def lr_form(current: LearningRateSettings) -> Optional[Callable[[], LearningRateSettings]]:
     """The learning-rate section's form, showing `current`."""
     with st.form("learning_rate_settings", border=True):
-        left, mid, right = st.columns(3)
+        left, mid, right = st.columns([2, 3, 2])  # the sizes' tags need the room
         lower = left.select_slider("Lower learning rate", LOWER_RATES, current.lower,
                                    format_func="{:g}".format,
                                    help="Of the new head; the pretrained layers learn at 0.1 x "
