@@ -121,3 +121,20 @@ def test_the_ui_sections_are_the_engine_lessons_sections():
     for section in SECTIONS:
         assert lesson_of(section).path == f"pages/{section.lesson}.py"
     assert len({s.key for s in SECTIONS}) == len(SECTIONS)  # one session key per section
+
+
+def test_a_sections_sweeps_are_built_once_per_settings():
+    """A page rerun asks a section for its experiment several times (Run, the live panel, the
+    results): the sweeps are built and validated once per distinct settings."""
+    from engine.experiments.lessons.curves import CurveSettings
+    from engine.experiments.lessons.depth import DepthSettings
+    from engine.experiments.lessons.hurts import NegativeSettings, ShiftSettings
+
+    def sweeps(experiment):
+        return experiment.parts() if hasattr(experiment, "parts") else (experiment,)
+
+    for cls in (CurveSettings, DepthSettings, NegativeSettings, ShiftSettings):
+        first, again = sweeps(cls().experiment()), sweeps(cls().experiment())
+        assert all(a is b for a, b in zip(first, again)), cls.__name__
+    with pytest.raises(ValueError):
+        CurveSettings(strategies=(), labels_per_class=(1,))

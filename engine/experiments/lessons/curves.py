@@ -10,6 +10,7 @@ Nothing here draws or trains (`ui.lessons.controls` is the form, `ui.lessons.cur
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar, Mapping, Optional
 
@@ -28,6 +29,12 @@ CURVE_STRATEGIES = ("scratch", "probe", "finetune", "discriminative", "gradual",
 DECAY_FACTORS = (0.1, 0.2, 0.38, 0.5, 0.7, 1.0)  # layer-wise factors offered; 0.38 = ULMFiT's 1/2.6
 DEFAULT_DECAY = 0.38
 _DEFAULT = SweepSpec()  # the lesson's default experiment
+
+
+@functools.lru_cache(maxsize=256)  # built and validated once per settings, not per call
+def _sweep(strategies: tuple[str, ...], labels: tuple[int, ...], seeds: int) -> SweepSpec:
+    """The sweep of these choices (a ValueError, not cached, when it cannot run)."""
+    return SweepSpec(strategies=strategies, labels_per_class=labels, seeds=seeds)
 
 
 def curve_name(option: str, factor: float) -> str:
@@ -76,7 +83,7 @@ class CurveSettings:
         if any(k not in LABEL_CHOICES for k in self.labels_per_class):
             raise ValueError("labels per class must be among "
                              f"{', '.join(labels_text(k) for k in LABEL_CHOICES)}")
-        spec = self.experiment()  # validates; raises ValueError for an empty choice
+        spec = _sweep(tuple(self.strategies), tuple(self.labels_per_class), self.seeds)  # validates
         object.__setattr__(self, "strategies", spec.strategies)
         object.__setattr__(self, "labels_per_class", spec.labels_per_class)
 
@@ -134,8 +141,7 @@ class CurveSettings:
         return sweep_readings(self.records(store))
 
     def experiment(self) -> SweepSpec:
-        return SweepSpec(strategies=self.strategies, labels_per_class=self.labels_per_class,
-                         seeds=self.seeds)
+        return _sweep(self.strategies, self.labels_per_class, self.seeds)
 
 
 LESSON = "transfer_curves"  # the page's file stem, and the command line's lesson name

@@ -38,6 +38,7 @@ OFFERED = (f"the link's labels per class and seeds are not ones this lesson offe
            f"{', '.join(map(str, SEED_CHOICES))}); showing the default")
 
 
+@functools.lru_cache(maxsize=128)  # built once per settings: a page rerun asks several times
 def depth_specs(labels: int, seeds: int) -> tuple[SweepSpec, SweepSpec]:
     """Freeze depth (the last k blocks fine-tuned) and copied layers (the first k copied)."""
     freeze = SweepSpec(strategies=tuple(f"partial:{k}" for k in range(BLOCKS + 1)),

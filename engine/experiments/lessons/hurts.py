@@ -14,6 +14,7 @@ Both follow `ui.kit.section.SectionSettings`. Nothing here draws or trains (`ui.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar, Mapping
 
@@ -58,6 +59,7 @@ def negative_curves(shift: str) -> tuple[Curve, ...]:
             Curve(f"Probe on {MISMATCHED[shift]}", bad, "probe"))
 
 
+@functools.lru_cache(maxsize=128)  # built once per settings: a page rerun asks several times
 def negative_group(shift: str, labels: tuple[int, ...], seeds: int) -> SweepGroup:
     """Scratch and fine-tuning from MNIST (the runs the curves lesson shares), then probe and
     fine-tuning from the mismatched source."""
@@ -114,6 +116,7 @@ def shift_levels(kind: str, highest: float, steps: int) -> tuple[float, ...]:
     return tuple(sorted({round(highest * i / steps, 3) for i in range(steps + 1)}))
 
 
+@functools.lru_cache(maxsize=128)
 def shift_group(kind: str, levels: tuple[float, ...], labels: tuple[int, ...],
                 seeds: int) -> SweepGroup:
     """One sweep (scratch, probe, fine-tune) per severity; severity 0 is the plain target."""
