@@ -169,15 +169,15 @@ def test_the_job_manager_sends_any_experiment_to_ray_not_only_a_sweep(cluster, p
     monkeypatch.setenv(RAY_ADDRESS_ENV, cluster)
     manager = JobManager(tmp_path / "jobs.sqlite", max_workers=1, threads_per_worker=1)
     try:
-        group = SweepGroup((SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5, 10, 20, 50),
-                                      seeds=2),
-                            SweepSpec(strategies=("probe",), labels_per_class=(1, 2), seeds=2)))
+        group = SweepGroup((SweepSpec(strategies=("scratch",), labels_per_class=(5, 10, 20, 50),
+                                      seeds=1),
+                            SweepSpec(strategies=("probe",), labels_per_class=(1, 2), seeds=1)))
         job = manager.submit(group, "a")
         wait_for(lambda: ray.available_resources().get("CPU", 0) == 0, timeout=60)  # tasks busy
         wait_for(lambda: not manager.status(job.job_id).active, timeout=240)
         assert manager.status(job.job_id).state == "done"
         store = ResultStore(manager.store_path)
-        assert sum(len(stored_records(spec, store)) for spec in group.specs) == 12 + 4
+        assert sum(len(stored_records(spec, store)) for spec in group.specs) == 4 + 2
     finally:
         manager.shutdown()
 

@@ -181,14 +181,14 @@ class LearningRateSettings:
         said = [verdict]
         if groups["ahead"]:
             said.append(Sentence(
-                f"At {sizes_list(groups['ahead'])} the smaller steps paid off: with so few "
-                "labelled images, large steps pull the pretrained weights towards whatever "
-                "separates those few examples, away from what pretraining learned."))
+                f"At {sizes_list(groups['ahead'])} the smaller steps paid off. A likely reason: "
+                "with so few labelled images, large steps pull the pretrained weights towards "
+                "whatever separates those few examples, away from what pretraining learned."))
         if groups["behind"]:
             said.append(Sentence(
-                f"At {sizes_list(groups['behind'])} the lower rate fell behind: both rates take "
-                "the same number of steps, and the smaller ones moved the network too little "
-                "in that budget to fit the target."))
+                f"At {sizes_list(groups['behind'])} the lower rate fell behind. Both rates take "
+                "the same number of steps, so a likely reason is that the smaller steps had not "
+                "yet fitted the target within that budget."))
         if not groups["ahead"] and not groups["behind"]:
             said.append(Sentence(
                 "This run shows neither rate ahead at any size compared"
