@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.experiments.diagnostics import (BASELINE, DiagnosticsConfig, block_names, block_outputs,
-                                linear_cka, probe_accuracies, run_diagnostics, stored_units)
+                                linear_cka, probe_accuracies, run_diagnostics, stored_by_name)
 
 
 # these models are tiny: on two busy cores a second torch thread costs more than it computes
@@ -83,7 +83,7 @@ def test_fine_tuning_changes_later_blocks_more_and_a_higher_rate_changes_more(pr
     config = DiagnosticsConfig(labels_per_class=10, epochs=6, backbone_lrs=(1e-4, 1e-2),
                                probe_labels_per_class=5, probe_steps=60)
     assert run_diagnostics(config, fresh_store) == 3
-    units = stored_units(config, fresh_store)
+    units = stored_by_name(config, fresh_store)
     assert list(units) == [BASELINE, "lr=0.0001", "lr=0.01"]
     base, gentle, strong = units[BASELINE], units["lr=0.0001"], units["lr=0.01"]
     assert base["layers"][0] == "pixels" and len(base["pretrained_probe"]) == 4

@@ -222,8 +222,9 @@ class DiagnosticsConfig:
         return f"{unit.label} done"
 
 
-def stored_units(config: DiagnosticsConfig, store: ResultStore) -> dict[str, dict]:
-    """The config's units that the store holds, unit name -> record."""
+def stored_by_name(config: DiagnosticsConfig, store: ResultStore) -> dict[str, dict]:
+    """The config's units that the store holds, by unit name (`protocol.stored_units` keys them
+    by unit key)."""
     found = protocol.stored_units(config, store)
     return {u.label: found[u.key] for u in config.units() if u.key in found}
 

@@ -14,7 +14,7 @@ from typing import ClassVar, Mapping
 
 from engine.core.datasets import ALL_LABELS, labels_text
 from engine.core.store import ResultStore
-from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig, stored_units
+from engine.experiments.diagnostics import BASELINE, DiagnosticsConfig, stored_by_name
 from engine.experiments.forgetting import MAX_SEEDS, ForgettingConfig, ForgettingSeeds, stored_seeds
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.forgetting import diagnostics_readings, forgetting_readings
@@ -128,7 +128,7 @@ class DiagnosticsSettings:
 
     def records(self, store: ResultStore) -> dict[str, dict]:
         """unit name -> its stored record (the baseline's probes, each fine-tune)."""
-        return stored_units(self.experiment(), store)
+        return stored_by_name(self.experiment(), store)
 
     def readings(self, store: ResultStore) -> list[Sentence]:
         """Where CKA stayed and fell, and the probes on the last block."""
