@@ -248,3 +248,26 @@ def test_the_earlier_block_probe_draws_both_blocks_and_a_verdict(empty_default_s
     assert "The probe on block 3 has too few seeds to call against the probe on the last block" \
         in texts(at.markdown)
     assert at.query_params["block"] == "3"
+
+
+def test_the_untrained_networks_probe_reads_rescaled_features_and_learns(fresh_store):
+    """The random small CNN's features are about a hundred times smaller than a trained one's:
+    read as they are, the probe at 10 labels per class, seed 0, ended at chance (10.0%). Its
+    features are divided by their standard deviation over the training pool, and the runs' keys
+    say so, so the runs made before are never reused."""
+    import torch
+
+    from engine.experiments.sweep import UNTRAINED, SweepSpec, plan_runs, run_sweep
+
+    spec = SweepSpec(source=UNTRAINED, strategies=("probe",), labels_per_class=(10,), seeds=1)
+    bench = spec.workbench(torch.device("cpu"), None)
+    features = bench.features("probe")
+    pool = torch.as_tensor(bench.split.pool_idx)
+    assert float(features[pool].std()) == pytest.approx(1.0, abs=1e-4)
+    assert spec.source_key() == "untrained:0:unit-std"
+    with pytest.MonkeyPatch.context() as patch:  # the key the runs had before the rescaling
+        patch.setattr(SweepSpec, "source_key", lambda self: "untrained:0")
+        before = plan_runs(spec)[0].run_key
+    assert plan_runs(spec)[0].run_key != before
+    accuracy = run_sweep(spec, fresh_store).records["test_accuracy"].iloc[0]
+    assert accuracy > 40.0  # 69.6% on the 2-core machine; 10.0% before the rescaling

@@ -41,8 +41,11 @@ SCOPE = (
     "untrained network's **random features** are not a plain projection of the pixels: random "
     "convolutions with max-pooling and ReLU are a fixed nonlinear map that keeps the "
     "convolutional prior (local filters, tolerance to small shifts), with nothing learnt from "
-    "data. And a probe measures features as they are: fine-tuning may rank the sources "
-    "differently.")
+    "data. Its outputs are about a hundred times smaller than a trained network's, so the probe "
+    "reads them divided by their spread over the training images (one number, as one would "
+    "standardise any input); read as they are, the probe barely moves in its training budget "
+    "and can end at chance. And a probe measures features as they are: fine-tuning may rank "
+    "the sources differently.")
 SIZE_HELP = ("The side of the square images the ImageNet network sees. 224 px is its native "
              "size; smaller images put digits at a scale its filters were not trained on. The "
              "features are computed once per size and kept on disk; that first pass over the UCI "
