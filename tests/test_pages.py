@@ -175,7 +175,7 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     sentence = texts(at.markdown)
     assert "At 2 labels per class, the linear probe" in sentence and "too few seeds to call" in sentence
     assert "1 seed, no interval" in sentence and "is ahead of" not in sentence
-    assert {m.label: m.value for m in at.metric}["Checkpoint"] == "reused"
+    assert {m.label: m.value for m in at.metric}["Checkpoint"] == "cached"
     table = at.dataframe[0].value
     assert len(table) == 4 and list(table.columns) == [
         "Strategy", "Labels per class", "Labelled examples", "Seed", "Test accuracy (%)",

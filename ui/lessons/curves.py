@@ -118,9 +118,9 @@ def pretraining_panel(spec: SweepSpec, result: Optional[PretrainResult]) -> None
                              "from pretraining.")
         seconds.metric("Pretraining time", f"{result.seconds:.1f} s")
         device.metric("Trained on", result.device.upper())
-        checkpoint.metric("Checkpoint", "reused" if result.cached else "trained now",
-                          help="Trained now: this Run pretrained the backbone. Reused: loaded "
-                               "from the checkpoint cache, trained earlier.")
+        checkpoint.metric("Checkpoint", "cached",
+                          help="Trained once, by the first Run that needed it (its time is "
+                               "beside); every later run loads it from the cache.")
         written = datetime.fromtimestamp(result.created_at).strftime("%Y-%m-%d %H:%M")
         st.caption(f"Checkpoint `{result.checkpoint.name}`, written {written}. Its name is a hash "
                    "of everything that determines its weights, so it is trained once and reused.")

@@ -110,9 +110,9 @@ def diagnostics_readings(records: Mapping[str, dict], baseline: str,
         out.append(Sentence(
             f"- Pretrained layers at lr **{r['backbone_lr']:g}** (target test accuracy "
             f"{r['target_accuracy']:.1f}%): CKA is highest at {layers[hi]} (**{cka[hi]:.4f}**) "
-            f"and lowest at {layers[lo]} (**{cka[lo]:.4f}**); its weights moved "
-            f"{100 * r['relative_change'][hi]:.1f}% and {100 * r['relative_change'][lo]:.1f}% of "
-            "their size."))
+            f"and lowest at {layers[lo]} (**{cka[lo]:.4f}**); the weights of {layers[hi]} moved "
+            f"{100 * r['relative_change'][hi]:.1f}% of their size, those of {layers[lo]} "
+            f"{100 * r['relative_change'][lo]:.1f}%."))
     falling = [r["backbone_lr"] for r in units
                if all(b < a for a, b in zip(r["cka_target"], r["cka_target"][1:]))]
     if units:
