@@ -148,3 +148,26 @@ def test_file_names_say_what_the_chart_is():
     assert file_stem("Transfer curves: UCI digits") == "transfer-curves-uci-digits"
     assert file_stem("../../etc/passwd") == "etc-passwd"
     assert file_stem("") == "chart"
+
+
+def test_the_class_pages_box_plots_export():
+    """The Class page's charts (a box of the class's predictions per strategy, the runs' mean
+    beside it) export like every other chart: boxes, their points and the mean, in PNG and SVG,
+    the same bytes every time (the points' jitter is fixed)."""
+    fig = go.Figure()
+    fig.add_trace(go.Box(y=[40.0, 55.0, 60.0, 70.0, 85.0], x=["Linear probe"] * 5, name="Linear probe",
+                         boxpoints="all", jitter=0.5, marker={"color": "#0072B2", "size": 9},
+                         line={"color": "#0072B2"}, showlegend=False))
+    fig.add_trace(go.Box(y=[30.0, 35.0, 50.0], x=["From scratch"] * 3, name="From scratch",
+                         boxpoints="all", marker={"color": "#D55E00"}, line={"color": "#D55E00"},
+                         showlegend=False))
+    fig.add_trace(go.Scatter(x=["Linear probe", "From scratch"], y=[62.0, 38.0], mode="markers",
+                             name="the runs' mean"))
+    fig.update_layout(height=400, title="Predicted accuracy at 5 labels per class")
+    assert unsupported(fig) is None
+    png = render(fig, "png")
+    assert png_size(png) == image_size(fig) and render(fig, "png") == png
+    text = svg_text(render(fig, "svg"))
+    assert "Linear probe" in text and "From scratch" in text and "Predicted accuracy" in text
+    svg = render(fig, "svg").decode()
+    assert svg.count("<path") > 10  # boxes, whiskers, medians and the points are drawn

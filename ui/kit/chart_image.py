@@ -32,7 +32,7 @@ WIDTH = 1000  # CSS pixels of an exported chart; its height is the figure's own
 DEFAULT_HEIGHT = 500  # plotly's default, for a figure that sets none
 SCALE = 2  # PNG pixels per CSS pixel: sharp on a projector and in print
 PX_TO_PT = 72 / 100  # the canvas is drawn at 100 dpi: one CSS pixel is 0.72 points
-SUPPORTED_TRACES = ("scatter", "bar")
+SUPPORTED_TRACES = ("scatter", "bar", "box")
 DASHES = {"solid": "-", "dash": (0, (5, 3)), "dot": (0, (1.5, 2.5)), "dashdot": (0, (5, 2, 1.5, 2)),
           "longdash": (0, (10, 4)), "longdashdot": (0, (10, 3, 2, 3))}
 MARKERS = {"circle": "o", "square": "s", "diamond": "D", "cross": "P", "x": "X",
@@ -178,6 +178,8 @@ def _draw(canvas, fig: go.Figure) -> None:
         color = _trace_color(trace, i)
         if trace.type == "bar":
             artist = _bar(target, trace, axes, color, stacks, layout.barmode or "group")
+        elif trace.type == "box":
+            artist = _box(target, trace, axes["x"], axes[trace.yaxis or "y"], color)
         else:
             artist = _scatter(target, trace, axes["x"], axes[trace.yaxis or "y"], color)
         if artist is not None and trace.name and trace.showlegend is not False:
@@ -230,6 +232,41 @@ def _scatter(ax, trace, xaxis: _Axis, yaxis: _Axis, color):
     if "text" in mode and trace.text is not None:
         _point_labels(ax, x, y, trace)
     return line
+
+
+def _box(ax, trace, xaxis: _Axis, yaxis: _Axis, color):
+    """A box trace (one box per x value: the class page's predictions): median, quartiles and
+    whiskers at 1.5 IQR as plotly draws them, and with `boxpoints="all"` every point, spread
+    sideways by a fixed, not random, jitter so the image is the same every time."""
+    import numpy as np
+
+    x = list(trace.x) if trace.x is not None else [trace.name] * len(trace.y or ())
+    groups: dict = {}
+    for position, value in zip(xaxis.place(x), yaxis.place(list(trace.y or ()))):
+        if position is not None and value is not None:
+            groups.setdefault(position, []).append(value)
+    if not groups:
+        return None
+    from matplotlib.colors import to_rgba
+
+    # plotly fills a box with its line colour at half opacity unless told otherwise
+    fill = _color(trace.fillcolor) if trace.fillcolor else to_rgba(color, 0.5)
+    artist = None
+    for position, values in groups.items():
+        drawn = ax.boxplot(values, positions=[position], widths=0.5, patch_artist=True,
+                           showfliers=False, manage_ticks=False)
+        for patch in drawn["boxes"]:
+            patch.set(facecolor=fill, edgecolor=color, linewidth=1.5)
+            artist = patch
+        for part in ("whiskers", "caps", "medians"):
+            for line in drawn[part]:
+                line.set(color=color, linewidth=1.5)
+        if trace.boxpoints == "all":
+            spread = float(trace.jitter or 0) * 0.25
+            offsets = np.linspace(-spread, spread, len(values)) if len(values) > 1 else [0.0]
+            ax.scatter([position + o for o in offsets], values, color=color, zorder=3,
+                       s=_pt(trace.marker.size, 6) ** 2, alpha=trace.marker.opacity or 1.0)
+    return artist
 
 
 def _point_labels(ax, x, y, trace) -> None:
