@@ -454,6 +454,22 @@ def _run_on_a_phone(lab: Lab, lesson) -> None:
         _cancel_jobs(lab)
 
 
+# Every tag of every visible multiselect lies inside its box (none scrolled or cut out of sight).
+MULTISELECT_JS = """() => {
+  const problems = [];
+  for (const box of document.querySelectorAll("[data-testid='stMultiSelect'] .react-aria-ComboBox > div")) {
+    if (!box.offsetParent) continue;
+    const b = box.getBoundingClientRect();
+    for (const tag of box.querySelectorAll("[data-tag]")) {
+      const r = tag.getBoundingClientRect();
+      if (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1)
+        problems.push(`the multiselect choice "${tag.innerText.trim()}" lies outside its box`);
+    }
+  }
+  return problems;
+}"""
+
+
 def _check_sizes(lab: Lab, lesson) -> None:
     """The page at each of SIZES, resizing the one tab: tables, chart text, the toolbar, on a
     phone Predict first's labels; a screenshot of each, at the first chart (or the top)."""
@@ -466,6 +482,7 @@ def _check_sizes(lab: Lab, lesson) -> None:
         _idle(page)
         problems = _table_problems(page, size is LAPTOP)
         problems += _chart_problems(page)
+        problems += page.evaluate(MULTISELECT_JS)
         assert not problems, f"at {name}:\n" + "\n".join(problems)
         assert_viewer_toolbar(page)
         if lesson.path == "pages/transfer_curves.py" and size is PHONE:

@@ -61,8 +61,22 @@ def view_from_link(reader) -> str:
     return asked[0] if asked else ""
 
 
+# Every page, every view: a multiselect shows all its choices, wrapping onto more lines, instead
+# of scrolling them sideways out of sight in one line ("1 2 5 10 20 5..." on a phone, "all"
+# hidden). The selectors follow Streamlit 1.67's multiselect (a react-aria ComboBox whose first
+# box has a fixed height and whose tag row scrolls); tests/test_browser_pages.py checks on a
+# phone that every tag lies inside its box.
+MULTISELECT_CSS = """<style>
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div { height: auto !important; max-height: none !important; }
+[data-testid="stMultiSelect"] .react-aria-ComboBox > div > div:first-child {
+  flex-wrap: wrap !important; overflow: visible !important; height: auto !important; row-gap: 0.25rem; }
+</style>"""
+
+
 def frame(view: str, page: Any) -> None:
-    """The view's style and its way back to the normal page (nothing on the normal page)."""
+    """The style every page shares; the view's style and its way back to the normal page
+    (nothing more on the normal page)."""
+    st.html(MULTISELECT_CSS)
     if not view:
         return
     back = {k: v for k, v in st.query_params.to_dict().items() if k not in VIEW_PARAMS}
