@@ -194,6 +194,8 @@ def test_a_spare_worker_waits_while_idle_and_takes_the_next_job(tmp_path, pretra
             assert mgr._procs[job.job_id][0].pid == spare_pid  # the waiting process took it
         wait_for(lambda: mgr.status(job.job_id).state == "done", timeout=120)
         assert mgr.status(job.job_id).trained == 2 and mgr.jobs_started == 1
+        ended = mgr.status(job.job_id)  # the pretraining reported its steps, to the last one
+        assert ended.pretrain_total > 100 and ended.pretrain_done == ended.pretrain_total
         assert len(stored_records(spec, ResultStore(mgr.store_path))) == 2
         assert list((elsewhere / "checkpoints").glob("small_cnn-mnist5k-*.pt"))
         # idle again: a new spare is started; a job submitted now runs in it, and cancelling
@@ -242,3 +244,28 @@ def test_spare_workers_that_keep_dying_are_not_started_again(tmp_path, pretraine
         wait_for(lambda: mgr.status(job.job_id).state == "done", timeout=120)  # a fresh worker
     finally:
         mgr.shutdown()
+
+
+def test_the_job_box_shows_pretraining_progress_in_steps():
+    """While a job pretrains, its box's bar follows the pretraining's steps (an empty bar of
+    stored runs for the whole pretraining said nothing)."""
+    from streamlit.testing.v1 import AppTest
+
+    def box():
+        import time
+
+        from engine.experiments.sweep import SweepSpec
+        from engine.infra.jobs import JobStatus
+        from ui.kit.section import job_box
+
+        job_box(JobStatus("k", SweepSpec(), "running", done=0, total=105, trained=0,
+                          stage="pretrain", message="pretraining on mnist5k: loss 0.412",
+                          submitted_at=time.time(), started_at=time.time(),
+                          pretrain_done=120, pretrain_total=568), "curves", "run", "mnist5k")
+
+    at = AppTest.from_function(box, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Pretraining the backbone on" in at.markdown[0].value
+    bar = at.get("progress")[0]
+    assert bar.value == round(100 * 120 / 568)  # percent, as Streamlit keeps it
+    assert bar.proto.text.startswith("step 120 of 568 · pretraining on mnist5k")

@@ -84,6 +84,8 @@ class JobStatus:
     error: Optional[str] = None
     watchers: int = 1  # sessions attached to this job
     restarts: int = 0  # times a killed worker was replaced
+    pretrain_done: int = 0  # pretraining steps taken, while stage is "pretrain"
+    pretrain_total: int = 0  # pretraining steps in all (0: no pretraining reported yet)
 
     @property
     def active(self) -> bool:
@@ -399,6 +401,8 @@ class JobManager:
                     _, stage, done, total, message, finished_run = msg
                     job = replace(job, stage=stage, message=message,
                                   done=done if stage == "run" else job.done,
+                                  pretrain_done=done if stage == "pretrain" else job.pretrain_done,
+                                  pretrain_total=total if stage == "pretrain" else job.pretrain_total,
                                   trained=job.trained + (1 if finished_run else 0))
                 else:
                     ended = msg

@@ -125,7 +125,11 @@ def job_box(job: JobStatus, name: str, unit: str, source: Optional[str] = None) 
                         "for every later run)")
         else:
             st.markdown(f"**Training: {job.done} of {plural(job.total, unit)} stored**")
-        st.progress(job.done / job.total if job.total else 1.0, text=job.message)
+        if job.stage == "pretrain" and job.pretrain_total:  # its own bar: steps of the source
+            st.progress(job.pretrain_done / job.pretrain_total,
+                        text=f"step {job.pretrain_done:,} of {job.pretrain_total:,} · {job.message}")
+        else:
+            st.progress(job.done / job.total if job.total else 1.0, text=job.message)
         facts = [f"Elapsed: {seconds_text(job.elapsed)}"]
         if job.state == "running" and job.stage != "pretrain":
             facts.append(f"ETA: {seconds_text(job.eta_seconds())}")
