@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,20 @@ def test_the_job_box_shows_pretraining_progress_in_steps():
     bar = at.get("progress")[0]
     assert bar.value == round(100 * 120 / 568)  # percent, as Streamlit keeps it
     assert bar.proto.text.startswith("step 120 of 568 · pretraining on mnist5k")
+
+
+def test_the_eta_counts_only_the_runs_time_and_never_guesses_first():
+    """A first Run pretrains for minutes before its first run: the ETA is the rate of the runs
+    since they started (126 s of pretraining once made it 67 min for a 36-second sweep), and
+    there is none until one of them has finished."""
+    import time
+
+    from engine.infra.jobs import JobStatus
+
+    now = time.time()
+    job = JobStatus("k", SweepSpec(), "running", done=2, total=10, trained=2, stage="run",
+                    message="", submitted_at=now - 140, started_at=now - 140,
+                    runs_since=now - 10, trained_before=0)
+    assert job.eta_seconds() == pytest.approx(10 / 2 * 8, abs=1.0)  # not 140 / 2 * 8
+    assert replace(job, runs_since=None).eta_seconds() is None  # pretraining, or not started
+    assert replace(job, trained_before=2).eta_seconds() is None  # no run of this stretch yet

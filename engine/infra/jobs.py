@@ -86,6 +86,8 @@ class JobStatus:
     restarts: int = 0  # times a killed worker was replaced
     pretrain_done: int = 0  # pretraining steps taken, while stage is "pretrain"
     pretrain_total: int = 0  # pretraining steps in all (0: no pretraining reported yet)
+    runs_since: Optional[float] = None  # when the runs last started training (after any pretraining)
+    trained_before: int = 0  # runs trained before `runs_since`
 
     @property
     def active(self) -> bool:
@@ -98,11 +100,15 @@ class JobStatus:
         return (self.finished_at or time.time()) - self.started_at
 
     def eta_seconds(self) -> Optional[float]:
-        """Seconds left, extrapolated from this job's own finished runs; None before the first."""
-        if self.state != "running" or self.trained == 0:
+        """Seconds left, at the rate this job's runs have trained on this machine since they
+        last started (pretraining, and a group's next pretraining, are not runs); None before
+        the first run of that stretch has finished, so there is never a first guess."""
+        if self.state != "running" or self.runs_since is None:
             return None
-        remaining = self.total - self.done
-        return self.elapsed / self.trained * remaining
+        trained = self.trained - self.trained_before
+        if trained < 1:
+            return None
+        return (time.time() - self.runs_since) / trained * (self.total - self.done)
 
 
 def _prepare_worker(threads: int) -> None:
@@ -399,6 +405,10 @@ class JobManager:
                 msg = conn.recv()
                 if msg[0] == "progress":
                     _, stage, done, total, message, finished_run = msg
+                    if stage == "pretrain":  # the runs' clock stops while a backbone trains
+                        job = replace(job, runs_since=None)
+                    elif job.runs_since is None:
+                        job = replace(job, runs_since=time.time(), trained_before=job.trained)
                     job = replace(job, stage=stage, message=message,
                                   done=done if stage == "run" else job.done,
                                   pretrain_done=done if stage == "pretrain" else job.pretrain_done,
