@@ -7,7 +7,7 @@ jobs. Each lesson is its own script under `pages/`; see `ui.kit.shell` for why e
 with `page_setup()`. A link's settings that the page does not use are named in a warning, and a
 data directory or result store that cannot be used is reported in the page, not as a traceback.
 A link with `?present=1` (a projector) or `?handout=1` (to print) draws the page without the
-sidebar, in the view `ui.kit.present` describes.
+sidebar, in the view `ui.kit.present` describes, until the view's exit button.
 """
 
 import streamlit as st
@@ -16,7 +16,7 @@ from engine.core.store import StoreError
 from ui.classroom.class_mode import class_banner
 from engine.experiments.lessons.links import QueryReader
 from ui.catalog import PAGES
-from ui.kit.present import frame, view_from_link
+from ui.kit.present import frame, sticky_view
 from ui.kit.shell import app_run, show_link_notices, warn_unused_params
 from ui.kit.sidebar import show_server_state, sidebar_facts
 
@@ -28,12 +28,13 @@ st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide",
 
 pages = {p: st.Page(p.path, title=p.title, icon=p.icon, default=p.default) for p in PAGES}
 link = QueryReader(st.query_params.to_dict())
-view = view_from_link(link)  # "?present=1" (a projector) or "?handout=1" (to print): no sidebar
+view = sticky_view(link)  # "?present=1" (a projector) or "?handout=1" (to print): no sidebar,
+# kept by the session until the view's exit button
 # expanded: every page listed (collapsed, the last ones, Class among them, hide under "View more")
 page = st.navigation(list(pages.values()), position="hidden" if view else "sidebar", expanded=True)
 runs_slot = None if view else sidebar_facts()
 with app_run(view, page):
-    frame(view, page)
+    frame(view)
     show_link_notices(link.notices)
     lesson = next(p for p, sp in pages.items() if sp is page)
     warn_unused_params(lesson.query_keys)

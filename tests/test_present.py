@@ -7,7 +7,9 @@ and the verdict; the handout lists the settings and shows the verdict, the chart
 and every run as a table that prints; the normal page offers both links and a download row
 under the chart. One real-browser test (Debian's Chromium, as tests/test_browser.py) checks at
 1366x768 and 390x844 that the export buttons are in sight and a download is a valid PNG, that
-presentation mode hides the sidebar and enlarges the chart, and prints the handout to PDF.
+presentation mode, entered through the page's own link, opens at the title, hides the sidebar
+and the forms after every button and a reload, enlarges the chart and leaves no flag behind on
+"Exit presentation", and prints the handout to PDF.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def test_present_mode_hides_the_frame_and_shows_results_when_the_teacher_asks(em
     assert "Labels per class:" in texts(at.markdown)  # the link's settings, listed
     assert not charts(at) and not any(VERDICT.match(m.value) for m in at.markdown)
     (reveal,) = [b for b in at.button if b.label == "Show the results"]
-    assert "Exit presentation" in labels(at.get("page_link"))
+    assert "Exit presentation" in labels(at.button)
 
     reveal.click().run()
     assert not at.exception
@@ -85,7 +87,36 @@ def test_the_handout_lists_the_settings_and_shows_the_verdict_and_the_chart(empt
     (runs,) = [t for t in at.table if "Test accuracy (%)" in t.value.columns]
     assert len(runs.value) == 3 * 7 * 5  # strategies x label counts x seeds of the pack
     assert not [label for label in labels(at.get("download_button")) if label == "Download PNG"]
-    assert "Back to the lesson" in labels(at.get("page_link"))
+    assert "Back to the lesson" in labels(at.button)
+
+
+def test_the_view_sticks_until_its_exit_button_which_leaves_no_flag(empty_default_store):
+    """Presentation mode is a state of the session: a rerun whose link lost the flag (a link
+    inside the app, a button's rerun) stays in it, the flag is written back to the address bar
+    (a reload keeps the view), and only "Exit presentation" leaves it, flag and all."""
+    at = open_curves(present="1", seeds="5")
+    del at.query_params["present"]  # as the in-app link leaves the address bar
+    at.run()
+    assert at.query_params.get("present") == "1", at.query_params  # written back
+    assert not at.get("form") and not at.sidebar.children
+    at.button(key="present_reveal").click().run()
+    assert charts(at) and not at.get("form") and not at.sidebar.children  # still presenting
+    assert at.query_params.get("present") == "1"
+    at.button(key="view_exit").click().run()
+    assert not at.exception
+    assert "present" not in at.query_params and at.get("form") and at.sidebar.children
+    at.run()  # and it stays out
+    assert at.get("form") and at.sidebar.children
+    assert at.query_params.get("seeds") == "5", "leaving the view kept the page's settings"
+
+
+def test_a_link_to_the_other_view_switches_and_drops_the_first_flag(empty_default_store):
+    at = open_curves(present="1")
+    at.query_params["handout"] = "1"
+    del at.query_params["present"]
+    at.run()
+    assert "present" not in at.query_params and at.query_params.get("handout") == "1"
+    assert "Back to the lesson" in labels(at.button)
 
 
 def test_the_normal_page_links_both_views_and_exports_its_chart(empty_default_store):
@@ -124,6 +155,14 @@ def _in_sight(page, locator) -> None:
 
 
 @pytest.mark.timeout(300)
+def _presenting(page) -> None:
+    """The page is in presentation mode: no sidebar (nor its toggle), no form."""
+    _idle(page)
+    assert page.locator("[data-testid='stSidebar']:visible").count() == 0
+    assert page.locator("[data-testid='stExpandSidebarButton']:visible").count() == 0
+    assert page.locator("[data-testid='stForm']").count() == 0
+
+
 def test_exports_and_views_in_a_real_browser(empty_default_store):
     from playwright.sync_api import expect, sync_playwright
 
@@ -157,17 +196,28 @@ def test_exports_and_views_in_a_real_browser(empty_default_store):
             assert struct.unpack(">II", png[16:24]) == (WIDTH * SCALE, 500 * SCALE)
 
             page.set_viewport_size(LAPTOP)
-            page.goto(f"{base}/transfer_curves?present=1")
+            page.goto(f"{base}/transfer_curves")
             _idle(page)
+            page.mouse.wheel(0, 400)  # the link sits below the page's title: scrolled to it
+            page.get_by_role("link", name="Present to a class").click()
+            expect(page).to_have_url(re.compile(r"[?&]present=1"))  # a reload keeps the view
             expect(page.get_by_role("button", name="Show the results")).to_be_visible()
-            assert page.locator("[data-testid='stSidebar']:visible").count() == 0
-            assert page.locator("[data-testid='stExpandSidebarButton']:visible").count() == 0
-            assert page.locator("[data-testid='stForm']").count() == 0
+            _idle(page)
+            title = page.get_by_role("heading", name="Transfer curves", level=1).bounding_box()
+            assert 0 <= title["y"] < LAPTOP["height"] / 2, title  # it opens at the title
+            _presenting(page)
             page.get_by_role("button", name="Show the results").click()
             chart = page.locator("[data-testid='stPlotlyChart']").first
             expect(chart).to_be_visible(timeout=60_000)
+            _presenting(page)  # a button's rerun stays in the view
             assert chart.bounding_box()["height"] >= MIN_HEIGHT - 1
             page.screenshot(path=str(OUTPUT_DIR / "present-1366x768.png"))
+            page.reload()
+            expect(page.get_by_role("button", name="Show the results")).to_be_visible(timeout=60_000)
+            _presenting(page)
+            page.get_by_role("button", name="Exit presentation").click()
+            expect(page.locator("[data-testid='stForm']").first).to_be_visible(timeout=60_000)
+            assert "present=" not in page.url and "strategies=" in page.url
 
             page.goto(f"{base}/transfer_curves?handout=1")
             _idle(page)

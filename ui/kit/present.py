@@ -2,15 +2,20 @@
 
 A teacher opens a lesson's link with `?present=1` for the projector or `?handout=1` to print;
 `ui.kit.shell.view_links` writes both links under the page's first experiment form, carrying the
-settings, so the page shows the same experiment. app.py reads the flag once per script run
-(`view_from_link`, through `ui.kit.section.QueryReader`: a bad value is named in a notice and
-the normal page is drawn), runs the page inside `ui.kit.shell.app_run(view)`, and calls `frame`.
+settings, so the page shows the same experiment. app.py asks `sticky_view` for the view of each
+script run, runs the page inside `ui.kit.shell.app_run(view)`, and calls `frame`.
+
+A view is a state that sticks: once a link asks for it (through `QueryReader`: a bad value is
+named in a notice and the normal page drawn), the session keeps it for every later script run,
+whatever button was pressed and whichever page is opened, and keeps its flag in the address bar
+(a reload opens it again), until the view's own "Exit presentation" / "Back to the lesson"
+button, which removes both. Entering a view scrolls the page to its title.
 
 Presentation: no sidebar (nor its toggle) and no Streamlit header; no forms (each section lists
 the settings from the link instead, `settings_text`), no prediction inputs, no download rows;
 charts taller with larger text (`enlarge`), verdicts and text large; and the results behind one
 large "Show the results" button (`results_gate`) until the teacher presses it, so the class
-predicts first. A small "Exit presentation" link returns to the normal page.
+predicts first. A small "Exit presentation" button returns to the normal page.
 
 On a phone (a window up to 640 px wide) presentation mode keeps the same page with text about
 a quarter smaller than on a projector (still larger than the normal page's) and each chart
@@ -35,6 +40,7 @@ from engine.core.datasets import labels_text
 from engine.experiments.stats import strategy_label
 from ui.kit.shell import HANDOUT, PRESENT, VIEW_PARAMS, current_page, page_view
 
+VIEW_KEY = "present.view"  # session_state: the view this session stays in ("" or absent: none)
 REVEALED_KEY = "present.revealed"  # session_state: pages whose results the teacher has shown
 HEIGHT_FACTOR = 1.3  # a chart in presentation mode is this much taller (at least MIN_HEIGHT)
 MIN_HEIGHT = 640  # pixels: most of a 1366 x 768 projector, with the chart's caption in sight
@@ -61,6 +67,44 @@ def view_from_link(reader) -> str:
     return asked[0] if asked else ""
 
 
+def sticky_view(reader) -> str:
+    """The view of this script run: the one the link asks for, else the one this session is in
+    (a button's rerun, a page opened by a link inside the app without the flag). The view's flag
+    is written to the address bar on every run, so a reload keeps the view."""
+    view = view_from_link(reader) or st.session_state.get(VIEW_KEY, "")
+    if not view:
+        return ""
+    if st.session_state.get(VIEW_KEY) != view:
+        st.session_state[VIEW_KEY] = view
+        st.session_state[_SCROLL_KEY] = True  # entering the view: open it at the page's title
+    for other in VIEW_PARAMS:
+        if other != view and other in st.query_params:
+            del st.query_params[other]
+    # always written: a link inside the app hands the script its flag without putting it in the
+    # address bar, so the flag being in `st.query_params` does not say the URL has it
+    st.query_params[view] = "1"
+    return view
+
+
+_SCROLL_KEY = "present.scroll_to_top"  # session_state: the next view run scrolls to the title
+# The page's own scrolling box (Streamlit's main area) and the window, both to the top
+_SCROLL_JS = """<script>
+for (const box of [document.querySelector('[data-testid="stMain"]'),
+                   document.querySelector('[data-testid="stAppViewContainer"]')]) {
+  if (box) { box.scrollTop = 0; }
+}
+window.scrollTo(0, 0);
+</script>"""
+
+
+def _leave_view() -> None:
+    """The view's way out: the session leaves it and the address bar loses its flag."""
+    st.session_state.pop(VIEW_KEY, None)
+    for view in VIEW_PARAMS:
+        if view in st.query_params:
+            del st.query_params[view]
+
+
 # Every page, every view: a multiselect shows all its choices, wrapping onto more lines, instead
 # of scrolling them sideways out of sight in one line ("1 2 5 10 20 5..." on a phone, "all"
 # hidden). The selectors follow Streamlit 1.67's multiselect (a react-aria ComboBox whose first
@@ -73,27 +117,28 @@ MULTISELECT_CSS = """<style>
 </style>"""
 
 
-def frame(view: str, page: Any) -> None:
+def frame(view: str) -> None:
     """The style every page shares; the view's style and its way back to the normal page
     (nothing more on the normal page)."""
     st.html(MULTISELECT_CSS)
     if not view:
         return
-    back = {k: v for k, v in st.query_params.to_dict().items() if k not in VIEW_PARAMS}
+    if st.session_state.pop(_SCROLL_KEY, False):
+        st.html(_SCROLL_JS, unsafe_allow_javascript=True, width="content")
     _hidden_chrome_style()
     if view == PRESENT:
         _present_style()
         with st.container(horizontal=True, horizontal_alignment="right", key="view_bar"):
-            st.page_link(page, label="Exit presentation", icon=":material/close:",
-                         query_params=back)
+            st.button("Exit presentation", key="view_exit", icon=":material/close:",
+                      type="tertiary", on_click=_leave_view)
         return
     _handout_style()
     with st.container(horizontal=True, key="view_bar"):
         st.caption("Printable handout: print it from the browser (Ctrl+P, or ⌘P on a Mac). "
                    "Links and buttons are left out of the printed pages; the tables print "
                    "whole.")
-        st.page_link(page, label="Back to the lesson", icon=":material/arrow_back:",
-                     query_params=back)
+        st.button("Back to the lesson", key="view_exit", icon=":material/arrow_back:",
+                  type="tertiary", on_click=_leave_view)
 
 
 def _hidden_chrome_style() -> None:
