@@ -9,8 +9,9 @@ import time
 
 import streamlit as st
 
-from ui.classroom.class_mode import (REVEAL, ClassLink, class_results, class_store, current_link, join_form,
-                          open_form, student_view, teacher_header, use_link)
+from ui.classroom.class_mode import (ClassLink, class_results, class_store, current_link, join_form,
+                                    open_form, reveal_switch, student_view, teacher_header,
+                                    use_link)
 from ui.kit.shell import page_setup, show_link_notices
 from ui.study.learner import loaded_content
 
@@ -62,11 +63,8 @@ def main() -> None:
         use_link(link)
     if link.teacher:
         teacher_header(link, room, now)
-        reveal = st.toggle(REVEAL, key="class.reveal",
-                           help="Draws the runs' mean on each chart and marks the right answer "
-                                "to each quiz question. Keep it off while the class is still "
-                                "predicting and answering.")
-        class_results(room.code, reveal)
+        reveal_switch(link, room)
+        class_results(room.code)
     elif library is not None:
         student_view(link, room, library, now)
 

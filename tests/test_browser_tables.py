@@ -5,14 +5,14 @@ session's pretrained checkpoint copied in, no results stored, no downloaded weig
 Transfer curves shows its precomputed lesson pack. On a 390x844 window (a phone), every table
 of the pages reachable cheaply fits the window: no column cut, no sideways scrolling, and a
 compact table shows its phone form (one paragraph per row) instead of its wide grid. Those
-tables: Transfer curves' "Every run" (the pack), How much to train's parameter groups, the
+tables: Transfer curves' "Every run" (the pack; "Means over seeds" in the handout), How much to train's parameter groups, the
 LoRA lab's breakdown, memory terms, published figures and trade-off (its smallest run: rank 1,
 1 label, 1 seed), Data and models' backbones, Flashcards' decks. At 1366x768 the same tables
 show their wide forms, every column in its box. Presentation mode on the phone has no
 horizontal overflow, body text between MIN_PHONE_TEXT_PX and MAX_PHONE_TEXT_PX and chart text
-of at least 12 px; at 1366x768 its text stays projector-sized. The handout printed to PDF
-holds every row of "Every run" (the PDF's text is read with `pdf_text`, the standard library
-only).
+of at least 12 px; at 1366x768 its text stays projector-sized. The handout printed to PDF fits
+on HANDOUT_PAGES pages, chart and verdict on the first, and holds the mean of every point (the
+PDF's pages are read with tests/pdf_pages.py, the standard library only).
 
 Helpers (server, browser, table and chart checks) are tests/test_browser.py's and
 tests/test_browser_pages.py's. Screenshots go to test-output/.
@@ -24,12 +24,12 @@ import os
 import re
 import shutil
 import tempfile
-import zlib
 from pathlib import Path
 
 import pytest
 
 from conftest import OUTPUT_DIR
+from pdf_pages import pdf_pages
 from test_browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, require_chromium, streamlit_server
 from test_browser_pages import (LOAD_TIMEOUT_MS, Lab, _chart_problems, _idle, _no_exception,
                                 _table_problems, lora_lab)
@@ -37,6 +37,7 @@ from test_browser_pages import (LOAD_TIMEOUT_MS, Lab, _chart_problems, _idle, _n
 pytestmark = pytest.mark.timeout(300)
 MIN_PHONE_TEXT_PX, MAX_PHONE_TEXT_PX = 15, 20  # presentation mode's body text on a phone
 MIN_PROJECTOR_TEXT_PX = 22  # and on a 1366 x 768 projector (1.4rem)
+HANDOUT_PAGES = 2  # Transfer curves' handout on A4: settings, chart and verdict, then the means
 
 # What sticks out sideways: the page itself, and each visible phone form of a compact table.
 OVERFLOW_JS = """() => {
@@ -164,10 +165,13 @@ def test_presentation_mode_on_a_phone_is_not_cramped(phone):
     assert all(px >= MIN_PROJECTOR_TEXT_PX for px in sizes["1366x768"]), sizes
 
 
-def test_the_handout_prints_every_run(phone):
+def test_the_handout_fits_and_prints_every_points_mean(phone):
+    """The handout of Transfer curves (the pack's 105 runs) prints on at most HANDOUT_PAGES A4
+    pages: the settings, the chart and its head-start verdict on the first, no page without
+    text, no collapsed section; instead of 105 rows, the mean ± sd of every point."""
     from playwright.sync_api import expect
 
-    from engine.experiments.stats import point_label, strategy_label
+    from engine.experiments.stats import point_label, summarize
     from engine.experiments.sweep import SweepSpec
     from engine.infra.packs import pack_records
 
@@ -179,28 +183,32 @@ def test_the_handout_prints_every_run(phone):
     page.locator("[data-testid='stImage']").first.wait_for(state="visible", timeout=60_000)
     assert not page.evaluate(OVERFLOW_JS)  # on the phone's screen: the phone form
     assert page.evaluate(FORMS_JS) == [0, 1]
-    page.get_by_role("heading", name="Every run").scroll_into_view_if_needed()
+    page.get_by_role("heading", name="Means over seeds").scroll_into_view_if_needed()
     page.screenshot(path=str(OUTPUT_DIR / "tables-handout-390x844.png"))
     page.emulate_media(media="print")
-    try:  # on paper: the wide form, an HTML table of every run
-        printed = page.locator("[class*='st-key-table_wide_runs'] [data-testid='stTable']")
+    try:  # on paper: the wide form, an HTML table of every point
+        printed = page.locator("[class*='st-key-table_wide_means'] [data-testid='stTable']")
         expect(printed).to_be_visible()
-        expect(printed.locator("tbody tr")).to_have_count(len(records))
+        points = summarize(records)
+        expect(printed.locator("tbody tr")).to_have_count(points["labels_per_class"].nunique())
         assert page.evaluate(FORMS_JS) == [1, 0]
+        assert page.locator("[data-testid='stExpander']:visible").count() == 0  # none collapsed
         pdf = page.pdf(path=str(OUTPUT_DIR / "tables-handout.pdf"), format="A4")
     finally:
         page.emulate_media(media="screen")
-    text = re.sub(r"\s+", "", pdf_text(pdf))
-    assert "Everyrun" in text and "Testaccuracy(%)" in text
-    missing = []
-    for _, run in records.iterrows():
-        row = [strategy_label(run["strategy"]), point_label(int(run["labels_per_class"]),
-                                                             bool(run["all_labels"])),
-               str(int(run["n_train"])), str(int(run["seed"])), f"{run['test_accuracy']:.1f}",
-               f"{run['train_seconds']:.2f}", str(run["device"])]
-        if re.sub(r"\s+", "", "".join(row)) not in text:
-            missing.append(" | ".join(row))
-    assert not missing, f"{len(missing)} of {len(records)} runs not in the printed handout: {missing[:5]}"
+    pages = [re.sub(r"\s+", "", p.text) for p in pdf_pages(pdf)]
+    assert 1 <= len(pages) <= HANDOUT_PAGES, f"the handout prints on {len(pages)} pages"
+    assert all(pages), "a printed page is blank"
+    first = pdf_pages(pdf)[0]
+    assert first.images == 1, "the chart is not on the first page"
+    assert "Settings" in pages[0] and re.search(r"At\d+labels?perclass", pages[0]), pages[0][:300]
+    text = "".join(pages)
+    assert "Meansoverseeds" in text and f"Everyrun({len(records)})" in text
+    missing = [f"{row.strategy} {row.labels_per_class}" for row in points.itertuples()
+               if f"{row.mean:.1f}±{row.std:.1f}" not in text]
+    assert not missing, f"points not in the printed handout: {missing}"
+    assert all(point_label(int(k), bool(a)).replace(" ", "") in text
+               for k, a in zip(points["labels_per_class"], points["all_labels"]))
 
 
 # Last: the LoRA lab's trade-off stores runs of the default sweep's probe and fine-tune, which
@@ -234,74 +242,3 @@ def test_every_table_fits_a_phone(phone, path):
     wide, narrow = page.evaluate(FORMS_JS)
     assert not narrow and (wide or path not in ("transfer_curves", "lora_lab", "data_models"))
     page.screenshot(path=str(OUTPUT_DIR / f"tables-{path}-1366x768.png"))
-
-
-# --- the text of a PDF, as Chromium writes it ---------------------------------------------------
-
-def _stream(body: bytes) -> bytes:
-    """An object's stream, inflated. The end-of-line before `endstream` is left in the data: a
-    compressed stream may itself end in a carriage return, and a decompressor stops at the end
-    of its stream anyway (what follows becomes its unused data)."""
-    match = re.search(rb"stream\r?\n(.*?)endstream", body, re.S)
-    if match is None:
-        return b""
-    data = match.group(1)
-    if b"/FlateDecode" in body[:match.start()]:
-        return zlib.decompressobj().decompress(data)
-    return data.removesuffix(b"\n").removesuffix(b"\r")
-
-
-def _cmap(data: bytes) -> dict[bytes, str]:
-    """A ToUnicode CMap: glyph code (bytes) -> text."""
-    def text(hexa: bytes) -> str:
-        return bytes.fromhex(hexa.decode()).decode("utf-16-be", "replace")
-
-    out = {}
-    for block in re.findall(rb"beginbfchar(.*?)endbfchar", data, re.S):
-        for code, value in re.findall(rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
-            out[bytes.fromhex(code.decode())] = text(value)
-    for block in re.findall(rb"beginbfrange(.*?)endbfrange", data, re.S):
-        for lo, hi, value in re.findall(rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
-            first, width = int(lo, 16), len(lo) // 2
-            start = bytes.fromhex(value.decode()).decode("utf-16-be", "replace")
-            for i in range(int(hi, 16) - first + 1):
-                out[(first + i).to_bytes(width, "big")] = start[:-1] + chr(ord(start[-1]) + i)
-    return out
-
-
-def pdf_text(pdf: bytes) -> str:
-    """The text a PDF draws, in drawing order (enough for Chromium's: uncompressed objects,
-    Flate streams, fonts with ToUnicode maps, strings as <hex> in Tj and TJ)."""
-    objects = {int(n): body for n, body in re.findall(rb"(\d+) 0 obj(.*?)endobj", pdf, re.S)}
-    fonts = {}  # font object -> its code -> text map
-    for number, body in objects.items():
-        ref = re.search(rb"/ToUnicode (\d+) 0 R", body)
-        if ref:
-            fonts[number] = _cmap(_stream(objects[int(ref.group(1))]))
-    names = {}  # resource name (/F4) -> code -> text
-    for body in objects.values():
-        for block in re.findall(rb"/Font\s*<<(.*?)>>", body, re.S):
-            for name, number in re.findall(rb"/([\w.+-]+) (\d+) 0 R", block):
-                names[name] = fonts.get(int(number), {})
-    words = []
-    for body in objects.values():
-        if b"stream" not in body or re.search(rb"/Subtype\s*/Image|/Length1|/ToUnicode", body):
-            continue  # an image, a font file or a font: no text drawn
-        try:
-            content = _stream(body)
-        except zlib.error:
-            continue
-        if not re.search(rb"\bBT\b", content):
-            continue
-        cmap: dict[bytes, str] = {}
-        for match in re.finditer(rb"/([\w.+-]+)\s+[\d.]+\s+Tf|<([0-9A-Fa-f]*)>|\bT[Jj]\b", content):
-            if match.group(1):
-                cmap = names.get(match.group(1), {})
-            elif match.group(2) is not None:
-                digits = match.group(2).decode()
-                raw = bytes.fromhex(digits + "0" * (len(digits) % 2))  # an odd last digit: 0
-                width = len(next(iter(cmap), b"\0\0")) or 2
-                words.append("".join(cmap.get(raw[i:i + width], "") for i in range(0, len(raw), width)))
-            else:
-                words.append(" ")
-    return "".join(words)

@@ -226,6 +226,24 @@ def test_a_damaged_class_file_is_a_sentence(store, content, match):
         store.join(room.code)
 
 
+def test_the_teacher_reveals_for_the_whole_class(store):
+    room, token = opened(store)
+    assert not room.revealed and not store.load(room.code).revealed  # blind to begin with
+    with pytest.raises(ClassError, match="not the teacher's link"):
+        store.reveal(room.code, "x" * 32)
+    assert store.reveal(room.code, token).revealed and store.load(room.code).revealed
+    assert not store.reveal(room.code, token, False).revealed  # and hidden again
+    path = store.folder / f"{room.code}.json"
+    raw = json.loads(path.read_text())
+    del raw["revealed"]  # a class opened before the switch was kept in the class
+    path.write_text(json.dumps(raw))
+    assert not store.load(room.code).revealed
+    raw["revealed"] = "yes"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ClassError, match="'revealed' is not true or false"):
+        store.load(room.code)
+
+
 # --- the join link and the QR code --------------------------------------------------------------
 
 def test_the_join_link_follows_the_browser_url_and_the_qr_code_is_a_png():
@@ -438,3 +456,72 @@ def test_an_ended_class_is_said_and_removed_when_its_link_is_opened(empty_defaul
     assert f"Class {room.code} has ended" in texts(at.error)
     assert not path.exists() and "class" not in at.query_params
     assert any(b.label == "Join" for b in at.button)
+
+
+def _student_on_curves(room, sid) -> AppTest:
+    """A joined student's Transfer curves page, opened from their link (a new session)."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params.update({"class": room.code, "student": sid})
+    at.run()
+    at.switch_page("pages/transfer_curves.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_class_predicts_blind_until_the_teacher_reveals(empty_default_store):
+    """Saving predictions does not unlock the curves or the head start of a student in a class
+    until the teacher reveals them (no Skip, no Show the results either); the teacher's switch
+    unlocks them for the student, and a reload keeps the student's saved predictions."""
+    store = ClassStore()
+    room, token = store.open_class(SweepSpec(), "concepts", QUESTIONS, 2)
+    sid = store.join(room.code)
+    at = _student_on_curves(room, sid)
+    assert not at.get("plotly_chart")
+    labels = [b.label for b in at.button]
+    assert "Skip" not in labels and "Show the results" not in labels
+    inputs = {n.label: n for n in at.number_input}
+    inputs["Linear probe at 1 label per class (%)"].set_value(48.0)
+    button(at, "Save my predictions").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"Sent 1 prediction to class {room.code}" in texts(at.caption)
+    assert not at.get("plotly_chart"), "saved predictions showed a blind class the curves"
+    assert f"Blind until revealed: Your class {room.code} sees the results" in texts(at.info)
+    assert not any(m.value.startswith("#### At ") for m in at.markdown)  # no head start either
+
+    again = _student_on_curves(room, sid)  # a reload: a new session with the student's link
+    inputs = {n.label: n for n in again.number_input}
+    assert inputs["Linear probe at 1 label per class (%)"].value == 48.0
+    assert not again.get("plotly_chart")
+
+    store.reveal(room.code, token)
+    again.run()  # what the page's own wait does once the teacher has revealed
+    assert again.get("plotly_chart") and "Blind until revealed" not in texts(again.info)
+    assert any(m.value.startswith("#### At ") for m in again.markdown)
+
+
+def test_a_class_answers_blind_until_the_teacher_reveals(empty_default_store):
+    from engine.study.content import load_content
+
+    store = ClassStore()
+    room, token = store.open_class(SweepSpec(), "concepts", QUESTIONS[:1], 2)
+    sid = store.join(room.code)
+    at = open_class_page({"class": room.code, "student": sid})
+    button(at, "Start the class's quiz").click().run()
+    at.switch_page("pages/quiz.py").run()
+    question = {q.id: q for q in load_content().questions}[QUESTIONS[0]]
+    wrong = next(o for o in question.options if o != question.answer)
+    next(r for r in at.radio if r.label == "Your answer").set_value(wrong)
+    button(at, "Check answer").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = texts(at.info) + texts(at.error) + texts(at.success)
+    assert f"Sent. You picked: *{wrong}*" in shown
+    assert question.answer not in shown and question.explanation not in shown
+    assert dict(store.load(room.code).students[sid].answers) == {
+        QUESTIONS[0]: question.options.index(wrong)}
+    button(at, "See your score").click().run()
+    assert not at.get("metric") and question.answer not in texts(at.markdown)
+
+    store.reveal(room.code, token)
+    at.run()
+    assert next(m for m in at.metric if m.label == "Score").value == "0 of 1"
+    assert question.answer in texts(at.markdown)

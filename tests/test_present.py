@@ -82,10 +82,16 @@ def test_the_handout_lists_the_settings_and_shows_the_verdict_and_the_chart(empt
     assert "- Strategies: From scratch, Linear probe, Fine-tune" in settings
     assert any(VERDICT.match(m.value) for m in at.markdown)
     assert at.get("image") and not charts(at)  # the chart as a still image, whole in print
-    # every run as an HTML table, which prints whole (a sortable grid would not print)
+    # every point's mean as an HTML table, which prints whole (a sortable grid would not
+    # print, and 105 runs would take three pages), and where every run is
     assert not at.dataframe
-    (runs,) = [t for t in at.table if "Test accuracy (%)" in t.value.columns]
-    assert len(runs.value) == 3 * 7 * 5  # strategies x label counts x seeds of the pack
+    (means,) = [t for t in at.table if "Labels per class" in t.value.columns]
+    assert list(means.value.columns) == ["Labels per class", "From scratch", "Linear probe",
+                                         "Fine-tune"]
+    assert len(means.value) == 7  # the pack's label counts
+    assert all(re.fullmatch(r"\d+\.\d ± \d+\.\d", v) for v in means.value["Fine-tune"])
+    assert any("Every run (105) is listed" in c.value for c in at.caption)
+    assert not [s for s in at.subheader if s.value == "Step 1: pretraining on the source"]
     assert not [label for label in labels(at.get("download_button")) if label == "Download PNG"]
     assert "Back to the lesson" in labels(at.button)
 

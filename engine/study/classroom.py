@@ -14,6 +14,10 @@ same strategies and sizes and answers the same questions. A student's prediction
 by each new save (their latest guesses count); only a student's first answer to a question
 counts (a retry comes after the explanation, so it says nothing about what they thought).
 
+Blind until revealed: a class starts with `revealed` false, and while it is, the app keeps the
+runs' results and the quiz's right answers from its students (they predict and answer blind);
+the teacher's `reveal` sets it for every student at once (the token is required).
+
 Files: one JSON file per class, `<home>/classes/<CODE>.json`, written whole through a temporary
 file and a rename (`engine.core.store.write_atomic`), every read-modify-write under one lock file
 for the folder (`classes/.lock`, `filelock`), so students sending at once never lose an entry,
@@ -119,6 +123,7 @@ class Classroom:
     question_set: str  # the quiz's question set the questions come from
     questions: tuple[str, ...]  # the question ids every student is asked, in order
     students: Mapping[str, Student] = field(default_factory=dict)  # by random id
+    revealed: bool = False  # the teacher has shown the results and the right answers
 
     def spec(self) -> SweepSpec:
         return SweepSpec(strategies=self.strategies, labels_per_class=self.labels_per_class,
@@ -151,7 +156,8 @@ class Classroom:
                                "labels_per_class": list(self.labels_per_class),
                                "seeds": self.seeds},
                 "quiz": {"set": self.question_set, "questions": list(self.questions)},
-                "students": {sid: s.to_json() for sid, s in self.students.items()}}
+                "students": {sid: s.to_json() for sid, s in self.students.items()},
+                "revealed": self.revealed}
 
 
 def _number(value, what: str) -> float:
@@ -197,6 +203,9 @@ def parse_classroom(raw, code: str) -> Classroom:
         raise ValueError("its teacher token is missing")
     if len(students) > MAX_STUDENTS or not all(STUDENT_ID.match(str(s)) for s in students):
         raise ValueError("its students are not valid ids")
+    revealed = raw.get("revealed", False)  # absent in the files of classes opened before it
+    if not isinstance(revealed, bool):
+        raise ValueError("its 'revealed' is not true or false")
     lists = (experiment.get("strategies"), experiment.get("labels_per_class"),
              quiz.get("questions"))
     if not all(isinstance(items, list) for items in lists) \
@@ -206,7 +215,7 @@ def parse_classroom(raw, code: str) -> Classroom:
         room = Classroom(code, teacher, _number(raw.get("created_at"), "its creation time"),
                          _number(raw.get("expires_at"), "its end"), tuple(lists[0]),
                          tuple(lists[1]), experiment["seeds"], quiz["set"], tuple(lists[2]),
-                         {sid: _student(s) for sid, s in students.items()})
+                         {sid: _student(s) for sid, s in students.items()}, revealed)
         check_quiz(room.question_set, room.questions)
         room.spec()  # validates the experiment (ValueError)
     except (KeyError, TypeError, AttributeError) as err:
@@ -396,6 +405,17 @@ class ClassStore:
 
         self._update(code, student_id, change)
         return bool(first)
+
+    def reveal(self, code: str, token: str, revealed: bool = True) -> Classroom:
+        """Show (or hide again) the results and the right answers to every student of the open
+        class; the teacher's token is required. Returns the class as written."""
+        with self._locked():
+            room = self.load(code)
+            if not room.is_teacher(token):
+                raise ClassError(f"This link is not the teacher's link of class {room.code}.")
+            room = Classroom(**{**room.__dict__, "revealed": bool(revealed)})
+            self._write(room)
+            return room
 
     def close(self, code: str, token: str) -> None:
         """End the class now (the teacher's token is required): its file is removed."""

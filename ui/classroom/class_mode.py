@@ -37,7 +37,8 @@ from ui.lessons.controls import CURVES
 from ui.kit.text import plural
 from ui.lessons.curves import describe_spec
 from engine.experiments.lessons.links import MAX_QUERY_VALUE, link_text
-from ui.kit.events import PREDICTIONS_SAVED, QUESTION_ANSWERED, listen
+from ui.kit.events import (EARLIER_PREDICTIONS, PREDICTIONS_SAVED, QUESTION_ANSWERED, RESULTS_HELD,
+                           listen)
 from ui.kit.exports import show_chart
 from ui.kit.jobs import stored
 from ui.kit.figures import rgba, chart_layout, strategy_color
@@ -53,8 +54,9 @@ CLASS_PAGE = "pages/classroom.py"
 PARAMS = ("class", "teacher", "student")  # the Class page's link keys
 LINK_KEY = "classroom.link"  # session_state: the ClassLink this session uses
 REFRESH_SECONDS = 5  # how often the teacher's view reads the class again
-# the teacher's switch: the runs' means on the charts and the right answers marked, both hidden
-# until the class has predicted and answered (the view is projected)
+# the teacher's switch, kept in the class: the runs' means on the charts and the right answers
+# marked, both hidden until the class has predicted and answered (the view is projected), and
+# on every student's page the curves, the verdicts and the right answers (blind until then)
 REVEAL = "Show the results and the right answers"
 QR_PIXELS = 320  # the QR code's width on the page: readable from the back of a room
 # the code in letters a room can read off a projector (the metric's value is 2.25rem otherwise)
@@ -235,6 +237,61 @@ def send_answer(question_id: str, choice: str) -> Optional[str]:
     except ValueError as err:
         return f"Not sent to your class: {err}"
     return None
+
+
+def _open_room() -> Optional[tuple[ClassLink, Classroom]]:
+    """This session's student and their open class; None outside a class, or when the class
+    cannot be read (the Class page says why)."""
+    link = _member()
+    if link is None:
+        return None
+    try:
+        return link, class_store().load(link.code)
+    except ValueError:
+        return None
+
+
+def held_for_class(question_id: Optional[str] = None) -> Optional[str]:
+    """Blind until revealed: why this student may not see the Transfer curves' results (or the
+    right answer to one of the class's questions) yet; None when the teacher has revealed them,
+    or the question is not the class's, or the learner is in no open class."""
+    found = _open_room()
+    if found is None:
+        return None
+    room = found[1]
+    if room.revealed or (question_id is not None and question_id not in room.questions):
+        return None
+    what = "the right answers" if question_id is not None else "the results"
+    return f"Your class {room.code} sees {what} when your teacher shows them."
+
+
+def earlier_predictions() -> Optional[dict[tuple[str, int], float]]:
+    """The predictions this student sent to their class (a reload keeps them on the page)."""
+    found = _open_room()
+    student = found[1].students.get(found[0].student) if found else None
+    return {(s, k): v for s, k, v in student.predictions} if student else None
+
+
+def reveal_switch(link: ClassLink, room: Classroom) -> bool:
+    """The teacher's switch, kept in the class (so every student's page follows it, and the
+    teacher's other devices too); returns whether the class is revealed."""
+    key = "class.reveal"
+    if st.session_state.get(key) != room.revealed:
+        st.session_state[key] = room.revealed  # set elsewhere (another device) since this run
+    st.toggle(REVEAL, key=key, on_change=_set_reveal, args=(link, key),
+              help="Draws the runs' mean on each chart and marks the right answer to each quiz "
+                   "question, here and on every student's page (students predict and answer "
+                   "blind until then). Keep it off while the class is still predicting and "
+                   "answering.")
+    return bool(st.session_state[key])
+
+
+def _set_reveal(link: ClassLink, key: str) -> None:
+    try:
+        class_store().reveal(link.code, link.teacher, bool(st.session_state[key]))
+    except ValueError as err:
+        st.session_state[key] = not st.session_state[key]
+        st.toast(f"Not changed: {err}", icon=":material/error:")
 
 
 def class_banner(page_path: str) -> None:
@@ -423,14 +480,16 @@ def end_class(link: ClassLink) -> None:
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
-def class_results(code: str, reveal: bool) -> None:
+def class_results(code: str) -> None:
     """The class's pooled entries, read again every REFRESH_SECONDS: how many joined and sent,
-    the predictions against the runs (`reveal`), and the answers per question."""
+    the predictions against the runs (once the class is revealed), and the answers per
+    question."""
     try:
         room = class_store().load(code, allow_expired=True)
     except ValueError as err:
         st.error(f"{err}", icon=":material/error:")
         return
+    reveal = room.revealed
     library = loaded_content("The quiz questions")
     students = list(room.students.values())
     with st.container(horizontal=True, gap="large"):  # one row that wraps, also on a phone
@@ -567,3 +626,5 @@ def class_answers(room: Classroom, questions: list[Question], reveal: bool) -> N
 # Predict first and the quiz announce their learner's actions; class mode passes them on.
 listen(PREDICTIONS_SAVED, send_predictions)
 listen(QUESTION_ANSWERED, send_answer)
+listen(RESULTS_HELD, held_for_class)
+listen(EARLIER_PREDICTIONS, earlier_predictions)

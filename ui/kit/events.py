@@ -1,10 +1,17 @@
 """What happened on a page, told to whoever listens: the lesson and study pages announce their
 learner's actions here, and class mode (`ui.classroom`) listens, so they never import it.
 
-Two events today: `PREDICTIONS_SAVED` (Transfer curves' Predict first; payload `predictions`,
+Two events: `PREDICTIONS_SAVED` (Transfer curves' Predict first; payload `predictions`,
 {(strategy, labels per class): accuracy %}) and `QUESTION_ANSWERED` (the quiz; payload
 `question_id`, `choice`). A listener may return a sentence for the learner (a notice, e.g. that
 the class did not receive the answer); `emit` returns those sentences.
+
+And two questions the pages ask of whoever listens: `RESULTS_HELD` (payload: `question_id`, or
+none for the Transfer curves' results): a listener returns a sentence saying why the learner
+may not see the results, or the right answer to that question, yet (a class whose teacher has
+not revealed them), else None; and `EARLIER_PREDICTIONS` (no payload): a listener returns the
+predictions this learner saved before, {(strategy, labels per class): %}, e.g. in an earlier
+session that a reload ended. `emit` returns every answer that is not None or empty.
 
 The listeners are registered once, when their module is imported (app.py imports class mode,
 and every page runs inside app.py: `ui.kit.shell.page_setup`), and are the same for every
@@ -15,13 +22,15 @@ through this module.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional
+from typing import Any, Callable
 
 PREDICTIONS_SAVED = "predictions_saved"
 QUESTION_ANSWERED = "question_answered"
-EVENTS = (PREDICTIONS_SAVED, QUESTION_ANSWERED)
+RESULTS_HELD = "results_held"
+EARLIER_PREDICTIONS = "earlier_predictions"
+EVENTS = (PREDICTIONS_SAVED, QUESTION_ANSWERED, RESULTS_HELD, EARLIER_PREDICTIONS)
 
-Listener = Callable[..., Optional[str]]
+Listener = Callable[..., Any]
 _LOCK = threading.Lock()
 _LISTENERS: dict[str, list[Listener]] = {event: [] for event in EVENTS}
 
@@ -37,8 +46,9 @@ def listen(event: str, listener: Listener) -> Listener:
     return listener
 
 
-def emit(event: str, **payload) -> list[str]:
-    """Tell every listener of `event`; the sentences they return for the learner, in order."""
+def emit(event: str, **payload) -> list[Any]:
+    """Tell every listener of `event`; what they return (sentences for the learner, or the
+    answers to a question), in order, leaving out None and empty answers."""
     if event not in _LISTENERS:
         raise ValueError(f"unknown event {event!r}; known: {', '.join(EVENTS)}")
     with _LOCK:

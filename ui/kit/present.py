@@ -200,8 +200,14 @@ def _handout_style() -> None:
   [data-testid="stImage"], [data-testid="stPlotlyChart"], [data-testid="stTable"],
   [data-testid="stExpander"], [data-testid="stAlert"] {
     break-inside: avoid; page-break-inside: avoid; }
-  [data-testid="stImage"] img { max-width: 100% !important; height: auto !important; }
+  [data-testid="stImage"] img { max-width: 100% !important; height: auto !important;
+    max-height: 9.5cm; width: auto !important; }
   h1, h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
+  /* paper is smaller than a screen: text a little smaller, a collapsed section left out */
+  html { font-size: 13px !important; }
+  [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li {
+    break-inside: avoid; page-break-inside: avoid; }
+  [data-testid="stExpander"]:has(details:not([open])) { display: none !important; }
 }
 </style>""")
 

@@ -17,6 +17,7 @@ import streamlit as st
 from engine.core.datasets import labels_text
 from engine.experiments.sweep import MAX_SEEDS
 from ui.kit.section import Section
+from ui.kit.shell import HANDOUT, page_view
 from ui.lessons.curves import (curve_results, describe_spec, lesson_data_facts, live_curves,
                                pretraining_panel, stored_pretraining)
 from ui.lessons.predict import hidden_results, prediction_panel, results_shown, saved_predictions
@@ -70,7 +71,8 @@ def _before_results(settings: CurveSettings) -> None:
     """Predict first, the pretraining, and the heading of the results."""
     spec = settings.experiment()
     prediction_panel(spec)  # the learner's own guesses, before or after running
-    pretraining_panel(spec, stored_pretraining(spec))
+    if page_view() != HANDOUT:  # on paper: the settings, the chart and its readings
+        pretraining_panel(spec, stored_pretraining(spec))
     st.subheader("Step 2: train on the target and compare")
     st.caption(f"Showing: {describe_spec(spec)}")
 

@@ -24,7 +24,7 @@ from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_per_cl
 from engine.core.pretrain import PretrainResult, load_cached
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.curves import head_start, sweep_readings
-from engine.experiments.stats import point_label, strategy_label
+from engine.experiments.stats import point_label, strategy_label, summarize
 from engine.experiments.sweep import SweepSpec, plan_runs
 from engine.infra.packs import pack_records
 from ui.kit.exports import show_chart
@@ -33,6 +33,7 @@ from ui.kit.jobs import stored
 from ui.lessons.predict import figure_with_predictions, hidden_results, prediction_report
 from ui.kit.readings import show_readings
 from ui.kit.tables import Compact, show_table
+from ui.kit.shell import HANDOUT, page_view
 from ui.kit.text import plural
 
 _FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
@@ -159,7 +160,13 @@ def head_start_readings(records: pd.DataFrame, n: int, strategies) -> list[Sente
 
 
 def runs_table(records: pd.DataFrame, strategies) -> None:
-    """Every run, one row each, with friendly columns, and the raw records as a CSV download."""
+    """Every run, one row each, with friendly columns, and the raw records as a CSV download.
+    In presentation mode and the handout, where a hundred rows would fill a wall or three
+    pages, the mean and spread of each point instead (`means_table`), and where every run is."""
+    if page_view():
+        means_table(records, strategies)
+        return
+    st.subheader("Every run")
     order = {s: i for i, s in enumerate(strategies)}
     df = (records.assign(_order=records["strategy"].map(order))
           .sort_values(["_order", "labels_per_class", "seed"], kind="stable"))
@@ -179,6 +186,27 @@ def runs_table(records: pd.DataFrame, strategies) -> None:
     st.download_button("Download the runs (CSV)", data=records.to_csv(index=False),
                        file_name="transfer_curves.csv", mime="text/csv", on_click="ignore",
                        icon=":material/download:")
+
+
+def means_table(records: pd.DataFrame, strategies) -> None:
+    """One row per labelled-set size, one column per strategy: the mean test accuracy over
+    seeds ± its standard deviation (the chart's lines and bands, as numbers)."""
+    summary = summarize(records)
+    shown = [s for s in strategies if s in set(summary["strategy"])]
+    sizes = summary.drop_duplicates("labels_per_class").sort_values("labels_per_class")
+    table = pd.DataFrame({"Labels per class": [point_label(int(k), bool(a)) for k, a in
+                                               zip(sizes["labels_per_class"], sizes["all_labels"])]})
+    for strategy in shown:
+        at = summary[summary["strategy"] == strategy].set_index("labels_per_class")
+        table[strategy_label(strategy)] = [
+            f"{at.at[k, 'mean']:.1f} ± {at.at[k, 'std']:.1f}" if k in at.index else "–"
+            for k in sizes["labels_per_class"]]
+    st.subheader("Means over seeds")
+    show_table(table, "means", compact=Compact("{Labels per class} per class"))
+    seeds = int(records["seed"].nunique())
+    st.caption(f"Test accuracy (%), mean ± standard deviation over {plural(seeds, 'seed')}. "
+               f"Every run ({len(records)}) is listed on the lesson's page and in its CSV "
+               "export.")
 
 
 def live_curves(settings) -> None:
@@ -215,13 +243,14 @@ def shown_records(settings, notes) -> pd.DataFrame:
 
 
 def chart_caption(seeds: int, of: str = "test accuracy") -> str:
-    """What the lines (and bands) of a curve chart are, for runs of `seeds` seeds of `of`."""
+    """What the lines (and bands) of a curve chart are, for runs of `seeds` seeds of `of`
+    (on paper, the handout's still image, nothing to hover)."""
+    hover = "" if page_view() == HANDOUT else " Hover a point for its numbers."
     if seeds > 1:
         return (f"Lines: mean {of} over seeds; bands: ±1 standard deviation over seeds; the x "
-                "axis is logarithmic. Hover a point for its numbers.")
+                f"axis is logarithmic.{hover}")
     return (f"Lines: {of} of one seed per point, so there is no spread to show (run more seeds "
-            "for bands of ±1 standard deviation); the x axis is logarithmic. Hover a point for "
-            "its numbers.")
+            f"for bands of ±1 standard deviation); the x axis is logarithmic.{hover}")
 
 
 def curve_results(settings, predictions: dict, notes, shown: bool = True) -> None:
@@ -247,5 +276,4 @@ def curve_results(settings, predictions: dict, notes, shown: bool = True) -> Non
                runs=records, name=f"transfer-curves-{spec.target}", area=chart_slot)
     show_readings(head_start_readings(records, n, spec.strategies), settings, "curves")
     prediction_report(records, predictions)
-    st.subheader("Every run")
     runs_table(records, spec.strategies)

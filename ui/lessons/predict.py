@@ -4,10 +4,14 @@ sentences compare prediction with result.
 
 Until the learner has saved predictions for the settings shown, or chosen to see the results
 without them (Skip in the form; Show the results, for a teacher, where the results would be),
-that experiment's curves and head-start sentence stay hidden (`results_shown`). Predictions and
-those choices are the learner's own, kept only in their session (`PREDICTIONS_KEY`,
-`REVEALED_KEY`); `engine.study.predictions` does the comparison and `ui.kit.figures` draws them onto
-the figure. Nothing here trains.
+that experiment's curves and head-start sentence stay hidden (`results_shown`). A student in a
+class predicts blind: while the class holds the results back (`ui.kit.held`), neither saving
+nor Skip shows them, and the page shows them by itself once the teacher reveals them.
+Predictions and those choices are the learner's own, kept in their session (`PREDICTIONS_KEY`,
+`REVEALED_KEY`); a new session (a reload) starts from the predictions the learner saved before
+where someone kept them (a class does: `ui.kit.events.EARLIER_PREDICTIONS`).
+`engine.study.predictions` does the comparison and `ui.kit.figures` draws them onto the figure.
+Nothing here trains.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from engine.core.datasets import ALL_LABELS, labels_per_class_text
 from engine.experiments.stats import strategy_label
 from engine.study.predictions import check_prediction, compare, comparison_sentences
 from engine.experiments.sweep import SweepSpec
-from ui.kit.events import PREDICTIONS_SAVED, emit
+from ui.kit.events import EARLIER_PREDICTIONS, PREDICTIONS_SAVED, emit
 from ui.kit.figures import with_predictions
+from ui.kit.held import held_back, wait_for_reveal
 from ui.kit.shell import page_view
 
 PREDICTIONS_KEY = "transfer_curves.predictions"  # session_state: {(strategy, k): accuracy %}
@@ -47,17 +52,39 @@ def _reveal(key: str) -> None:
     st.session_state.setdefault(REVEALED_KEY, set()).add(key)
 
 
+def _saved() -> dict:
+    """This session's saved predictions, {(strategy, k): %}; a new session starts from the
+    ones the learner saved earlier (`EARLIER_PREDICTIONS`), if any."""
+    if PREDICTIONS_KEY not in st.session_state:
+        earlier: dict = {}
+        for found in emit(EARLIER_PREDICTIONS):
+            earlier.update(found)
+        st.session_state[PREDICTIONS_KEY] = earlier
+    return st.session_state[PREDICTIONS_KEY]
+
+
 def results_shown(spec: SweepSpec, predictions: dict) -> bool:
     """True when the spec's results may be drawn: the learner saved predictions for it, chose
-    to see them without predicting, or it has no size to predict. In presentation mode and
-    the handout always (presentation mode holds them back itself, `ui.kit.present.results_gate`)."""
-    return (bool(predictions) or not prediction_sizes(spec) or bool(page_view())
-            or spec.key() in st.session_state.get(REVEALED_KEY, set()))
+    to see them without predicting, or it has no size to predict, and no class holds them
+    back. In presentation mode and the handout always (presentation mode holds them back
+    itself, `ui.kit.present.results_gate`)."""
+    if page_view():
+        return True
+    return ((bool(predictions) or not prediction_sizes(spec)
+             or spec.key() in st.session_state.get(REVEALED_KEY, set()))
+            and not held_back())
 
 
 def hidden_results(spec: SweepSpec) -> None:
     """Where the spec's results would be, while they are hidden: why, and Show the results
-    (for a teacher showing them to a class without predictions)."""
+    (for a teacher showing them to a class without predictions); in a class that holds them
+    back, only why, and the page waits for the teacher's reveal."""
+    held = held_back()
+    if held:
+        st.info(f"Blind until revealed: {held} The curves and the head start appear here by "
+                "themselves once your teacher shows them.", icon=":material/visibility_off:")
+        wait_for_reveal()
+        return
     st.info("Predict first: the curves and the head start of these settings stay hidden until "
             "you save your predictions above, or press Skip there.",
             icon=":material/visibility_off:")
@@ -110,7 +137,7 @@ def saved_predictions(spec: SweepSpec) -> dict[tuple[str, int], float]:
     if page_view():
         return {}
     sizes = prediction_sizes(spec)
-    return {key: v for key, v in st.session_state.get(PREDICTIONS_KEY, {}).items()
+    return {key: v for key, v in _saved().items()
             if key[0] in spec.strategies and key[1] in sizes}
 
 
@@ -120,7 +147,7 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
     presentation mode and the handout (the class predicts aloud; a handout has no inputs)."""
     if page_view():
         return {}
-    saved: dict = st.session_state.setdefault(PREDICTIONS_KEY, {})
+    saved, held = _saved(), held_back()
     sizes = prediction_sizes(spec)
     applies = {key: v for key, v in saved.items()
                if key[0] in spec.strategies and key[1] in sizes}
@@ -131,8 +158,10 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
             "is guessing among the ten digits, 100% is perfect. Leave a box empty to skip it. "
             "Your predictions are drawn on the chart as dashed lines labelled **your "
             "prediction**, and once the runs are stored the page says how far off each one "
-            "was. Until you save predictions or press Skip, the results of these settings stay "
-            "hidden. They stay in this browser session only.")
+            "was. " + ("In your class, the results stay hidden until your teacher shows "
+                       "them, and your saved predictions are kept with the class."
+                       if held else "Until you save predictions or press Skip, the results of "
+                       "these settings stay hidden. They stay in this browser session only."))
         if not sizes:
             st.caption("Choose at least one number of labels per class other than 'all' to "
                        "predict.")
@@ -141,7 +170,7 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
             values = prediction_grid(spec.strategies, sizes, saved)
             save_column, skip_column = st.columns(2)
             save = save_column.form_submit_button("Save my predictions", icon=":material/save:")
-            skip = skip_column.form_submit_button(
+            skip = not held and skip_column.form_submit_button(  # in a blind class, no Skip
                 "Skip", icon=":material/skip_next:",
                 help="See the results of these settings without predicting.")
         if skip:

@@ -15,6 +15,11 @@ Each round is also saved as a small JSON file in the data directory (`quizzes/<i
 the page's link carries it (`?quiz=<id>`): a reload, or the same link in a new tab, resumes at
 the same question with the same answers and the same option order (the seed fixes it).
 Questions that no longer exist when a round is resumed are dropped with a notice.
+
+A student in a class answers blind (`ui.kit.held`): while the class holds the right answers
+back, checking a class question records and sends the answer and says so, without the right
+answer or the explanation, and the score waits too; both appear by themselves once the
+teacher reveals them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import streamlit as st
 
 from engine.study.content import Content, Question
 from ui.kit.events import QUESTION_ANSWERED, emit
+from ui.kit.held import held_back, wait_for_reveal
 from ui.kit.saved import SavedStates
 from ui.study.learner import YourRuns
 
@@ -266,28 +272,46 @@ def ask_question(quiz: QuizRound, questions: dict[str, Question], set_title: str
         if notice:
             st.warning(notice, icon=":material/touch_app:")
         if quiz.checked:
-            _verdict(question, picked, last=quiz.index + 1 == total)
+            _verdict(question, picked, last=quiz.index + 1 == total, sent=not notice)
         else:
             st.button("Check answer", type="primary", on_click=_check, args=(question.id, key),
                       icon=":material/check:")
     st.button("Stop and choose another quiz", on_click=_new_quiz, key="quiz.stop")
 
 
-def _verdict(question: Question, choice: Optional[str], last: bool) -> None:
-    if question.is_correct(choice):
-        st.success(f"Correct. You picked: **{choice}**", icon=":material/check_circle:")
+def _verdict(question: Question, choice: Optional[str], last: bool, sent: bool = True) -> None:
+    """Right or wrong, with the answer and why; in a class that holds the answers back, only
+    that the answer was sent (`sent`: no notice said otherwise), until the teacher reveals."""
+    held = held_back(question.id)
+    if held:
+        st.info(("Sent" if sent else "Recorded") + f". You picked: *{choice}*  \n{held} The "
+                "right answer and why appear here by themselves once your teacher shows them.",
+                icon=":material/send:")
+        wait_for_reveal(question.id)
     else:
-        st.error(f"Not quite. The answer is: **{question.answer}**  \nYou picked: *{choice}*",
-                 icon=":material/cancel:")
-    st.info(question.explanation, icon=":material/lightbulb:")
-    if question.source:
-        st.caption(f"Source: {question.source}")
+        if question.is_correct(choice):
+            st.success(f"Correct. You picked: **{choice}**", icon=":material/check_circle:")
+        else:
+            st.error(f"Not quite. The answer is: **{question.answer}**  \nYou picked: *{choice}*",
+                     icon=":material/cancel:")
+        st.info(question.explanation, icon=":material/lightbulb:")
+        if question.source:
+            st.caption(f"Source: {question.source}")
     st.button("See your score" if last else "Next question", type="primary", on_click=_advance,
               icon=":material/arrow_forward:")
 
 
 def show_score(quiz: QuizRound, questions: dict[str, Question]) -> None:
     """The round's score, the questions missed with their answers, Retry and New quiz."""
+    held = next((i for i in quiz.ids if held_back(i)), None)
+    if held is not None:
+        st.subheader("Your answers")
+        st.info(f"{held_back(held)} Your score and the right answers appear here by themselves "
+                "once your teacher shows them.", icon=":material/visibility_off:")
+        st.markdown("\n".join(f"- {questions[i].prompt} — you picked: *{quiz.answer(i)}*"
+                              for i in quiz.ids if i in questions))
+        wait_for_reveal(held)
+        return
     total, missed = len(quiz.ids), quiz.missed(questions)
     right = total - len(missed)
     st.subheader("Your score")
