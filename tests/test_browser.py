@@ -145,6 +145,19 @@ def _wait_for_curves(page, chart, exception, app, store) -> None:
         page.wait_for_timeout(250)
 
 
+def assert_presenting(page) -> None:
+    """The page is idle in presentation mode: no sidebar (nor its toggle), no form."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")
+           ).to_be_attached(timeout=120_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator("[data-testid='stSidebar']:visible").count() == 0
+    assert page.locator("[data-testid='stExpandSidebarButton']:visible").count() == 0
+    assert page.locator("[data-testid='stForm']").count() == 0
+    assert "present=1" in page.url
+
+
 def assert_viewer_toolbar(page) -> None:
     """The page's toolbar has no Deploy button, and its menu (when it has one) only viewer items:
     no Rerun, no Clear cache (which would drop the server's caches for every visitor)."""

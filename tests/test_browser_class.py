@@ -98,9 +98,40 @@ def _answer(page, asked, picks: dict[str, str]) -> None:
     labels.nth(index).click()
 
 
+IGNORED = "settings this page does not use"  # the start of the unused-link-settings warning
+BLIND = "Blind until revealed"
+
+
+def _nothing_lost(page) -> None:
+    """No exception, and no warning that the link's settings were ignored."""
+    _no_exception(page)
+    assert page.get_by_text(IGNORED).count() == 0, "a link's settings were called unused"
+
+
+def _kept_prediction(page, value: float) -> None:
+    """The student's saved prediction is in its box (the Predict first section, collapsed once
+    predictions are saved, opened to look)."""
+    from playwright.sync_api import expect
+
+    section = page.locator("[data-testid='stExpander']").filter(has_text="Predict first")
+    section.locator("summary").click()
+    expect(section.get_by_role("spinbutton", name=PROBE_AT_1, exact=True)
+           ).to_have_value(f"{value:.1f}", timeout=LOAD_MS)
+
+
+def _no_results(page) -> None:
+    """A student's Transfer curves before the reveal: no chart, no head-start verdict."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text(BLIND)).to_be_visible(timeout=WAIT_MS)
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 0
+    assert page.get_by_role("heading", name=re.compile(r"^At \d+ labels? per class")).count() == 0
+
+
 def _student_sends(page, base: str, code: str, value: float, asked, picks) -> str:
-    """Join with the link, save a prediction on Transfer curves, answer the class's quiz;
-    returns the student's own link (the Class page with their id)."""
+    """Join with the link, save a prediction on Transfer curves and answer the class's quiz,
+    both blind (no curve, verdict, right answer or explanation shows); returns the student's
+    own link (the Class page with their id). The student ends on the quiz's held score."""
     from playwright.sync_api import expect
 
     page.goto(f"{base}/classroom?class={code}")
@@ -113,13 +144,16 @@ def _student_sends(page, base: str, code: str, value: float, asked, picks) -> st
     page.get_by_role("link", name="Open the class's Transfer curves").click()
     expect(page.get_by_role("heading", name="Transfer curves", level=1)).to_be_visible(timeout=LOAD_MS)
     expect(page.get_by_text(re.compile(rf"^You are in class {code}:"))).to_be_visible()  # banner
+    assert page.get_by_role("button", name="Skip").count() == 0  # no way round the blind
     box = page.get_by_role("spinbutton", name=PROBE_AT_1, exact=True)
     box.fill(f"{value:g}")
     box.press("Tab")
     page.get_by_role("button", name="Save my predictions").click()
     expect(page.get_by_text(f"Sent 1 prediction to class {code}, without your name.")
            ).to_be_visible(timeout=WAIT_MS)
-    _no_exception(page)
+    _idle(page)
+    _no_results(page)
+    _nothing_lost(page)
     page.goto(own)  # a reload of the student's own link: the same student, in a new session
     page.get_by_role("button", name="Start the class's quiz").click(timeout=LOAD_MS)
     for _ in asked:
@@ -127,18 +161,31 @@ def _student_sends(page, base: str, code: str, value: float, asked, picks) -> st
         expect(check).to_be_visible(timeout=LOAD_MS)
         _answer(page, asked, picks)
         check.click()
-        expect(page.get_by_text(re.compile(r"^(Correct\.|Not quite\.)"))).to_be_visible(timeout=WAIT_MS)
+        expect(page.get_by_text(re.compile(r"^Sent\. You picked:"))).to_be_visible(timeout=WAIT_MS)
+        shown = page.locator("[data-testid='stMain']").inner_text()
+        assert "Correct." not in shown and "Not quite." not in shown, shown
+        assert not any(q.explanation[:60] in shown for q in asked), "an explanation showed"
         page.get_by_role("button", name=re.compile(r"^(Next question|See your score)$")).click()
-    expect(page.get_by_role("heading", name="Your score")).to_be_visible(timeout=WAIT_MS)
-    _no_exception(page)
+    expect(page.get_by_role("heading", name="Your answers")).to_be_visible(timeout=WAIT_MS)
+    assert page.locator("[data-testid='stMetric']").count() == 0  # no score before the reveal
+    _nothing_lost(page)
     return own
 
 
-def test_a_teacher_and_three_students_in_a_real_browser():
+def test_a_class_period_in_a_real_browser():
+    """One class period at 1366x768, one teacher and three students (one at 390x844): the
+    teacher opens the class and presents Transfer curves through the page's own link; the
+    students predict and answer blind; the teacher reveals, and the students' pages show the
+    results by themselves; the teacher shows the results in presentation mode (no sidebar or
+    form after any button) and prints the handout (its page count); every page is reloaded
+    once, and nothing is lost, nor any link setting called unused."""
     from playwright.sync_api import expect, sync_playwright
 
     from engine.study.classroom import ClassStore
     from engine.study.content import load_content
+    from pdf_pages import pdf_pages
+    from test_browser import assert_presenting
+    from test_browser_tables import HANDOUT_PAGES
 
     require_chromium()
     home = Path(tempfile.mkdtemp(prefix="transferlab-class-"))
@@ -157,13 +204,23 @@ def test_a_teacher_and_three_students_in_a_real_browser():
                 page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
                 return page
 
+            # the teacher opens the class, and presents Transfer curves from the page's link
             teacher = context(LAPTOP)
             teacher.goto(f"{base}/classroom")
             expect(teacher.get_by_role("heading", name="Class", level=1)).to_be_visible(timeout=LOAD_MS)
             _idle(teacher)
             code = open_class(teacher, 2)
             teacher.screenshot(path=str(SHOTS / "class-teacher-open-1366x768.png"))
+            projector = teacher.context.new_page()
+            projector.set_default_timeout(WAIT_MS)
+            projector.goto(f"{base}/transfer_curves")
+            _idle(projector)
+            projector.get_by_role("link", name="Present to a class").click()
+            expect(projector.get_by_role("button", name="Show the results")).to_be_visible(timeout=WAIT_MS)
+            assert_presenting(projector)
+            _nothing_lost(projector)
 
+            # the students predict and answer, blind
             room = ClassStore(home / "classes").load(code)
             questions = {q.id: q for q in load_content().questions}
             asked = [questions[i] for i in room.questions]
@@ -173,8 +230,15 @@ def test_a_teacher_and_three_students_in_a_real_browser():
             students = [context(PHONE if i == 0 else LAPTOP) for i in range(3)]
             links = [_student_sends(page, base, code, value, asked, answers)
                      for page, value, answers in zip(students, PREDICTIONS, picks)]
+            phone = students[0]  # back to Transfer curves: their prediction kept, still blind
+            phone.goto(links[0])
+            phone.get_by_role("link", name="Open the class's Transfer curves").click()
+            expect(phone.get_by_role("heading", name="Transfer curves", level=1)).to_be_visible(timeout=LOAD_MS)
+            _idle(phone)
+            _kept_prediction(phone, PREDICTIONS[0])
+            _no_results(phone)
 
-            # the teacher's view refreshes on its own
+            # the teacher's view refreshes on its own; the teacher reveals
             expect(teacher.locator("[data-testid='stMetric']").filter(has_text="Students joined")
                    ).to_contain_text("3", timeout=WAIT_MS)
             expect(teacher.locator("[data-testid='stMetric']").filter(has_text="Sent predictions")
@@ -195,6 +259,49 @@ def test_a_teacher_and_three_students_in_a_real_browser():
             teacher.screenshot(path=str(SHOTS / "class-teacher-predictions-1366x768.png"))
             teacher.get_by_role("heading", name="The class's answers").scroll_into_view_if_needed()
             teacher.screenshot(path=str(SHOTS / "class-teacher-answers-1366x768.png"))
+
+            # every student's page shows the results by itself, no reload
+            expect(phone.locator("[data-testid='stPlotlyChart']").first).to_be_visible(timeout=WAIT_MS)
+            expect(phone.get_by_role("heading", name=re.compile(r"^At \d+ labels? per class"))
+                   ).to_be_visible()
+            phone.screenshot(path=str(SHOTS / "class-student-revealed-390x844.png"))
+            for page, answers in zip(students[1:], picks[1:]):
+                expect(page.get_by_role("heading", name="Your score")).to_be_visible(timeout=WAIT_MS)
+                right_count = sum(answers[q.id] == q.answer for q in asked)
+                expect(page.locator("[data-testid='stMetric']")).to_contain_text(
+                    f"{right_count} of {len(asked)}")
+
+            # the teacher shows the results on the projector, then prints the handout
+            projector.get_by_role("button", name="Show the results").click()
+            expect(projector.locator("[data-testid='stPlotlyChart']").first).to_be_visible(timeout=WAIT_MS)
+            assert_presenting(projector)
+            projector.screenshot(path=str(SHOTS / "class-projector-1366x768.png"))
+            projector.get_by_role("button", name="Exit presentation").click()
+            projector.get_by_role("link", name="Printable handout").click()
+            expect(projector.get_by_role("button", name="Back to the lesson")).to_be_visible(timeout=WAIT_MS)
+            expect(projector.locator("[data-testid='stImage']").first).to_be_visible(timeout=WAIT_MS)
+            _idle(projector)
+            projector.emulate_media(media="print")
+            pages = pdf_pages(projector.pdf(path=str(SHOTS / "class-handout.pdf"), format="A4"))
+            projector.emulate_media(media="screen")
+            assert 1 <= len(pages) <= HANDOUT_PAGES, f"the handout prints on {len(pages)} pages"
+            assert pages[0].images == 1 and all(page.text.strip() for page in pages)
+
+            # every page reloaded once: nothing lost
+            for page in (teacher, projector, *students):
+                page.reload()
+                _idle(page)
+            expect(teacher.get_by_text("Class code", exact=True)).to_be_visible(timeout=WAIT_MS)
+            expect(teacher.locator("[data-testid='stCheckbox']").filter(
+                has_text="Show the results and the right answers").locator("input")).to_be_checked()
+            expect(projector.get_by_role("button", name="Back to the lesson")).to_be_visible()
+            assert "handout=1" in projector.url
+            _kept_prediction(phone, PREDICTIONS[0])
+            expect(phone.locator("[data-testid='stPlotlyChart']").first).to_be_visible(timeout=WAIT_MS)
+            for page in students[1:]:
+                expect(page.get_by_role("heading", name="Your score")).to_be_visible(timeout=WAIT_MS)
+            for page in (teacher, projector, *students):
+                _nothing_lost(page)
 
             # a student's Class page: their own entry, nothing of the others'
             first = students[0]

@@ -23,8 +23,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import OUTPUT_DIR
-from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, require_chromium,
-                          streamlit_server)
+from test_browser import (BENIGN_CONSOLE, CHROMIUM, CHROMIUM_ARGS, LAPTOP, PHONE, assert_presenting,
+                          require_chromium, streamlit_server)
 from tests.test_pages import APP, CURVES, TIMEOUT, texts
 from ui.kit.chart_image import SCALE, WIDTH
 from ui.kit.figures import FONT
@@ -161,14 +161,6 @@ def _in_sight(page, locator) -> None:
 
 
 @pytest.mark.timeout(300)
-def _presenting(page) -> None:
-    """The page is in presentation mode: no sidebar (nor its toggle), no form."""
-    _idle(page)
-    assert page.locator("[data-testid='stSidebar']:visible").count() == 0
-    assert page.locator("[data-testid='stExpandSidebarButton']:visible").count() == 0
-    assert page.locator("[data-testid='stForm']").count() == 0
-
-
 def test_exports_and_views_in_a_real_browser(empty_default_store):
     from playwright.sync_api import expect, sync_playwright
 
@@ -211,16 +203,16 @@ def test_exports_and_views_in_a_real_browser(empty_default_store):
             _idle(page)
             title = page.get_by_role("heading", name="Transfer curves", level=1).bounding_box()
             assert 0 <= title["y"] < LAPTOP["height"] / 2, title  # it opens at the title
-            _presenting(page)
+            assert_presenting(page)
             page.get_by_role("button", name="Show the results").click()
             chart = page.locator("[data-testid='stPlotlyChart']").first
             expect(chart).to_be_visible(timeout=60_000)
-            _presenting(page)  # a button's rerun stays in the view
+            assert_presenting(page)  # a button's rerun stays in the view
             assert chart.bounding_box()["height"] >= MIN_HEIGHT - 1
             page.screenshot(path=str(OUTPUT_DIR / "present-1366x768.png"))
             page.reload()
             expect(page.get_by_role("button", name="Show the results")).to_be_visible(timeout=60_000)
-            _presenting(page)
+            assert_presenting(page)
             page.get_by_role("button", name="Exit presentation").click()
             expect(page.locator("[data-testid='stForm']").first).to_be_visible(timeout=60_000)
             assert "present=" not in page.url and "strategies=" in page.url
