@@ -22,7 +22,7 @@ from engine.core.pretrain import PretrainConfig, pretrain
 from engine.core.store import ResultStore
 from engine.experiments.protocol import Progress
 from engine.experiments.readings.curves import sweep_readings
-from engine.experiments.stats import RULE, point_label, summarize
+from engine.experiments.stats import RULE, failed_note, point_label, summarize
 from engine.experiments.sweep import DEFAULT_LABELS, SweepSpec, run_sweep
 from engine.infra.ray_backend import RayError
 
@@ -195,6 +195,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
         print(f"  {row['strategy']:>9}  {point_label(row['labels_per_class'], row['all_labels']):>9} labels/class"
               f"  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})")
+    note = failed_note(records)
+    if note:
+        print("failed: " + note)
     readings = sweep_readings(records)
     if readings:
         print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")

@@ -1,12 +1,14 @@
 """How a difference is called: what a seed is, why the number of seeds matters, and the one rule
-every result sentence of the app follows (`engine.experiments.stats.RULE`). The table of
+every result sentence of the app follows (`engine.experiments.stats.RULE`), and when a run is
+called failed (`FAILED_RULE`). The table of
 interval widths is computed from the t distribution, not typed in."""
 
 import pandas as pd
 import streamlit as st
 from scipy.stats import t as student_t
 
-from engine.experiments.stats import ALPHA, MIN_GAP, MIN_SEEDS, RULE
+from engine.experiments.stats import (ALPHA, CHANCE_MARGIN, FAILED_RULE, LEARNED_MARGIN, MIN_GAP,
+                                      MIN_SEEDS, RULE)
 from ui.kit.shell import page_setup
 from ui.kit.tables import show_table
 
@@ -64,3 +66,14 @@ st.markdown(
     "err somewhere far more often than 5%, so the calls are made with Holm's step-down "
     "correction (Holm, 1979), and the intervals shown are at the level each gap was tested at "
     "(for example 99.3%).")
+
+st.header("Failed runs")
+st.markdown(FAILED_RULE)
+st.markdown(
+    "A run that ends exactly where guessing would, while the other seeds of the same setting "
+    "learned, almost always went wrong in training (a learning rate that made the loss "
+    f"explode, features on a scale the probe cannot use) rather than met an unlucky draw: its "
+    f"gap to the others is at least {LEARNED_MARGIN - CHANCE_MARGIN:g} points, while the seeds "
+    "of one setting in these lessons spread by a few points, 10 at most. Averaging it in would "
+    "drag a curve down by a failure, not by the strategy. Where *every* seed sits at chance, "
+    "that is a result (the strategy does not learn there) and it is kept.")

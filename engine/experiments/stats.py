@@ -4,7 +4,10 @@ Pure functions of a results DataFrame (columns as in `engine.core.store.RECORD_C
 mean and spread over seeds per point of a curve and a point's label; and `compare`, the one
 rule that says when a difference between two sets of runs counts (`RULE`): a paired t interval
 where the runs share their seeds, Welch's otherwise, no call on fewer than 3 seeds a side, and
-`holm` for the comparisons one sentence makes together. The sentences built on it live in
+`holm` for the comparisons one sentence makes together. And `failed_runs`, the rule that calls a
+run failed rather than a result (`FAILED_RULE`): every mean, curve and reading leaves those out
+(`summarize` and the readings' `clean` do), and the pages say so (`failed_note`). The
+sentences built on it live in
 `engine.experiments.readings`. No plotting library is imported here, so the command line and a
 GPU box need neither plotly nor Streamlit; the figures live in `ui.kit.figures`.
 """
@@ -30,11 +33,114 @@ def strategy_label(name: str) -> str:
         return name
 
 
+# --- failed runs -------------------------------------------------------------------------------
+# A run "ended at chance" within CHANCE_MARGIN points of 100 / classes; the other seeds of its
+# point "learned" when their median is at least LEARNED_MARGIN points above chance. A run that
+# ended at chance where the others learned is a failed run (a diverged or degenerate training:
+# with NaN or exploding losses every prediction falls on one class), not a result: its gap to
+# the others' median is then over 35 points, more than 3.5 times the largest spread of seeds
+# measured at any point of the lessons' packs (the 1-label scratch runs' 4-7 points; at most
+# 10), so a run that trained normally is marked failed with a chance well under 1 in 1,000
+# (tests/test_failed_runs.py simulates it). A point where every seed is at chance is a result
+# (the strategy does not learn there) and is kept. A run without a finite accuracy did not
+# finish, and is failed too.
+CHANCE_MARGIN = 5.0
+LEARNED_MARGIN = 40.0
+# the columns that tell one point of an experiment from another (those a record has)
+POINT_COLUMNS = ("strategy", "labels_per_class", "all_labels", "target", "source", "backbone",
+                 "lr", "backbone_lr", "severity", "unit", "curve")
+FAILED_RULE = (f"A run is called failed, not a result, when it ended at chance (within "
+               f"{CHANCE_MARGIN:g} points of guessing) while the median of the other seeds at "
+               f"its point is at least {LEARNED_MARGIN:g} points above chance, or when it ended "
+               "without a number. A failed run is left out of every curve, mean and reading, "
+               "and the page names it.")
+
+
+def chance_levels(records: pd.DataFrame) -> pd.Series:
+    """Each run's chance accuracy (%), 100 / its target's classes; NaN where not known. The
+    classes are read off the records: a run drawn at k labels per class has k x classes
+    labelled examples."""
+    chance = pd.Series(float("nan"), index=records.index)
+    if not {"labels_per_class", "n_train"} <= set(records):
+        return chance
+    drawn = records[(records["labels_per_class"] > 0)
+                    & ~records.get("all_labels", pd.Series(False, index=records.index)).astype(bool)]
+    if drawn.empty:
+        return chance
+    classes = (drawn["n_train"] / drawn["labels_per_class"]).round()
+    by = drawn["target"] if "target" in drawn else pd.Series("", index=drawn.index)
+    per_target = classes.groupby(by).median()
+    targets = records["target"] if "target" in records else pd.Series("", index=records.index)
+    found = targets.map(per_target)
+    return (100.0 / found).where(found >= 2)
+
+
+def failed_runs(records: pd.DataFrame) -> pd.Series:
+    """True for each failed run of `records` (`FAILED_RULE`); False for every other."""
+    if records.empty or "test_accuracy" not in records:
+        return pd.Series(False, index=records.index, dtype=bool)
+    accuracy = pd.to_numeric(records["test_accuracy"], errors="coerce")
+    failed = ~accuracy.map(lambda v: math.isfinite(v))
+    chance = chance_levels(records)
+    keys = [c for c in POINT_COLUMNS if c in records]
+    if not keys:
+        return failed
+    for _, rows in records.groupby(keys, dropna=False, sort=False).groups.items():
+        values = accuracy[rows]
+        for row in rows:
+            level, value = chance[row], values[row]
+            others = values.drop(row)
+            others = others[others.map(lambda v: math.isfinite(v))]
+            if (math.isfinite(level) and math.isfinite(value) and len(others)
+                    and value <= level + CHANCE_MARGIN
+                    and others.median() >= level + LEARNED_MARGIN):
+                failed[row] = True
+    return failed
+
+
+def without_failed(records: pd.DataFrame) -> pd.DataFrame:
+    """The runs that are results: `records` less its failed runs."""
+    return records if records.empty else records[~failed_runs(records)]
+
+
+def failed_note(records: pd.DataFrame) -> Optional[str]:
+    """A sentence naming the failed runs of `records` and why, or None when there is none."""
+    failed = records[failed_runs(records)]
+    if failed.empty:
+        return None
+    chance = chance_levels(records)
+    named = []
+    for index, run in failed.head(MAX_FAILED_NAMED).iterrows():
+        where = [strategy_label(str(run["strategy"]))] if "strategy" in run else []
+        if "labels_per_class" in run:
+            where.append(f"{point_label(int(run['labels_per_class']), bool(run.get('all_labels', False)))} "
+                         "labels per class")
+        if "seed" in run:
+            where.append(f"seed {int(run['seed'])}")
+        value = pd.to_numeric(pd.Series([run["test_accuracy"]]), errors="coerce").iloc[0]
+        what = (f"{value:.1f}%, chance being {chance[index]:.0f}%" if math.isfinite(value)
+                else "no accuracy")
+        named.append(f"{', '.join(where)} ({what})")
+    more = len(failed) - len(named)
+    listed = "; ".join(named) + (f"; and {more} more" if more else "")
+    runs = "1 run" if len(failed) == 1 else f"{len(failed)} runs"
+    verb = "is" if len(failed) == 1 else "are"
+    return (f"{runs} {verb} left out as failed, not results: ended at chance while the other "
+            f"seeds at the same point learned (or without a number): {listed}. They stay in "
+            "the store and in the CSV export; read them as a sign that training is unstable "
+            "there.")
+
+
+MAX_FAILED_NAMED = 3  # failed runs named one by one in `failed_note`
+
+
 def summarize(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of test accuracy over seeds, per (strategy, labels per class).
+    """Mean and standard deviation of test accuracy over seeds, per (strategy, labels per class),
+    failed runs left out (`failed_runs`).
 
     std is the sample standard deviation (ddof=1), 0 when a point has a single seed.
     """
+    records = without_failed(records)
     if records.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     grouped = records.groupby(["strategy", "labels_per_class", "all_labels"], sort=True)

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.experiments.stats import strategy_label
+from engine.experiments.stats import failed_note, strategy_label
 from ui.kit.chart_image import ChartImageError, render, unsupported
 from ui.kit.present import present_chart
 from ui.kit.shell import HANDOUT, PRESENT, page_view
@@ -121,7 +121,8 @@ def show_chart(fig: go.Figure, key: str, runs: Any = None, name: str = "chart", 
     after `name`. Presentation mode draws it larger and without downloads; the handout draws
     a still image. A chart whose key holds LIVE has no downloads unless `downloads` says so:
     its buttons would be replaced every second under the pointer, and the finished chart has
-    them."""
+    them. Runs of `runs` that failed (`engine.experiments.stats.failed_runs`), which the chart
+    leaves out, are named under it."""
     view, downloads = page_view(), (LIVE not in key) if downloads is None else downloads
     with (area if area is not None else st).container():
         if view == HANDOUT:
@@ -130,6 +131,9 @@ def show_chart(fig: go.Figure, key: str, runs: Any = None, name: str = "chart", 
             present_chart(fig, key) if view == PRESENT else st.plotly_chart(fig, key=key)
         if downloads and not view:
             download_row(fig, key, runs, name)
+        note = failed_note(runs) if isinstance(runs, pd.DataFrame) else None
+        if note:  # the chart leaves them out: say which, and why
+            st.warning(note, icon=":material/report:")
 
 
 def download_row(fig: go.Figure, key: str, runs: Any, name: str) -> None:

@@ -24,7 +24,7 @@ from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_per_cl
 from engine.core.pretrain import PretrainResult, load_cached
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.curves import head_start, sweep_readings
-from engine.experiments.stats import point_label, strategy_label, summarize
+from engine.experiments.stats import failed_runs, point_label, strategy_label, summarize
 from engine.experiments.sweep import SweepSpec, plan_runs
 from engine.infra.packs import pack_records
 from ui.kit.exports import show_chart
@@ -180,6 +180,9 @@ def runs_table(records: pd.DataFrame, strategies) -> None:
         "Train time (s)": df["train_seconds"].astype(float),
         "Device": df["device"],
     })
+    failed = failed_runs(df)
+    if failed.any():  # left out of the curves and readings: named here too
+        table["Failed"] = ["failed: at chance" if f else "" for f in failed]
     show_table(table, "runs", formats={"Test accuracy (%)": ".1f", "Train time (s)": ".2f"},
                compact=Compact("{Strategy}, {Labels per class} per class, seed {Seed}"),
                sortable=True)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from engine.core.datasets import labels_per_class_text, labels_text
 from engine.experiments.stats import (Comparison, compare_runs, holm, interval_text,
-                                      point_label, strategy_label)
+                                      point_label, strategy_label, without_failed)
 
 TOO_FEW = "too few seeds to call"  # what a sentence says where a side has under MIN_SEEDS runs
 
@@ -44,11 +44,9 @@ class Sentence:
 
 
 def clean(records: pd.DataFrame) -> pd.DataFrame:
-    """The runs with a finite test accuracy (a NaN run is one that failed: it is left out)."""
-    if records.empty:
-        return records
-    values = pd.to_numeric(records["test_accuracy"], errors="coerce")
-    return records[values.map(lambda v: math.isfinite(v))]
+    """The runs a reading reads: failed runs (`engine.experiments.stats.failed_runs`: no
+    finite accuracy, or at chance where the other seeds learned) are left out."""
+    return without_failed(records)
 
 
 def runs_of(records: pd.DataFrame, strategy: str, k: Optional[int] = None) -> pd.DataFrame:
