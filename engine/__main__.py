@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out-dir", help="where to write the pack (default: assets/packs)")
     build.add_argument("--no-progress", action="store_true")
     build.add_argument("--ray", metavar="ADDRESS", help="run the sweeps on a Ray cluster (auto or HOST:PORT)")
+    sections = pack_sub.add_parser("sections", help="run every lesson section at its default "
+                                   "settings and write assets/packs/sections.json")
+    sections.add_argument("--out-dir", help="where to write the pack (default: assets/packs)")
+    sections.add_argument("--no-progress", action="store_true")
 
     pre = sub.add_parser("pretrain", help="pretrain a backbone on a source dataset (cached)")
     pre.add_argument("--source", default="mnist5k")
@@ -283,12 +287,16 @@ def cmd_lesson(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from engine.infra.packs import PACKS_DIR, build_pack
+    from engine.infra.packs import PACKS_DIR, build_pack, build_sections_pack
 
     on_progress = progress_printer(not args.no_progress)
     try:
-        path = build_pack(args.lesson, args.out_dir or PACKS_DIR, on_progress=on_progress,
-                          ray_address=args.ray)
+        if args.pack_command == "sections":
+            path = build_sections_pack(out=Path(args.out_dir or PACKS_DIR) / "sections.json",
+                                       on_progress=on_progress)
+        else:
+            path = build_pack(args.lesson, args.out_dir or PACKS_DIR, on_progress=on_progress,
+                              ray_address=args.ray)
     except KeyboardInterrupt:
         print("cancelled: every finished run is kept in the store; the pack was not written", file=sys.stderr)
         return 130

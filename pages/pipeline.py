@@ -6,7 +6,7 @@ validates the answers and writes the document."""
 import streamlit as st
 
 from engine.study.advisor import RULES_OF_THUMB
-from ui.study.pipeline import PlanForm, plan_export
+from ui.study.pipeline import ANSWERS_KEY, PlanForm, plan_export, save_as_you_type
 from ui.kit.shell import page_setup
 
 
@@ -51,10 +51,13 @@ def main() -> None:
         "Plan a transfer learning project in five steps. There is no single right answer: what "
         "matters is that each choice follows from the one before. Download your plan as Markdown "
         "at the end.")
-    st.caption("Your answers are saved under this page's link as you type, so a reload keeps "
+    st.caption("Your answers are saved under this page's link as you type (at each pause), so a "
+               "reload keeps "
                "them; anyone with the link can open them.")
     form = PlanForm()
-    steps(form)
+    with st.container(key=ANSWERS_KEY):
+        save_as_you_type()
+        steps(form)
     plan = form.plan()
     if plan is None:
         return

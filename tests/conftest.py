@@ -60,6 +60,15 @@ def empty_default_store():
     yield SESSION_HOME / "results.sqlite"
 
 
+@pytest.fixture
+def no_sections_pack(monkeypatch, tmp_path):
+    """No sections pack shipped (`engine.infra.packs.SECTIONS_PACK` points at a missing file):
+    a page on an empty store shows what it shows before any run exists."""
+    from engine.infra import packs
+
+    monkeypatch.setattr(packs, "SECTIONS_PACK", tmp_path / "no-sections-pack.json")
+
+
 @pytest.fixture(autouse=True)
 def _job_manager_for_the_current_data_directory():
     """The app's job manager (one per process, like a server's) keeps the store path of the data

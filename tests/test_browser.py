@@ -152,9 +152,9 @@ def assert_presenting(page) -> None:
     expect(page.locator("[data-testid='stApp'][data-test-script-state='notRunning']")
            ).to_be_attached(timeout=120_000)
     assert page.locator("[data-testid='stException']").count() == 0
-    assert page.locator("[data-testid='stSidebar']:visible").count() == 0
-    assert page.locator("[data-testid='stExpandSidebarButton']:visible").count() == 0
-    assert page.locator("[data-testid='stForm']").count() == 0
+    expect(page.locator("[data-testid='stSidebar']:visible")).to_have_count(0)  # retried: the
+    expect(page.locator("[data-testid='stExpandSidebarButton']:visible")).to_have_count(0)  # page
+    expect(page.locator("[data-testid='stForm']")).to_have_count(0)  # may still be drawing
     assert "present=1" in page.url
 
 

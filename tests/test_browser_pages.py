@@ -631,7 +631,15 @@ def advisor(lab: Lab) -> None:
     page = lab.page
     _number(page, "Labelled examples", 50)
     page.get_by_role("button", name="Recommend a strategy").click()
-    _await(page, page.get_by_role("heading", name=re.compile(r"^Recommended: ")), "the advice", 60)
+    heading = page.get_by_role("heading", name=re.compile(r"^Recommended: "))
+    _await(page, heading, "the advice", 60)
+    advice = heading.inner_text()
+    page.reload()  # the situation and the advice survive a reload (they are in the link)
+    _await(page, page.get_by_role("heading", name=advice), "the advice after a reload", 60)
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("spinbutton", name="Labelled examples")).to_have_value("50")
+    assert page.get_by_text("settings this page does not use").count() == 0
 
 
 def pipeline(lab: Lab) -> None:
@@ -647,6 +655,17 @@ def pipeline(lab: Lab) -> None:
     why.press("Tab")
     _idle(page)
     expect(warning).not_to_contain_text("2. Backbone")
+    # words typed and never left (no Tab, no click elsewhere) are saved after a pause in typing
+    risk = page.get_by_role("textbox", name="How does your target data differ from the pretraining data?")
+    risk.click()
+    risk.press_sequentially("Field photos at dusk.", delay=20)
+    page.wait_for_timeout(1500)  # a pause in typing
+    _idle(page)
+    expect(page).to_have_url(re.compile(r"[?&]plan="))
+    page.reload()
+    expect(page.get_by_role("textbox", name="How does your target data differ from the pretraining data?")
+           ).to_have_value("Field photos at dusk.", timeout=LOAD_TIMEOUT_MS)
+    expect(page.get_by_role("textbox", name="Backbone", exact=True)).to_have_value("ResNet-18")
 
 
 def flashcards(lab: Lab) -> None:

@@ -389,9 +389,13 @@ def test_a_reloaded_page_keeps_the_student_in_the_class(empty_default_store):
 
 
 def test_the_teacher_view_draws_the_class_against_the_runs_once_stored(pretrained,
-                                                                       empty_default_store):
+                                                                       empty_default_store,
+                                                                       monkeypatch, tmp_path):
     from engine.core.store import ResultStore
     from engine.experiments.protocol import run_experiment
+    from engine.infra import packs
+
+    monkeypatch.setattr(packs, "SECTIONS_PACK", tmp_path / "no-pack.json")  # nothing shipped
 
     store = ClassStore()
     room, token = store.open_class(TINY, "concepts", QUESTIONS, 2)

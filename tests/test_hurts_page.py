@@ -75,7 +75,7 @@ def test_hurts_settings_refuse_what_the_forms_cannot_make():
             make()
 
 
-def test_hurts_page_explains_both_failure_modes_before_anything_is_stored(empty_default_store):
+def test_hurts_page_explains_both_failure_modes_before_anything_is_stored(empty_default_store, no_sections_pack):
     at = open_page(HURTS)
     assert at.title[0].value == "When transfer hurts"
     assert [h.value for h in at.header] == ["Negative transfer: a source that teaches the wrong things",
@@ -156,7 +156,7 @@ def test_a_bad_link_falls_back_with_notices():
     assert "f_lambda must list values among" in warnings and "d_lrs must list values" in warnings
 
 
-def test_forgetting_page_runs_both_sections(pretrained, empty_default_store):
+def test_forgetting_page_runs_both_sections(pretrained, empty_default_store, no_sections_pack):
     from engine.experiments.diagnostics import DiagnosticsConfig
     from engine.experiments.forgetting import ForgettingConfig, ForgettingSeeds
 

@@ -168,7 +168,7 @@ def test_a_running_jobs_runs_are_read_once_per_step_for_every_session(monkeypatc
             self.key_ = key
 
         def experiment(self):
-            return SimpleNamespace(key=lambda: self.key_)
+            return SimpleNamespace(key=lambda: self.key_, units=lambda: [])
 
         def records(self, store):
             reads.append(self.key_)

@@ -65,3 +65,77 @@ def test_bad_lesson_files_are_refused(tmp_path, text, message):
         load_lesson(lesson)
     with pytest.raises(PackError):
         load_lesson(tmp_path / "missing.yaml")
+
+
+# --- the sections pack: every lesson section's default settings, shipped ----------------------
+
+def _default_sections():
+    from engine.experiments.lessons.catalog import LESSONS
+
+    return [(lesson, name, cls.from_query({})[0])
+            for lesson, classes in LESSONS.items() for name, cls in classes.items()]
+
+
+@pytest.mark.parametrize("lesson, name, settings", _default_sections(),
+                         ids=[f"{lesson}.{name}" for lesson, name, _ in _default_sections()])
+def test_the_sections_pack_holds_every_default_section_whole(lesson, name, settings):
+    """Each section's default settings: every unit is in the shipped pack, under the key the
+    code gives it now (a change of key fails here: rebuild with `python -m engine pack
+    sections`), and the section reads its records from the pack as from the store."""
+    from engine import ENGINE_VERSION
+    from engine.experiments.protocol import all_units
+    from engine.infra.packs import pack_store
+
+    pack = pack_store()
+    keys = [u.key for u in all_units(settings.experiment())]
+    held = {r["run_key"] for r in pack.get_many(keys)}
+    assert held == set(keys), f"{lesson}.{name}: {len(set(keys) - held)} of {len(keys)} missing"
+    assert pack.provenance["code_version"] == ENGINE_VERSION
+    assert {"built_at", "device", "torch", "python"} <= set(pack.provenance)
+    records = settings.records(pack)
+    assert records is not None and (len(records) > 0 if hasattr(records, "__len__") else True)
+    assert all(r.get("code_version") == ENGINE_VERSION for r in pack.get_many(keys))
+
+
+def test_the_sections_pack_is_read_back_exactly_and_a_bad_one_is_empty(tmp_path, pretrained):
+    from engine.experiments.lessons.curves import CurveSettings
+    from engine.infra.packs import PackStore, pack_store
+
+    settings = CurveSettings(strategies=("probe",), labels_per_class=(1,), seeds=1)
+    store = ResultStore(tmp_path / "store.sqlite")
+    from engine.experiments.protocol import run_experiment, stored_units
+
+    run_experiment(settings.experiment(), store)
+    units = stored_units(settings.experiment(), store)
+    path = tmp_path / "sections.json"
+    path.write_text(json.dumps({"kind": "sections", "provenance": {"device": "x"}, "units": units}))
+    assert PackStore(path).get_many(units) == store.get_many(units)
+    assert pack_store(path).count() == 1
+    for bad in ("{", "[1, 2]", json.dumps({"units": [1]})):
+        path.write_text(bad)
+        assert PackStore(path).count() == 0 and PackStore(path).get_many(["a"]) == []
+    assert PackStore(tmp_path / "missing.json").count() == 0
+
+
+def _lessons_with_sections():
+    from ui.catalog import PAGES
+
+    return [lesson for lesson in PAGES if lesson.sections]
+
+
+@pytest.mark.parametrize("lesson", _lessons_with_sections(), ids=lambda lesson: lesson.path)
+def test_a_first_visit_shows_every_section_from_the_pack(lesson, empty_default_store):
+    """A fresh data directory: every section of every lesson page shows the pack's results,
+    each said to be precomputed (where, when, by which engine), and the page draws its charts."""
+    from tests.test_pages import open_page
+
+    at = open_page(lesson.path)
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [i.value for i in at.info if i.value.startswith("Precomputed results from the lesson pack")]
+    assert len(notes) == len(lesson.sections), notes
+    assert all("CPU" in n and "engine 0.1.0" in n and "Press Run" in n for n in notes)
+    assert not any(i.value.startswith("None of the") for i in at.info)
+    reveal = [b for b in at.button if b.key == "predict.reveal"]  # behind Predict first
+    if reveal:
+        reveal[0].click().run()
+    assert at.get("plotly_chart")

@@ -44,7 +44,7 @@ def test_bad_settings_are_refused_with_a_reason():
             SourceSettings(**fields)
 
 
-def test_page_explains_the_comparison_before_anything_is_stored(empty_default_store):
+def test_page_explains_the_comparison_before_anything_is_stored(empty_default_store, no_sections_pack):
     at = open_page(PAGE)
     assert at.title[0].value == "Which source?"
     body = texts(at.markdown)

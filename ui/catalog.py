@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.study.advisor import QUERY_FIELDS
 from ui.kit.section import Section
 from ui.lessons import controls, depth, forgetting, hurts, lora, sources
 
@@ -67,7 +68,7 @@ EXPERIMENTS: tuple[Lesson, ...] = (
 PRACTICE: tuple[Lesson, ...] = (
     Lesson("pages/advisor.py", "Strategy advisor", ":material/recommend:",
            "Describe your labels, domain, compute, storage and tasks; get a strategy with its "
-           "reasons and the experiment that shows it."),
+           "reasons and the experiment that shows it.", other_keys=tuple(QUERY_FIELDS)),
     Lesson("pages/pipeline.py", "Design a pipeline", ":material/account_tree:",
            "Plan a transfer learning project in five steps and download it as Markdown.",
            other_keys=("plan",)),

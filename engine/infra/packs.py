@@ -1,10 +1,16 @@
-"""Lesson packs: a lesson's sweeps, run once and shipped as results with their provenance.
+"""Lesson packs: experiments run once and shipped as results with their provenance.
 
-A lesson file (`assets/lessons/<name>.yaml`) lists sweeps. `build_pack` runs them through the
-job manager's same path (`run_sweep`, the result store) and writes `assets/packs/<name>.json`:
-every run's record plus where, when and with which code the numbers were made. The app shows a
-pack's curves at once on a CPU-only classroom machine, marked as precomputed, and can re-run
-them live. Nothing here draws; loading a pack never trains.
+Two kinds. A lesson file (`assets/lessons/<name>.yaml`) lists sweeps; `build_pack` runs them
+through the job manager's same path (`run_sweep`, the result store) and writes
+`assets/packs/<name>.json`: every run's record plus where, when and with which code the numbers
+were made (class mode reads the default sweep's runs from it, `pack_records`).
+
+The sections pack (`SECTIONS_PACK`, `build_sections_pack`) holds every unit of every lesson
+section's default settings (`engine.experiments.lessons.catalog`), by result-store key, with
+the same provenance. `PackStore` reads it as a read-only result store, so a section's own
+`records(store)` reads the pack exactly as it reads the store: a first visit to any lesson on
+a CPU-only classroom machine shows results at once, marked as precomputed, while the class's
+own runs train. Nothing here draws; loading a pack never trains.
 """
 
 from __future__ import annotations
@@ -132,3 +138,85 @@ def pack_records(spec: SweepSpec, packs_dir: Path | str = PACKS_DIR) -> tuple[pd
                 return records_frame(sweep.get("records", [])), dict(pack.get("provenance", {}),
                                                                    title=pack.get("title", ""))
     return records_frame([]), None
+
+
+# --- the sections pack ---------------------------------------------------------------------------
+
+SECTIONS_PACK = PACKS_DIR / "sections.json"
+
+
+def _provenance(device_text: str) -> dict:
+    return {"built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "device": device_text, "code_version": ENGINE_VERSION, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def build_sections_pack(store: Optional[ResultStore] = None, out: Path | str = SECTIONS_PACK,
+                        on_progress: Optional[Callable[[Progress], None]] = None,
+                        device: Optional[torch.device] = None) -> Path:
+    """Run every lesson section at its default settings (reusing what `store` holds) and write
+    their units, by key, to `out`; returns the path."""
+    from engine.experiments.lessons.catalog import LESSONS
+    from engine.experiments.protocol import all_units, run_experiment, stored_units
+
+    store = store or ResultStore()
+    device = device or pick_device()
+    units: dict[str, dict] = {}
+    sections = []
+    for lesson, classes in LESSONS.items():
+        for name, cls in classes.items():
+            settings, notices = cls.from_query({})
+            experiment = settings.experiment()
+            experiment.check()
+            run_experiment(experiment, store, device=device, on_progress=on_progress)
+            found = stored_units(experiment, store)
+            units.update(found)
+            sections.append({"lesson": lesson, "section": name, "experiment": experiment.key(),
+                             "units": len(found), "total": len(all_units(experiment))})
+    pack = {"kind": "sections", "provenance": _provenance(describe_device(device)),
+            "sections": sections, "units": units}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(pack, separators=(",", ":")))
+    return out
+
+
+class PackStore:
+    """The sections pack as a read-only result store (`get_many`, `count`), and its provenance.
+    A missing or malformed pack is an empty store, never an error."""
+
+    def __init__(self, path: Path | str = SECTIONS_PACK):
+        self.path = Path(path)
+        try:
+            pack = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            pack = {}
+        units = pack.get("units") if isinstance(pack, dict) else None
+        self.units: dict[str, dict] = units if isinstance(units, dict) else {}
+        provenance = pack.get("provenance") if isinstance(pack, dict) else None
+        self.provenance: dict = provenance if isinstance(provenance, dict) else {}
+
+    def get_many(self, run_keys) -> list[dict]:
+        return [dict(self.units[k]) for k in run_keys
+                if isinstance(self.units.get(k), dict)]
+
+    def count(self) -> int:
+        return len(self.units)
+
+
+_PACK_STORES: dict[tuple, PackStore] = {}
+
+
+def pack_store(path: Path | str | None = None) -> PackStore:
+    """The sections pack at `path` (default `SECTIONS_PACK`), read once per version of the
+    file."""
+    path = Path(path if path is not None else SECTIONS_PACK)
+    try:
+        stamp = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        stamp = (str(path), None)
+    if stamp not in _PACK_STORES:
+        if len(_PACK_STORES) > 4:
+            _PACK_STORES.clear()
+        _PACK_STORES[stamp] = PackStore(path)
+    return _PACK_STORES[stamp]

@@ -44,7 +44,7 @@ Not here: any widget (the advisor page) or training (the experiments it links to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from engine.core.datasets import ALL_LABELS
 from engine.experiments.lessons.catalog import lesson_of
@@ -147,6 +147,33 @@ class AdvisorInputs:
     @property
     def per_class(self) -> int:
         return self.labelled_examples // self.classes
+
+    def to_query(self) -> dict[str, str]:
+        """The situation as link parameters (`QUERY_FIELDS`): a reload or a shared link
+        gives the same advice."""
+        return {param: str(getattr(self, name)) for param, name in QUERY_FIELDS.items()}
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> tuple[Optional["AdvisorInputs"], list[str]]:
+        """The situation a link holds; None without one, or when its values cannot be used
+        (then a notice says why)."""
+        found = {name: params[param] for param, name in QUERY_FIELDS.items() if param in params}
+        if not found:
+            return None, []
+        try:
+            for name in ("labelled_examples", "classes", "tasks"):
+                if name in found:
+                    found[name] = int(str(found[name]).strip())
+            return cls(**{**DEFAULT_QUERY, **found}), []
+        except (TypeError, ValueError) as err:
+            return None, [f"its situation was not used ({err})"]
+
+
+# link parameter -> AdvisorInputs field
+QUERY_FIELDS = {"examples": "labelled_examples", "classes": "classes", "kind": "modality",
+                "domain": "domain", "model": "model_size", "compute": "compute",
+                "tasks": "tasks", "storage": "storage"}
+DEFAULT_QUERY = {"labelled_examples": 0}  # the one field without a default
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ import streamlit as st
 from engine.core.datasets import labels_per_class_text
 from engine.experiments.stats import strategy_label, summarize
 from engine.experiments.sweep import plan_runs
-from engine.infra.packs import pack_records
 from engine.study.classroom import (CODE, DEFAULT_HOURS, MAX_HOURS, MAX_QUESTIONS, MIN_HOURS,
                                     STUDENT_ID, TEACHER_TOKEN, Classroom, ClassStore,
                                     normalize_code)
@@ -40,7 +39,7 @@ from engine.experiments.lessons.links import MAX_QUERY_VALUE, link_text
 from ui.kit.events import (EARLIER_PREDICTIONS, PREDICTIONS_SAVED, QUESTION_ANSWERED, RESULTS_HELD,
                            listen)
 from ui.kit.exports import show_chart
-from ui.kit.jobs import stored
+from ui.kit.jobs import packed, stored
 from ui.kit.figures import rgba, chart_layout, strategy_color
 from ui.lessons.predict import prediction_sizes
 from ui.study.quiz import ALL, QUIZ_KEY, QuestionSet, new_round
@@ -509,13 +508,12 @@ def class_runs(settings: CurveSettings) -> pd.DataFrame:
     is missing, in a caption."""
     spec = settings.experiment()
     records, total = stored(settings), len(plan_runs(spec))
-    if records.empty:
-        records, pack = pack_records(spec)
-        if pack is not None:
-            st.caption(f"The runs' means come from the lesson pack: {plural(len(records), 'run')} "
-                       f"trained ahead of time by the same code on {pack['device']} on "
-                       f"{pack['built_at'][:10]}. Running them on Transfer curves stores this "
-                       "server's own.")
+    pack = packed(settings)
+    if pack is not None:
+        st.caption(f"The runs' means come from the lesson pack: {plural(len(records), 'run')} "
+                   f"trained ahead of time by the same code on {pack.get('device', '?')} on "
+                   f"{str(pack.get('built_at', ''))[:10]}. Running them on Transfer curves "
+                   "stores this server's own.")
     elif len(records) < total:
         st.caption(f"{len(records)} of {plural(total, 'run')} of the class's experiment are "
                    "stored so far: a size or strategy without runs has no mean yet.")

@@ -1,4 +1,5 @@
-"""The server's one `JobManager`, the session's id, and what the store holds of a section.
+"""The server's one `JobManager`, the session's id, and what the store holds of a section (or,
+on a first visit with nothing stored, what the sections pack holds of it).
 
 Training runs in the job manager's worker processes, never in a script thread: a page submits
 its experiment and polls the job's status. Identical experiments from any number of sessions
@@ -11,8 +12,12 @@ import os
 import threading
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from typing import Optional
+
 from engine.core.store import ResultStore
+from engine.experiments.protocol import all_units
 from engine.infra.jobs import JobManager
+from engine.infra.packs import pack_store
 
 POLL_SECONDS = 1.0  # how often a running job's panel refreshes
 SPARE_WORKER_ENV = "TRANSFERLAB_SPARE_WORKER"  # "0": no worker process waits for the next job
@@ -52,14 +57,20 @@ def session_id() -> str:
 
 
 
-def stored(settings):
+def stored(settings, with_pack: bool = True):
     """What the store holds of a lesson section's settings, `settings.records(store)`: the one
-    way a page reads its runs. While the section's job runs, the store is read once per
-    progress step and the result shared by every session showing the same settings (thirty
-    students poll the same job once a second each); callers only read what they get."""
+    way a page reads its runs. When the store holds none of the section's units and no job of
+    it runs, the sections pack's (`packed`; the page says so). While the section's job runs,
+    the store is read once per progress step and the result shared by every session showing
+    the same settings (thirty students poll the same job once a second each); callers only
+    read what they get. `with_pack=False`: this server's own runs only (the study pages'
+    questions "from your runs")."""
     job = job_manager().status(settings.experiment().key())
     if job is None or not job.active:
-        return settings.records(ResultStore())
+        store = ResultStore()
+        if with_pack and not _holds_any(store, settings) and _holds_any(pack_store(), settings):
+            return settings.records(pack_store())
+        return settings.records(store)
     step, key = (job.done, job.trained, job.stage), (job.job_id, settings)
     with _LIVE_LOCK:
         cached = _LIVE.get(key)
@@ -68,6 +79,25 @@ def stored(settings):
                 _LIVE.clear()
             cached = _LIVE[key] = (step, settings.records(ResultStore()))
         return cached[1]
+
+
+def _holds_any(store, settings) -> bool:
+    return bool(store.get_many(u.key for u in all_units(settings.experiment())))
+
+
+def packed(settings) -> Optional[dict]:
+    """The sections pack's provenance (built_at, device, code_version, units: how many it holds
+    of these settings) when `stored` shows the pack's runs of these settings: the store holds
+    none of them, no job of them runs, and the pack holds some; else None."""
+    job = job_manager().status(settings.experiment().key())
+    if job is not None and job.active:
+        return None
+    pack = pack_store()
+    keys = [u.key for u in all_units(settings.experiment())]
+    held = len(pack.get_many(keys))
+    if not held or _holds_any(ResultStore(), settings):
+        return None
+    return dict(pack.provenance, units=held, total=len(keys))
 
 
 def stored_count() -> int:

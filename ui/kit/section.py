@@ -29,7 +29,7 @@ import streamlit as st
 from engine.core import datasets
 from engine.experiments.stats import MIN_SEEDS
 from engine.infra.jobs import JobLimitError, JobSpec, JobStatus
-from ui.kit.jobs import POLL_SECONDS, job_manager, session_id
+from ui.kit.jobs import POLL_SECONDS, job_manager, packed, session_id
 from ui.kit.present import results_gate, show_settings
 from ui.kit.readings import pending_seeds
 from ui.kit.shell import page_view, show_link_notices, view_links
@@ -253,9 +253,23 @@ def show_section(section: Section, adjust: Optional[Callable[[Any], Any]] = None
     with live_slot:
         running = _follow_job(settings, section, notes)
     shown = None
+    if not running:
+        pack_note(settings, notes)  # the results (here or drawn by the page) are the pack's
     if not running and section.results is not None:
         shown = section.results(settings, notes)
     return SectionRun(settings, notes, running, shown)
+
+
+def pack_note(settings, notes) -> None:
+    """Where the section shows the sections pack's runs (`ui.kit.jobs.stored`): that they are
+    precomputed, where, when and by which engine, and that Run re-runs them here."""
+    pack = packed(settings)
+    if pack is None:
+        return
+    notes.info(f"Precomputed results from the lesson pack: {plural(pack['units'], 'run')} "
+               f"trained on {pack.get('device', 'an unnamed machine')} on "
+               f"{str(pack.get('built_at', ''))[:10]} (engine {pack.get('code_version', '?')}). "
+               "Press Run to re-run them live on this machine.", icon=":material/inventory_2:")
 
 
 def _form_and_run(section: Section, settings):

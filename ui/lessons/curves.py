@@ -26,7 +26,6 @@ from engine.experiments.readings import Sentence
 from engine.experiments.readings.curves import head_start, sweep_readings
 from engine.experiments.stats import failed_runs, point_label, strategy_label, summarize
 from engine.experiments.sweep import SweepSpec, plan_runs
-from engine.infra.packs import pack_records
 from ui.kit.exports import show_chart
 from ui.kit.figures import transfer_curve_figure
 from ui.kit.jobs import stored
@@ -223,20 +222,10 @@ def live_curves(settings) -> None:
 
 
 def shown_records(settings, notes) -> pd.DataFrame:
-    """The spec's stored runs; on a first visit with none stored, the lesson pack's runs of
-    these settings, if it has them. Where they come from and what is missing is said in
-    `notes`."""
+    """The spec's stored runs (on a first visit with none stored, the lesson pack's, which
+    `ui.kit.section.pack_note` announces); what is missing is said in `notes`."""
     spec = settings.experiment()
     records, total = stored(settings), len(plan_runs(spec))
-    if records.empty:
-        pack, precomputed = pack_records(spec)
-        if precomputed is not None:
-            notes.info(
-                f"Precomputed results from the lesson pack: {plural(len(pack), 'run')} trained "
-                f"on {precomputed['device']} on {precomputed['built_at'][:10]} (engine "
-                f"{precomputed['code_version']}). Press Run to re-run them live on this machine.",
-                icon=":material/inventory_2:")
-            return pack
     missing = total - len(records)
     if missing and not records.empty:
         notes.warning(f"{missing} of {plural(total, 'run')} of these settings are not stored "

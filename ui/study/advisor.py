@@ -1,8 +1,10 @@
 """The Strategy advisor page's state and sections: the situation form, the advice, and the links
 to the experiments that show it.
 
-The state is the last valid `AdvisorInputs` of the session (INPUTS_KEY): the form starts from
-it, and pressing Recommend replaces it when the new inputs are valid. The decision rules are
+The state is the last valid `AdvisorInputs` of the session (INPUTS_KEY), also written into the
+page's link (`AdvisorInputs.to_query`), so a reload or a shared link gives the same situation
+and advice: the form starts from it, and pressing Recommend replaces it when the new inputs are
+valid. The decision rules are
 `engine.study.advisor.advise`, a pure function; nothing here decides or trains.
 """
 
@@ -14,6 +16,7 @@ import streamlit as st
 
 from engine.study.advisor import (COMPUTE, DOMAINS, MAX_EXAMPLES, MAX_TASKS, MODALITIES,
                                   MODEL_SIZES, STORAGE, AdvisorInputs, Recommendation)
+from ui.kit.shell import show_link_notices
 
 INPUTS_KEY = "advisor.inputs"  # session_state: the last valid AdvisorInputs
 DEFAULT_INPUTS = AdvisorInputs(500, classes=5, domain="related")  # what the form shows first
@@ -61,6 +64,11 @@ def _situation_form(current: AdvisorInputs) -> Optional[dict]:
 def situation() -> Optional[AdvisorInputs]:
     """Draws the form and gives the situation to advise on: the one just submitted, else the
     session's last one; None (after saying why) when there is none or the new one is invalid."""
+    if INPUTS_KEY not in st.session_state:  # a new session: the link's situation, if any
+        linked, notices = AdvisorInputs.from_query(st.query_params.to_dict())
+        show_link_notices(notices)
+        if linked is not None:
+            st.session_state[INPUTS_KEY] = linked
     current = st.session_state.get(INPUTS_KEY) or DEFAULT_INPUTS
     values = _situation_form(current)
     if values is None:
@@ -76,6 +84,7 @@ def situation() -> Optional[AdvisorInputs]:
         st.error(f"These inputs cannot be used: {err}.", icon=":material/error:")
         return None
     st.session_state[INPUTS_KEY] = current
+    st.query_params.update(current.to_query())  # a reload keeps the situation
     return current
 
 

@@ -92,5 +92,5 @@ def your_runs() -> YourRuns:
     """The Transfer curves settings this session last used (else the default), the runs of them
     that the result store holds, and the questions those runs answer."""
     settings = last_curve_settings()
-    records = stored(settings)
+    records = stored(settings, with_pack=False)  # this server's runs, not the shipped pack's
     return YourRuns(settings.experiment(), records, run_questions(records))

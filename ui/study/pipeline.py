@@ -116,3 +116,38 @@ def plan_export(plan: PipelinePlan) -> None:
                        icon=":material/download:", type="primary" if not missing else "secondary")
     with st.expander("Preview the Markdown"):
         st.code(document, language="markdown")
+
+
+# A text box hands Streamlit its value only when it loses focus (or on Ctrl+Enter), so words
+# typed just before a reload were lost. In the container keyed ANSWERS_KEY, a pause in typing
+# (TYPING_PAUSE_MS) blurs and refocuses the box, caret kept, which hands the value over and
+# the plan is saved. The listener is added once per browser tab and acts only inside it.
+TYPING_PAUSE_MS = 700
+ANSWERS_KEY = "pipeline_answers"  # the container of the page's answer boxes
+# (a literal: raw HTML is only ever built from constants; the key and pause written out)
+_TYPE_SAVE_JS = """<script>
+(() => {
+  const flag = "__transferlabTypeSave_pipeline_answers";
+  if (document[flag]) { return; }
+  document[flag] = true;
+  let timer = null;
+  document.addEventListener("input", (event) => {
+    const box = event.target;
+    if (!box.closest || !box.closest(".st-key-pipeline_answers")) { return; }
+    if (box.tagName !== "TEXTAREA" && !(box.tagName === "INPUT" && box.type === "text")) { return; }
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (document.activeElement !== box) { return; }
+      const start = box.selectionStart, end = box.selectionEnd;
+      box.blur();
+      box.focus();
+      try { box.setSelectionRange(start, end); } catch (err) { /* not a text box any more */ }
+    }, 700);
+  }, true);
+})();
+</script>"""
+
+
+def save_as_you_type() -> None:
+    """Inside the container ANSWERS_KEY: each pause in typing saves what the box holds."""
+    st.html(_TYPE_SAVE_JS, unsafe_allow_javascript=True, width="content")
