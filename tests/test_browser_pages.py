@@ -326,6 +326,47 @@ CHART_JS = """(chart, [min, share]) => {
   return problems;
 }"""
 MAX_LEGEND_SHARE = 0.45  # of a chart's height, at most: the plot keeps the larger part
+# Labels drawn on a chart (annotations, point labels, the title) read from the rendered SVG: none
+# overlaps another text, none lies on a data line or an error bar (each line sampled every
+# 2 px along its length), and the toolbar (shown on hover, top right) covers no title.
+LABELS_JS = """(chart) => {
+  const problems = [];
+  const inner = (r, d) => ({left: r.left + d, right: r.right - d, top: r.top + d, bottom: r.bottom - d});
+  const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const kind = t => t.closest("g.annotation") ? "label" : t.closest(".textpoint") ? "label"
+    : t.closest(".g-gtitle") ? "title" : t.closest(".legend") ? "legend" : "axis";
+  const texts = [...chart.querySelectorAll("svg text")]
+    .filter(t => (t.textContent || "").trim() && getComputedStyle(t).display !== "none")
+    .map(t => ({text: t.textContent.trim().slice(0, 40), kind: kind(t), box: t.getBoundingClientRect()}))
+    .filter(t => t.box.width > 0);
+  for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++) {
+    const [a, b] = [texts[i], texts[j]];
+    if (a.kind === b.kind && a.kind !== "label") continue;  // ticks and legend: plotly spaces them
+    if (meet(inner(a.box, 1), inner(b.box, 1))) problems.push(`'${a.text}' overlaps '${b.text}'`);
+  }
+  const labels = texts.filter(t => t.kind === "label");
+  for (const path of chart.querySelectorAll(".scatterlayer .js-line, .errorbar path")) {
+    const m = path.getScreenCTM();
+    let length = 0;
+    try { length = path.getTotalLength(); } catch (err) { continue; }
+    for (const label of labels) {
+      const box = inner(label.box, 1);
+      for (let d = 0; d <= length; d += 2) {
+        const p = path.getPointAtLength(d);
+        const x = m.a * p.x + m.c * p.y + m.e, y = m.b * p.x + m.d * p.y + m.f;
+        if (x > box.left && x < box.right && y > box.top && y < box.bottom) {
+          problems.push(`'${label.text}' lies on a line of the data`); break; }
+      }
+    }
+  }
+  const bar = chart.querySelector(".modebar");
+  if (bar) {
+    const box = bar.getBoundingClientRect();
+    for (const t of texts.filter(t => t.kind === "title"))
+      if (box.width && meet(box, inner(t.box, 1))) problems.push(`the toolbar covers the title '${t.text}'`);
+  }
+  return problems;
+}"""
 
 # Every Predict first box on show (its number input) with a label that is not on screen.
 PREDICTION_LABELS_JS = """(form) => {
@@ -400,16 +441,17 @@ def _table_problems(page, fit: bool) -> list[str]:
 
 
 def _chart_problems(page) -> list[str]:
-    """Chart text under MIN_CHART_TEXT_PX and legends over MAX_LEGEND_SHARE in every chart on
-    show."""
+    """Chart text under MIN_CHART_TEXT_PX, legends over MAX_LEGEND_SHARE, and labels that
+    overlap text or lines or sit under the toolbar (LABELS_JS), in every chart on show."""
     from playwright.sync_api import expect
 
     def drawn(chart):
         expect(chart.locator(".js-plotly-plot .main-svg").first).to_be_attached(timeout=30_000)
 
     def check(i, chart):
-        found = chart.locator(".js-plotly-plot").first.evaluate(
-            CHART_JS, [MIN_CHART_TEXT_PX, MAX_LEGEND_SHARE])
+        plot = chart.locator(".js-plotly-plot").first
+        found = plot.evaluate(CHART_JS, [MIN_CHART_TEXT_PX, MAX_LEGEND_SHARE])
+        found += plot.evaluate(LABELS_JS)
         return [f"chart {i + 1}: {problem}" for problem in found]
 
     return _each_shown(page, "[data-testid='stPlotlyChart']", drawn, check)
@@ -824,3 +866,38 @@ def test_the_live_server_refuses_uploads_without_xsrf_and_foreign_origins(lab):
         assert response.status == 200
         allowed = response.headers.get("Access-Control-Allow-Origin")
     assert allowed not in ("*", "https://evil.example.org"), allowed
+
+
+def test_the_label_check_finds_labels_on_lines_and_under_the_toolbar(tmp_path):
+    """LABELS_JS on two charts drawn by plotly.js itself (from the plotly package, offline): a
+    label written over a line and a title under the toolbar are found; the same chart with the
+    line named in the legend and the title placed by `titled` is clean."""
+    import plotly.graph_objects as go
+    from playwright.sync_api import sync_playwright
+
+    from ui.kit.figures import chart_layout, reference_line, titled
+
+    require_chromium()
+    bad = go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0], mode="lines", name="data"))
+    bad.add_hline(y=0.5, annotation_text="a label across the data's line",
+                  annotation_position="top left")
+    bad.update_layout(title="A title long enough to reach the toolbar of a narrow chart")
+    good = go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0], mode="lines", name="data"))
+    reference_line(good, 0.5, "the same line, named in the legend")
+    titled(good, "A title long enough to reach the toolbar of a narrow chart")
+    found = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 420, "height": 700})
+        for name, fig in (("bad", chart_layout(bad, 420)), ("good", chart_layout(good, 420, top=60))):
+            path = tmp_path / f"{name}.html"
+            fig.write_html(path, include_plotlyjs=True, full_html=True,
+                           config={"displayModeBar": True}, default_width="400px")
+            page.goto(path.as_uri())
+            page.locator(".js-plotly-plot .main-svg").first.wait_for()
+            page.locator(".js-plotly-plot").first.hover()  # the toolbar shows on hover
+            found[name] = page.locator(".js-plotly-plot").first.evaluate(LABELS_JS)
+        browser.close()
+    assert any("lies on a line of the data" in p for p in found["bad"]), found["bad"]
+    assert any("toolbar covers the title" in p for p in found["bad"]), found["bad"]
+    assert found["good"] == [], found["good"]

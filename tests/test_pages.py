@@ -382,7 +382,9 @@ def test_every_figure_builder_uses_the_strategy_colours_and_readable_text():
                            "std": 0.0, "seeds": 1, "scratch": 40.0, "accuracy": 45.0}
                           for v in (0.0, 30.0) for s in ("probe", "finetune")])
     head_start = hurts.head_start_figure(shift, "rotate")
-    assert set(_colors(head_start).values()) == {probe, tune}
+    reference = "no head start (= from scratch)"  # the zero line, named in the legend
+    assert set(c for name, c in _colors(head_start).items() if name != reference) == {probe, tune}
+    assert [t.x for t in head_start.data if t.name == reference] == [(None,)]
     assert not any(t.error_y.visible for t in head_start.data)  # one seed: no error bars
 
     depth_summary = summarize(_records(

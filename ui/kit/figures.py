@@ -101,6 +101,28 @@ def chart_layout(fig: go.Figure, height: int, legend_title: str = "", top: int =
     return fig
 
 
+MODEBAR_ROOM = 40  # px: a chart title starts this far down, below the chart's toolbar
+
+
+def titled(fig: go.Figure, title: str) -> go.Figure:
+    """`fig` with `title` placed under the toolbar that plotly shows at the chart's top right
+    on hover (a title at the very top would sit under its buttons on a narrow chart)."""
+    fig.update_layout(title={"text": title, "yref": "container", "y": 1, "yanchor": "top",
+                             "pad": {"t": MODEBAR_ROOM}, "x": 0, "xref": "container",
+                             "xanchor": "left"})
+    return fig
+
+
+def reference_line(fig: go.Figure, y: float, name: str, color: str = "#444444",
+                   dash: str = "dot") -> go.Figure:
+    """A horizontal line across the plot at `y`, named in the legend (a line sample and
+    `name`) rather than by a label on the plot, where the data's lines would cross it."""
+    fig.add_hline(y=y, line_dash=dash, line_color=color)
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, hoverinfo="skip",
+                             line={"color": color, "dash": dash, "width": 2}))
+    return fig
+
+
 def error_bars(std: Sequence[float], seeds: Sequence[int], thickness: float = 1.5) -> dict:
     """`error_y` of ±1 standard deviation, shown only where a point has more than one seed
     (with one seed there is no spread to show)."""

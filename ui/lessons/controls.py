@@ -42,15 +42,17 @@ def curve_controls(current: CurveSettings) -> Optional[Callable[[], CurveSetting
             help="Each strategy gets its own curve. From scratch is the baseline the others "
                  "are measured against. The last three refine fine-tuning block by block: see "
                  "the lesson 'How much of the network to train'.")
-        factor = left.select_slider(
-            "Decay factor (discriminative learning rates)", options=list(DECAY_FACTORS),
-            value=current.decay(), format_func=lambda f: f"{f:g}",
-            help="Applies only to Discriminative learning rates: with that strategy not chosen, "
-                 "this slider changes nothing. The head learns at the full rate; the top block "
-                 "at rate x factor, each block below at the rate above x factor again. ULMFiT "
-                 "used 1/2.6 = 0.38.")
-        left.caption("The decay factor applies only when Discriminative learning rates is "
-                     "among the strategies.")
+        # folded away unless the settings shown use it (a form cannot hide it as the choice
+        # of strategies changes, so it waits, closed, under a title that says what it is for)
+        with left.expander("Decay factor, for Discriminative learning rates only",
+                           expanded="discriminative" in current.options()):
+            factor = st.select_slider(
+                "Decay factor (discriminative learning rates)", options=list(DECAY_FACTORS),
+                value=current.decay(), format_func=lambda f: f"{f:g}",
+                help="Applies only to Discriminative learning rates: with that strategy not "
+                     "chosen, this slider changes nothing. The head learns at the full rate; the "
+                     "top block at rate x factor, each block below at the rate above x factor "
+                     "again. ULMFiT used 1/2.6 = 0.38.")
         labels = right.multiselect(
             "Labels per class", options=list(LABEL_CHOICES), format_func=labels_text,
             default=list(current.labels_per_class),

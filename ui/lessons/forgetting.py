@@ -22,7 +22,7 @@ from engine.experiments.readings.forgetting import diagnostics_readings, forgett
 from ui.kit.text import plural
 from ui.kit.exports import show_chart
 from ui.kit.jobs import stored
-from ui.kit.figures import chart_layout, strategy_color
+from ui.kit.figures import MODEBAR_ROOM, chart_layout, reference_line, strategy_color, titled
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
 from engine.experiments.lessons.forgetting import (BACKBONE_LRS, D_LABELS, EPOCHS, F_LABELS, FREEZE_BLOCKS, LAMBDAS,
@@ -62,8 +62,8 @@ def forgetting_figure(records: dict[str, dict], task: str) -> go.Figure:
     title = "Source task: MNIST, kept head" if task == "source" else "Target task: UCI digits, new head"
     fig.update_xaxes(title="epochs of fine-tuning on the target", dtick=1)
     fig.update_yaxes(title="test accuracy (%)")
-    fig.update_layout(title=title, hovermode="x unified")
-    return chart_layout(fig, 480, top=60)
+    fig.update_layout(hovermode="x unified")
+    return chart_layout(titled(fig, title), 480, top=60 + MODEBAR_ROOM)
 
 
 def mean_records(records: dict[str, list[dict]]) -> dict[str, dict]:
@@ -105,9 +105,8 @@ def probe_figure(records: dict[str, dict]) -> go.Figure:
     any_record = next(iter(records.values()))
     layers = any_record["layers"]
     if base is not None:
-        fig.add_hline(y=base["pixels_probe"], line_dash="dot", line_color="#444",
-                      annotation_text=f"probe on the raw pixels: {base['pixels_probe']:.1f}%",
-                      annotation_position="bottom right")
+        reference_line(fig, base["pixels_probe"],
+                       f"probe on the raw pixels: {base['pixels_probe']:.1f}%")
         for name, key, color in (("Untrained network", "untrained_probe", "#999999"),
                                  ("Pretrained (before fine-tuning)", "pretrained_probe",
                                   strategy_color("probe"))):

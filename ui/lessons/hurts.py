@@ -29,7 +29,7 @@ from ui.kit.text import plural
 from ui.lessons.curves import chart_caption, curve_figure
 from ui.kit.exports import show_chart
 from ui.kit.jobs import stored
-from ui.kit.figures import DASHES, chart_layout, error_bars, strategy_color
+from ui.kit.figures import DASHES, chart_layout, error_bars, reference_line, strategy_color
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
 from engine.experiments.lessons.hurts import (LABELS, MISMATCHED, SHIFT_SEEDS, SHIFT_SLIDERS, SHIFT_STEPS, SOURCE,
@@ -212,8 +212,7 @@ def head_start_figure(frame: pd.DataFrame, kind: str) -> go.Figure:
                 hovertemplate=(f"<b>{label}</b><br>severity %{{x}}<br>head-start %{{y:+.1f}} points"
                                "<br>accuracy %{customdata[0]:.1f}% vs scratch %{customdata[1]:.1f}%"
                                "<br>seeds %{customdata[2]}<extra></extra>")))
-    fig.add_hline(y=0, line_color="#444", line_dash="dot",
-                  annotation_text="no head-start (scratch)", annotation_position="bottom right")
+    reference_line(fig, 0, "no head start (= from scratch)")
     unit = SHIFTS[kind].unit
     fig.update_xaxes(title=f"severity of {SHIFTS[kind].title.lower()}" + (f" ({unit})" if unit else ""),
                      tickvals=sorted(float(v) for v in frame["severity"].unique()))

@@ -171,34 +171,38 @@ def merge_sentence(check) -> str:
                     "more than floating-point rounding, so this merge changed the model.")
 
 
+TICK_NAMES = {"probe": "probe", "finetune": "fine-tune"}  # under those points on the x axis
+
+
 def tradeoff_figure(table: pd.DataFrame) -> go.Figure:
     """Mean test accuracy against trainable parameters (log x), error bars of ±1 std; the LoRA
     ranks joined by a line, the probe and fine-tuning as single points."""
     fig = go.Figure()
     lora = table[table["strategy"].str.startswith("lora:")].sort_values("rank")
-    groups = [("LoRA", lora, strategy_color("lora"), [f"r={int(r)}" for r in lora["rank"]],
-               "lines+markers+text")]
+    groups = [("LoRA", lora, strategy_color("lora"), "lines+markers")]
     for name in ("probe", "finetune"):
         part = table[table["strategy"] == name]
-        groups.append((get_strategy(name).label, part, strategy_color(name),
-                       [get_strategy(name).label] * len(part),
-                       "markers+text"))
-    for label, part, color, texts, mode in groups:
+        groups.append((get_strategy(name).label, part, strategy_color(name), "markers"))
+    for label, part, color, mode in groups:
         if part.empty:
             continue
         fig.add_trace(go.Scatter(
             x=part["Trainable parameters"].tolist(), y=part["Mean test accuracy (%)"].tolist(),
-            mode=mode, name=label,
-            text=texts, textposition="top center", marker={"size": 11, "color": color},
+            mode=mode, name=label, marker={"size": 11, "color": color},
             line={"color": color, "width": 2},
             error_y=error_bars(part["± std"], part["Seeds"]),
             customdata=[[name, plural(int(n), "seed")]
                         for name, n in zip(part["Strategy"], part["Seeds"])],
             hovertemplate="<b>%{customdata[0]}</b><br>%{x:,} trainable parameters<br>"
                           "test accuracy %{y:.1f}% (%{customdata[1]})<extra></extra>"))
-    ticks = count_ticks(table["Trainable parameters"].tolist())  # 1k, 10k, ...: no small digits
-    fig.update_xaxes(type="log", title="trainable parameters<br>(log scale, counted on the built model)",
-                     tickvals=ticks, ticktext=[count_text(t) for t in ticks])
+    # each point named on the axis under it (a label beside a point would cross its error bar
+    # or the line): LoRA's ranks, and the probe and fine-tuning; counts in the hover and table
+    names = [(n, f"r={int(r)}") for n, r in zip(lora["Trainable parameters"], lora["rank"])]
+    names += [(n, TICK_NAMES[s]) for n, s in zip(table["Trainable parameters"], table["strategy"])
+              if s in TICK_NAMES]
+    fig.update_xaxes(type="log", title="trainable parameters, log scale<br>(hover a point: "
+                     "its exact count)",
+                     tickvals=[float(n) for n, _ in names], ticktext=[t for _, t in names])
     fig.update_yaxes(title="test accuracy (%)")
     fig.update_layout(hovermode="closest")
     return chart_layout(fig, 480, top=30)
