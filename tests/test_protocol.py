@@ -166,3 +166,30 @@ def test_a_record_under_the_wrong_key_is_refused(tmp_path):
             return bench
     with pytest.raises(ValueError, match="other"):
         run_experiment(Wrong(), ResultStore(tmp_path / "runs.sqlite"))
+
+
+def test_the_feature_pass_reports_its_stage_and_progress():
+    """Frozen features computed for a sweep say so on the job's progress line as they go
+    ('Feature extraction: 900 of 1,797 target images ...'), about every tenth of the pass."""
+    import torch
+    from torch import nn
+
+    from engine.core.features import extract
+    from engine.experiments.sweep import SweepContext, SweepSpec
+
+    calls = []
+    out = extract(nn.Flatten(), torch.zeros(300, 1, 2, 2), torch.device("cpu"),
+                  lambda done, total: calls.append((done, total)))
+    assert out.shape == (300, 4) and calls[-1] == (300, 300) and calls == sorted(calls)
+
+    bench = SweepContext.__new__(SweepContext)  # only what the progress line reads
+    bench.spec, said = SweepSpec(), []
+    bench.say = None
+    assert bench._feature_progress() is None  # nobody to tell: no callback
+    bench.say = said.append
+    on_batch = bench._feature_progress()
+    for done in range(18, 1798, 18):
+        on_batch(min(done, 1797), 1797)
+    on_batch(1797, 1797)
+    assert 10 <= len(said) <= 11
+    assert said[-1].startswith("Feature extraction: 1,797 of 1,797 target images through ")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -42,20 +42,26 @@ def features_dir() -> Path:
     return path
 
 
-def extract(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """(N, ...) images -> (N, D) features on the CPU, in batches, model in eval mode."""
+def extract(model: nn.Module, x: torch.Tensor, device: torch.device,
+            on_batch: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
+    """(N, ...) images -> (N, D) features on the CPU, in batches, model in eval mode;
+    `on_batch(images done, N)` after each batch."""
     model = model.to(device).eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(x), BATCH):
             out.append(model(x[start:start + BATCH].to(device)).flatten(1).float().cpu())
+            if on_batch is not None:
+                on_batch(min(start + BATCH, len(x)), len(x))
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
 def cached_features(build_model: Callable[[], nn.Module], backbone_id: str, x: torch.Tensor,
-                    preprocessing: dict, device: torch.device) -> tuple[torch.Tensor, bool]:
+                    preprocessing: dict, device: torch.device,
+                    on_batch: Optional[Callable[[int, int], None]] = None) -> tuple[torch.Tensor, bool]:
     """(features (N, D), hit): read from disk when this backbone has seen these exact images with
-    this preprocessing before; otherwise build the model, extract and store atomically."""
+    this preprocessing before; otherwise build the model, extract (`on_batch` as `extract`'s)
+    and store atomically."""
     path = features_dir() / f"{feature_key(backbone_id, tensor_digest(x), preprocessing)}.pt"
     if path.is_file():
         try:
@@ -64,6 +70,6 @@ def cached_features(build_model: Callable[[], nn.Module], backbone_id: str, x: t
                 return stored, True
         except Exception:  # a truncated or foreign file: compute again and replace it
             pass
-    features = extract(build_model(), x, device)
+    features = extract(build_model(), x, device, on_batch)
     write_atomic(path, lambda fh: torch.save(features, fh))
     return features, False

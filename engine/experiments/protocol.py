@@ -157,6 +157,8 @@ class LocalBackend:
 
     def train(self, experiment, pretrained, todo, device, should_stop, say):
         bench = experiment.workbench(device, pretrained)
+        if hasattr(bench, "say"):  # a workbench that reports its own shared work (features)
+            bench.say = say
         stacked = getattr(bench, "train_stacked", None)  # a sweep's runs as stacked models
         if device.type == "cuda" and stacked is not None:  # the CPU keeps one run per thread
             yield from stacked(todo, should_stop, say)

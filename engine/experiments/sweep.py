@@ -237,6 +237,8 @@ class SweepContext:
         self.test_idx = torch.as_tensor(self.split.test_idx, device=device)
         self.pretrained_state = pretrained.load_state_dict() if pretrained else None
         self._features: dict[str, torch.Tensor] = {}  # frozen features by strategy view
+        # the driver's progress line (`LocalBackend` sets it): the feature pass reports on it
+        self.say: Optional[Callable[[str], None]] = None
         self._block_outputs: dict[tuple, torch.Tensor] = {}
         # model construction draws from torch's global generator: one run at a time seeds it
         self._init_lock = threading.Lock()
@@ -278,6 +280,22 @@ class SweepContext:
             model = info.build(self.data.n_classes, size)
         return model
 
+    def _feature_progress(self) -> Optional[Callable[[int, int], None]]:
+        """What the feature pass says as it goes: its stage, images done of all (at most about
+        every tenth of the pass, so a long pass is seen moving without flooding the job)."""
+        say = self.say
+        if say is None:
+            return None
+        backbone, said = get_backbone(self.spec.backbone).title, [-1]
+
+        def on_batch(done: int, total: int) -> None:
+            tenth = done * 10 // total
+            if tenth != said[0]:
+                said[0] = tenth
+                say(f"Feature extraction: {done:,} of {total:,} target images through "
+                    f"{backbone} (once; kept on disk for every later run)")
+        return on_batch
+
     def features(self, strategy_name: str = "probe") -> torch.Tensor:
         """Frozen features of every target image that `strategy_name`'s head reads, (N, D),
         computed once per sweep for each view (`Strategy.features_view`)."""
@@ -288,7 +306,8 @@ class SweepContext:
                 prep = {"input": self.spec.input_shape(), **({"view": view} if view else {})}
                 features, _ = cached_features(
                     lambda: self.prepared_model(name, 0)[0].features, f"{self.spec.backbone}@"
-                    f"{self.spec.source_key()}", self.data.x, prep, self.device)
+                    f"{self.spec.source_key()}", self.data.x, prep, self.device,
+                    self._feature_progress())
                 self._features[view] = features.to(self.device)
             else:
                 model = self.prepared_model(name, 0)[0]

@@ -106,8 +106,9 @@ def pretraining_panel(spec: SweepSpec, result: Optional[PretrainResult]) -> None
         if result is None:
             passes = plural(spec.pretrain_epochs, "pass", "passes")
             st.info(f"No pretrained {backbone.title} for {source.title} exists yet. The first Run "
-                    f"pretrains it ({passes} over the source, about 10-60 s) and caches the "
-                    "checkpoint; every later run reuses it.", icon=":material/hourglass_empty:")
+                    f"pretrains it ({passes} over the source; the job's bar follows its steps) "
+                    "and caches the checkpoint; every later run reuses it.",
+                    icon=":material/hourglass_empty:")
             return
         passes = plural(result.config.epochs, "pass", "passes")
         st.markdown(f"**{backbone.title}** trained on **{source.title}**: "

@@ -247,7 +247,7 @@ def forgetting_panel(settings: ForgettingSettings, notes) -> dict[str, dict]:
     runs = _stored_or_invitation(
         settings,
         f"None of the {plural(len(config.arms) * settings.seeds, 'arm run')} of these settings "
-        f"is stored yet. Press Run (about a minute per seed on two CPU cores).")
+        f"is stored yet. Press Run: the job's box shows each arm's epochs as they train.")
     if not runs:
         return {}
     stored, total = sum(len(r) for r in runs.values()), len(config.arms) * settings.seeds

@@ -89,8 +89,8 @@ def negative_results(settings: NegativeSettings, notes) -> None:
     records, total = stored(settings), total_runs(specs)
     if records.empty:
         st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run: "
-                "the first run pretrains the small CNN on the mismatched source once (about 10 s "
-                "on two idle CPU cores).", icon=":material/info:")
+                "the first run pretrains the small CNN on the mismatched source once (the job's "
+                "bar follows its steps), then trains the runs.", icon=":material/info:")
         return
     missing_note(len(records), total, notes)
     st.caption(chart_caption(int(records["seed"].nunique()), "test accuracy on the UCI digits"))
