@@ -50,7 +50,10 @@ def cluster():
             pytest.fail(reason)
         pytest.skip(reason)
     # "local": always a new instance of its own, never a cluster already running on this machine
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # one precision for every process: float32 or bfloat16 is otherwise measured per data
+    # directory, and a measurement on a busy machine can come out either way
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"TRANSFERLAB_PRECISION": "fp32"}})
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -63,6 +66,7 @@ def test_a_sweep_on_ray_goes_through_the_one_driver_and_stores_the_local_pools_r
     from engine.experiments.protocol import LocalBackend
     from engine.infra.ray_backend import RayBackend
 
+    monkeypatch.setenv("TRANSFERLAB_PRECISION", "fp32")  # as the cluster's workers (above)
     calls = []
     driver = protocol.run_experiment
 
