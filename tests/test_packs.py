@@ -139,3 +139,42 @@ def test_a_first_visit_shows_every_section_from_the_pack(lesson, empty_default_s
     if reveal:
         reveal[0].click().run()
     assert at.get("plotly_chart")
+
+
+def test_a_merged_store_takes_the_packs_record_only_where_the_store_has_none(tmp_path):
+    """Lessons share units: the store's own run wins, the pack fills in the rest."""
+    from ui.kit.jobs import MergedStore
+
+    store = ResultStore(tmp_path / "store.sqlite")
+    store.put({"run_key": "a", "test_accuracy": 71.0})
+    path = tmp_path / "sections.json"
+    path.write_text(json.dumps({"units": {"a": {"run_key": "a", "test_accuracy": 60.0},
+                                          "b": {"run_key": "b", "test_accuracy": 80.0}}}))
+    from engine.infra.packs import PackStore
+
+    merged = MergedStore(store, PackStore(path))
+    got = {r["run_key"]: r["test_accuracy"] for r in merged.get_many(["a", "b", "c"])}
+    assert got == {"a": 71.0, "b": 80.0}
+
+
+def test_a_section_partly_trained_here_shows_the_rest_from_the_pack(empty_default_store):
+    """Transfer curves' own scratch runs are also the negative-transfer section's: with them
+    stored, When transfer hurts shows whole curves, the pack's runs for the rest, and says
+    which are which."""
+    from engine.experiments.lessons.hurts import NegativeSettings
+    from engine.experiments.protocol import all_units
+    from engine.infra.packs import pack_store
+    from tests.test_pages import open_page
+
+    settings = NegativeSettings.from_query({})[0]
+    units = all_units(settings.experiment())
+    shared = pack_store().get_many([units[0].key])  # one of its runs, as if trained here
+    store = ResultStore(empty_default_store)
+    store.put(shared[0])
+    at = open_page("pages/when_transfer_hurts.py")
+    assert not at.exception, [e.value for e in at.exception]
+    notes = [i.value for i in at.info if i.value.startswith("Precomputed results")]
+    total = len({u.key for u in units})
+    assert any(f"for {total - 1} of these {total} runs" in n and "the other 1 were trained on "
+               "this server" in n for n in notes), notes
+    assert not any("not stored yet" in w.value for w in at.warning)

@@ -175,7 +175,9 @@ def test_tiny_sweep_draws_curves_then_reuses_the_store(pretrained, empty_default
     sentence = texts(at.markdown)
     assert "At 2 labels per class, the linear probe" in sentence and "too few seeds to call" in sentence
     assert "1 seed, no interval" in sentence and "is ahead of" not in sentence
-    assert {m.label: m.value for m in at.metric}["Checkpoint"] == "cached"
+    # the session's checkpoint, trained minutes ago (else older: reused)
+    assert re.fullmatch(r"trained (\d+ min )?\d+ s ago|reused",
+                        {m.label: m.value for m in at.metric}["Checkpoint"])
     table = at.dataframe[0].value
     assert len(table) == 4 and list(table.columns) == [
         "Strategy", "Labels per class", "Labelled examples", "Seed", "Test accuracy (%)",
@@ -432,3 +434,11 @@ def test_the_data_page_lists_each_built_in_dataset_on_its_own_line():
     lines = listing.splitlines()[1:]
     assert lines == [f"- **{i.title}**: {i.description}" for i in DATASETS.values()]
     assert ".;" not in listing
+
+
+def test_the_checkpoint_says_when_it_was_trained_or_that_it_was_reused():
+    from ui.lessons.curves import FRESH_CHECKPOINT_S, checkpoint_state
+
+    assert checkpoint_state(1000.0, 1042.0) == "trained 42 s ago"
+    assert checkpoint_state(1000.0, 1000.0 + 185) == "trained 3 min 05 s ago"
+    assert checkpoint_state(1000.0, 1000.0 + FRESH_CHECKPOINT_S) == "reused"

@@ -510,8 +510,9 @@ def class_runs(settings: CurveSettings) -> pd.DataFrame:
     records, total = stored(settings), len(plan_runs(spec))
     pack = packed(settings)
     if pack is not None:
-        st.caption(f"The runs' means come from the lesson pack: {plural(len(records), 'run')} "
-                   f"trained ahead of time by the same code on {pack.get('device', '?')} on "
+        st.caption(f"The runs' means come from the lesson pack where this server has not "
+                   f"trained them: {pack['units']} of {plural(pack['total'], 'run')} trained ahead "
+                   f"of time by the same code on {pack.get('device', '?')} on "
                    f"{str(pack.get('built_at', ''))[:10]}. Running them on Transfer curves "
                    "stores this server's own.")
     elif len(records) < total:

@@ -59,18 +59,18 @@ def session_id() -> str:
 
 def stored(settings, with_pack: bool = True):
     """What the store holds of a lesson section's settings, `settings.records(store)`: the one
-    way a page reads its runs. When the store holds none of the section's units and no job of
-    it runs, the sections pack's (`packed`; the page says so). While the section's job runs,
-    the store is read once per progress step and the result shared by every session showing
-    the same settings (thirty students poll the same job once a second each); callers only
-    read what they get. `with_pack=False`: this server's own runs only (the study pages'
-    questions "from your runs")."""
+    way a page reads its runs. While no job of the section runs, a unit the store lacks is
+    taken from the sections pack where it has it (`MergedStore`; `packed` says how many, and
+    the page says so): lessons share units (the scratch runs of one are another's), so a
+    first visit after another lesson's runs shows whole curves, not the shared part alone.
+    While the section's job runs, only the store: it is read once per progress step and the
+    result shared by every session showing the same settings (thirty students poll the same
+    job once a second each); callers only read what they get. `with_pack=False`: this
+    server's own runs only (the study pages' questions "from your runs")."""
     job = job_manager().status(settings.experiment().key())
     if job is None or not job.active:
         store = ResultStore()
-        if with_pack and not _holds_any(store, settings) and _holds_any(pack_store(), settings):
-            return settings.records(pack_store())
-        return settings.records(store)
+        return settings.records(MergedStore(store, pack_store()) if with_pack else store)
     step, key = (job.done, job.trained, job.stage), (job.job_id, settings)
     with _LIVE_LOCK:
         cached = _LIVE.get(key)
@@ -81,23 +81,34 @@ def stored(settings, with_pack: bool = True):
         return cached[1]
 
 
-def _holds_any(store, settings) -> bool:
-    return bool(store.get_many(u.key for u in all_units(settings.experiment())))
+class MergedStore:
+    """The result store, with the sections pack's record for each key the store lacks (the
+    store's own run always wins); read-only, as `settings.records(store)` reads a store."""
+
+    def __init__(self, store, pack):
+        self.store, self.pack = store, pack
+
+    def get_many(self, run_keys) -> list[dict]:
+        keys = list(run_keys)
+        found = self.store.get_many(keys)
+        have = {r.get("run_key") for r in found}
+        return found + self.pack.get_many(k for k in keys if k not in have)
 
 
 def packed(settings) -> Optional[dict]:
-    """The sections pack's provenance (built_at, device, code_version, units: how many it holds
-    of these settings) when `stored` shows the pack's runs of these settings: the store holds
-    none of them, no job of them runs, and the pack holds some; else None."""
+    """When `stored` shows some of the sections pack's runs of these settings: its provenance
+    (built_at, device, code_version) with `units` (how many of the settings' units come from
+    the pack), `here` (how many from this server's store) and `total`; else None."""
     job = job_manager().status(settings.experiment().key())
     if job is not None and job.active:
         return None
+    keys = list(dict.fromkeys(u.key for u in all_units(settings.experiment())))
+    here = {r.get("run_key") for r in ResultStore().get_many(keys)}
     pack = pack_store()
-    keys = [u.key for u in all_units(settings.experiment())]
-    held = len(pack.get_many(keys))
-    if not held or _holds_any(ResultStore(), settings):
+    held = len(pack.get_many(k for k in keys if k not in here))
+    if not held:
         return None
-    return dict(pack.provenance, units=held, total=len(keys))
+    return dict(pack.provenance, units=held, here=len(here), total=len(keys))
 
 
 def stored_count() -> int:

@@ -266,10 +266,17 @@ def pack_note(settings, notes) -> None:
     pack = packed(settings)
     if pack is None:
         return
+    where = (f"trained on {pack.get('device', 'an unnamed machine')} on "
+             f"{str(pack.get('built_at', ''))[:10]} (engine {pack.get('code_version', '?')})")
+    if pack["here"]:
+        notes.info(f"Precomputed results from the lesson pack for {pack['units']} of these "
+                   f"{plural(pack['total'], 'run')}, {where}; the other {pack['here']} were "
+                   "trained on this server. Press Run to train the rest here.",
+                   icon=":material/inventory_2:")
+        return
     notes.info(f"Precomputed results from the lesson pack: {plural(pack['units'], 'run')} "
-               f"trained on {pack.get('device', 'an unnamed machine')} on "
-               f"{str(pack.get('built_at', ''))[:10]} (engine {pack.get('code_version', '?')}). "
-               "Press Run to re-run them live on this machine.", icon=":material/inventory_2:")
+               f"{where}. Press Run to re-run them live on this machine.",
+               icon=":material/inventory_2:")
 
 
 def _form_and_run(section: Section, settings):

@@ -10,6 +10,7 @@ are hidden); chart figures are shared between sessions. The running job's box it
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from datetime import datetime
 from typing import Mapping, Optional, Sequence
@@ -33,7 +34,7 @@ from ui.lessons.predict import figure_with_predictions, hidden_results, predicti
 from ui.kit.readings import show_readings
 from ui.kit.tables import Compact, show_table
 from ui.kit.shell import HANDOUT, page_view
-from ui.kit.text import plural
+from ui.kit.text import plural, seconds_text
 
 _FIGURES: OrderedDict = OrderedDict()  # (runs and accuracies, strategies, marker) -> figure
 _FIGURES_LOCK = threading.Lock()
@@ -119,12 +120,22 @@ def pretraining_panel(spec: SweepSpec, result: Optional[PretrainResult]) -> None
                              "from pretraining.")
         seconds.metric("Pretraining time", f"{result.seconds:.1f} s")
         device.metric("Trained on", result.device.upper())
-        checkpoint.metric("Checkpoint", "cached",
+        checkpoint.metric("Checkpoint", checkpoint_state(result.created_at, time.time()),
                           help="Trained once, by the first Run that needed it (its time is "
                                "beside); every later run loads it from the cache.")
         written = datetime.fromtimestamp(result.created_at).strftime("%Y-%m-%d %H:%M")
         st.caption(f"Checkpoint `{result.checkpoint.name}`, written {written}. Its name is a hash "
                    "of everything that determines its weights, so it is trained once and reused.")
+
+
+FRESH_CHECKPOINT_S = 3600  # a checkpoint younger than this says when it was trained
+
+
+def checkpoint_state(created_at: float, now: float) -> str:
+    """'trained 4 min ago' for a checkpoint trained within the hour (by this class's Run),
+    'reused' for an older one (these runs loaded it)."""
+    age = max(0.0, now - created_at)
+    return f"trained {seconds_text(age)} ago" if age < FRESH_CHECKPOINT_S else "reused"
 
 
 def stored_pretraining(spec: SweepSpec) -> Optional[PretrainResult]:

@@ -273,16 +273,16 @@ def count_panel(count: LoraCount, adapter: AdapterChoice) -> None:
 def memory_controls(preset: str) -> MemoryChoice:
     """Precision, batch, sequence length and checkpointing of the memory estimate."""
     t = PRESETS[preset].transformer
-    left, mid, right, far = st.columns(4)
+    left, mid, right = st.columns(3)  # the toggle below, its label whole (a fourth column cut it)
     weights = left.radio("Weights", ["bf16", "fp32"], horizontal=True)
     batch = mid.number_input("Batch size", min_value=1, max_value=4096, value=1, step=1)
     seq = right.number_input("Sequence length (tokens)", min_value=1, max_value=131072,
                              value=min(512, t.seq) if t else 512, step=1,
                              disabled=t is None or t.fixed_seq,
                              help="Transformers only; ViT always reads 197 tokens.")
-    checkpointing = far.toggle("Gradient checkpointing", value=True, disabled=t is None,
-                               help="Keep only each block's input and recompute the rest in the "
-                                    "backward pass (transformers here).")
+    checkpointing = st.toggle("Gradient checkpointing", value=True, disabled=t is None,
+                              help="Keep only each block's input and recompute the rest in the "
+                                   "backward pass (transformers here).")
     return MemoryChoice(weights, int(batch), int(seq), bool(checkpointing))
 
 
