@@ -868,16 +868,14 @@ def test_the_live_server_refuses_uploads_without_xsrf_and_foreign_origins(lab):
     assert allowed not in ("*", "https://evil.example.org"), allowed
 
 
-def test_the_label_check_finds_labels_on_lines_and_under_the_toolbar(tmp_path):
+def test_the_label_check_finds_labels_on_lines_and_under_the_toolbar(lab, tmp_path):
     """LABELS_JS on two charts drawn by plotly.js itself (from the plotly package, offline): a
     label written over a line and a title under the toolbar are found; the same chart with the
     line named in the legend and the title placed by `titled` is clean."""
     import plotly.graph_objects as go
-    from playwright.sync_api import sync_playwright
 
     from ui.kit.figures import chart_layout, reference_line, titled
 
-    require_chromium()
     bad = go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 1, 0], mode="lines", name="data"))
     bad.add_hline(y=0.5, annotation_text="a label across the data's line",
                   annotation_position="top left")
@@ -886,9 +884,8 @@ def test_the_label_check_finds_labels_on_lines_and_under_the_toolbar(tmp_path):
     reference_line(good, 0.5, "the same line, named in the legend")
     titled(good, "A title long enough to reach the toolbar of a narrow chart")
     found = {}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 420, "height": 700})
+    page = lab.page.context.browser.new_page(viewport={"width": 420, "height": 700})  # the
+    try:  # module's browser (a second Playwright in this process would clash with its loop)
         for name, fig in (("bad", chart_layout(bad, 420)), ("good", chart_layout(good, 420, top=60))):
             path = tmp_path / f"{name}.html"
             fig.write_html(path, include_plotlyjs=True, full_html=True,
@@ -897,7 +894,8 @@ def test_the_label_check_finds_labels_on_lines_and_under_the_toolbar(tmp_path):
             page.locator(".js-plotly-plot .main-svg").first.wait_for()
             page.locator(".js-plotly-plot").first.hover()  # the toolbar shows on hover
             found[name] = page.locator(".js-plotly-plot").first.evaluate(LABELS_JS)
-        browser.close()
+    finally:
+        page.close()
     assert any("lies on a line of the data" in p for p in found["bad"]), found["bad"]
     assert any("toolbar covers the title" in p for p in found["bad"]), found["bad"]
     assert found["good"] == [], found["good"]

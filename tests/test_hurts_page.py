@@ -131,8 +131,10 @@ def test_both_sections_run_and_read_their_own_numbers(pretrained, empty_default_
     assert "Maennel et al." in body  # the random-labels mechanism, with its source
     assert "on held-out images of its own task" in body and "Why it can hurt" in texts(at.subheader)
     names = {t["name"] for t in shift["data"]}
-    assert names == {"Linear probe, 1 label/class", "Fine-tune, 1 label/class"}
-    assert [list(t["x"]) for t in shift["data"]] == [[0.0, 0.3, 0.6]] * 2
+    assert names == {"Linear probe, 1 label/class", "Fine-tune, 1 label/class",
+                     "no head start (= from scratch)"}  # the zero line, named in the legend
+    assert [list(t["x"]) for t in shift["data"] if t["name"] != "no head start (= from scratch)"] \
+        == [[0.0, 0.3, 0.6]] * 2
     assert "head start at 1 label per class" in body and "Noise puts bright speckles" in body
 
 

@@ -206,7 +206,7 @@ def test_imagenet_features_at_another_size_are_cached_apart(monkeypatch):
 
     asked = []
 
-    def cached(build, backbone_id, x, prep, device):
+    def cached(build, backbone_id, x, prep, device, on_batch=None):
         asked.append((backbone_id, prep))
         return torch.zeros(len(x), 4), True
 

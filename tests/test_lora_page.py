@@ -119,7 +119,7 @@ def test_the_trade_off_sweep_runs_and_is_drawn_then_merged(pretrained, empty_def
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     figure = json.loads(next(c for c in at.get("plotly_chart")
-                             if "accuracy" in c.proto.spec and "(log scale, counted on the built model)" in c.proto.spec)
+                             if "accuracy" in c.proto.spec and "trainable parameters, log scale" in c.proto.spec)
                         .proto.spec)
     points = {t["name"]: t["x"] for t in figure["data"]}
     assert points["LoRA"] == [strategy_parameters(s)[0] for s in spec.strategies[2:]]

@@ -235,7 +235,9 @@ def test_stored_default_runs_show_on_first_load_without_training(empty_default_s
         store.put(_fake_record(plan, accuracy[plan.strategy]))
 
     at = show_results(open_page(CURVES))  # first render, default settings, nothing pressed
-    assert "5 of 105 runs" in texts(at.warning)
+    # the 5 runs not stored here come from the lesson pack, and the page says which are which
+    assert ("Precomputed results from the lesson pack for 5 of these 105 runs" in texts(at.info)
+            and "the other 100 were trained on this server" in texts(at.info))
     assert legend_groups(charts(at)[0]) == {"scratch", "probe", "finetune"}
     assert not at.status and store.count() == len(plans) - 5
 
@@ -243,6 +245,7 @@ def test_stored_default_runs_show_on_first_load_without_training(empty_default_s
         store.put(_fake_record(plan, accuracy[plan.strategy]))
     at = show_results(open_page(CURVES))
     assert not at.warning and not at.status and store.count() == len(plans)
+    assert "Precomputed results" not in texts(at.info)  # all this server's own now
     assert ("At 2 labels per class, the linear probe is ahead of training from scratch by 30.0 "
             "points") in texts(at.markdown)
     assert "all (126)" in widget(at.select_slider, "n =").options
