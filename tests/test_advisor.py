@@ -296,3 +296,24 @@ def test_the_advisor_page_advises_on_zero_labels_and_on_signals():
     next(b for b in at.button if b.label.startswith("Recommend")).click().run()
     assert any("Label some data first" in s.value for s in at.subheader)
     assert "CLIP" not in texts(at.markdown)
+
+
+def test_spectrograms_are_images_and_the_two_kinds_start_from_different_backbones():
+    """A spectrogram is a signal drawn as an image: entered as images, the advice starts from an
+    ImageNet network and says it is a far transfer; entered as signals, from a model pretrained
+    on recordings, and it says to choose Images for spectrograms. Same labels, same strategy."""
+    from engine.study.advisor import MODALITIES, STARTING_POINTS, AdvisorInputs, advise
+
+    assert "spectrogram" in MODALITIES["images"] and "spectrogram" not in MODALITIES["signals"]
+    for domain in ("near", "related", "far"):
+        images = advise(AdvisorInputs(500, classes=5, domain=domain, modality="images"))
+        signals = advise(AdvisorInputs(500, classes=5, domain=domain, modality="signals"))
+        assert images.strategy == signals.strategy and images.reasons != signals.reasons
+        assert STARTING_POINTS["images"] in images.reasons
+        assert STARTING_POINTS["signals"] in signals.reasons
+    assert "spectrograms" in STARTING_POINTS["images"] and "far transfer" in STARTING_POINTS["images"]
+    assert "choose Images" in STARTING_POINTS["signals"]
+    scratch = advise(AdvisorInputs(200_000, classes=5, domain="far", modality="signals",
+                                   compute="cluster"))
+    if scratch.strategy == "scratch":  # no pretrained backbone advised: no starting point
+        assert STARTING_POINTS["signals"] not in scratch.reasons

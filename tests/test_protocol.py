@@ -193,3 +193,27 @@ def test_the_feature_pass_reports_its_stage_and_progress():
     on_batch(1797, 1797)
     assert 10 <= len(said) <= 11
     assert said[-1].startswith("Feature extraction: 1,797 of 1,797 target images through ")
+
+
+def test_a_feature_pass_is_timed_and_the_page_quotes_this_servers_time(tmp_path, monkeypatch):
+    """The feature cache notes how long each pass took here; Which source? quotes that, per
+    input size, and says so when no pass has run yet (no typed-in guess)."""
+    import torch
+    from torch import nn
+
+    from engine.core.features import cached_features, measured_passes
+    from ui.lessons.sources import pass_cost
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path))
+    assert measured_passes() == []
+    assert pass_cost().startswith("No feature pass has run on this server yet")
+    x = torch.zeros(40, 3, 8, 8)
+    _, hit = cached_features(nn.Flatten, "tiny@imagenet", x, {"input": (3, 96, 96)},
+                             torch.device("cpu"))
+    assert not hit
+    (facts,) = measured_passes()
+    assert facts["images"] == 40 and facts["seconds"] >= 0 and facts["input"] == [3, 96, 96]
+    assert pass_cost().startswith("Measured on this server: ") and "at 96 px (40 images)" in pass_cost()
+    _, hit = cached_features(nn.Flatten, "tiny@imagenet", x, {"input": (3, 96, 96)},
+                             torch.device("cpu"))
+    assert hit and len(measured_passes()) == 1  # read from disk: no new pass, no new note

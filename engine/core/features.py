@@ -4,13 +4,16 @@ A linear probe only trains a head on what a frozen backbone outputs, so the back
 pass over a dataset is the same for every run, every seed and every later session. This module
 keys that pass by the backbone's identity (name and weights), the exact dataset content (a hash
 of its image tensor) and the preprocessing, and keeps the (N, D) result under
-`TRANSFERLAB_HOME/features/`. Not here: choosing backbones or training anything.
+`TRANSFERLAB_HOME/features/`, with a small `<key>.json` beside it saying how long that pass
+took here (`measured_passes`: the pages quote this server's own rate, not a guess). Not here:
+choosing backbones or training anything.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -70,6 +73,25 @@ def cached_features(build_model: Callable[[], nn.Module], backbone_id: str, x: t
                 return stored, True
         except Exception:  # a truncated or foreign file: compute again and replace it
             pass
+    started = time.perf_counter()
     features = extract(build_model(), x, device, on_batch)
+    seconds = time.perf_counter() - started
     write_atomic(path, lambda fh: torch.save(features, fh))
+    facts = {"backbone": backbone_id, "images": len(x), "seconds": round(seconds, 2),
+             "input": preprocessing.get("input"), "device": str(device)}
+    write_atomic(path.with_suffix(".json"), lambda fh: fh.write(json.dumps(facts).encode()))
     return features, False
+
+
+def measured_passes() -> list[dict]:
+    """The feature passes this data directory has timed (backbone, images, seconds, input,
+    device), oldest first; unreadable notes are skipped."""
+    found = []
+    for path in sorted(features_dir().glob("*.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            facts = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(facts, dict) and isinstance(facts.get("seconds"), (int, float)):
+            found.append(facts)
+    return found

@@ -52,9 +52,9 @@ from engine.experiments.lessons.curves import CurveSettings
 from engine.experiments.lessons.sources import SourceSettings
 
 MODALITIES = {
-    "images": "Images (photos, medical scans, spectrograms)",
+    "images": "Images (photos, medical scans, and signals drawn as spectrograms)",
     "text": "Text",
-    "signals": "Other signals (ECG, audio waveforms, sensor time series)",
+    "signals": "Other signals as recorded (ECG, raw audio waveforms, sensor time series)",
 }
 DOMAINS = {
     "near": "Close: the same kind of data the model was pretrained on (photos to other photos, "
@@ -496,6 +496,24 @@ def _on_a_cpu(x: AdvisorInputs, wanted: str, reasons: list[str]) -> str:
     return "probe"
 
 
+# Where a small pretrained backbone comes from, by the kind of data: a spectrogram is a signal
+# drawn as an image, so the two choices lead to different starting points, and each says so.
+STARTING_POINTS = {
+    "images": "Where to start: an ImageNet-pretrained CNN or vision transformer. Signals drawn "
+              "as spectrograms count as images here: ImageNet networks fine-tuned on log-mel "
+              "spectrograms are a common, strong baseline for sound classification, but it is a "
+              "far transfer (the filters learned photographs), so expect training more layers "
+              "to pay off more than it would on photos, and compare with a model pretrained on "
+              "audio if one fits your sounds.",
+    "text": "Where to start: a pretrained text encoder (a BERT-style model) of a size your "
+            "compute can run, pretrained on text as close to yours as you can find.",
+    "signals": "Where to start: a model pretrained on the same kind of recording (raw audio, "
+               "ECG, accelerometer data), if one exists; an image network cannot read a raw "
+               "waveform. Drawn as a spectrogram, your signal becomes an image: choose Images "
+               "above, and the advice turns to ImageNet networks on spectrograms.",
+}
+
+
 def _small_model(x: AdvisorInputs, reasons: list[str]) -> str:
     wanted = _by_labels(x)
     if x.tasks > 1 and x.storage == "tight" and wanted != "probe":
@@ -567,6 +585,8 @@ def advise(x: AdvisorInputs) -> Recommendation:
         strategy = _large_model(x, reasons, cautions)
     else:
         strategy = _small_model(x, reasons)
+        if strategy != "scratch":  # a pretrained backbone is part of the advice: which kind
+            reasons.append(STARTING_POINTS[x.modality])
     cautions += _cautions(x, strategy)
     return Recommendation(strategy, tuple(reasons), tuple(cautions), experiment_links(x, strategy))
 

@@ -15,13 +15,14 @@ import pandas as pd
 import streamlit as st
 
 from engine.core.backbones import IMAGENET_SIZES, block_count
+from engine.core.features import measured_passes
 from engine.core.datasets import labels_per_class_text, labels_text
 from engine.core.imagenet import IMAGENET_MODELS, weights_status
 from engine.experiments.readings.sources import NATIVE_SIZE, block_reading, source_reading
 from engine.experiments.stats import summarize
 from engine.experiments.sweep import MAX_SEEDS
 from engine.experiments.lessons.curve_sets import present_labels, total_runs
-from ui.kit.text import plural
+from ui.kit.text import plural, seconds_text
 from ui.lessons.curves import chart_caption, curve_figure
 from ui.kit.exports import show_chart
 from ui.kit.jobs import stored
@@ -48,11 +49,23 @@ SCOPE = (
     "the sources differently.")
 SIZE_HELP = ("The side of the square images the ImageNet network sees. 224 px is its native "
              "size; smaller images put digits at a scale its filters were not trained on. The "
-             "features are computed once per size and kept on disk; that first pass over the UCI "
-             "digits takes about {cost} on two CPU cores.")
-# EfficientNet-Lite0's first feature pass over the UCI digits on the 2-core CPU (bench/RESULTS.md)
-PASS_COST = {96: "20 s", 224: "2 minutes"}
-COSTS = ", ".join(f"{c} at {n} px" for n, c in PASS_COST.items())
+             "features are computed once per size and kept on disk. {cost}")
+
+
+def pass_cost() -> str:
+    """How long the first feature pass took on this server, per input size it has run at (its
+    own measurement, `engine.core.features.measured_passes`), or that none has run yet."""
+    times = {}
+    for facts in measured_passes():
+        shape = facts.get("input")
+        if isinstance(shape, (list, tuple)) and len(shape) == 3 and "@" in str(facts.get("backbone")):
+            times[int(shape[-1])] = facts  # the latest pass at each size
+    if not times:
+        return ("No feature pass has run on this server yet: the first Run's job line shows "
+                "its progress, image by image.")
+    measured = ", ".join(f"{seconds_text(f['seconds'])} at {size} px ({f['images']:,} images)"
+                         for size, f in sorted(times.items()))
+    return f"Measured on this server: {measured}."
 
 
 def source_form(settings: SourceSettings) -> Optional[Callable[[], SourceSettings]]:
@@ -72,7 +85,7 @@ def source_form(settings: SourceSettings) -> Optional[Callable[[], SourceSetting
         size = st.selectbox("ImageNet input size", IMAGENET_SIZES,
                             index=IMAGENET_SIZES.index(settings.input_size),
                             format_func=lambda n: f"{n} px" + (" (native)" if n == NATIVE_SIZE else ""),
-                            help=SIZE_HELP.format(cost=COSTS))
+                            help=SIZE_HELP.format(cost=pass_cost()))
         left, right = st.columns(2)
         labels = left.multiselect("Labels per class", options=list(LABEL_CHOICES),
                                   format_func=labels_text, default=list(settings.labels_per_class))
@@ -117,8 +130,7 @@ def comparison_results(settings: SourceSettings, notes) -> None:
     if records.empty:
         st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run: "
                 "the first run computes the ImageNet network's features of every target image "
-                f"once (for EfficientNet-Lite0 on the UCI digits on two CPU cores: {COSTS}, so "
-                "224 px is slow on a CPU); they are kept on disk for every later run.",
+                f"once; they are kept on disk for every later run. {pass_cost()}",
                 icon=":material/info:")
         return
     missing_note(len(records), total, notes)
