@@ -123,3 +123,11 @@ def test_a_chart_names_the_failed_runs_it_leaves_out():
     assert not at.exception, [e.value for e in at.exception]
     (warning,) = at.warning
     assert warning.value.startswith("1 run is left out as failed")
+
+
+def test_a_head_start_sentence_names_fine_tuning_as_an_activity():
+    """'fine-tuning is ahead of training from scratch', not 'the fine-tune is ahead'."""
+    records = runs({("finetune", 2): [86.0, 88.0, 87.0, 85.0, 89.0],
+                    ("scratch", 2): [70.0, 72.0, 71.0, 69.0, 73.0]})
+    text = head_start(records, 2).text
+    assert "fine-tuning is ahead of training from scratch" in text and "the fine-tune" not in text

@@ -75,9 +75,14 @@ def and_list(items: Iterable[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+# strategies a sentence names as what one does, not as a thing ("fine-tuning is ahead of ...")
+SENTENCE_NAMES = {"scratch": "training from scratch", "finetune": "fine-tuning",
+                  "gradual": "gradual unfreezing", "lpft": "LP-FT"}
+
+
 def name_of(strategy: str) -> str:
-    """'the linear probe', 'training from scratch': a strategy in a sentence."""
-    return "training from scratch" if strategy == "scratch" else f"the {strategy_label(strategy).lower()}"
+    """'the linear probe', 'fine-tuning', 'training from scratch': a strategy in a sentence."""
+    return SENTENCE_NAMES.get(strategy) or f"the {strategy_label(strategy).lower()}"
 
 
 def family(pairs: Mapping) -> dict:
