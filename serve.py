@@ -2,10 +2,12 @@
 
 `make run`, the Dockerfile, the real-browser tests (tests/test_browser*.py) and the server
 benchmark (bench/load_test.py) all start the app with this command, so what the tests and the
-benchmarks measure is the server users run. It is `streamlit run app.py` in the repository's
-folder, where Streamlit reads `.streamlit/config.toml`: that file holds the settings (the file
-watcher off, a toolbar without the Deploy button and the developer menu, XSRF and CORS
-protection, the upload cap), so a plain `streamlit run app.py` here gets them too. This entry
+benchmarks measure is the server users run. It is `streamlit run web.py` in the repository's
+folder: `web.py` serves `app.py`'s pages behind the front door (`engine.infra.gate`: the visitor
+cookie the class quotas count under, security headers, metrics for the operator only), and
+Streamlit reads `.streamlit/config.toml` there: that file holds the settings (the file watcher
+off, a toolbar without the Deploy button and the developer menu, XSRF and CORS protection, the
+upload cap), so a plain `streamlit run app.py` gets them too, without the front door. This entry
 only says where to listen; any other `--section.option=value` flag goes to Streamlit unchanged
 (`--server.baseUrlPath=transferlab` behind a proxy).
 
@@ -26,9 +28,9 @@ DEFAULT_PORT = 8501
 
 def streamlit_command(port: int, address: Optional[str] = None,
                       extra: Sequence[str] = ()) -> list[str]:
-    """`python -m streamlit run app.py` on `port`, on `address` when given (else Streamlit's
+    """`python -m streamlit run web.py` on `port`, on `address` when given (else Streamlit's
     default, every interface), with the Streamlit flags `extra`; it must run in ROOT."""
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", f"--server.port={port}"]
+    command = [sys.executable, "-m", "streamlit", "run", "web.py", f"--server.port={port}"]
     if address:
         command.append(f"--server.address={address}")
     return [*command, *extra]
@@ -43,10 +45,15 @@ def server_command(port: int, address: Optional[str] = None,
     return [*command, *extra]
 
 
+def data_directory() -> str:
+    """Where the server keeps its runs and classes (told to the operator here, not to visitors)."""
+    return os.environ.get("TRANSFERLAB_HOME") or str(Path.home() / ".cache" / "transferlab")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Replace this process with the Streamlit server (signals reach it directly)."""
     parser = argparse.ArgumentParser(
-        description="Start Transfer Lab's server (streamlit run app.py with the repository's "
+        description="Start Transfer Lab's server (streamlit run web.py: app.py's pages with the repository's "
                     "settings). Other --section.option=value flags are passed to Streamlit.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"the port to listen on ({DEFAULT_PORT})")
@@ -59,6 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                      "--server.baseUrlPath=transferlab")
     command = streamlit_command(args.port, args.address, extra)
     os.chdir(ROOT)
+    print(f"  Transfer Lab's data directory: {data_directory()}", flush=True)
     sys.stdout.flush()
     os.execv(command[0], command)
 

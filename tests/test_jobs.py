@@ -63,7 +63,7 @@ def test_cancel_kills_the_worker_and_keeps_finished_runs(manager):
     spec = SweepSpec(strategies=("scratch",), labels_per_class=(1, 2, 5, 10, 20, 50), seeds=2)
     job = manager.submit(spec, "s")
     wait_for(lambda: manager.status(job.job_id).trained >= 2)
-    proc, _ = manager._procs[job.job_id]
+    proc = manager._procs[job.job_id][0]
     assert manager.cancel(job.job_id)
     assert not proc.is_alive()
     status = manager.status(job.job_id)
@@ -89,7 +89,7 @@ def test_a_killed_worker_is_replaced_once_then_reported(manager):
         wait_for(lambda: manager.status(job.job_id).state == "running"
                  and job.job_id in manager._procs
                  and len(stored_records(spec, store)) >= n_stored)
-        proc, _ = manager._procs[job.job_id]
+        proc = manager._procs[job.job_id][0]
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
 

@@ -26,7 +26,7 @@ STREAMLIT_RUN = re.compile(r'"streamlit",\s*"run"|-m\s+streamlit\s+run|^\s*strea
 
 
 def test_the_entry_only_says_where_to_listen():
-    assert serve.streamlit_command(8502) == [sys.executable, "-m", "streamlit", "run", "app.py",
+    assert serve.streamlit_command(8502) == [sys.executable, "-m", "streamlit", "run", "web.py",
                                              "--server.port=8502"]
     assert serve.streamlit_command(8502, "127.0.0.1", ["--server.baseUrlPath=lab"])[-2:] == [
         "--server.address=127.0.0.1", "--server.baseUrlPath=lab"]

@@ -16,7 +16,7 @@ from typing import Optional
 
 from engine.core.store import ResultStore
 from engine.experiments.protocol import all_units
-from engine.infra.jobs import JobManager
+from engine.infra.jobs import UNWATCHED_S, JobManager
 from engine.infra.packs import pack_store
 
 POLL_SECONDS = 1.0  # how often a running job's panel refreshes
@@ -34,10 +34,12 @@ def job_manager() -> JobManager:
     no job runs, one worker process waits with PyTorch imported, so pressing Run starts training
     at once. Held here, not in `st.cache_resource`: clearing Streamlit's caches would drop it and
     orphan its jobs (their progress and Cancel gone, the worker still training, the next Run
-    starting a second one)."""
+    starting a second one). The app's manager counts each visitor's runs against the quotas,
+    lets visitors' jobs take turns, and cancels a job no page has shown for UNWATCHED_S."""
     with _MANAGER_LOCK:
         if not _MANAGER:
-            _MANAGER.append(JobManager(spare_worker=os.environ.get(SPARE_WORKER_ENV, "1") != "0"))
+            _MANAGER.append(JobManager(spare_worker=os.environ.get(SPARE_WORKER_ENV, "1") != "0",
+                                       run_quotas=True, unwatched_after=UNWATCHED_S))
         return _MANAGER[0]
 
 

@@ -28,12 +28,14 @@ import streamlit as st
 
 from engine.core import datasets
 from engine.experiments.stats import MIN_SEEDS
-from engine.infra.jobs import JobLimitError, JobSpec, JobStatus
+from engine.infra.jobs import SLICE_S, UNWATCHED_S, JobLimitError, JobSpec, JobStatus
+from ui.kit.events import TEACHING, emit
 from ui.kit.jobs import POLL_SECONDS, job_manager, packed, session_id
 from ui.kit.present import results_gate, show_settings
 from ui.kit.readings import pending_seeds
 from ui.kit.shell import page_view, show_link_notices, view_links
 from ui.kit.text import plural, seconds_text
+from ui.kit.visitor import who
 
 # session_state: ids of the jobs this session started whose end `ended_note` has not reported
 SUBMITTED_KEY = "experiments.submitted"
@@ -94,7 +96,7 @@ def submit_job(spec: JobSpec, area, unit: str = "run") -> Optional[JobStatus]:
     """Start (or join) the job for `spec`; a refusal is written in `area` and gives None. When
     everything is stored already, `area` says so, counting the stored `unit`s."""
     try:
-        job = job_manager().submit(spec, session_id())
+        job = job_manager().submit(spec, session_id(), who())
     except (ValueError, JobLimitError) as err:
         area.error(f"Not started: {err}.", icon=":material/error:")
         return None
@@ -117,8 +119,7 @@ def job_box(job: JobStatus, name: str, unit: str, source: Optional[str] = None) 
     the dataset the job pretrains its backbone on, named while it does."""
     with st.container(border=True):
         if job.state == "queued":
-            st.markdown(f"**Waiting for a free worker** (position {job.queue_position or '?'} in "
-                        "the queue)")
+            st.markdown(waiting_text(job, unit))
         elif job.stage == "pretrain":
             on = datasets.get_dataset_info(source).title if source else "the source"
             st.markdown(f"**Pretraining the backbone on {on}** (once; the checkpoint is cached "
@@ -138,11 +139,42 @@ def job_box(job: JobStatus, name: str, unit: str, source: Optional[str] = None) 
                          f"{unit}s not yet stored")
         if job.watchers > 1:
             facts.append(f"{job.watchers} sessions are watching this experiment")
+        minutes = round(UNWATCHED_S / 60)
         st.caption(" · ".join(facts) + ". It runs on the server in the background: each "
                    f"{unit} is stored the moment it finishes, and leaving the page does not stop "
-                   "it. Cancel keeps what is finished.")
-        st.button("Cancel", icon=":material/stop:", key=f"cancel_{quote(name)}",
-                  on_click=job_manager().cancel, args=(job.job_id,))
+                   f"it at once (after {minutes} minutes with no page showing it, it is "
+                   "cancelled). Cancel keeps what is finished.")
+        mine = job_manager().asked(job.job_id, session_id())
+        if mine or emit(TEACHING):
+            others = job.askers - (1 if mine else 0)
+            st.button("Cancel", icon=":material/stop:", key=f"cancel_{quote(name)}",
+                      on_click=_cancel, args=(job.job_id, unit),
+                      help=f"Stops it, unless {plural(others, 'other session')} pressed Run for "
+                           "it too: then it goes on for them." if others else None)
+        else:
+            st.caption("Another session started this experiment: it stops when they cancel it.")
+
+
+def waiting_text(job: JobStatus, unit: str) -> str:
+    """What a queued job waits for: its turn, behind other visitors' jobs."""
+    if job.turns:
+        head = f"**Taking turns:** {job.done} of {plural(job.total, unit)} stored so far"
+    else:
+        head = "**Waiting for a free worker**"
+    if not job.jobs_ahead:
+        return f"{head} (next in line)"
+    wait = (f"; jobs take turns of {round(SLICE_S)} s, so this one goes on within about "
+            f"{seconds_text(job.turn_wait_s)}") if job.turn_wait_s is not None else ""
+    return (f"{head}: the server is busy with {plural(job.jobs_ahead, 'other experiment')} "
+            f"({plural(job.runs_ahead, unit)} to train){wait}.")
+
+
+def _cancel(job_id: str, unit: str) -> None:
+    """Cancel for this session: the job stops, or goes on for the others who asked for it."""
+    outcome = job_manager().leave(job_id, session_id(), outright=bool(emit(TEACHING)))
+    if outcome == "left":
+        st.toast(f"You left this experiment; it goes on for the other sessions that asked for "
+                 f"it. The {unit}s it stores still show here.", icon=":material/logout:")
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -155,6 +187,7 @@ def live_panel(spec: JobSpec, name: str, unit: str, draw: Optional[Callable[[], 
     if job is None or not job.active:
         st.rerun(scope="app")
         return
+    job_manager().watch(job.job_id, session_id())
     job_box(job, name, unit, source)
     if draw is not None:
         draw()
@@ -182,6 +215,10 @@ def ended_note(spec: JobSpec, area, unit: str = "run") -> None:
             area.status(f"Trained {plural(job.trained, 'new ' + unit)} in {job.elapsed:.1f} s; "
                         f"{job.done} of {plural(job.total, unit)} stored", state="complete",
                         expanded=False)
+    elif job.state == "cancelled" and job.reason == "unwatched":
+        area.warning(f"Cancelled after {round(UNWATCHED_S / 60)} minutes with no page showing it: "
+                     f"{job.done} of {plural(job.total, unit)} are stored and kept; press Run to "
+                     f"train only the missing {unit}s.", icon=":material/stop_circle:")
     elif job.state == "cancelled":
         area.warning(f"Cancelled: {job.done} of {plural(job.total, unit)} are stored and kept; "
                      f"press Run to train only the missing {unit}s.", icon=":material/stop_circle:")

@@ -1,5 +1,6 @@
-"""The sidebar facts every page shares: the compute device, the data directory, stored runs and
-the server's background jobs (the same numbers for every session of the server)."""
+"""The sidebar facts every page shares: the compute device, the data directory (its path shown
+only on the server's own machine: it is the operator's business), stored runs and the server's
+background jobs (the same numbers for every session of the server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import streamlit as st
 from engine.core.device import describe_device
 from engine.core.store import StoreError, home_dir
 from ui.kit.jobs import job_manager, stored_count
+from ui.kit.visitor import on_this_machine
 
 
 def sidebar_facts():
@@ -19,7 +21,9 @@ def sidebar_facts():
         st.markdown(f"**Device:** {describe_device()}")
         st.caption("Training uses CUDA when a GPU is available, otherwise the CPU.")
         try:
-            st.markdown(f"**Data directory:** `{home_dir()}`")
+            path = home_dir()
+            if on_this_machine():
+                st.markdown(f"**Data directory:** `{path}`")
         except StoreError as err:  # read-only or impossible to create: said here, every page
             st.error(str(err), icon=":material/folder_off:")
         return st.empty()
