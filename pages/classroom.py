@@ -12,6 +12,7 @@ import streamlit as st
 from ui.classroom.class_mode import (ClassLink, class_results, class_store, current_link, join_form,
                                     open_form, reveal_switch, student_view, teacher_header,
                                     use_link)
+from engine.study.classroom import ClassGone
 from ui.kit.shell import page_setup, show_link_notices
 from ui.study.learner import loaded_content
 
@@ -51,6 +52,15 @@ def main() -> None:
     try:
         room = class_store().load(link.code)
     except ValueError as err:
+        if (link.student or link.is_teacher) and not isinstance(err, ClassGone):
+            # kept: a damaged or busy class may come back
+            st.error(f"{err} This page keeps your place in class {link.code}: reload it in a "
+                     "moment; what you send meanwhile waits and is sent when the class can be "
+                     "read again.", icon=":material/error:")
+            if st.button("Leave the class", icon=":material/logout:"):
+                use_link(None)
+                st.rerun()
+            return
         st.error(f"{err}", icon=":material/error:")
         use_link(None)
         no_class(library)
@@ -61,7 +71,7 @@ def main() -> None:
                  "students' view.", icon=":material/key_off:")
         link = ClassLink(room.code)
         use_link(link)
-    if link.teacher:
+    if link.is_teacher:
         teacher_header(link, room, now)
         reveal_switch(link, room)
         class_results(room.code)

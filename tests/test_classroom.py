@@ -5,9 +5,11 @@ runs' results or the note that there are none yet).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -15,7 +17,10 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT
 from engine.experiments.sweep import SweepSpec
 from engine.study import classroom
+from engine.core.quotas import LOCAL, Who
 from engine.study.classroom import (CODE, ClassError, ClassFull, ClassStore, normalize_code)
+from ui.classroom.class_mode import LINK_KEY
+from ui.kit.visitor import WHO_KEY
 
 APP = ROOT / "app.py"
 PAGE = "pages/classroom.py"
@@ -50,7 +55,7 @@ def opened(store, hours=2, spec=TINY):
 
 def test_codes_are_short_unambiguous_and_typed_loosely(store):
     codes = {opened(store)[0].code for _ in range(20)}
-    assert len(codes) == 20 and all(CODE.match(c) and len(c) == 6 for c in codes)
+    assert len(codes) == 20 and all(CODE.fullmatch(c) and len(c) == 6 for c in codes)
     assert not set("".join(codes)) & set("0O1IL")
     assert normalize_code(" k7m-x3p ") == "K7MX3P"
     for bad in ("K7MX3", "K7MX3PP", "K0MX3P", "K7MX1P", "", "../../x"):
@@ -61,7 +66,7 @@ def test_codes_are_short_unambiguous_and_typed_loosely(store):
 def test_the_teacher_token_is_not_stored_and_opens_only_its_class(store):
     room, token = opened(store)
     other, other_token = opened(store)
-    raw = (store.folder / f"{room.code}.json").read_text()
+    raw = (store.folder / room.code / "class.json").read_text()
     assert token not in raw and room.is_teacher(token)
     assert not room.is_teacher(other_token) and not room.is_teacher("x" * 32)
     with pytest.raises(ClassError, match="not the teacher's link"):
@@ -126,7 +131,7 @@ def test_an_ended_class_refuses_and_is_removed(store, clock):
     clock.now += 1
     with pytest.raises(ClassError, match="has ended"):
         store.send_answer(room.code, student, "q-probe-trains", 1)
-    assert not (store.folder / f"{room.code}.json").exists()
+    assert not (store.folder / room.code).exists()
     with pytest.raises(ClassError, match="No open class"):
         store.join(room.code)
 
@@ -134,12 +139,29 @@ def test_an_ended_class_refuses_and_is_removed(store, clock):
 def test_opening_a_class_purges_the_ended_ones(store, clock):
     short, _ = opened(store, hours=1)
     long, _ = opened(store, hours=8)
+    empty, _ = opened(store, hours=8)  # nobody joins it
+    for room in (short, long):
+        store.join(room.code)
     clock.now += 2 * 3600
     fresh, _ = opened(store)
-    assert {p.stem for p in store.folder.glob("*.json")} == {long.code, fresh.code}
+    assert set(store.codes()) == {long.code, fresh.code}
+    store.join(fresh.code)
     clock.now += 7 * 3600
     assert store.purge_expired() == 2
-    assert not list(store.folder.glob("*.json"))
+    assert not store.codes() and not list(store.folder.iterdir())[1:]  # the folder's lock only
+
+
+def test_a_class_nobody_joins_ends_early(store, clock):
+    room, _ = opened(store, hours=8)
+    clock.now += classroom.EMPTY_MINUTES * 60 - 1
+    assert store.load(room.code).code == room.code
+    clock.now += 1
+    with pytest.raises(ClassError, match="has ended"):
+        store.load(room.code)
+    joined, _ = opened(store, hours=8)
+    store.join(joined.code)
+    clock.now += 3 * 3600
+    assert len(store.load(joined.code).students) == 1
 
 
 @pytest.mark.parametrize("hours", [0, 0.5, 9, True])
@@ -163,8 +185,8 @@ def test_caps_on_students_open_classes_entries_and_bytes(store, monkeypatch):
     opened(store)
     with pytest.raises(ClassFull, match="2 open classes"):
         opened(store)
-    monkeypatch.setattr(classroom, "MAX_CLASS_BYTES", len((store.folder / f"{room.code}.json")
-                                                          .read_bytes()) + 10)
+    monkeypatch.setattr(classroom, "MAX_CLASS_BYTES",
+                        len((store.folder / room.code / "entries.jsonl").read_bytes()) + 10)
     with pytest.raises(ClassFull, match="holds as much as one class may"):
         store.send_predictions(room.code, first, {("probe", 1): 50.0, ("probe", 2): 60.0})
     assert store.load(room.code).predictions() == []  # nothing half-written
@@ -205,25 +227,82 @@ def test_a_restart_reads_the_same_class(store, clock):
     assert again.is_teacher(token) and again.spec() == TINY
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"\x00not json", "cannot be read"),
-    (b"[1, 2]", "is damaged: it is not a class file"),
-    (None, "is damaged: a student's predictions"),
-    (b"{" + b" " * 1_100_000 + b"}", "larger than a class may be"),
-])
-def test_a_damaged_class_file_is_a_sentence(store, content, match):
-    room, _ = opened(store)
-    path = store.folder / f"{room.code}.json"
+@pytest.mark.parametrize("content", [b"\x00not json", b"[1, 2]", b"{" + b" " * 1_100_000 + b"}",
+                                     None])
+def test_a_damaged_class_file_is_read_from_its_last_good_copy(store, content):
+    room, token = opened(store)
+    student = store.join(room.code)
+    store.send_answer(room.code, student, "q-hierarchy", 1)
+    path = store.folder / room.code / "class.json"
     if content is None:  # valid JSON, one field of the wrong type
         raw = json.loads(path.read_text())
-        raw["students"]["0123456789abcdef"] = {"joined_at": 1.0, "predictions": "lots",
-                                               "answers": {}}
+        raw["experiment"]["seeds"] = "many"
         content = json.dumps(raw).encode()
     path.write_bytes(content)
-    with pytest.raises(ClassError, match=match):
+    again = store.load(room.code)
+    assert again.recovered and again.is_teacher(token) and len(again.students) == 1
+    assert store.send_answer(room.code, student, "q-probe-trains", 0)  # it still takes answers
+    (store.folder / room.code / "class.good.json").write_bytes(b"garbage")
+    with pytest.raises(ClassError, match="is damaged, and so is its last good copy"):
         store.load(room.code)
-    with pytest.raises(ClassError, match=match):
-        store.join(room.code)
+
+
+def test_damaged_entries_are_skipped_and_the_good_copy_fills_in(store):
+    room, _ = opened(store)
+    students = [store.join(room.code) for _ in range(3)]
+    for i, sid in enumerate(students):
+        store.send_answer(room.code, sid, "q-hierarchy", i)
+    journal = store.folder / room.code / "entries.jsonl"
+    with open(journal, "ab") as fh:
+        fh.write(b'{"kind": "answer", "student": "zz"}\n\x00\xffbroken\n')
+    damaged = store.load(room.code)
+    assert damaged.damaged == 2 and damaged.answer_counts("q-hierarchy", 4) == [1, 1, 1, 0]
+    store.send_answer(room.code, students[0], "q-probe-trains", 3)  # the write cleans it up
+    clean = store.load(room.code)
+    assert clean.damaged == 0 and clean.answer_counts("q-probe-trains", 4) == [0, 0, 0, 1]
+    journal.write_bytes(b"\x00" * 500)  # the journal overwritten: its good copy stands
+    assert store.load(room.code).answer_counts("q-hierarchy", 4) == [1, 1, 1, 0]
+
+
+def test_a_class_file_of_format_1_is_moved_to_a_folder(store, clock):
+    room, token = opened(store)
+    store.join(room.code)
+    old = store.load(room.code)
+    store.folder.joinpath(f"{room.code}.json").write_text(json.dumps({
+        **{k: v for k, v in old.header_json().items() if k not in ("owner", "owner_address")},
+        "format": 1, "students": {sid: s.to_json() for sid, s in old.students.items()}}))
+    import shutil
+    shutil.rmtree(store.folder / room.code)
+    moved = store.load(room.code)
+    assert moved.is_teacher(token) and set(moved.students) == set(old.students)
+    assert not (store.folder / f"{room.code}.json").exists()
+
+
+def test_three_hundred_students_answering_at_once_are_all_recorded(store):
+    """Each answer appends a line under its class's lock; nothing is refused as busy."""
+    room, _ = opened(store)
+    sids = [store.join(room.code) for _ in range(300)]
+    for i, sid in enumerate(sids):
+        store.send_predictions(room.code, sid, {("probe", 1): float(i % 100), ("scratch", 2): 5.0})
+    errors, start = [], threading.Barrier(300)
+
+    def answer(i: int, sid: str) -> None:
+        try:
+            start.wait()
+            store.send_answer(room.code, sid, "q-hierarchy", i % 4)
+        except Exception as err:  # noqa: BLE001  (counted below)
+            errors.append(err)
+    threads = [threading.Thread(target=answer, args=(i, s)) for i, s in enumerate(sids)]
+    began = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.time() - began
+    assert not errors, errors[:3]
+    assert ClassStore(store.folder, clock=store.clock).load(room.code).answer_counts(
+        "q-hierarchy", 4) == [75, 75, 75, 75]
+    assert took < 30, f"300 answers took {took:.1f} s"
 
 
 def test_the_teacher_reveals_for_the_whole_class(store):
@@ -233,15 +312,15 @@ def test_the_teacher_reveals_for_the_whole_class(store):
         store.reveal(room.code, "x" * 32)
     assert store.reveal(room.code, token).revealed and store.load(room.code).revealed
     assert not store.reveal(room.code, token, False).revealed  # and hidden again
-    path = store.folder / f"{room.code}.json"
+    path = store.folder / room.code / "class.json"
     raw = json.loads(path.read_text())
     del raw["revealed"]  # a class opened before the switch was kept in the class
     path.write_text(json.dumps(raw))
     assert not store.load(room.code).revealed
     raw["revealed"] = "yes"
     path.write_text(json.dumps(raw))
-    with pytest.raises(ClassError, match="'revealed' is not true or false"):
-        store.load(room.code)
+    read = store.load(room.code)  # refused; its good copy is read instead
+    assert read.recovered and not read.revealed
 
 
 # --- the join link and the QR code --------------------------------------------------------------
@@ -260,9 +339,12 @@ def test_the_join_link_follows_the_browser_url_and_the_qr_code_is_a_png():
 
 # --- the page -----------------------------------------------------------------------------------
 
-def open_class_page(params: dict | None = None) -> AppTest:
+def open_class_page(params: dict | None = None, visitor: Who | None = None) -> AppTest:
+    """The Class page in a new session (a browser's tab), as `visitor` (its cookie's id)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.query_params.update(params or {})
+    if visitor is not None:
+        at.session_state[WHO_KEY] = visitor
     at.run()
     at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -277,43 +359,80 @@ def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 
 
+def browser(name: str) -> Who:
+    """A browser with its own visitor cookie, on the server's own machine."""
+    return Who(hashlib.sha256(name.encode()).hexdigest()[:16], LOCAL)
+
+
+def link_of(at: AppTest):
+    return at.session_state[LINK_KEY] if LINK_KEY in at.session_state else None
+
+
 def test_a_teacher_opens_a_class_and_students_join_it(empty_default_store):
-    at = open_class_page()
+    at = open_class_page(visitor=browser("teacher"))
     assert at.title[0].value == "Class"
     next(n for n in at.number_input if n.label == "Questions").set_value(3)
     button(at, "Open the class").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    code, token = at.query_params["class"], at.query_params["teacher"]
+    code = at.query_params["class"]
+    assert "teacher" not in at.query_params  # never in the (projected) address bar
+    token = link_of(at).teacher
     metric = next(m for m in at.metric if m.label == "Class code")
-    assert metric.value == code and CODE.match(code)
-    assert token in texts(at.code)  # the teacher's own link, kept in the page
+    assert metric.value == code and CODE.fullmatch(code)
+    assert token not in texts(at.code)  # the secret link only on request
+    next(t for t in at.toggle if t.label == "Show my secret link").set_value(True).run()
+    assert token in texts(at.code)
     room = ClassStore().load(code)
     assert len(room.questions) == 3 and room.spec() == SweepSpec()  # the lesson's default
     assert {m.label: m.value for m in at.metric}["Students joined"] == "0"
 
-    student = open_class_page({"class": code.lower()})
+    student = open_class_page({"class": code.lower()}, browser("student 1"))
     assert token not in texts(student.main.markdown) + texts(student.code)
     button(student, f"Join class {code}").click().run()
-    sid = student.query_params["student"]
-    assert sid in ClassStore().load(code).students and "teacher" not in student.query_params
+    sid = link_of(student).student
+    assert sid in ClassStore().load(code).students
+    assert set(student.query_params) == {"class"}  # no id in the address bar either
     assert f"You are in class **{code}**" in texts(student.success)
 
-    typed = open_class_page()  # a second student types the code
+    typed = open_class_page(visitor=browser("student 2"))  # a second student types the code
     next(t for t in typed.text_input if t.label == "Class code").input(f" {code[:3]}-{code[3:]} ")
     next(b for b in typed.button if b.label == "Join").click().run()
-    assert typed.query_params["student"] != sid
+    assert link_of(typed).student not in (None, sid)
     at.run()
     assert {m.label: m.value for m in at.metric}["Students joined"] == "2"
+
+    again = open_class_page({"class": code}, browser("teacher"))  # the teacher's browser, reloaded
+    assert link_of(again).is_teacher and any(m.label == "Class code" for m in again.metric)
+    back = open_class_page(visitor=browser("student 1"))  # a reload with no class in the URL
+    assert link_of(back).student == sid
+
+
+def test_the_secret_link_opens_the_teacher_view_on_another_device(empty_default_store):
+    store = ClassStore()
+    room, token = store.open_class(TINY, "concepts", QUESTIONS, 2, browser("laptop"))
+    tablet = open_class_page({"class": room.code, "teacher": token}, browser("tablet"))
+    assert link_of(tablet).is_teacher and "teacher" not in tablet.query_params
+    reloaded = open_class_page({"class": room.code}, browser("tablet"))  # no token any more
+    assert link_of(reloaded).is_teacher
+    stranger = open_class_page({"class": room.code}, browser("stranger"))
+    assert not link_of(stranger).is_teacher and any(b.label == f"Join class {room.code}"
+                                                   for b in stranger.button)
+    laptop = open_class_page({"class": room.code}, browser("laptop"))
+    button(laptop, "Make a secret link").click().run()
+    fresh = link_of(laptop).teacher
+    assert fresh != token and fresh in texts(laptop.code)
+    old = open_class_page({"class": room.code, "teacher": token}, browser("old link"))
+    assert "not the teacher's link" in texts(old.error) and not link_of(old).is_teacher
 
 
 def test_a_students_view_shows_only_their_own_entries(empty_default_store):
     store = ClassStore()
     room, _ = store.open_class(TINY, "concepts", QUESTIONS, 2)
-    me, other = store.join(room.code), store.join(room.code)
+    me, other = store.join(room.code, browser("me")), store.join(room.code, browser("other"))
     store.send_predictions(room.code, me, {("probe", 1): 61.5})
     store.send_predictions(room.code, other, {("probe", 1): 87.25, ("scratch", 2): 12.75})
     store.send_answer(room.code, other, "q-probe-trains", 1)
-    at = open_class_page({"class": room.code, "student": me})
+    at = open_class_page({"class": room.code}, browser("me"))
     shown = texts(at.main.markdown) + texts(at.main.caption)
     assert "- Linear probe at 1 label per class: **61.5%**" in shown
     assert "87.2" not in shown and "12.7" not in shown and "No quiz answers sent yet" in shown
@@ -324,10 +443,9 @@ def test_a_students_predictions_and_answers_reach_the_class(empty_default_store)
     """The Transfer curves and Quiz pages send a joined student's entries to the class."""
     store = ClassStore()
     room, _ = store.open_class(SweepSpec(), "concepts", QUESTIONS, 2)
-    at = open_class_page({"class": room.code})
+    at = open_class_page({"class": room.code}, browser("a student"))
     button(at, f"Join class {room.code}").click().run()
-    sid = at.query_params["student"]
-    sid = sid[0] if isinstance(sid, list) else sid
+    sid = link_of(at).student
     at.switch_page("pages/transfer_curves.py").run()
     assert f"You are in class **{room.code}**" in texts(at.info)  # the banner
     inputs = {n.label: n for n in at.number_input}
@@ -358,34 +476,38 @@ def test_a_students_predictions_and_answers_reach_the_class(empty_default_store)
     assert answers == {"q-hierarchy": 1, "q-probe-trains": 1}
 
 
-def test_a_reloaded_page_keeps_the_student_in_the_class(empty_default_store):
-    """A student's class and id travel in every page's URL: a reload of Transfer curves (a new
-    session with that URL) still shows the banner and still sends; a teacher's token never
-    leaves the Class page, and an id the class does not have is not taken."""
+def test_a_reloaded_page_keeps_the_student_and_a_copied_link_does_not(empty_default_store):
+    """A student is known by their browser: a reload of Transfer curves (a new session, no
+    class in the URL) still shows the banner and still sends. An old link carrying a student's
+    id makes nobody that student, and the teacher's browser gets no banner."""
     store = ClassStore()
-    room, token = store.open_class(SweepSpec(), "concepts", QUESTIONS, 2)
-    sid = store.join(room.code)
+    room, token = store.open_class(SweepSpec(), "concepts", QUESTIONS, 2, browser("teacher"))
+    sid = store.join(room.code, browser("student"))
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params.update({"class": room.code, "student": sid})
+    at.session_state[WHO_KEY] = browser("student")
     at.run()
     at.switch_page("pages/transfer_curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert f"You are in class **{room.code}**" in texts(at.info)
-    assert not any("does not use" in w.value for w in at.warning)  # class keys are known
-    assert at.query_params["student"] in (sid, [sid])
+    assert "student" not in at.query_params
     inputs = {n.label: n for n in at.number_input}
     inputs["Linear probe at 1 label per class (%)"].set_value(55.0)
     button(at, "Save my predictions").click().run()
     assert sorted(store.load(room.code).students[sid].predictions) == [("probe", 1, 55.0)]
 
-    for params in ({"class": room.code, "student": "0" * len(sid)},  # not in the class
-                   {"class": room.code, "teacher": token}):  # the teacher: no banner, no token
+    for visitor, params in ((browser("someone else"), {"class": room.code, "student": sid}),
+                            (Who(None, LOCAL), {"class": room.code, "student": sid}),
+                            (browser("teacher"), {"class": room.code})):
         other = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
         other.query_params.update(params)
+        other.session_state[WHO_KEY] = visitor
         other.run()
         other.switch_page("pages/transfer_curves.py").run()
         assert not other.exception, [e.value for e in other.exception]
         assert f"You are in class **{room.code}**" not in texts(other.info)
+    copied = open_class_page({"class": room.code, "student": sid}, browser("someone else"))
+    assert "a student's id no longer travels in links" in texts(copied.warning)
+    assert link_of(copied).student is None
 
 
 def test_the_teacher_view_draws_the_class_against_the_runs_once_stored(pretrained,
@@ -440,32 +562,35 @@ def test_unknown_or_malformed_links_say_so(params, message):
     assert any(b.label == "Join" for b in at.button)  # the page goes on: join or open
 
 
-def test_a_damaged_class_file_is_a_message_in_the_page(empty_default_store):
+def test_a_damaged_class_file_is_a_message_that_keeps_the_link(empty_default_store):
     store = ClassStore()
     room, token = store.open_class(TINY, "concepts", QUESTIONS, 2)
-    (store.folder / f"{room.code}.json").write_text("{ damaged", encoding="utf-8")
+    for name in ("class.json", "class.good.json"):
+        (store.folder / room.code / name).write_text("{ damaged", encoding="utf-8")
     at = open_class_page({"class": room.code, "teacher": token})
-    assert f"The file of class {room.code} cannot be read" in texts(at.error)
+    assert f"The file of class {room.code} is damaged" in texts(at.error)
+    assert "keeps your place" in texts(at.error) and link_of(at).teacher == token
 
 
 def test_an_ended_class_is_said_and_removed_when_its_link_is_opened(empty_default_store):
     store = ClassStore()
     room, _ = store.open_class(TINY, "concepts", QUESTIONS, 2)
-    student = store.join(room.code)
-    path = store.folder / f"{room.code}.json"
-    raw = json.loads(path.read_text())
-    raw["expires_at"] = raw["created_at"] - 1  # it ended a second after it opened, long ago
-    path.write_text(json.dumps(raw))
-    at = open_class_page({"class": room.code, "student": student})
+    store.join(room.code, browser("student"))
+    for name in ("class.json", "class.good.json"):
+        path = store.folder / room.code / name
+        raw = json.loads(path.read_text())
+        raw["expires_at"] = raw["created_at"] - 1  # it ended a second after it opened, long ago
+        path.write_text(json.dumps(raw))
+    at = open_class_page({"class": room.code}, browser("student"))
     assert f"Class {room.code} has ended" in texts(at.error)
     assert not path.exists() and "class" not in at.query_params
     assert any(b.label == "Join" for b in at.button)
 
 
-def _student_on_curves(room, sid) -> AppTest:
-    """A joined student's Transfer curves page, opened from their link (a new session)."""
+def _student_on_curves(room, visitor) -> AppTest:
+    """A joined student's Transfer curves page, opened in their browser (a new session)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
-    at.query_params.update({"class": room.code, "student": sid})
+    at.session_state[WHO_KEY] = visitor
     at.run()
     at.switch_page("pages/transfer_curves.py").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -478,8 +603,8 @@ def test_a_class_predicts_blind_until_the_teacher_reveals(empty_default_store):
     unlocks them for the student, and a reload keeps the student's saved predictions."""
     store = ClassStore()
     room, token = store.open_class(SweepSpec(), "concepts", QUESTIONS, 2)
-    sid = store.join(room.code)
-    at = _student_on_curves(room, sid)
+    store.join(room.code, browser("student"))
+    at = _student_on_curves(room, browser("student"))
     assert not at.get("plotly_chart")
     labels = [b.label for b in at.button]
     assert "Skip" not in labels and "Show the results" not in labels
@@ -492,7 +617,7 @@ def test_a_class_predicts_blind_until_the_teacher_reveals(empty_default_store):
     assert f"Blind until revealed: Your class {room.code} sees the results" in texts(at.info)
     assert not any(m.value.startswith("#### At ") for m in at.markdown)  # no head start either
 
-    again = _student_on_curves(room, sid)  # a reload: a new session with the student's link
+    again = _student_on_curves(room, browser("student"))  # a reload: a new session
     inputs = {n.label: n for n in again.number_input}
     assert inputs["Linear probe at 1 label per class (%)"].value == 48.0
     assert not again.get("plotly_chart")
@@ -508,8 +633,8 @@ def test_a_class_answers_blind_until_the_teacher_reveals(empty_default_store):
 
     store = ClassStore()
     room, token = store.open_class(SweepSpec(), "concepts", QUESTIONS[:1], 2)
-    sid = store.join(room.code)
-    at = open_class_page({"class": room.code, "student": sid})
+    sid = store.join(room.code, browser("student"))
+    at = open_class_page({"class": room.code}, browser("student"))
     button(at, "Start the class's quiz").click().run()
     at.switch_page("pages/quiz.py").run()
     question = {q.id: q for q in load_content().questions}[QUESTIONS[0]]

@@ -49,6 +49,13 @@ class Who:
     def keys(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((self.visitor_key, self.address_key)))
 
+    @property
+    def exempt(self) -> bool:
+        """On the server's own machine (the operator, the command line, the tests' AppTest):
+        no quotas. Behind a reverse proxy on the same machine, set TRANSFERLAB_TRUST_PROXY=1,
+        or every visitor would be exempt."""
+        return self.address == LOCAL
+
 
 NOBODY = Who(None, LOCAL)  # the command line, tests, and pages before a visitor is known
 
@@ -59,7 +66,8 @@ _DEFAULTS = {
     "JOINS_PER_MINUTE": (5, "class joins per visitor per minute"),
     "JOINS_PER_ADDRESS_MINUTE": (60, "class joins per address per minute"),
     "STUDENTS_PER_ADDRESS": (100, "students of one class from one address"),
-    "WRONG_CODES_PER_MINUTE": (10, "wrong class codes per address per minute"),
+    "WRONG_CODES_PER_MINUTE": (10, "wrong class codes per visitor per minute"),
+    "WRONG_CODES_PER_ADDRESS_MINUTE": (30, "wrong class codes per address per minute"),
     "RUNS": (252, "runs queued or training per visitor (four default sweeps)"),
     "RUNS_PER_ADDRESS": (756, "runs queued or training per address"),
     "SERVER_RUNS": (3000, "runs queued or training on the server"),
@@ -94,7 +102,7 @@ class Window:
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
         self.seconds, self.clock = seconds, clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._events: dict[str, deque] = {}
 
     def count(self, key: str) -> int:
@@ -110,18 +118,33 @@ class Window:
             self._events.pop(key, None)
         return events
 
-    def take(self, limits: dict[str, int], what: str) -> None:
-        """Count one event under every key of `limits` (key -> most allowed in the window),
-        or none when any key is at its limit: QuotaError names the wait."""
+    def full(self, limits: dict[str, int]) -> Optional[str]:
+        """When a key of `limits` (key -> most allowed in the window) is at its limit: how long
+        until it is not ('40 s'); else None. Counts nothing."""
         with self._lock:
             now = self.clock()
             for key, most in limits.items():
                 events = self._prune(key)
                 if len(events) >= most:
                     wait = max(1, int(events[0] + self.seconds - now + 0.999)) if events else 1
-                    raise QuotaError(f"{what}; try again in {_wait_text(wait)}")
+                    return _wait_text(wait)
+            return None
+
+    def add(self, limits: dict[str, int]) -> None:
+        """Count one event under every key of `limits`."""
+        with self._lock:
+            now = self.clock()
             for key in limits:
                 self._events.setdefault(key, deque()).append(now)
+
+    def take(self, limits: dict[str, int], what: str) -> None:
+        """Count one event under every key of `limits`, or none when any key is at its limit:
+        QuotaError says `what` and the wait."""
+        with self._lock:
+            wait = self.full(limits)
+            if wait:
+                raise QuotaError(f"{what}; try again in {wait}")
+            self.add(limits)
 
     def clear(self) -> None:
         with self._lock:
@@ -137,6 +160,8 @@ def _wait_text(seconds: int) -> str:
 def per_keys(who: Who, visitor_limit: str, address_limit: Optional[str] = None) -> dict[str, int]:
     """{key: most allowed} for a visitor's limit and, when given, their address's. A visitor
     without a cookie is their address, under the visitor's (tighter) limit."""
+    if who.exempt:
+        return {}
     limits = {who.address_key: limit(address_limit)} if address_limit else {}
     limits[who.visitor_key] = limit(visitor_limit)
     return limits
@@ -199,7 +224,7 @@ def visitor_from_cookie(value: Optional[str]) -> Optional[str]:
 
 def client_address(peer: Optional[str], forwarded: Optional[str] = None) -> str:
     """The address quotas count a client under: its connection's peer (LOCAL on the server's
-    own machine), or with TRANSFERLAB_TRUST_PROXY=1 the last X-Forwarded-For entry (the one
+    own machine, exempt from quotas), or with TRANSFERLAB_TRUST_PROXY=1 the last X-Forwarded-For entry (the one
     the operator's proxy added)."""
     if os.environ.get(PROXY_ENV) == "1" and forwarded:
         peer = forwarded.split(",")[-1].strip() or peer

@@ -314,7 +314,7 @@ class JobManager:
                                     "wait for one to finish or cancel it")
             if sum(1 for j in self._jobs.values() if j.active) >= self.max_active:
                 raise JobLimitError("the server is at its limit of experiments; try again in a minute")
-            if self.run_quotas:
+            if self.run_quotas and not who.exempt:
                 self._check_runs(who, total - stored)
             self._jobs[job_id] = JobStatus(job_id, spec, "queued", stored, total, 0, "waiting",
                                            "waiting for a free worker", now)

@@ -119,7 +119,7 @@ def _text(value: Any, where: str, name: str) -> str:
 
 
 def _slug(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ContentError(f"{where}: id {value!r} must be a lower-case slug "
                            "(letters, digits and '-', at most 64 characters)")
     return value
@@ -161,7 +161,7 @@ def _source(value: Any, where: str) -> str:
 def _tags(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(t, str) and ID_PATTERN.match(t)
+    if not isinstance(value, list) or not all(isinstance(t, str) and ID_PATTERN.fullmatch(t)
                                               for t in value):
         raise ContentError(f"{where}: tags must be a list of lower-case slugs")
     return tuple(value)

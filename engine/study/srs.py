@@ -67,7 +67,7 @@ def check_learner(name: str) -> str:
     name = " ".join(name.split())
     if len(name) > MAX_LEARNER_CHARS:
         raise ValueError(f"a name has at most {MAX_LEARNER_CHARS} characters")
-    if not LEARNER_PATTERN.match(name):
+    if not LEARNER_PATTERN.fullmatch(name):
         raise ValueError("a name may use letters, digits, spaces and . ' - _ only")
     return name.casefold()
 

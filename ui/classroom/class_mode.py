@@ -1,11 +1,14 @@
 """Class mode in the app: the Class page's forms and views, the banner a student sees on every
 page, and what the Transfer curves and Quiz pages call to send a student's entries.
 
-Who is who comes from the page's link, kept in the session (`LINK_KEY`) and written back to the
-URL, so a reload or a return from another page reopens the same view: `?class=CODE` is the join
-link (the QR code carries it), `?class=CODE&student=ID` a student who joined (ID is random:
-students are never asked for a name), `?class=CODE&teacher=TOKEN` the teacher's view (the token
-is secret; the page shows it only to the teacher, in the teacher's own link).
+Who is who is kept in the session (`LINK_KEY`) and known by the browser, never by a link: the
+address bar shows only `?class=CODE` (the join link; the QR code carries it). A student is the
+random id they joined under (no name is ever asked), found again after a reload by their
+browser's visitor cookie (`ui.kit.visitor`); the teacher is the browser that opened the class,
+or one where the teacher's secret link (`?class=CODE&teacher=TOKEN`, shown on request, never in
+a projected address bar) was opened: the token is checked, that browser becomes the teacher's,
+and the token is taken out of the URL at once. Whoever opens a page link a student copied is
+not that student.
 
 Privacy rule: a student's view shows only that student's own entries; the teacher's view shows
 counts and distributions pooled over the class, never a student's id or anything that tells
@@ -15,9 +18,10 @@ expiry); this module draws and sends, nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Mapping, Optional, Sequence, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -28,8 +32,10 @@ import streamlit as st
 from engine.core.datasets import labels_per_class_text
 from engine.experiments.stats import strategy_label, summarize
 from engine.experiments.sweep import plan_runs
-from engine.study.classroom import (CODE, DEFAULT_HOURS, MAX_HOURS, MAX_QUESTIONS, MIN_HOURS,
-                                    STUDENT_ID, TEACHER_TOKEN, Classroom, ClassStore,
+from engine.core.quotas import QuotaError
+from engine.study.classroom import (CODE, DEFAULT_HOURS, EMPTY_MINUTES, MAX_HOURS, MAX_QUESTIONS,
+                                    MIN_HOURS, TEACHER_TOKEN, ClassBusy, ClassDamaged,
+                                    Classroom, ClassStore,
                                     normalize_code)
 from engine.study.content import Content, Question
 from ui.lessons.controls import CURVES
@@ -37,7 +43,8 @@ from ui.kit.text import plural
 from ui.lessons.curves import describe_spec
 from engine.experiments.lessons.links import MAX_QUERY_VALUE, link_text
 from ui.kit.events import (EARLIER_PREDICTIONS, PREDICTIONS_SAVED, QUESTION_ANSWERED, RESULTS_HELD,
-                           listen)
+                           TEACHING, listen)
+from ui.kit.visitor import who
 from ui.kit.exports import show_chart
 from ui.kit.jobs import packed, stored
 from ui.kit.figures import rgba, chart_layout, strategy_color
@@ -52,6 +59,11 @@ T = TypeVar("T")
 CLASS_PAGE = "pages/classroom.py"
 PARAMS = ("class", "teacher", "student")  # the Class page's link keys
 LINK_KEY = "classroom.link"  # session_state: the ClassLink this session uses
+SCANNED_KEY = "classroom.scanned"  # session_state: this browser's classes were looked up once
+OUTBOX_KEY = "classroom.outbox"  # session_state: entries waiting to be sent (the store was busy)
+OUTBOX_SECONDS = 3  # how often a page with a waiting entry tries again
+# what makes an entry wait and be sent again (a class that is gone is said, not retried)
+RETRIED = (ClassBusy, ClassDamaged, QuotaError, OSError)
 REFRESH_SECONDS = 5  # how often the teacher's view reads the class again
 # the teacher's switch, kept in the class: the runs' means on the charts and the right answers
 # marked, both hidden until the class has predicted and answered (the view is projected), and
@@ -65,17 +77,25 @@ CODE_CSS = ("<style>.st-key-class_code [data-testid='stMetricValue'] "
 
 @dataclass(frozen=True)
 class ClassLink:
-    """Who this session is in a class: a code, and a student's id or the teacher's token."""
+    """Who this session is in a class: a code, and a student's id, or the teacher (by the
+    secret token this session holds, or by this browser, `owner`)."""
 
     code: str
     student: Optional[str] = None
-    teacher: Optional[str] = None
+    teacher: Optional[str] = None  # the secret token, when this session was given it
+    owner: bool = False  # this browser opened the class, or had the teacher's link opened in it
+
+    @property
+    def is_teacher(self) -> bool:
+        return bool(self.teacher) or self.owner
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> tuple[Optional["ClassLink"], list[str]]:
-        """The link's class (None when it names none usable) and notices about bad values."""
+        """The link's class and teacher's token (None when it names no usable class) and
+        notices about bad values. A student's id is never read from a link (whoever opened
+        it would be that student): a student is known by their browser."""
         notices, values = [], {}
-        for key, pattern in (("class", CODE), ("student", STUDENT_ID), ("teacher", TEACHER_TOKEN)):
+        for key, pattern in (("class", CODE), ("teacher", TEACHER_TOKEN)):
             value = params.get(key)
             if value is None:
                 continue
@@ -86,22 +106,21 @@ class ClassLink:
                     values[key] = normalize_code(value)
                 except ValueError:
                     notices.append(f"class {link_text(value)} is not a class code; it was ignored")
-            elif pattern.match(value):
+            elif pattern.fullmatch(value):
                 values[key] = value
             else:
                 notices.append(f"{key} {link_text(value)} is not one this page writes; it was "
                                "ignored")
+        if "student" in params:
+            notices.append("a student's id no longer travels in links, so this one was ignored: "
+                           "this browser is recognised once it has joined the class")
         if "class" not in values:
             return None, notices
-        return cls(values["class"], values.get("student"), values.get("teacher")), notices
+        return cls(values["class"], teacher=values.get("teacher")), notices
 
     def to_query(self) -> dict[str, str]:
-        query = {"class": self.code}
-        if self.teacher:
-            query["teacher"] = self.teacher
-        elif self.student:
-            query["student"] = self.student
-        return query
+        """What the address bar shows: the class's code only (it is on the projector anyway)."""
+        return {"class": self.code}
 
 
 def class_store() -> ClassStore:
@@ -109,18 +128,68 @@ def class_store() -> ClassStore:
 
 
 def current_link() -> tuple[Optional[ClassLink], list[str]]:
-    """The link's class when it names one, else the one this session last used; kept in the
-    session and written to the URL, so a reload reopens it."""
+    """The Class page's class: the link's when it names one (a teacher's token in it is
+    checked, kept in the session, and taken out of the address bar), else this session's,
+    else the class this browser joined or opened; kept in the session and its code in the URL."""
     link, notices = ClassLink.from_query(st.query_params.to_dict())
+    session = st.session_state.get(LINK_KEY)
     if link is None:
-        link = st.session_state.get(LINK_KEY)
+        link = session if isinstance(session, ClassLink) else _recognised()
+    elif isinstance(session, ClassLink) and session.code == link.code and not link.teacher:
+        link = session
+    else:
+        link = _identify(link)
     use_link(link)
     return link, notices
 
 
+def _identify(link: ClassLink) -> ClassLink:
+    """Who this browser is in the class a link names: the teacher (a valid token, which makes
+    this browser the teacher's too, or the browser that opened it), a student who joined from
+    this browser, or nobody yet. Wrong codes count against the visitor (`ClassStore.find`)."""
+    visitor = who()
+    try:
+        room = class_store().find(link.code, visitor, allow_expired=True)
+    except ValueError:
+        return link  # the page says why
+    if link.teacher and room.is_teacher(link.teacher):
+        with contextlib.suppress(ValueError):
+            class_store().adopt(room.code, link.teacher, visitor)
+        return link
+    if link.teacher:
+        return link  # a wrong token: the page says so and opens the students' view
+    if room.owned_by(visitor):
+        return ClassLink(room.code, owner=True)
+    student = class_store().member(room, visitor)
+    return ClassLink(room.code, student=student)
+
+
+def _recognised() -> Optional[ClassLink]:
+    """The open class this browser (its visitor cookie) opened or joined, looked up once per
+    session; None without a cookie or a class."""
+    if st.session_state.get(SCANNED_KEY):
+        return None
+    st.session_state[SCANNED_KEY] = True
+    visitor = who()
+    if not visitor.visitor:
+        return None
+    store, found = class_store(), []
+    for code in store.codes():
+        try:
+            room = store.load(code, allow_expired=True)  # an ended one is said where it is opened
+        except ValueError:
+            continue
+        if room.owned_by(visitor):
+            found.append((room.created_at, ClassLink(room.code, owner=True)))
+        elif (student := store.member(room, visitor)) is not None:
+            found.append((room.created_at, ClassLink(room.code, student=student)))
+    return max(found, key=lambda f: f[0])[1] if found else None
+
+
 def use_link(link: Optional[ClassLink]) -> None:
-    """Make `link` this session's class (None: no class) and put it in the page's URL (the
-    link's other parameters are left as they are)."""
+    """Make `link` this session's class (None: no class) and put its code in the page's URL
+    (the link's other parameters are left as they are; a teacher's token or a student's id is
+    taken out)."""
     if link is None:
         st.session_state.pop(LINK_KEY, None)
     else:
@@ -150,8 +219,9 @@ def qr_png(url: str) -> bytes:
     return buffer.getvalue()
 
 
-def time_left(room: Classroom, now: float) -> str:
-    minutes = max(0, int(room.expires_at - now) // 60)
+def time_left(room: Classroom, now: float, until: Optional[float] = None) -> str:
+    """How long until the class ends ('1 h 05 min', '12 min'), or until `until`."""
+    minutes = max(0, int((room.expires_at if until is None else until) - now) // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
@@ -177,65 +247,109 @@ def class_questions(room: Classroom, library: Content) -> list[Question]:
 # --- sending a student's entries (called by the Transfer curves and Quiz pages) ---------------
 
 def _member() -> Optional[ClassLink]:
+    """This session's student link: kept in the session, or recognised by the browser."""
     link = st.session_state.get(LINK_KEY)
+    if link is None:
+        link = _recognised()
+        if link is not None:
+            st.session_state[LINK_KEY] = link
     return link if isinstance(link, ClassLink) and link.student else None
 
 
-def _member_from_url() -> Optional[ClassLink]:
-    """The student this page's URL names, when the class still has them; kept in the session.
-    A link that names no usable student is left alone here (the Class page says why)."""
-    link, _ = ClassLink.from_query(st.query_params.to_dict())
-    if link is None or not link.student or link.teacher:
-        return None
+def _deliver(link: ClassLink, item: tuple) -> None:
+    """Send one outbox item to the class store (ValueError says why not)."""
+    if item[0] == "predictions":
+        class_store().send_predictions(link.code, link.student, item[1], who())
+    else:
+        class_store().send_answer(link.code, link.student, item[1], item[2], who())
+
+
+def _send(link: ClassLink, item: tuple) -> Optional[str]:
+    """Send `item` now; when the store is busy or the visitor sends too fast, keep it in the
+    session's outbox, which this page sends again by itself (`outbox`). Returns why it was
+    not sent, or None when it was."""
     try:
-        store = class_store()
-        room = store.load(link.code, allow_expired=True)  # an ended class is said on its page
-        if room.expired(store.clock()) or link.student not in room.students:
-            return None
-    except ValueError:  # ended or unreadable: the Class page says so
-        return None
-    st.session_state[LINK_KEY] = link
-    return link
+        _deliver(link, item)
+    except RETRIED as err:
+        outbox = st.session_state.setdefault(OUTBOX_KEY, [])
+        outbox[:] = [i for i in outbox if i[:2] != item[:2]] + [item]
+        return f"Not sent to your class yet ({err}); this page sends it again by itself."
+    except ValueError as err:
+        return f"Not sent to your class: {err}"
+    return None
 
 
-def send_predictions(predictions: Mapping[tuple[str, int], float]) -> None:
+@st.fragment(run_every=OUTBOX_SECONDS)
+def outbox(link: ClassLink) -> None:
+    """While some of this student's entries wait to be sent: try again every few seconds,
+    say how many wait, and rerun the page once they are all sent."""
+    waiting = st.session_state.get(OUTBOX_KEY) or []
+    for item in list(waiting):
+        try:
+            _deliver(link, item)
+        except RETRIED:
+            break
+        except ValueError as err:  # it can never be sent (the class ended, ...): said, dropped
+            st.session_state[OUTBOX_KEY] = waiting = [i for i in waiting if i != item]
+            st.toast(f"Not sent to your class: {err}", icon=":material/error:")
+            continue
+        st.session_state[OUTBOX_KEY] = waiting = [i for i in waiting if i != item]
+    if waiting:
+        st.warning(f"{plural(len(waiting), 'entry', 'entries')} for class {link.code} "
+                   "wait to be sent (the class store is busy); this page tries again every "
+                   f"{OUTBOX_SECONDS} s.", icon=":material/schedule_send:")
+    else:
+        st.toast(f"Sent to class {link.code}.", icon=":material/send:")
+        st.rerun(scope="app")
+
+
+def send_predictions(predictions: Mapping[tuple[str, int], float]) -> Optional[str]:
     """When this learner is in a class: send their saved predictions for the class's strategies
     and sizes (replacing what they sent before), and say so, or why not, where called."""
     link = _member()
     if link is None:
-        return
+        return None
     try:
         room = class_store().load(link.code)
-        sizes = prediction_sizes(room.spec())
-        mine = {key: v for key, v in predictions.items() if key[0] in room.strategies and key[1] in sizes}
-        if not mine:
-            st.warning(f"None of these predictions is one your class {room.code} asks for "
-                       f"({describe_spec(room.spec())}): open the class's settings from the "
-                       "Class page.", icon=":material/groups:")
-            return
-        class_store().send_predictions(room.code, link.student, mine)
+    except RETRIED:  # unreadable for now: they wait, and the store checks them when sent
+        st.warning(_send(link, ("predictions", dict(predictions))), icon=":material/groups:")
+        return None
     except ValueError as err:
         st.error(f"Not sent to your class: {err}", icon=":material/groups:")
-        return
-    st.caption(f"Sent {plural(len(mine), 'prediction')} to class {room.code}, without your name.")
+        return None
+    sizes = prediction_sizes(room.spec())
+    mine = {key: v for key, v in predictions.items() if key[0] in room.strategies and key[1] in sizes}
+    if not mine:
+        st.warning(f"None of these predictions is one your class {room.code} asks for "
+                   f"({describe_spec(room.spec())}): open the class's settings from the "
+                   "Class page.", icon=":material/groups:")
+        return None
+    notice = _send(link, ("predictions", mine))
+    if notice:
+        st.warning(notice, icon=":material/groups:")
+    else:
+        st.caption(f"Sent {plural(len(mine), 'prediction')} to class {room.code}, without your "
+                   "name.")
+    return None
 
 
 def send_answer(question_id: str, choice: str) -> Optional[str]:
     """When this learner is in a class and the question is one of the class's: send the
-    chosen option (only a first answer counts). Returns a notice when it could not be sent."""
+    chosen option (only a first answer counts). Returns a notice when it was not sent (yet)."""
     link = _member()
     if link is None:
         return None
+    question = next((q for q in study_content().questions if q.id == question_id), None)
+    if question is None or choice not in question.options:
+        return None
     try:
-        room = class_store().load(link.code)
-        question = next((q for q in study_content().questions if q.id == question_id), None)
-        if question is None or question_id not in room.questions or choice not in question.options:
+        if question_id not in class_store().load(link.code).questions:
             return None
-        class_store().send_answer(room.code, link.student, question_id,
-                                  question.options.index(choice))
+    except RETRIED:
+        pass  # unreadable for now: it waits in the outbox, and the store checks it when sent
     except ValueError as err:
         return f"Not sent to your class: {err}"
-    return None
+    return _send(link, ("answer", question_id, question.options.index(choice)))
 
 
 def _open_room() -> Optional[tuple[ClassLink, Classroom]]:
@@ -271,6 +385,12 @@ def earlier_predictions() -> Optional[dict[tuple[str, int], float]]:
     return {(s, k): v for s, k, v in student.predictions} if student else None
 
 
+def teaching() -> bool:
+    """Whether this session is a class's teacher (their Cancel stops a job outright)."""
+    link = st.session_state.get(LINK_KEY)
+    return isinstance(link, ClassLink) and link.is_teacher
+
+
 def reveal_switch(link: ClassLink, room: Classroom) -> bool:
     """The teacher's switch, kept in the class (so every student's page follows it, and the
     teacher's other devices too); returns whether the class is revealed."""
@@ -287,27 +407,26 @@ def reveal_switch(link: ClassLink, room: Classroom) -> bool:
 
 def _set_reveal(link: ClassLink, key: str) -> None:
     try:
-        class_store().reveal(link.code, link.teacher, bool(st.session_state[key]))
+        class_store().reveal(link.code, link.teacher, bool(st.session_state[key]), who())
     except ValueError as err:
         st.session_state[key] = not st.session_state[key]
         st.toast(f"Not changed: {err}", icon=":material/error:")
 
 
 def class_banner(page_path: str) -> None:
-    """On every page but the Class page itself: which class this student is in. A student's
-    class and id travel in every page's URL (`?class=..&student=..`), so a reload of any page
-    keeps them in the class; a teacher's token never does (it stays on the Class page)."""
+    """On every page but the Class page itself: which class this student is in (known from
+    the session, or from this browser once it has joined: no id travels in a link), and their
+    entries that still wait to be sent."""
     if page_path == CLASS_PAGE:
         return
-    link = _member() or _member_from_url()
+    link = _member()
     if link is None:
         return
-    for key, value in (("class", link.code), ("student", link.student)):
-        if st.query_params.get(key) != value:
-            st.query_params[key] = value
     st.info(f"You are in class **{link.code}**: your saved predictions on Transfer curves and "
             "your answers to the class's quiz questions are sent to it, without your name. "
             "The Class page shows what you sent.", icon=":material/groups:")
+    if st.session_state.get(OUTBOX_KEY):
+        outbox(link)
 
 
 # --- the Class page without a class: join one, or open one -----------------------------------
@@ -327,7 +446,7 @@ def join(code: str) -> None:
     """Join the class `code` as a new anonymous student, or say why not."""
     try:
         code = normalize_code(code)
-        student = class_store().join(code)
+        student = class_store().join(code, who())
         room = class_store().load(code)
     except ValueError as err:
         st.error(f"Not joined: {err}.".replace("..", "."), icon=":material/error:")
@@ -369,7 +488,7 @@ def open_form(library: Content) -> None:
         drawn = sorted(random.sample([q.id for q in pool], min(int(count), len(pool))),
                        key=order.get)
         try:
-            room, token = class_store().open_class(spec, set_id, drawn, hours)
+            room, token = class_store().open_class(spec, set_id, drawn, hours, who())
         except ValueError as err:
             st.error(f"Not opened: {err}", icon=":material/error:")
             return
@@ -454,23 +573,46 @@ def teacher_header(link: ClassLink, room: Classroom, now: float) -> None:
             st.warning("Phones cannot open a localhost link: open this page by the server's "
                        "network address (e.g. http://192.168.1.20:8501) and the link follows.",
                        icon=":material/wifi_off:")
-        st.caption(f"Ends in {time_left(room, now)}; then its entries are deleted. Experiment: "
+        ends = f"Ends in {time_left(room, now)}"
+        if not room.students:
+            ends = (f"Ends in {time_left(room, now, room.empty_until)} if nobody joins it (a "
+                    f"class without students ends {EMPTY_MINUTES} min after it opened)")
+        st.caption(f"{ends}; then its entries are deleted. Experiment: "
                    f"{describe_spec(room.spec())}.")
-        with st.expander("Your teacher link (keep it to yourself)", icon=":material/key:"):
-            st.markdown("It reopens this view after a reload or a server restart; the "
-                        "address bar shows it too, so on a projector use full screen (F11). "
-                        "Anyone holding it sees the class's results and can end the class.")
-            st.code(f"{url}&{urlencode({'teacher': link.teacher})}", language=None)
+        with st.expander("Your teacher link, for another device", icon=":material/key:"):
+            teacher_link(link, url)
             if st.button("End the class now", icon=":material/stop_circle:"):
                 end_class(link)
     if url.startswith("http"):
         right.image(qr_png(url), width=QR_PIXELS, caption=f"Join class {room.code}")
 
 
+def teacher_link(link: ClassLink, url: str) -> None:
+    """The teacher's secret link, only when asked for (it is never in the address bar): this
+    browser reopens the teacher's view by itself; the link opens it on another device."""
+    st.markdown("This browser reopens this view by itself after a reload or a server restart. "
+                "To open it on another device, use your secret link there: anyone holding it "
+                "sees the class's results and can end the class, so never project it.")
+    if link.teacher:
+        if st.toggle("Show my secret link", key="class.show_link"):
+            st.code(f"{url}&{urlencode({'teacher': link.teacher})}", language=None)
+    elif st.button("Make a secret link", icon=":material/key:",
+                   help="A new link for another device; a link made before stops working."):
+        try:
+            token = class_store().rekey(link.code, who())
+        except ValueError as err:
+            st.error(f"{err}", icon=":material/error:")
+            return
+        use_link(replace(link, teacher=token))
+        st.session_state["class.show_link"] = True
+        st.rerun()
+
+
+
 def end_class(link: ClassLink) -> None:
     """Remove the class now (its entries too), or say why it could not be."""
     try:
-        class_store().close(link.code, link.teacher)
+        class_store().close(link.code, link.teacher, who())
     except ValueError as err:
         st.error(f"{err}", icon=":material/error:")
         return
@@ -489,6 +631,14 @@ def class_results(code: str) -> None:
         st.error(f"{err}", icon=":material/error:")
         return
     reveal = room.revealed
+    if room.recovered or room.damaged:
+        st.warning("Part of this class's file was damaged on the server: "
+                   + ("its settings were read from their last good copy. " if room.recovered else "")
+                   + (f"{plural(room.damaged, 'entry', 'entries')} could not be read and "
+                      "are left out (the last good copy fills in what it has). "
+                      if room.damaged else "")
+                   + "Everything else is shown, and new entries are recorded as usual.",
+                   icon=":material/healing:")
     library = loaded_content("The quiz questions")
     students = list(room.students.values())
     with st.container(horizontal=True, gap="large"):  # one row that wraps, also on a phone
@@ -627,3 +777,4 @@ listen(PREDICTIONS_SAVED, send_predictions)
 listen(QUESTION_ANSWERED, send_answer)
 listen(RESULTS_HELD, held_for_class)
 listen(EARLIER_PREDICTIONS, earlier_predictions)
+listen(TEACHING, teaching)

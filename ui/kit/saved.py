@@ -5,7 +5,9 @@ written as JSON in the data directory under a random id (`<folder>/<id>.json`, w
 all: a temporary file, then a rename), and the page's link carries that id (`?<param>=<id>`).
 A reload, or the same link in a new tab, opens the same state. Anyone holding the link can
 read it; there are no accounts. Only ids this code writes are read (16 hex digits), files over
-a size cap are not read, and a folder keeps at most MAX_FILES states (the oldest go first).
+a size cap are not read, and a folder keeps at most MAX_FILES states (the oldest go first), and a visitor (and an
+address) may start only so many new ones an hour (`engine.core.quotas`: SAVES_PER_HOUR), so no
+visitor can push everyone else's out. Each write goes through its own temporary file.
 
 An id in a link that cannot be used (not one this code writes, no such file, a damaged or
 oversized file, or contents the page refuses) is named in a notice, and the page starts anew.
@@ -19,18 +21,23 @@ import json
 import os
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, TypeVar
 
 import streamlit as st
 
-from engine.core.store import home_dir
+from engine.core import quotas
+from engine.core.quotas import NOBODY, Window
+from engine.core.store import home_dir, write_atomic
 from engine.experiments.lessons.links import MAX_QUERY_VALUE, link_text
 from ui.kit.shell import show_link_notices
 
-ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")  # what secrets.token_hex(8) writes; nothing else is read
+ID_PATTERN = re.compile(r"[0-9a-f]{16}")  # what secrets.token_hex(8) writes (matched whole)
 MAX_FILES = 5_000  # states kept per folder; saving one more removes the oldest
+_NEW_STATES = Window(3600.0)  # new saved states per visitor and address in the last hour
+_PRUNE_LOCK = threading.Lock()
 T = TypeVar("T")
 
 
@@ -63,7 +70,7 @@ class SavedStates:
     def link_id(self, params: Mapping[str, str]) -> Optional[str]:
         """The id a link carries, when it is one this code could have written."""
         value = params.get(self.param)
-        return value if isinstance(value, str) and ID_PATTERN.match(value) else None
+        return value if isinstance(value, str) and ID_PATTERN.fullmatch(value) else None
 
     def link_notices(self, params: Mapping[str, str]) -> list[str]:
         """Why a link's id cannot be used (too long, or not an id this code writes); [] when
@@ -78,7 +85,7 @@ class SavedStates:
 
     def load(self, state_id: str) -> dict:
         """The dict saved under `state_id`; SavedStateError says why there is none."""
-        if not ID_PATTERN.match(state_id):
+        if not ID_PATTERN.fullmatch(state_id):
             raise SavedStateError(f"{self.param} {link_text(state_id)} is not a {self.noun} id")
         path, named = self.folder / f"{state_id}.json", f"{self.noun} {link_text(state_id)}"
         try:
@@ -99,22 +106,35 @@ class SavedStates:
         return data
 
     def save(self, state_id: str, data: dict) -> None:
-        """Write `data` under `state_id`, whole or not at all; ValueError when over the cap."""
-        if not ID_PATTERN.match(state_id):
+        """Write `data` under `state_id`, whole or not at all (each write its own temporary
+        file, so saves to one id at once never collide); ValueError when over the cap, or when
+        this visitor has started too many new states this hour (QuotaError); OSError when the
+        disk refuses."""
+        if not ID_PATTERN.fullmatch(state_id):
             raise ValueError(f"not a {self.noun} id: {state_id!r}")
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-        if len(text.encode("utf-8")) > self.max_bytes:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if len(text) > self.max_bytes:
             raise ValueError(f"a {self.noun} is larger than {self.cap}")
         folder = self.folder
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{state_id}.json"
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
+        if not path.exists():
+            _NEW_STATES.take(quotas.per_keys(_visitor(), "SAVES_PER_HOUR", "SAVES_PER_ADDRESS_HOUR"),
+                             "You have started too many saved quizzes, plans or decks in the "
+                             "last hour")
+        write_atomic(path, lambda f: f.write(text))
         self._prune(folder)
 
     def _prune(self, folder: Path) -> None:
         """Keep at most MAX_FILES states in the folder: the least recently written go first."""
+        if not _PRUNE_LOCK.acquire(blocking=False):
+            return  # another save is pruning
+        try:
+            self._prune_now(folder)
+        finally:
+            _PRUNE_LOCK.release()
+
+    def _prune_now(self, folder: Path) -> None:
         try:
             entries = [e for e in os.scandir(folder) if e.name.endswith(".json")]
             if len(entries) <= MAX_FILES:
@@ -166,3 +186,13 @@ class SavedStates:
                 del st.query_params[self.param]
         elif st.query_params.get(self.param) != state_id:
             st.query_params[self.param] = state_id
+
+
+def _visitor():
+    """This session's visitor, or nobody outside a page's run."""
+    try:
+        from ui.kit.visitor import who
+
+        return who()
+    except Exception:  # noqa: BLE001  (no session: the command line, a unit test)
+        return NOBODY

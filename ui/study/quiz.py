@@ -96,6 +96,11 @@ class QuizRound:
                        answers=tuple(a for a in self.answers if a[0] in available),
                        checked=self.checked and not gone)
 
+    def answers_are_options(self, available: dict[str, Question]) -> bool:
+        """Whether every answer is one of its question's options (a saved round is a file a
+        link opens: a crafted answer is refused, never shown)."""
+        return all(q not in available or a in available[q].options for q, a in self.answers)
+
     def missed(self, questions: dict[str, Question]) -> tuple[str, ...]:
         return tuple(i for i in self.ids if not questions[i].is_correct(self.answer(i)))
 
@@ -158,6 +163,11 @@ def current_round(sets: dict[str, QuestionSet]) -> Optional[QuizRound]:
         st.warning("This quiz's question set no longer exists: choose a new quiz.",
                    icon=":material/info:")
         quiz = None
+    if isinstance(quiz, QuizRound) and not quiz.answers_are_options(
+            {q.id: q for q in sets[quiz.set_id].questions}):
+        st.warning("This saved quiz holds an answer that is not one of its question's options, "
+                   "so it was not opened: choose a new quiz.", icon=":material/block:")
+        quiz = None
     if isinstance(quiz, QuizRound):
         kept = quiz.kept({q.id: q for q in sets[quiz.set_id].questions})
         if kept.ids != quiz.ids:
@@ -196,10 +206,13 @@ def _start(sets: dict[str, QuestionSet], set_id: str, size: int, shuffle: bool) 
     _keep(new_round(sets[set_id].questions, set_id, size, shuffle, random.Random()))
 
 
-def _check(question_id: str, key: str) -> None:
+def _check(question_id: str, key: str, options: tuple[str, ...] = ()) -> None:
     choice = st.session_state.get(key)
     if choice is None:
         st.session_state[NOTICE_KEY] = "Choose an answer first."
+        return
+    if choice not in options:  # a crafted websocket message, not the radio's own options
+        st.session_state[NOTICE_KEY] = "That is not one of this question's options."
         return
     _keep(st.session_state[QUIZ_KEY].answered(question_id, choice))
     notices = emit(QUESTION_ANSWERED, question_id=question_id, choice=choice)  # e.g. to a class
@@ -274,7 +287,8 @@ def ask_question(quiz: QuizRound, questions: dict[str, Question], set_title: str
         if quiz.checked:
             _verdict(question, picked, last=quiz.index + 1 == total, sent=not notice)
         else:
-            st.button("Check answer", type="primary", on_click=_check, args=(question.id, key),
+            st.button("Check answer", type="primary", on_click=_check,
+                      args=(question.id, key, tuple(question.options)),
                       icon=":material/check:")
     st.button("Stop and choose another quiz", on_click=_new_quiz, key="quiz.stop")
 
@@ -284,9 +298,9 @@ def _verdict(question: Question, choice: Optional[str], last: bool, sent: bool =
     that the answer was sent (`sent`: no notice said otherwise), until the teacher reveals."""
     held = held_back(question.id)
     if held:
-        st.info(("Sent" if sent else "Recorded") + f". You picked: *{choice}*  \n{held} The "
+        st.info(("Sent" if sent else "Not sent yet") + f". You picked: *{choice}*  \n{held} The "
                 "right answer and why appear here by themselves once your teacher shows them.",
-                icon=":material/send:")
+                icon=":material/send:" if sent else ":material/schedule_send:")
         wait_for_reveal(question.id)
     else:
         if question.is_correct(choice):
