@@ -16,11 +16,12 @@ from typing import Optional
 
 from engine.core.store import ResultStore
 from engine.experiments.protocol import all_units
-from engine.infra.jobs import UNWATCHED_S, JobManager
+from engine.infra.jobs import SLICE_S, UNWATCHED_S, JobManager
 from engine.infra.packs import pack_store
 
 POLL_SECONDS = 1.0  # how often a running job's panel refreshes
 SPARE_WORKER_ENV = "TRANSFERLAB_SPARE_WORKER"  # "0": no worker process waits for the next job
+SLICE_ENV = "TRANSFERLAB_JOB_SLICE_S"  # seconds of one job's turn while others wait (SLICE_S)
 _LIVE_LOCK = threading.Lock()
 _LIVE: dict[tuple, tuple[tuple, object]] = {}  # (job id, settings) -> (step, what it read)
 
@@ -39,7 +40,8 @@ def job_manager() -> JobManager:
     with _MANAGER_LOCK:
         if not _MANAGER:
             _MANAGER.append(JobManager(spare_worker=os.environ.get(SPARE_WORKER_ENV, "1") != "0",
-                                       run_quotas=True, unwatched_after=UNWATCHED_S))
+                                       run_quotas=True, unwatched_after=UNWATCHED_S,
+                                       slice_s=float(os.environ.get(SLICE_ENV) or SLICE_S)))
         return _MANAGER[0]
 
 
