@@ -46,7 +46,8 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD curl --fail http://localhost:8501/_stcore/health
 
-# serve.py is `streamlit run app.py` with .streamlit/config.toml's settings (file watcher off,
+# serve.py is `streamlit run web.py` (app.py's pages behind the visitor cookie and security
+# headers) with .streamlit/config.toml's settings (file watcher off,
 # no Deploy button or developer menu), as `make run` starts it; it execs Streamlit, so
 # `docker stop` signals the server itself. Extra flags go after the image name, e.g.
 # `docker run ... transfer-lab --server.baseUrlPath=transferlab`.

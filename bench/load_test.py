@@ -27,6 +27,14 @@ The last line is `sessions_ok=A/N jobs_started=J p95_ms=P rss_mb=M inotify_overf
                 overflowed (0 with the watcher off, as the config file sets it)
 With one session, a line `press-Run-to-finished-curve: S s` gives that session's time.
 
+`--abuse` adds one hostile visitor beside the class, from another address (127.0.0.2; the
+class's sessions come from 127.0.0.1) and as a script would: in a loop until the class is
+served, with a fresh visitor cookie every other round and none otherwise, it opens a class,
+presses Run on a crafted link (840 runs, refused) and on a link of its own within its quota (a
+new job each round, which takes turns with the class's), joins a class with a guessed code,
+starts a quiz and sends an answer that is not an option. Its line `hostile: ...` counts each
+outcome; the class's figures are the same as without it, so the two p95s compare.
+
 `--attach PORT` starts no server: it drives the one already listening on 127.0.0.1:PORT (say,
 `TRANSFERLAB_HOME=$(mktemp -d) make run PORT=8611 ADDRESS=127.0.0.1 > make-run.log 2>&1`), so the
 figure is the user's own path, and counts the overflow lines of `--log` (that server's output).
@@ -306,7 +314,8 @@ async def drive(session: Session, port: int, t0: float, deadline: float) -> None
                 task.cancel()
 
 
-async def drive_all(sessions: list[Session], port: int, timeout: float) -> None:
+async def drive_all(sessions: list[Session], port: int, timeout: float,
+                    hostile: Optional[Counter] = None) -> None:
     t0 = time.time()
     deadline = t0 + timeout
 
@@ -316,7 +325,55 @@ async def drive_all(sessions: list[Session], port: int, timeout: float) -> None:
         except Exception as err:  # one broken session is a finding, not a crash of the test
             session.error = f"{type(err).__name__}: {err}"
 
+    done = asyncio.Event()
+    attacker = asyncio.create_task(attack(port, done, hostile)) if hostile is not None else None
     await asyncio.gather(*(one(s) for s in sessions))
+    done.set()
+    if attacker is not None:
+        await attacker
+
+
+HOSTILE = "127.0.0.2"
+HUGE = "strategies=scratch,probe,finetune&labels=1,2,5,10,20,50,all&seeds=20"  # 840 runs
+
+
+async def attack(port: int, done: asyncio.Event, outcomes: Counter) -> None:
+    """One hostile visitor, in a loop until `done`: each round a class opened, Run on a
+    crafted link and on one of its own, a guessed join code, a quiz with an answer that is not
+    an option. Each outcome is counted in `outcomes` ("open class: refused", ...)."""
+    from st_client import Visitor
+
+    rounds = 0
+    while not done.is_set():
+        rounds += 1
+        visitor = await asyncio.to_thread(Visitor, port, HOSTILE, rounds % 2 == 0)
+        own = f"strategies=scratch&labels=1,2,5,10,20,50&seeds={rounds % 10 + 1}"
+
+        def said(tab, refused: str) -> str:
+            return "error" if tab.exceptions else "refused" if refused in tab.texts() else "accepted"
+        try:
+            async with visitor.tab("classroom") as tab:
+                await tab.click("Open the class")
+                outcomes["open class: " + ("error" if tab.exceptions else
+                                           "opened" if tab.metric("Class code") else "refused")] += 1
+            for name, query in (("crafted Run", HUGE), ("own Run", own)):
+                async with visitor.tab(PAGE, query) as tab:
+                    await tab.click("Run")
+                    outcomes[f"{name}: {said(tab, 'Not started')}"] += 1
+            async with visitor.tab("classroom") as tab:
+                code = "".join(random.choice("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for _ in range(6))
+                await tab.submit("Join", **{"Class code": code})
+                outcomes["guessed code: " + ("error" if tab.exceptions else "joined"
+                                             if "You are in class" in tab.texts() else "refused")] += 1
+            async with visitor.tab("quiz") as tab:
+                await tab.click("Start the quiz")
+                radio = tab.widget("Your answer", "radio")
+                await tab.rerun([(radio.widget_id, "string_value", "[x](http://example.invalid)")],
+                                trigger=tab.widget("Check answer", "button").widget_id)
+                outcomes[f"crafted answer: {said(tab, 'not one of this question')}"] += 1
+        except Exception as err:  # noqa: BLE001  (counted: a finding, not a crash)
+            outcomes[f"hostile client error: {type(err).__name__}"] += 1
+            await asyncio.sleep(1.0)
 
 
 # ---- the report ---------------------------------------------------------------------------------
@@ -342,6 +399,8 @@ def main() -> int:
                         help="drive the server already on 127.0.0.1:PORT instead of starting one")
     parser.add_argument("--log", default=None,
                         help="with --attach: that server's output, to count inotify overflows")
+    parser.add_argument("--abuse", action="store_true",
+                        help="one hostile visitor beside the class (from 127.0.0.2)")
     args = parser.parse_args()
     if args.quick:
         args.sessions = min(args.sessions, 5)
@@ -362,8 +421,9 @@ def main() -> int:
         sampler.start()
         rng = random.Random(args.seed)
         sessions = [Session(i, rng.uniform(0, args.spread)) for i in range(args.sessions)]
+        hostile = Counter() if args.abuse else None
         started = time.time()
-        asyncio.run(drive_all(sessions, port, args.timeout))
+        asyncio.run(drive_all(sessions, port, args.timeout, hostile))
         wall = time.time() - started
     finally:
         sampler.stopped.set()
@@ -373,10 +433,16 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         overflows = overflow_lines(home)
+        tracebacks = traceback_lines(home)
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
 
-    return report(sessions, wall, sampler, overflows)
+    return report(sessions, wall, sampler, overflows, hostile, tracebacks)
+
+
+def traceback_lines(home: str) -> int:
+    path = Path(home) / "server.log"
+    return path.read_text(errors="replace").count("Traceback") if path.exists() else 0
 
 
 def listening_pid(port: int) -> Optional[int]:
@@ -431,8 +497,10 @@ def attached(args) -> int:
     return report(sessions, wall, sampler, overflows)
 
 
-def report(sessions: list[Session], wall: float, sampler: MemorySampler, overflows: int) -> int:
-    """Print the figures; 0 when every session saw its finished curve from one job."""
+def report(sessions: list[Session], wall: float, sampler: MemorySampler, overflows: int,
+           hostile: Optional[Counter] = None, tracebacks: Optional[int] = None) -> int:
+    """Print the figures; 0 when every session saw its finished curve from one job (with
+    --abuse: whatever jobs the hostile visitor started besides, and no traceback)."""
     served = [s for s in sessions if s.finished is not None]
     latencies = [s.latency_ms for s in served]
     jobs = max((s.jobs_started for s in sessions if s.jobs_started is not None), default=-1)
@@ -452,10 +520,15 @@ def report(sessions: list[Session], wall: float, sampler: MemorySampler, overflo
           f"full page runs: {sum(s.full_runs for s in sessions)}; wall {wall:.1f} s")
     print(f"peak RSS: server process {sampler.peak_server_kb / 1024:.0f} MB, server plus workers "
           f"{sampler.peak_total_kb / 1024:.0f} MB")
+    if hostile is not None:
+        print("hostile: " + ", ".join(f"{k} {v}" for k, v in sorted(hostile.items())))
+    if tracebacks is not None:
+        print(f"tracebacks in the server's log: {tracebacks}")
     p95 = percentile(latencies, 95) if latencies else float("nan")
     print(f"sessions_ok={len(served)}/{len(sessions)} jobs_started={jobs} p95_ms={p95:.0f} "
           f"rss_mb={sampler.peak_total_kb / 1024:.0f} inotify_overflows={overflows}")
-    return 0 if len(served) == len(sessions) and jobs == 1 and overflows == 0 else 1
+    one_job = jobs == 1 or hostile is not None
+    return 0 if len(served) == len(sessions) and one_job and overflows == 0 and not tracebacks else 1
 
 
 if __name__ == "__main__":

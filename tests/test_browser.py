@@ -230,6 +230,7 @@ def test_transfer_curves_in_a_real_browser(server, empty_default_store):
             form.locator("[data-testid='stFormSubmitButton'] button").click()
             # predict first hides the new settings' results: a teacher shows them without predicting
             expect(page.get_by_text(re.compile(r"^Showing: .* · 1 seed · "))).to_be_visible(timeout=60_000)
+            expect(idle).to_be_attached(timeout=60_000)  # the rerun's stale elements are gone
             page.get_by_role("button", name="Show the results").click()
 
             # The chart appears when the first run finishes; then the script trains the rest.

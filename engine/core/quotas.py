@@ -226,8 +226,8 @@ def client_address(peer: Optional[str], forwarded: Optional[str] = None) -> str:
     """The address quotas count a client under: its connection's peer (LOCAL on the server's
     own machine, exempt from quotas), or with TRANSFERLAB_TRUST_PROXY=1 the last X-Forwarded-For entry (the one
     the operator's proxy added)."""
-    if os.environ.get(PROXY_ENV) == "1" and forwarded:
+    if os.environ.get(PROXY_ENV) == "1" and isinstance(forwarded, str) and forwarded:
         peer = forwarded.split(",")[-1].strip() or peer
-    if not peer or peer in ("127.0.0.1", "::1", "localhost"):
-        return LOCAL
+    if not isinstance(peer, str) or not peer or peer in ("127.0.0.1", "::1", "localhost"):
+        return LOCAL  # no connection behind the run (AppTest) counts as the server's machine
     return peer[:64]

@@ -54,7 +54,8 @@ MAX_RESTARTS = 1
 MAX_SPARE_DEATHS = 3  # a spare worker that keeps dying while it waits is not started again
 ENV_PREFIX = "TRANSFERLAB_"  # the settings a spare worker takes from the server with its job
 # Fair turns: while another visitor's job waits for a worker, a running job gives the worker up
-# after SLICE_S seconds of its turn, at the end of the run in hand (nothing half-trained is lost;
+# after SLICE_S seconds of its turn and at least one stored run (so every turn makes progress,
+# however slowly a worker starts), at the end of the run in hand (nothing half-trained is lost;
 # its stored runs count), and goes to the back of the queue; the next job is the one whose
 # visitor has waited longest for a turn. A worker's start costs a few seconds (START_S).
 SLICE_S = 45.0
@@ -270,7 +271,8 @@ class JobManager:
         self._askers: dict[str, set[str]] = {}  # job id -> sessions that asked and did not leave
         self._seen: dict[str, dict[str, float]] = {}  # job id -> {session: when it last polled}
         self._queue: deque[str] = deque()
-        self._procs: dict[str, tuple] = {}  # job id -> (process, connection, turn event, since)
+        # job id -> (process, connection, turn event, when its turn began, runs trained by then)
+        self._procs: dict[str, tuple] = {}
         self._last_turn: dict[str, float] = {}  # visitor key -> when its job last got a worker
         self._finished_runs: deque[float] = deque(maxlen=PACE_WINDOW)  # when runs were stored
         self._closed = False
@@ -504,7 +506,7 @@ class JobManager:
             child.close()
         self.jobs_started += 1
         now = time.time()
-        self._procs[job_id] = (proc, parent, turn, now)
+        self._procs[job_id] = (proc, parent, turn, now, self._jobs[job_id].trained)
         self._last_turn[self._owners.get(job_id, ("", NOBODY))[1].visitor_key] = now
         job = self._jobs[job_id]
         self._jobs[job_id] = replace(  # a restarted job keeps its start and its reason
@@ -575,9 +577,10 @@ class JobManager:
             return
         waiting = {self._owners.get(j, ("", NOBODY))[1].visitor_key for j in self._queue}
         now = time.time()
-        for job_id, (proc, conn, turn, since) in self._procs.items():
+        for job_id, (proc, conn, turn, since, trained) in self._procs.items():
             mine = self._owners.get(job_id, ("", NOBODY))[1].visitor_key
-            if turn is not None and now - since >= self.slice_s and waiting - {mine}:
+            progressed = self._jobs[job_id].trained > trained  # a turn trains at least one run
+            if now - since >= self.slice_s and progressed and waiting - {mine}:
                 turn.set()  # the worker stops after the run in hand and says "yielded"
 
     def _cancel_unwatched(self) -> None:
@@ -589,7 +592,7 @@ class JobManager:
             if job.active and now - max(seen.values()) > self.unwatched_after:
                 self.cancel(job_id, "unwatched")
 
-    def _drain(self, job_id: str, proc, conn, turn=None, since=None) -> None:
+    def _drain(self, job_id: str, proc, conn, *turn) -> None:
         job = self._jobs[job_id]
         ended = None
         try:

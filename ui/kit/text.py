@@ -6,6 +6,7 @@ same number two ways.
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 
@@ -30,3 +31,16 @@ def count_text(n: float) -> str:
             value = n / size
             return f"{value:.3g}{unit}" if value < 1000 else f"{value:,.0f}{unit}"
     return f"{n:.3g}"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&=])")
+
+
+def plain(text: str, width: int = 200) -> str:
+    """A visitor's text (an upload's file name, a typed name) for a Markdown line: every
+    Markdown character escaped, so it shows literally (never a link, an image, emphasis, a
+    formula or an icon), on one line, shortened to `width` characters."""
+    text = " ".join(str(text).split())
+    if len(text) > width:
+        text = text[:width - 1] + "…"
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -17,6 +17,7 @@ from engine.core.imagenet import (IMAGENET_MODELS, WeightsUnavailable, load_imag
 from engine.core.remote import REMOTE_DATASETS, describe_status, download, missing_files
 from engine.core.userdata import import_zip, list_uploads
 from ui.kit.tables import Compact, show_table
+from ui.kit.text import plain
 
 
 def backbone_table() -> None:
@@ -108,7 +109,7 @@ def import_upload(upload) -> None:
         st.error(f"This upload was refused. {err}", icon=":material/error:")
         return
     seen = "was already imported" if info.reused else "is imported"
-    st.success(f"{info.name} {seen}: {info.n_images:,} images in {len(info.class_names)} "
+    st.success(f"{plain(info.name)} {seen}: {info.n_images:,} images in {len(info.class_names)} "
                "classes. Pick it as the target on the Which source? page.",
                icon=":material/check_circle:")
 

@@ -150,7 +150,7 @@ def scheduling_panel(store: SrsStore, learner: str, deck: Deck) -> None:
         "grade updates both; the next interval is the time at which recall is predicted to "
         "drop to your desired retention. New cards first go through two short steps (1 and "
         "10 minutes) before their first interval in days.")
-    st.caption(f"Progress is stored in `{store.path}` under the name you typed; your place (the "
+    st.caption("Progress is stored on this server under the name you typed; your place (the "
                "name, the deck and the card showing) is saved under this page's link, so a "
                "reload opens it again.")
     sure = st.checkbox("I want to start this deck over", key="flashcards.sure")
