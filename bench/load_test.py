@@ -372,7 +372,7 @@ async def attack(port: int, done: asyncio.Event, outcomes: Counter) -> None:
                                 trigger=tab.widget("Check answer", "button").widget_id)
                 outcomes[f"crafted answer: {said(tab, 'not one of this question')}"] += 1
         except Exception as err:  # noqa: BLE001  (counted: a finding, not a crash)
-            outcomes[f"hostile client error: {type(err).__name__}"] += 1
+            outcomes[f"hostile client error: {type(err).__name__}: {str(err)[:48]}"] += 1
             await asyncio.sleep(1.0)
 
 

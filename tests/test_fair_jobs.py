@@ -166,10 +166,11 @@ def test_every_turn_trains_at_least_one_run(manager):
     """A turn shorter than a worker's start still ends only after a stored run: two visitors'
     jobs alternate and both finish (no ping-pong of workers that never train)."""
     mgr = manager(slice_s=0.01)
-    a = mgr.submit(SweepSpec(strategies=("probe",), labels_per_class=(1,), seeds=2), "a", ALICE)
-    b = mgr.submit(SweepSpec(strategies=("probe",), labels_per_class=(2,), seeds=2), "b", BOB)
+    a = mgr.submit(SweepSpec(strategies=("probe",), labels_per_class=(1, 2, 5), seeds=2), "a",
+                   ALICE)
+    b = mgr.submit(SweepSpec(strategies=("probe",), labels_per_class=(10,), seeds=2), "b", BOB)
     wait_for(lambda: not mgr.status(a.job_id).active and not mgr.status(b.job_id).active,
              timeout=240)
     ended = [mgr.status(a.job_id), mgr.status(b.job_id)]
     assert [j.state for j in ended] == ["done", "done"] and sum(j.turns for j in ended) >= 1
-    assert [j.trained for j in ended] == [2, 2]
+    assert [j.trained for j in ended] == [6, 2]

@@ -273,7 +273,7 @@ class JobManager:
         self._queue: deque[str] = deque()
         # job id -> (process, connection, turn event, when its turn began, runs trained by then)
         self._procs: dict[str, tuple] = {}
-        self._last_turn: dict[str, float] = {}  # visitor key -> when its job last got a worker
+        self._last_turn: dict[str, float] = {}  # visitor or address key -> its job's latest turn
         self._finished_runs: deque[float] = deque(maxlen=PACE_WINDOW)  # when runs were stored
         self._closed = False
         self.jobs_started = 0  # jobs handed to a worker process so far (for the load test)
@@ -469,11 +469,13 @@ class JobManager:
             pass
 
     def _next_queued(self) -> str:
-        """The queued job to start: of the visitor who has waited longest for a turn (never
-        had one first), and of those the one queued first."""
-        def waited(job_id: str) -> float:
+        """The queued job to start: of the address, then the visitor, that has waited longest
+        for a turn (never had one first), and of those the one queued first. Addresses first:
+        a script that collects visitor cookies is still one address."""
+        def waited(job_id: str) -> tuple[float, float]:
             who = self._owners.get(job_id, ("", NOBODY))[1]
-            return self._last_turn.get(who.visitor_key, float("-inf"))
+            return (self._last_turn.get(who.address_key, float("-inf")),
+                    self._last_turn.get(who.visitor_key, float("-inf")))
         job_id = min(self._queue, key=waited)  # min keeps the queue's order among equals
         self._queue.remove(job_id)
         return job_id
@@ -507,7 +509,8 @@ class JobManager:
         self.jobs_started += 1
         now = time.time()
         self._procs[job_id] = (proc, parent, turn, now, self._jobs[job_id].trained)
-        self._last_turn[self._owners.get(job_id, ("", NOBODY))[1].visitor_key] = now
+        for key in self._owners.get(job_id, ("", NOBODY))[1].keys:
+            self._last_turn[key] = now
         job = self._jobs[job_id]
         self._jobs[job_id] = replace(  # a restarted job keeps its start and its reason
             job, state="running", started_at=job.started_at or now, runs_since=None,

@@ -3,8 +3,8 @@ Predict-first entries and quiz answers, and the teacher's view reads them back p
 
 No accounts. A class has a short code (`CODE_LENGTH` characters from `CODE_ALPHABET`, which
 leaves out look-alikes such as 0/O and 1/I/L) that students type or scan, and a secret teacher
-token that only the teacher's link carries; the file keeps only the token's SHA-256, so reading
-the file does not give the teacher's view away. A student is a random id (`STUDENT_ID`): no
+token that only the teacher's secret link carries; the file keeps only the token's SHA-256, so
+reading the file does not give the teacher's view away. A student is a random id (`STUDENT_ID`): no
 name is ever asked for or stored, so nothing a student sends can be shown with a name.
 
 A class is attached to one Transfer curves experiment (strategies, labels per class, seeds:
@@ -16,19 +16,28 @@ counts (a retry comes after the explanation, so it says nothing about what they 
 
 Blind until revealed: a class starts with `revealed` false, and while it is, the app keeps the
 runs' results and the quiz's right answers from its students (they predict and answer blind);
-the teacher's `reveal` sets it for every student at once (the token is required).
+the teacher's `reveal` sets it for every student at once (the token or the teacher's browser is
+required).
 
-Files: one JSON file per class, `<home>/classes/<CODE>.json`, written whole through a temporary
-file and a rename (`engine.core.store.write_atomic`), every read-modify-write under one lock file
-for the folder (`classes/.lock`, `filelock`), so students sending at once never lose an entry,
-and the classes survive a server restart. Everything read back is validated; a damaged file is
-a `ClassError` with a sentence, never a crash.
+Files: a folder per class, `<home>/classes/<CODE>/`, with its own lock: a header and a journal
+of one line per entry, each with a last good copy (`ClassStore` says how), so students sending
+at once never lose an entry nor wait for another class, a damaged file is read from its copy,
+and the classes survive a server restart. Everything read back is validated; a file that cannot
+be used is a `ClassError` with a sentence, never a crash.
+
+Who is who: the teacher holds a secret token (its SHA-256 is kept) and the browser that opened
+the class (a hash of its visitor id, `engine.core.quotas`); a student is the random id they
+joined under, with a hash of their browser's visitor id, so the same browser finds its id
+again and no link has to carry it.
 
 Expiry: a class lasts `MIN_HOURS` to `MAX_HOURS` hours (`DEFAULT_HOURS` unless the teacher
-says); after that joining and sending are refused and `purge_expired()` (run whenever a class is
-opened) removes its file. Caps: `MAX_STUDENTS` per class, `MAX_PREDICTIONS` and `MAX_ANSWERS`
-per student, `MAX_CLASS_BYTES` per class file, `MAX_OPEN_CLASSES` on the server; over a cap the
-request is refused with a sentence (`ClassFull`). The clock is injectable, for tests.
+says), one nobody joined ends `EMPTY_MINUTES` after it opened; after that joining and sending
+are refused and `purge_expired()` (run whenever a class is opened) removes it. Caps:
+`MAX_STUDENTS` per class, `MAX_PREDICTIONS` and `MAX_ANSWERS` per student, `MAX_CLASS_BYTES` per
+journal, `MAX_OPEN_CLASSES` on the server, and per visitor and address the quotas of
+`engine.core.quotas` (open classes, joins, wrong codes, students from one address, sends); over
+one the request is refused with a sentence (`ClassFull`, `QuotaError`). The clock is injectable,
+for tests.
 
 Nothing here draws, trains or knows the quiz's wording (the app checks an answer against its
 question before sending its option's position).

@@ -69,7 +69,7 @@ def keep_place(learner: str, deck: Deck) -> None:
     if st.session_state.get(PLACE_KEY) != place:
         try:
             PLACES.save(place_id, place)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # the disk, or the visitor's save limit
             st.caption(f"Your place could not be saved for a reload: {err}.")
             return
         st.session_state[PLACE_KEY] = place

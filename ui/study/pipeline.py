@@ -98,7 +98,12 @@ class PlanForm:
         untouched = (PipelinePlan(), PipelinePlan(task=TASKS[next(iter(TASKS))]))
         if plan not in untouched:  # something answered beyond the task chosen at first
             if changed or not (self.plans.folder / f"{self.plan_id}.json").exists():
-                self.plans.save(self.plan_id, asdict(plan))
+                try:
+                    self.plans.save(self.plan_id, asdict(plan))
+                except (OSError, ValueError) as err:  # the disk, or the visitor's save limit
+                    st.caption(f"Your plan could not be saved for a reload: {err}. It stays "
+                               "in this tab.")
+                    return plan
             self.plans.link(self.plan_id)
         return plan
 
