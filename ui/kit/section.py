@@ -164,7 +164,8 @@ def waiting_text(job: JobStatus, unit: str) -> str:
     if not job.jobs_ahead:
         ahead = (job.queue_position or 1) - 1
         return f"{head} ({'next in line' if not ahead else 'after ' + plural(ahead, 'experiment') + ' you started before it'})"
-    wait = (f"; jobs take turns of {round(SLICE_S)} s, so this one goes on within about "
+    turn = job_manager().slice_s or SLICE_S
+    wait = (f"; jobs take turns of {round(turn)} s, so this one goes on within about "
             f"{seconds_text(job.turn_wait_s)}") if job.turn_wait_s is not None else ""
     return (f"{head}: the server is busy with {plural(job.jobs_ahead, 'other experiment')} "
             f"({plural(job.runs_ahead, unit)} to train){wait}.")
