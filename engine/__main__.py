@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "settings and write assets/packs/sections.json")
     sections.add_argument("--out-dir", help="where to write the pack (default: assets/packs)")
     sections.add_argument("--no-progress", action="store_true")
+    sections.add_argument("--only", help="comma-separated lessons: run just these and add their "
+                                         "units to the pack already there")
 
     pre = sub.add_parser("pretrain", help="pretrain a backbone on a source dataset (cached)")
     pre.add_argument("--source", default="mnist5k")
@@ -345,7 +347,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
     try:
         if args.pack_command == "sections":
             path = build_sections_pack(out=Path(args.out_dir or PACKS_DIR) / "sections.json",
-                                       on_progress=on_progress)
+                                       on_progress=on_progress,
+                                       only=set(_split(args.only)) if args.only else None)
         else:
             path = build_pack(args.lesson, args.out_dir or PACKS_DIR, on_progress=on_progress,
                               ray_address=args.ray)

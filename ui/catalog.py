@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from engine.study.advisor import QUERY_FIELDS
 from ui.kit.section import Section
-from ui.lessons import controls, depth, forgetting, hurts, lora, sources
+from ui.lessons import controls, depth, forgetting, hurts, lora, sources, text
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ EXPERIMENTS: tuple[Lesson, ...] = (
            "Count a low-rank adapter's parameters, bytes and training memory on real "
            "architectures, then train LoRA at several ranks against the probe and fine-tuning.",
            sections=lora.SECTIONS, other_keys=("preset",)),
+    Lesson("pages/transfer_on_text.py", "Transfer on text", ":material/article:",
+           "Words learnt from scratch against a linear probe on a real transformer's sentence "
+           "features (MiniLM), on movie, product, tweet and editorial sentiment.",
+           sections=text.SECTIONS),
 )
 
 PRACTICE: tuple[Lesson, ...] = (

@@ -153,17 +153,43 @@ def _provenance(device_text: str) -> dict:
 
 def build_sections_pack(store: Optional[ResultStore] = None, out: Path | str = SECTIONS_PACK,
                         on_progress: Optional[Callable[[Progress], None]] = None,
-                        device: Optional[torch.device] = None) -> Path:
+                        device: Optional[torch.device] = None,
+                        only: Optional[set[str]] = None) -> Path:
     """Run every lesson section at its default settings (reusing what `store` holds) and write
-    their units, by key, to `out`; returns the path."""
+    their units, by key, to `out`; returns the path. `only`: run just these lessons and add
+    their units to the pack already at `out` (its other lessons' entries are kept as they are;
+    the provenance names both builds)."""
     from engine.experiments.lessons.catalog import LESSONS
-    from engine.experiments.protocol import all_units, run_experiment, stored_units
 
     store = store or ResultStore()
     device = device or pick_device()
     units: dict[str, dict] = {}
     sections = []
-    for lesson, classes in LESSONS.items():
+    provenance = _provenance(describe_device(device))
+    if only:
+        unknown = set(only) - set(LESSONS)
+        if unknown:
+            raise ValueError(f"no lesson {sorted(unknown)[0]!r}; the lessons are "
+                             f"{', '.join(LESSONS)}")
+        old = json.loads(Path(out).read_text())
+        sections = [s for s in old["sections"] if s["lesson"] not in only]
+        units = dict(old["units"])
+        provenance = {**old["provenance"],
+                      "added": [*old["provenance"].get("added", []),
+                                {"lessons": sorted(only), **provenance}]}
+    _run_sections({k: v for k, v in LESSONS.items() if not only or k in only}, store, device,
+                  on_progress, units, sections)
+    pack = {"kind": "sections", "provenance": provenance, "sections": sections, "units": units}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(pack, separators=(",", ":")))
+    return out
+
+
+def _run_sections(lessons, store, device, on_progress, units: dict, sections: list) -> None:
+    from engine.experiments.protocol import all_units, run_experiment, stored_units
+
+    for lesson, classes in lessons.items():
         for name, cls in classes.items():
             settings, notices = cls.from_query({})
             experiment = settings.experiment()
@@ -173,12 +199,6 @@ def build_sections_pack(store: Optional[ResultStore] = None, out: Path | str = S
             units.update(found)
             sections.append({"lesson": lesson, "section": name, "experiment": experiment.key(),
                              "units": len(found), "total": len(all_units(experiment))})
-    pack = {"kind": "sections", "provenance": _provenance(describe_device(device)),
-            "sections": sections, "units": units}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(pack, separators=(",", ":")))
-    return out
 
 
 class PackStore:

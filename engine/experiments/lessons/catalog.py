@@ -7,10 +7,11 @@ settings class, in page order); adding a section to a lesson's module adds it he
 
 from __future__ import annotations
 
-from engine.experiments.lessons import curves, depth, forgetting, hurts, lora, sources
+from engine.experiments.lessons import curves, depth, forgetting, hurts, lora, sources, text
 
 LESSONS: dict[str, dict[str, type]] = {
-    module.LESSON: dict(module.SECTIONS) for module in (curves, sources, hurts, forgetting, depth, lora)
+    module.LESSON: dict(module.SECTIONS)
+    for module in (curves, sources, hurts, forgetting, depth, lora, text)
 }
 
 

@@ -1,0 +1,82 @@
+"""The "Transfer on text" lesson's settings: which corpus, which labelled-set sizes, how many
+seeds; its experiment is a text sweep (`engine.experiments.text_sweep`: words from scratch
+against a linear probe on frozen MiniLM sentence features), read by the same rule as the image
+curves (`sweep_readings`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Mapping
+
+import pandas as pd
+
+from engine.core.datasets import ALL_LABELS, labels_list_text, labels_text
+from engine.core.store import ResultStore, records_frame
+from engine.core.text import TEXT_DATASETS
+from engine.experiments.lessons.links import QueryReader
+from engine.experiments.readings.common import Sentence
+from engine.experiments.readings.curves import sweep_readings
+from engine.experiments.text_sweep import TextSweepSpec
+
+TEXT_LABEL_CHOICES = (1, 2, 5, 10, 20, 50, 100, ALL_LABELS)
+_DEFAULT_LABELS = (1, 5, 20, 100, ALL_LABELS)
+
+
+@dataclass(frozen=True)
+class TextCurveSettings:
+    PARAMS: ClassVar[tuple[str, ...]] = ("text_target", "text_labels", "text_seeds")
+
+    target: str = "amazon_reviews"  # the corpus (TEXT_DATASETS)
+    labels_per_class: tuple[int, ...] = _DEFAULT_LABELS  # the curves' points; 0 = all
+    seeds: int = 3  # label draws per point ("all" is one run: the same pool every seed)
+
+    def __post_init__(self):
+        if self.target not in TEXT_DATASETS:
+            raise ValueError(f"the corpus is one of {', '.join(TEXT_DATASETS)}")
+        if not self.labels_per_class or any(k not in TEXT_LABEL_CHOICES
+                                            for k in self.labels_per_class):
+            raise ValueError("labels per class are among "
+                             f"{', '.join(labels_text(k) for k in TEXT_LABEL_CHOICES)}")
+        spec = self.experiment()  # validates seeds
+        object.__setattr__(self, "labels_per_class", spec.labels_per_class)
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> tuple["TextCurveSettings", list[str]]:
+        reader, fields = QueryReader(params), {}
+        target = params.get("text_target")
+        if target is not None:
+            if target in TEXT_DATASETS:
+                fields["target"] = target
+            else:
+                reader.notices.append(f"the link's corpus is not one of {', '.join(TEXT_DATASETS)}; "
+                                      "using the default")
+        labels = reader.items("text_labels")
+        if labels is not None:
+            allowed = {labels_text(k): k for k in TEXT_LABEL_CHOICES}
+            if labels and all(k in allowed for k in labels):
+                fields["labels_per_class"] = tuple(allowed[k] for k in labels)
+            else:
+                reader.notices.append("the link's labels per class are not all among "
+                                      f"{', '.join(allowed)}; using the default")
+        fields["seeds"] = reader.seeds("text_seeds", cls.seeds)
+        return cls(**fields), reader.notices
+
+    def to_query(self) -> dict[str, str]:
+        return {"text_target": self.target, "text_labels": labels_list_text(self.labels_per_class),
+                "text_seeds": str(self.seeds)}
+
+    def experiment(self) -> TextSweepSpec:
+        return TextSweepSpec(target=self.target, labels_per_class=self.labels_per_class,
+                             seeds=self.seeds)
+
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        """The sweep's stored runs."""
+        return records_frame(store.get_many(u.key for u in self.experiment().units()))
+
+    def readings(self, store: ResultStore) -> list[Sentence]:
+        """The probe against words from scratch at every size (the stored runs)."""
+        return sweep_readings(self.records(store))
+
+
+LESSON = "transfer_on_text"  # the page's file stem, and the command line's lesson name
+SECTIONS = {"curves": TextCurveSettings}

