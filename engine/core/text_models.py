@@ -18,6 +18,7 @@ seconds. Nothing here decides what a run trains.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,11 @@ from engine.core.store import home_dir
 from engine.core.text import INSTALL_HINT, package_folder
 
 BATCH = 64  # sentences per forward pass
+# In a job's worker process (beside a server answering a class), the encoder runs on one torch
+# thread: measured on the 2-core machine with one busy core beside it and the worker's lower
+# priority, 12.8 s per 1,000 tweets on one thread against 26.2 s on two (idle: 9.1 against
+# 5.3 s, so the command line keeps torch's default).
+WORKER_ENV = "TRANSFERLAB_IN_WORKER"
 MAX_TOKENS = 128  # longer sentences are cut (the corpora's snippets are far shorter)
 
 
@@ -103,15 +109,23 @@ def mean_pooled(model, batch) -> torch.Tensor:
 @torch.no_grad()
 def embed(texts: Sequence[str], tokenizer, model,
           on_batch: Optional[Callable[[int, int], None]] = None) -> torch.Tensor:
-    """Features of every sentence (N x dim, float32), BATCH at a time."""
+    """Features of every sentence (N x dim, float32), BATCH at a time. Sentences of similar
+    length go together (sorted by length, the result put back in order), so a batch pads to
+    little more than its own sentences: the features are the same, computed in about half the
+    time on these corpora."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     chunks = []
     for start in range(0, len(texts), BATCH):
-        batch = tokenizer(list(texts[start:start + BATCH]), padding=True, truncation=True,
-                          max_length=MAX_TOKENS, return_tensors="pt")
+        batch = tokenizer([texts[i] for i in order[start:start + BATCH]], padding=True,
+                          truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
         chunks.append(mean_pooled(model, batch).float())
         if on_batch is not None:
             on_batch(min(start + BATCH, len(texts)), len(texts))
-    return torch.cat(chunks) if chunks else torch.zeros(0, model.config.hidden_size)
+    if not chunks:
+        return torch.zeros(0, model.config.hidden_size)
+    features = torch.empty(len(texts), chunks[0].shape[1])
+    features[torch.tensor(order)] = torch.cat(chunks)
+    return features
 
 
 def cached_text_features(encoder: str, folder: Path, expected_sha256: str, texts: Sequence[str],
@@ -128,7 +142,13 @@ def cached_text_features(encoder: str, folder: Path, expected_sha256: str, texts
             pass
     tokenizer, model = load_encoder(folder, expected_sha256)
     started = time.perf_counter()
-    features = embed(texts, tokenizer, model, on_batch)
+    threads = torch.get_num_threads()
+    if os.environ.get(WORKER_ENV) == "1":
+        torch.set_num_threads(1)
+    try:
+        features = embed(texts, tokenizer, model, on_batch)
+    finally:
+        torch.set_num_threads(threads)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{time.time_ns()}.tmp")
     torch.save(features, tmp)

@@ -53,6 +53,7 @@ WORKER_NICENESS = 10
 MAX_RESTARTS = 1
 MAX_SPARE_DEATHS = 3  # a spare worker that keeps dying while it waits is not started again
 ENV_PREFIX = "TRANSFERLAB_"  # the settings a spare worker takes from the server with its job
+WORKER_ENV = "TRANSFERLAB_IN_WORKER"  # "1" inside a job's worker process
 # Fair turns: while another visitor's job waits for a worker, a running job gives the worker up
 # after SLICE_S seconds of its turn and at least one stored run (so every turn makes progress,
 # however slowly a worker starts), at the end of the run in hand (nothing half-trained is lost;
@@ -130,6 +131,7 @@ class JobStatus:
 
 
 def _prepare_worker(threads: int) -> None:
+    os.environ[WORKER_ENV] = "1"  # code that trains can tell it runs beside a busy server
     try:  # below the server in CPU priority: pages stay responsive, training takes what is left
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):  # not on this platform, or not allowed
@@ -169,7 +171,7 @@ def _spare_main(threads: int, tasks, conn, turn) -> None:
         tasks.close()
     if task is not None:
         spec, store_path, environ = task
-        for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
+        for name in [n for n in os.environ if n.startswith(ENV_PREFIX) and n != WORKER_ENV]:
             del os.environ[name]
         os.environ.update(environ)  # the server's settings now, not when the spare started
         _run_job(spec, store_path, conn, turn)
