@@ -224,7 +224,7 @@ def text_sweep(args: argparse.Namespace) -> int:
     encoder (`engine.experiments.text_sweep`); printed as an image sweep is."""
     from engine.core.store import records_frame
     from engine.experiments.protocol import run_experiment
-    from engine.experiments.text_sweep import TextSweepSpec, majority_baseline
+    from engine.experiments.text_sweep import LORA_RANK, TextSweepSpec, majority_baseline
 
     if args.source != "mnist5k" or args.backbone != "small_cnn" or args.ray:
         raise UsageError("a text target takes no --source, --backbone or --ray: its probe reads "
@@ -251,7 +251,8 @@ def text_sweep(args: argparse.Namespace) -> int:
     print(f"majority class (always answer the commoner side): {majority_baseline(spec.target):.1f}%")
     summary = summarize(records)
     summary["order"] = summary["strategy"].map(spec.strategies.index)
-    names = {"scratch": "scratch (TF-IDF words)", "probe": f"probe ({spec.encoder})"}
+    names = {"scratch": "scratch (TF-IDF words)", "probe": f"probe ({spec.encoder})",
+             "lora": f"LoRA r{LORA_RANK} ({spec.encoder})", "finetune": f"fine-tune ({spec.encoder})"}
     for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
         print(f"  {names[row['strategy']]:>22}  {point_label(row['labels_per_class'], row['all_labels']):>9} "
               f"labels/class  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} "

@@ -149,8 +149,8 @@ def test_a_text_sweep_runs_in_the_protocol_stores_and_reuses(tiny_text, tmp_path
 
 
 def test_bad_text_settings_are_refused(tiny_text):
-    with pytest.raises(ValueError, match="compares scratch, probe"):
-        TextSweepSpec(target="tiny_reviews", strategies=("lora",))
+    with pytest.raises(ValueError, match="compares scratch, probe, lora, finetune; not adapter"):
+        TextSweepSpec(target="tiny_reviews", strategies=("adapter",))
     with pytest.raises(ValueError, match="seeds"):
         TextSweepSpec(target="tiny_reviews", seeds=0)
     with pytest.raises(DatasetError, match="at most"):
@@ -193,3 +193,32 @@ def test_the_lessons_link_round_trips_and_refuses_junk():
     assert junk == TextCurveSettings() and len(notices) == 3
     # the default experiment's key is pinned: the sections pack holds its runs under it
     assert TextCurveSettings().experiment().key() == "f130db3343da1c81c9a5"
+
+
+def test_lora_and_fine_tuning_train_the_encoder_reproducibly(tiny_text, tmp_path):
+    """LoRA trains r x (in + out) weights per adapted projection plus the head; full
+    fine-tuning trains every weight; the same seed gives the same run; with every label the
+    tuned strategies keep their seeds (their batches and initial weights differ)."""
+    from engine.experiments.protocol import Unit
+    from engine.experiments.text_sweep import LORA_RANK, TextContext
+
+    spec = TextSweepSpec(target="tiny_reviews", encoder="tiny",
+                         strategies=("probe", "lora", "finetune"), labels_per_class=(5, 0),
+                         seeds=2)
+    plans = spec.plans()
+    assert sum(p.labels_per_class == 0 for p in plans) == 1 + 2 + 2  # probe once, tuned twice
+    bench = TextContext(spec)
+    by = {(p.strategy, p.labels_per_class, p.seed): p for p in plans}
+    lora = bench.train(Unit("k", "lora", by[("lora", 5, 0)]), lambda: False)
+    again = bench.train(Unit("k", "lora", by[("lora", 5, 0)]), lambda: False)
+    assert lora["test_accuracy"] == again["test_accuracy"]
+    hidden, layers = 16, 1
+    assert lora["trainable"] == layers * 2 * LORA_RANK * (hidden + hidden) + (hidden * 2 + 2)
+    full = bench.train(Unit("k", "finetune", by[("finetune", 5, 0)]), lambda: False)
+    from transformers import AutoModel
+
+    weights = sum(p.numel() for p in AutoModel.from_pretrained(
+        str(text_models.TEXT_ENCODERS["tiny"].path())).parameters())
+    assert full["trainable"] == weights + hidden * 2 + 2
+    assert 0 <= full["test_accuracy"] <= 100 and full["steps"] == 30
+    assert bench.train(Unit("k", "lora", by[("lora", 5, 1)]), lambda: True) is None

@@ -7,7 +7,11 @@ Strategies, by the names the image lessons use:
   words and word pairs, fitted on the training sentences only) and a logistic regression.
 - `probe`: a linear probe on a frozen pretrained encoder (`engine.core.text_models`, MiniLM):
   each sentence's features once, cached, then a logistic regression on the labelled ones.
-Both classifiers are scikit-learn's `LogisticRegression` with the same `C` (1.0), so the
+- `lora`: the encoder itself adapts, through LoRA (rank `LORA_RANK` on the attention's query
+  and value projections, peft: 73,728 trainable weights of 22.7M) and a new linear head on the
+  pooled features, `TUNE_STEPS` AdamW steps on the labelled sentences.
+- `finetune`: every weight of the encoder trains, with the head, the same steps.
+scratch and probe end in scikit-learn's `LogisticRegression` with the same `C` (1.0), so that
 comparison is between what the features carry, not between optimisers. A run is one (strategy,
 labels per class, seed); the labelled set is drawn as for images (`sample_labels`: stratified,
 nested over sizes for one seed) from the pool outside the fixed test split (`split_target`,
@@ -17,7 +21,7 @@ seed and both classifiers are deterministic, so another seed would repeat the sa
 is trained once (seed 0), and the rule, which needs three seeds, gives it no verdict rather than
 a zero-width interval.
 
-Not here yet: LoRA and full fine-tuning of the encoder (they train the transformer itself).
+The tuned strategies run on one torch thread in a job's worker, as the features do.
 """
 
 from __future__ import annotations
@@ -37,9 +41,15 @@ from engine.core.text import TEXT_DATASETS, load_text
 from engine.core.text_models import TEXT_ENCODERS, cached_text_features
 from engine.experiments.protocol import Unit, digest
 
-TEXT_STRATEGIES = ("scratch", "probe")
+TEXT_STRATEGIES = ("scratch", "probe", "lora", "finetune")
+DETERMINISTIC = ("scratch", "probe")  # the same labels give the same run whatever the seed
+LORA_RANK, LORA_ALPHA = 8, 16
+TUNE_STEPS, TUNE_BATCH = 30, 16  # AdamW steps on the labelled sentences, sentences per step
+TUNE_LR = {"lora": 1e-3, "finetune": 5e-5}  # the encoder's rate (the head: HEAD_LR)
+HEAD_LR = 1e-3
 DEFAULT_TEXT_LABELS = (1, 5, 20, 100, ALL_LABELS)
 MAX_TEXT_SEEDS = 20
+SCALE = 10.0  # the head reads unit-length features times this (logits of a useful size)
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,7 @@ class TextRunPlan:
 class TextSweepSpec:
     target: str = "amazon_reviews"  # a text dataset (TEXT_DATASETS)
     encoder: str = "minilm"  # the pretrained encoder the probe reads (TEXT_ENCODERS)
-    strategies: tuple[str, ...] = TEXT_STRATEGIES
+    strategies: tuple[str, ...] = DETERMINISTIC
     labels_per_class: tuple[int, ...] = DEFAULT_TEXT_LABELS
     seeds: int = 3
     C: float = 1.0  # the logistic regressions' inverse regularisation strength
@@ -96,7 +106,7 @@ class TextSweepSpec:
             raise DatasetError(f"{self.target} holds at most {most} training labels per class "
                                f"outside its test split; {max(too_many)} is too many (use 'all' "
                                "for every label)")
-        if "probe" in self.strategies:
+        if set(self.strategies) - {"scratch"}:
             TEXT_ENCODERS[self.encoder].path()  # installed (DatasetError says how otherwise)
 
     def plans(self) -> list[TextRunPlan]:
@@ -105,11 +115,16 @@ class TextSweepSpec:
         encoder = TEXT_ENCODERS[self.encoder]
         common = {"kind": "text-run", "target": self.target, "corpus": data.digest,
                   "split": [SPLIT_SEED, TEST_FRACTION], "C": self.C, "engine": ENGINE_VERSION}
-        features = {"scratch": "tfidf-words-1-2", "probe": f"{encoder.name}:{encoder.folder[-1]}"}
+        model = f"{encoder.name}:{encoder.folder[-1]}"
+        features = {"scratch": "tfidf-words-1-2", "probe": model,
+                    "lora": f"{model}:lora-r{LORA_RANK}-a{LORA_ALPHA}-qv:{TUNE_STEPS}x{TUNE_BATCH}"
+                            f"@{TUNE_LR['lora']}",
+                    "finetune": f"{model}:full:{TUNE_STEPS}x{TUNE_BATCH}@{TUNE_LR['finetune']}"}
         return [TextRunPlan(s, k, seed, digest(dict(common, strategy=s, features=features[s],
                                                     labels_per_class=k, seed=seed)))
                 for seed in range(self.seeds) for k in self.labels_per_class
-                for s in self.strategies if seed == 0 or k != ALL_LABELS]
+                for s in self.strategies
+                if seed == 0 or k != ALL_LABELS or s not in DETERMINISTIC]
 
     def units(self) -> list[Unit]:
         return [Unit(p.run_key, f"{p.strategy}, {labels_text(p.labels_per_class)}/class, "
@@ -164,6 +179,11 @@ class TextContext:
         started = time.perf_counter()
         idx = sample_labels(self.data.y, self.split, plan.labels_per_class, plan.seed)
         test = self.split.test_idx
+        if plan.strategy in ("lora", "finetune"):
+            test_accuracy, trainable, steps = self.tune(plan, idx, test, should_stop)
+            if test_accuracy is None:
+                return None
+            return self.record(plan, idx, test_accuracy, started, steps, trainable)
         if plan.strategy == "scratch":
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -176,6 +196,65 @@ class TextContext:
         classifier = LogisticRegression(C=self.spec.C, max_iter=2000, random_state=plan.seed)
         classifier.fit(train_x, self.y[idx])
         test_accuracy = float((classifier.predict(test_x) == self.y[test]).mean() * 100.0)
+        return self.record(plan, idx, test_accuracy, started, int(classifier.n_iter_.max()),
+                           int(classifier.coef_.size + classifier.intercept_.size))
+
+    def tune(self, plan: TextRunPlan, idx, test, should_stop):
+        """LoRA or full fine-tuning of the encoder with a new head: (test accuracy %, trainable
+        weights, steps), or (None, ...) when stopped part-way."""
+        import os
+
+        from engine.core.text_models import WORKER_ENV, load_encoder, mean_pooled
+
+        encoder = TEXT_ENCODERS[self.spec.encoder]
+        threads = torch.get_num_threads()
+        if os.environ.get(WORKER_ENV) == "1":
+            torch.set_num_threads(1)
+        try:
+            torch.manual_seed(plan.seed)
+            tokenizer, model = load_encoder(encoder.path(), encoder.weights_sha256)
+            if plan.strategy == "lora":
+                import warnings
+
+                from peft import LoraConfig, get_peft_model
+
+                warnings.filterwarnings("ignore", category=FutureWarning,
+                                        module=r"transformers\..*")  # peft asks a renamed property
+                model = get_peft_model(model, LoraConfig(
+                    r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
+                    target_modules=["query", "value"]))
+            head = torch.nn.Linear(model.config.hidden_size, self.data.n_classes)
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            optimizer = torch.optim.AdamW([{"params": trainable, "lr": TUNE_LR[plan.strategy]},
+                                           {"params": head.parameters(), "lr": HEAD_LR}])
+            generator = torch.Generator().manual_seed(plan.seed)
+            texts = [self.data.texts[i] for i in idx]
+            labels = torch.as_tensor(self.y[idx])
+            model.train()
+            for _ in range(TUNE_STEPS):
+                if should_stop():
+                    return None, 0, 0
+                pick = torch.randint(len(texts), (min(TUNE_BATCH, len(texts)),), generator=generator)
+                batch = tokenizer([texts[i] for i in pick], padding=True, truncation=True,
+                                  max_length=128, return_tensors="pt")
+                loss = torch.nn.functional.cross_entropy(
+                    head(mean_pooled(model, batch) * SCALE), labels[pick])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                from engine.core.text_models import embed
+
+                features = embed([self.data.texts[i] for i in test], tokenizer, model)
+                predicted = head(features * SCALE).argmax(1).numpy()
+            count = sum(p.numel() for p in trainable) + sum(p.numel() for p in head.parameters())
+            return float((predicted == self.y[test]).mean() * 100.0), count, TUNE_STEPS
+        finally:
+            torch.set_num_threads(threads)
+
+    def record(self, plan: TextRunPlan, idx, test_accuracy: float, started: float, steps: int,
+               trainable: int) -> dict:
         n_classes = self.data.n_classes
         return {
             "strategy": plan.strategy,
@@ -188,7 +267,8 @@ class TextContext:
             "device": "cpu",
             "precision": "fp64",
             "n_train": int(len(idx)),
-            "steps": int(classifier.n_iter_.max()),
+            "steps": steps,
+            "trainable": trainable,
             "backbone": "tfidf" if plan.strategy == "scratch" else self.spec.encoder,
             "source": "none" if plan.strategy == "scratch" else f"{self.spec.encoder} pretraining",
             "target": self.spec.target,
