@@ -671,18 +671,22 @@ def lora_lab(lab: Lab) -> None:
 
 
 def transfer_on_text(lab: Lab) -> None:
-    """The shipped curves show from the sections pack; a tiny Run (Tweets, 1 label per class,
-    one seed) computes the corpus's MiniLM features in the worker and stores four runs."""
+    """The shipped curves show from the sections pack; a tiny Run (Tweets, the probe and LoRA,
+    1 label per class, one seed) computes the corpus's MiniLM features in the worker and tunes
+    the transformer with LoRA once."""
     from engine.experiments.lessons.text import TextCurveSettings
 
     page = lab.page
     form = _form(page, "Corpus")
     _choose(page, form, "Corpus", "Tweets")
+    _keep_tags(form, "Strategies", ["Linear probe (MiniLM, frozen)"])
+    _choose(page, form, "Strategies", "LoRA r=8 (MiniLM adapts)")
+    page.keyboard.press("Escape")  # the list stays open over the form otherwise
     _keep_tags(form, "Labels per class", ["1"])
     _number(form, "Seeds", 1)
     _press_run(lab, form.get_by_role("button", name="Run"))
-    _await_job_end(lab, TextCurveSettings("tweets", (1,), 1).experiment(),
-                   page.get_by_text(re.compile(r"^Linear probe has too few seeds")),
+    _await_job_end(lab, TextCurveSettings("tweets", ("probe", "lora"), (1,), 1).experiment(),
+                   page.get_by_text(re.compile(r"^No run of training from scratch is stored")),
                    "the text reading")
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()
 

@@ -183,14 +183,14 @@ def test_the_shipped_encoder_is_the_pinned_one():
 def test_the_lessons_link_round_trips_and_refuses_junk():
     from engine.experiments.lessons.text import TextCurveSettings
 
-    settings = TextCurveSettings("tweets", (1, 20, 0), 4)
+    settings = TextCurveSettings("tweets", ("probe", "lora"), (1, 20, 0), 4)
     again, notices = TextCurveSettings.from_query(settings.to_query())
     assert again == settings and not notices
-    assert settings.to_query() == {"text_target": "tweets", "text_labels": "1,20,all",
-                                   "text_seeds": "4"}
+    assert settings.to_query() == {"text_target": "tweets", "text_strategies": "probe,lora",
+                                   "text_labels": "1,20,all", "text_seeds": "4"}
     junk, notices = TextCurveSettings.from_query({"text_target": "../etc", "text_labels": "1,lots",
-                                                  "text_seeds": "0"})
-    assert junk == TextCurveSettings() and len(notices) == 3
+                                                  "text_seeds": "0", "text_strategies": "gpt"})
+    assert junk == TextCurveSettings() and len(notices) == 4
     # the default experiment's key is pinned: the sections pack holds its runs under it
     assert TextCurveSettings().experiment().key() == "f130db3343da1c81c9a5"
 

@@ -26,11 +26,14 @@ from engine.core.strategies import StrategyError, get_strategy
 SUMMARY_COLUMNS = ["strategy", "labels_per_class", "all_labels", "mean", "std", "seeds", "n_train"]
 
 
+OTHER_LABELS = {"lora": "LoRA"}  # strategies of the text sweep that no image strategy names
+
+
 def strategy_label(name: str) -> str:
     try:
         return get_strategy(name).label
     except StrategyError:
-        return name
+        return OTHER_LABELS.get(name, name)
 
 
 # --- failed runs -------------------------------------------------------------------------------

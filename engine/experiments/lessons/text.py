@@ -16,7 +16,7 @@ from engine.core.text import TEXT_DATASETS
 from engine.experiments.lessons.links import QueryReader
 from engine.experiments.readings.common import Sentence
 from engine.experiments.readings.curves import sweep_readings
-from engine.experiments.text_sweep import TextSweepSpec
+from engine.experiments.text_sweep import DETERMINISTIC, TEXT_STRATEGIES, TextSweepSpec
 
 TEXT_LABEL_CHOICES = (1, 2, 5, 10, 20, 50, 100, ALL_LABELS)
 _DEFAULT_LABELS = (1, 5, 20, 100, ALL_LABELS)
@@ -24,9 +24,11 @@ _DEFAULT_LABELS = (1, 5, 20, 100, ALL_LABELS)
 
 @dataclass(frozen=True)
 class TextCurveSettings:
-    PARAMS: ClassVar[tuple[str, ...]] = ("text_target", "text_labels", "text_seeds")
+    PARAMS: ClassVar[tuple[str, ...]] = ("text_target", "text_strategies", "text_labels",
+                                         "text_seeds")
 
     target: str = "amazon_reviews"  # the corpus (TEXT_DATASETS)
+    strategies: tuple[str, ...] = DETERMINISTIC  # scratch and probe; lora, finetune tune MiniLM
     labels_per_class: tuple[int, ...] = _DEFAULT_LABELS  # the curves' points; 0 = all
     seeds: int = 3  # label draws per point ("all" is one run: the same pool every seed)
 
@@ -37,8 +39,9 @@ class TextCurveSettings:
                                             for k in self.labels_per_class):
             raise ValueError("labels per class are among "
                              f"{', '.join(labels_text(k) for k in TEXT_LABEL_CHOICES)}")
-        spec = self.experiment()  # validates seeds
+        spec = self.experiment()  # validates strategies and seeds
         object.__setattr__(self, "labels_per_class", spec.labels_per_class)
+        object.__setattr__(self, "strategies", spec.strategies)
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> tuple["TextCurveSettings", list[str]]:
@@ -50,6 +53,13 @@ class TextCurveSettings:
             else:
                 reader.notices.append(f"the link's corpus is not one of {', '.join(TEXT_DATASETS)}; "
                                       "using the default")
+        strategies = reader.items("text_strategies")
+        if strategies is not None:
+            if strategies and all(s in TEXT_STRATEGIES for s in strategies):
+                fields["strategies"] = tuple(strategies)
+            else:
+                reader.notices.append("the link's strategies are not all among "
+                                      f"{', '.join(TEXT_STRATEGIES)}; using the default")
         labels = reader.items("text_labels")
         if labels is not None:
             allowed = {labels_text(k): k for k in TEXT_LABEL_CHOICES}
@@ -62,12 +72,13 @@ class TextCurveSettings:
         return cls(**fields), reader.notices
 
     def to_query(self) -> dict[str, str]:
-        return {"text_target": self.target, "text_labels": labels_list_text(self.labels_per_class),
+        return {"text_target": self.target, "text_strategies": ",".join(self.strategies),
+                "text_labels": labels_list_text(self.labels_per_class),
                 "text_seeds": str(self.seeds)}
 
     def experiment(self) -> TextSweepSpec:
-        return TextSweepSpec(target=self.target, labels_per_class=self.labels_per_class,
-                             seeds=self.seeds)
+        return TextSweepSpec(target=self.target, strategies=self.strategies,
+                             labels_per_class=self.labels_per_class, seeds=self.seeds)
 
     def records(self, store: ResultStore) -> pd.DataFrame:
         """The sweep's stored runs."""
