@@ -235,3 +235,66 @@ def test_questions_from_runs_never_crash_and_quote_their_answers(records):
 
     for q in run_questions(records):
         assert q.answer in q.options and "nan" not in q.explanation.lower()
+
+
+@st.composite
+def text_shift_runs(draw):
+    """Text shift records: per strategy, target and side (with the source or alone) a curve
+    over the target labels added; k = 0 only with the source, SOURCE_LABELS only alone."""
+    from engine.experiments.text_sweep import SOURCE_LABELS
+
+    sides = tuple(f"{s}|{t}|{src}" for s in ("probe", "scratch") for t in ("amazon_reviews", "tweets")
+                  for src in ("movie_reviews", ""))
+    records = draw(runs(sides, sizes=(0, 5, 20, SOURCE_LABELS)))
+    parts = records["strategy"].str.split("|", expand=True) if not records.empty else None
+    if parts is None:
+        return records.assign(target=[], train_source=[])
+    records = records.assign(strategy=parts[0], target=parts[1], train_source=parts[2])
+    keep = ~(((records["labels_per_class"] == 0) & (records["train_source"] == ""))
+             | ((records["labels_per_class"] == SOURCE_LABELS) & (records["train_source"] != "")))
+    return records[keep].reset_index(drop=True)
+
+
+@SETTINGS
+@given(text_shift_runs())
+def test_text_shift_readings(records):
+    from engine.experiments.readings.text import corpus_name, shift_readings
+    from engine.experiments.text_sweep import SOURCE_LABELS
+
+    sentences = shift_readings(records, "movie_reviews")
+    _check_all(records, sentences)
+    ok = clean(records)
+    targets = {corpus_name(t): t for t in ("amazon_reviews", "tweets")}
+    for sentence in sentences:
+        for claim in sentence.claims:
+            if claim.b.endswith(" alone"):  # adaptation: source + k against k alone
+                strategy, _, rest = claim.b.partition(" on ")
+                target = rest.removesuffix(" alone")
+                assert claim.a == f"{strategy} on {target} + movie_reviews"
+                assert sentence.text.startswith(f"On {corpus_name(target)},")
+                k = int(claim.at.split()[0])
+                at = ok[(ok["target"] == target) & (ok["strategy"] == strategy)
+                        & (ok["labels_per_class"] == k)]
+                side = at.assign(strategy=np.where(at["train_source"] == "", "b", "a"))
+            else:  # the shift: the source alone against the target's own SOURCE_LABELS
+                strategy = claim.a.split(" on ")[0]
+                target = targets[claim.at]
+                at = ok[(ok["target"] == target) & (ok["strategy"] == strategy)]
+                a = at[(at["train_source"] != "") & (at["labels_per_class"] == 0)]
+                b = at[(at["train_source"] == "") & (at["labels_per_class"] == SOURCE_LABELS)]
+                side = pd.concat([a.assign(strategy="a"), b.assign(strategy="b")])
+            gap, seeds = _recomputed(side, "a", "b")
+            assert math.isclose(claim.comparison.gap, gap, abs_tol=1e-9), (claim, gap)
+            assert claim.comparison.seeds == seeds
+    # a shift sentence is made exactly where some target has both sides
+    for strategy in ("probe", "scratch"):
+        runs_ = ok[ok["strategy"] == strategy]
+        both = any(not runs_[(runs_["target"] == t) & (runs_["train_source"] != "")
+                             & (runs_["labels_per_class"] == 0)].empty
+                   and not runs_[(runs_["target"] == t) & (runs_["train_source"] == "")
+                                 & (runs_["labels_per_class"] == SOURCE_LABELS)].empty
+                   for t in targets.values())
+        said = any(s.text.startswith("Trained on") and
+                   ("linear probe" if strategy == "probe" else "training from scratch") in s.text
+                   for s in sentences)
+        assert both == said

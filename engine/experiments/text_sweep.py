@@ -22,13 +22,20 @@ is trained once (seed 0), and the rule, which needs three seeds, gives it no ver
 a zero-width interval.
 
 The tuned strategies run on one torch thread in a job's worker, as the features do.
+
+A record also keeps the class the run predicted for each test sentence (`predictions`), so
+`mistakes` can list the sentences each method got wrong without training again.
+
+`TextShiftSpec` is domain shift on text: runs trained on a source corpus (`SOURCE_LABELS` per
+class, a seeded draw) plus a few target labels, tested on the target; its runs of target labels
+alone are the text sweep's own (the same keys, `run_plan`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -37,9 +44,12 @@ from engine import ENGINE_VERSION
 from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, labels_text,
                                   sample_labels, split_target)
 from engine.core.datatypes import DatasetError
-from engine.core.text import TEXT_DATASETS, load_text
+from engine.core.text import TEXT_DATASETS, TextData, load_text
 from engine.core.text_models import TEXT_ENCODERS, cached_text_features
 from engine.experiments.protocol import Unit, digest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEXT_STRATEGIES = ("scratch", "probe", "lora", "finetune")
 DETERMINISTIC = ("scratch", "probe")  # the same labels give the same run whatever the seed
@@ -49,15 +59,41 @@ TUNE_LR = {"lora": 1e-3, "finetune": 5e-5}  # the encoder's rate (the head: HEAD
 HEAD_LR = 1e-3
 DEFAULT_TEXT_LABELS = (1, 5, 20, 100, ALL_LABELS)
 MAX_TEXT_SEEDS = 20
+SOURCE_LABELS = 500  # labels per class a source corpus lends a run (a seeded draw of its pool)
 SCALE = 10.0  # the head reads unit-length features times this (logits of a useful size)
 
 
 @dataclass(frozen=True)
 class TextRunPlan:
     strategy: str
-    labels_per_class: int
+    labels_per_class: int  # of the target's labels (with a source: 0 = none of them)
     seed: int
     run_key: str
+    target: str = ""
+    source: str = ""  # a corpus whose SOURCE_LABELS per class (a seeded draw) join the training
+
+
+def features_name(strategy: str, encoder: str) -> str:
+    """What a strategy's classifier reads, as run keys write it."""
+    info = TEXT_ENCODERS[encoder]
+    model = f"{info.name}:{info.folder[-1]}"
+    return {"scratch": "tfidf-words-1-2", "probe": model,
+            "lora": f"{model}:lora-r{LORA_RANK}-a{LORA_ALPHA}-qv:{TUNE_STEPS}x{TUNE_BATCH}"
+                    f"@{TUNE_LR['lora']}",
+            "finetune": f"{model}:full:{TUNE_STEPS}x{TUNE_BATCH}@{TUNE_LR['finetune']}"}[strategy]
+
+
+def run_plan(target: str, strategy: str, encoder: str, labels_per_class: int, seed: int,
+             C: float, source: str = "") -> TextRunPlan:
+    """One text run and its key: the corpus (by content), the split, what the classifier reads,
+    the labels, the seed, and the source corpus when one joins the training."""
+    key = {"kind": "text-run", "target": target, "corpus": load_text(target).digest,
+           "split": [SPLIT_SEED, TEST_FRACTION], "C": C, "engine": ENGINE_VERSION,
+           "strategy": strategy, "features": features_name(strategy, encoder),
+           "labels_per_class": labels_per_class, "seed": seed}
+    if source:
+        key["source"] = [source, load_text(source).digest, SOURCE_LABELS]
+    return TextRunPlan(strategy, labels_per_class, seed, digest(key), target, source)
 
 
 @dataclass(frozen=True)
@@ -110,25 +146,15 @@ class TextSweepSpec:
             TEXT_ENCODERS[self.encoder].path()  # installed (DatasetError says how otherwise)
 
     def plans(self) -> list[TextRunPlan]:
-        """Every run, seed-major (every curve gains a point early); "all" labels once."""
-        data = load_text(self.target)
-        encoder = TEXT_ENCODERS[self.encoder]
-        common = {"kind": "text-run", "target": self.target, "corpus": data.digest,
-                  "split": [SPLIT_SEED, TEST_FRACTION], "C": self.C, "engine": ENGINE_VERSION}
-        model = f"{encoder.name}:{encoder.folder[-1]}"
-        features = {"scratch": "tfidf-words-1-2", "probe": model,
-                    "lora": f"{model}:lora-r{LORA_RANK}-a{LORA_ALPHA}-qv:{TUNE_STEPS}x{TUNE_BATCH}"
-                            f"@{TUNE_LR['lora']}",
-                    "finetune": f"{model}:full:{TUNE_STEPS}x{TUNE_BATCH}@{TUNE_LR['finetune']}"}
-        return [TextRunPlan(s, k, seed, digest(dict(common, strategy=s, features=features[s],
-                                                    labels_per_class=k, seed=seed)))
+        """Every run, seed-major (every curve gains a point early, the few-label sizes first);
+        "all" labels once."""
+        return [run_plan(self.target, s, self.encoder, k, seed, self.C)
                 for seed in range(self.seeds) for k in self.labels_per_class
                 for s in self.strategies
                 if seed == 0 or k != ALL_LABELS or s not in DETERMINISTIC]
 
     def units(self) -> list[Unit]:
-        return [Unit(p.run_key, f"{p.strategy}, {labels_text(p.labels_per_class)}/class, "
-                                f"seed {p.seed}", p) for p in self.plans()]
+        return [plan_unit(p) for p in self.plans()]
 
     def pretraining(self):
         return None
@@ -140,32 +166,60 @@ class TextSweepSpec:
         return f"{unit.label}: {record['test_accuracy']:.1f}%"
 
 
+def plan_unit(plan: TextRunPlan) -> Unit:
+    where = f" on {plan.target}" if plan.source else ""
+    added = f" + {plan.source} ({SOURCE_LABELS}/class)" if plan.source else ""
+    return Unit(plan.run_key, f"{plan.strategy}{where}, {labels_text(plan.labels_per_class)}"
+                              f"/class{added}, seed {plan.seed}"
+                if not plan.source or plan.labels_per_class else
+                f"{plan.strategy} on {plan.target}, {plan.source} only "
+                f"({SOURCE_LABELS}/class), seed {plan.seed}", plan)
+
+
+@dataclass
+class Corpus:
+    """One corpus as the runs read it: its sentences, labels, fixed split and (once a probe
+    needs them) its sentence features."""
+
+    data: TextData
+    split: object
+    y: np.ndarray
+    features: Optional[np.ndarray] = None
+
+
 class TextContext:
-    """What a text sweep's runs share: the corpus, its split, the encoder's features (computed
-    once, when a probe first needs them). Runs are cheap (a logistic regression), one at a time."""
+    """What a text experiment's runs share: the corpora, their splits, the encoder's features
+    (computed once per corpus, when a probe first needs them). Runs are cheap (a logistic
+    regression), one at a time."""
 
     concurrency: Optional[int] = 1
 
-    def __init__(self, spec: TextSweepSpec):
+    def __init__(self, spec):
         self.spec = spec
-        self.data = load_text(spec.target)
-        self.split = split_target(self.data.y)
-        self.y = self.data.y.numpy()
-        self._features: Optional[np.ndarray] = None
+        self._corpora: dict[str, Corpus] = {}
         self.say = None  # set by the backend: a progress line for shared work
 
-    def features(self) -> np.ndarray:
-        if self._features is None:
+    def corpus(self, name: str) -> Corpus:
+        if name not in self._corpora:
+            data = load_text(name)
+            self._corpora[name] = Corpus(data, split_target(data.y), data.y.numpy())
+        return self._corpora[name]
+
+    def features(self, name: str) -> np.ndarray:
+        corpus = self.corpus(name)
+        if corpus.features is None:
             encoder = TEXT_ENCODERS[self.spec.encoder]
+            title = TEXT_DATASETS[corpus.data.name].title if corpus.data.name in TEXT_DATASETS \
+                else corpus.data.name
 
             def on_batch(done: int, total: int) -> None:
                 if self.say is not None:
-                    self.say(f"Sentence features: {done:,} of {total:,} sentences "
+                    self.say(f"Sentence features of {title}: {done:,} of {total:,} sentences "
                              f"({encoder.name}, once; cached for every later run)")
-            self._features = cached_text_features(
-                encoder.name, encoder.path(), encoder.weights_sha256, self.data.texts,
-                self.data.digest, on_batch).numpy()
-        return self._features
+            corpus.features = cached_text_features(
+                encoder.name, encoder.path(), encoder.weights_sha256, corpus.data.texts,
+                corpus.data.digest, on_batch).numpy()
+        return corpus.features
 
     def order(self, todo: list[Unit], workers: int) -> list[Unit]:
         return list(todo)
@@ -177,31 +231,41 @@ class TextContext:
         from sklearn.linear_model import LogisticRegression
 
         started = time.perf_counter()
-        idx = sample_labels(self.data.y, self.split, plan.labels_per_class, plan.seed)
-        test = self.split.test_idx
+        target = self.corpus(plan.target)
+        idx = (sample_labels(target.data.y, target.split, plan.labels_per_class, plan.seed)
+               if not plan.source or plan.labels_per_class else np.zeros(0, dtype=np.int64))
+        test = target.split.test_idx
         if plan.strategy in ("lora", "finetune"):
-            test_accuracy, trainable, steps = self.tune(plan, idx, test, should_stop)
-            if test_accuracy is None:
+            predicted, trainable, steps = self.tune(plan, target, idx, test, should_stop)
+            if predicted is None:
                 return None
-            return self.record(plan, idx, test_accuracy, started, steps, trainable)
+            return self.record(plan, idx, predicted, started, steps, trainable)
+        # the training sentences: the target's labelled ones, and a source's when one joins
+        parts = [(target, idx)]
+        if plan.source:
+            source = self.corpus(plan.source)
+            parts.insert(0, (source, sample_labels(source.data.y, source.split,
+                                                   SOURCE_LABELS, plan.seed)))
+        train_y = np.concatenate([c.y[i] for c, i in parts])
         if plan.strategy == "scratch":
             from sklearn.feature_extraction.text import TfidfVectorizer
 
             vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-            train_x = vectorizer.fit_transform([self.data.texts[i] for i in idx])
-            test_x = vectorizer.transform([self.data.texts[i] for i in test])
+            train_x = vectorizer.fit_transform([c.data.texts[j] for c, i in parts for j in i])
+            test_x = vectorizer.transform([target.data.texts[j] for j in test])
         else:
-            features = self.features()
-            train_x, test_x = features[idx], features[test]
+            train_x = np.concatenate([self.features(c.data.name)[i] for c, i in parts])
+            test_x = self.features(target.data.name)[test]
         classifier = LogisticRegression(C=self.spec.C, max_iter=2000, random_state=plan.seed)
-        classifier.fit(train_x, self.y[idx])
-        test_accuracy = float((classifier.predict(test_x) == self.y[test]).mean() * 100.0)
-        return self.record(plan, idx, test_accuracy, started, int(classifier.n_iter_.max()),
-                           int(classifier.coef_.size + classifier.intercept_.size))
+        classifier.fit(train_x, train_y)
+        return self.record(plan, idx, classifier.predict(test_x), started,
+                           int(classifier.n_iter_.max()),
+                           int(classifier.coef_.size + classifier.intercept_.size),
+                           n_train=len(train_y))
 
-    def tune(self, plan: TextRunPlan, idx, test, should_stop):
-        """LoRA or full fine-tuning of the encoder with a new head: (test accuracy %, trainable
-        weights, steps), or (None, ...) when stopped part-way."""
+    def tune(self, plan: TextRunPlan, target: Corpus, idx, test, should_stop):
+        """LoRA or full fine-tuning of the encoder with a new head: (the class predicted for each
+        test sentence, trainable weights, steps), or (None, ...) when stopped part-way."""
         import os
 
         from engine.core.text_models import WORKER_ENV, load_encoder, mean_pooled
@@ -223,13 +287,13 @@ class TextContext:
                 model = get_peft_model(model, LoraConfig(
                     r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
                     target_modules=["query", "value"]))
-            head = torch.nn.Linear(model.config.hidden_size, self.data.n_classes)
+            head = torch.nn.Linear(model.config.hidden_size, target.data.n_classes)
             trainable = [p for p in model.parameters() if p.requires_grad]
             optimizer = torch.optim.AdamW([{"params": trainable, "lr": TUNE_LR[plan.strategy]},
                                            {"params": head.parameters(), "lr": HEAD_LR}])
             generator = torch.Generator().manual_seed(plan.seed)
-            texts = [self.data.texts[i] for i in idx]
-            labels = torch.as_tensor(self.y[idx])
+            texts = [target.data.texts[i] for i in idx]
+            labels = torch.as_tensor(target.y[idx])
             model.train()
             for _ in range(TUNE_STEPS):
                 if should_stop():
@@ -246,35 +310,131 @@ class TextContext:
             with torch.no_grad():
                 from engine.core.text_models import embed
 
-                features = embed([self.data.texts[i] for i in test], tokenizer, model)
+                features = embed([target.data.texts[i] for i in test], tokenizer, model)
                 predicted = head(features * SCALE).argmax(1).numpy()
             count = sum(p.numel() for p in trainable) + sum(p.numel() for p in head.parameters())
-            return float((predicted == self.y[test]).mean() * 100.0), count, TUNE_STEPS
+            return predicted, count, TUNE_STEPS
         finally:
             torch.set_num_threads(threads)
 
-    def record(self, plan: TextRunPlan, idx, test_accuracy: float, started: float, steps: int,
-               trainable: int) -> dict:
-        n_classes = self.data.n_classes
+    def record(self, plan: TextRunPlan, idx, predicted: np.ndarray, started: float, steps: int,
+               trainable: int, n_train: Optional[int] = None) -> dict:
+        """The run's record: the image runs' fields, and the class it predicted for each test
+        sentence (`predictions`, one digit each, in the split's order: the error table reads it)."""
+        target = self.corpus(plan.target)
+        n_classes = target.data.n_classes
+        test_accuracy = float((predicted == target.y[target.split.test_idx]).mean() * 100.0)
         return {
             "strategy": plan.strategy,
-            "labels_per_class": (round(len(idx) / n_classes) if plan.labels_per_class == ALL_LABELS
+            "labels_per_class": (round(len(idx) / n_classes)
+                                 if plan.labels_per_class == ALL_LABELS and not plan.source
                                  else plan.labels_per_class),
-            "all_labels": plan.labels_per_class == ALL_LABELS,
+            "all_labels": plan.labels_per_class == ALL_LABELS and not plan.source,
             "seed": plan.seed,
             "test_accuracy": round(test_accuracy, 4),
             "train_seconds": round(time.perf_counter() - started, 4),
             "device": "cpu",
             "precision": "fp64",
-            "n_train": int(len(idx)),
+            "n_train": int(len(idx) if n_train is None else n_train),
             "steps": steps,
             "trainable": trainable,
             "backbone": "tfidf" if plan.strategy == "scratch" else self.spec.encoder,
             "source": "none" if plan.strategy == "scratch" else f"{self.spec.encoder} pretraining",
-            "target": self.spec.target,
+            "target": target.data.name,
+            "train_source": plan.source,
+            "predictions": "".join(str(int(c)) for c in predicted),
             "code_version": ENGINE_VERSION,
             "run_key": plan.run_key,
         }
+
+
+SHIFT_SOURCE = "movie_reviews"
+SHIFT_TARGETS = ("amazon_reviews", "tweets", "nyt_editorials")
+SHIFT_ADDED = (0, 5, 20, 100)
+
+
+@dataclass(frozen=True)
+class TextShiftSpec:
+    """Domain shift on text: a classifier trained on one corpus (the source, `SOURCE_LABELS`
+    labels per class, a seeded draw) and tested on others, then adapted with a few labels of
+    each target; beside it, the same target labels alone, and `SOURCE_LABELS` per class of the
+    target itself (what the source's labels would be worth in the target's own domain).
+
+    Runs per target, strategy and seed: source + k target labels for each k of `added` (0:
+    the source alone); k target labels alone for each k > 0 (the text sweep's own runs, by the
+    same keys, so either experiment reuses the other's); `SOURCE_LABELS` target labels alone.
+    Every side is a seeded draw, so every comparison has seeds and the rule reads it."""
+
+    source: str = SHIFT_SOURCE
+    targets: tuple[str, ...] = SHIFT_TARGETS
+    strategies: tuple[str, ...] = DETERMINISTIC
+    added: tuple[int, ...] = SHIFT_ADDED  # target labels per class beside the source's
+    seeds: int = 3
+    encoder: str = "minilm"
+    C: float = 1.0
+
+    def __post_init__(self):
+        targets = tuple(dict.fromkeys(self.targets))
+        for name in (self.source, *targets):
+            if name not in TEXT_DATASETS:
+                raise DatasetError(f"unknown text dataset {name!r}; known: "
+                                   f"{', '.join(TEXT_DATASETS)}")
+        if not targets or self.source in targets:
+            raise ValueError("a shift is tested on at least one corpus other than its source")
+        strategies = tuple(dict.fromkeys(self.strategies))
+        if not strategies or set(strategies) - set(DETERMINISTIC):
+            raise ValueError(f"a shift compares {' and '.join(DETERMINISTIC)}")
+        added = tuple(sorted(dict.fromkeys(self.added)))
+        if not added or any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < SOURCE_LABELS
+                            for k in added):
+            raise ValueError(f"target labels per class added are whole numbers from 0 to "
+                             f"{SOURCE_LABELS - 1}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) \
+                or not 1 <= self.seeds <= MAX_TEXT_SEEDS:
+            raise ValueError(f"seeds must be a whole number from 1 to {MAX_TEXT_SEEDS}")
+        object.__setattr__(self, "targets", targets)
+        object.__setattr__(self, "strategies", strategies)
+        object.__setattr__(self, "added", added)
+
+    def key(self) -> str:
+        return digest({"kind": "text-shift", **asdict(self), "source_labels": SOURCE_LABELS})
+
+    def check(self) -> None:
+        for name in (self.source, *self.targets):
+            data = load_text(name)
+            most = int(split_target(data.y).pool_counts(data.y, data.n_classes).min())
+            need = max(SOURCE_LABELS, *self.added)
+            if most < need:
+                raise DatasetError(f"{name} holds at most {most} training labels per class "
+                                   f"outside its test split; this shift needs {need}")
+        if "probe" in self.strategies:
+            TEXT_ENCODERS[self.encoder].path()
+
+    def plans(self) -> list[TextRunPlan]:
+        """Seed-major; within a seed, each target's runs, the few-label ones first."""
+        out = []
+        for seed in range(self.seeds):
+            for target in self.targets:
+                for k in self.added:
+                    for s in self.strategies:
+                        out.append(run_plan(target, s, self.encoder, k, seed, self.C, self.source))
+                        if k:
+                            out.append(run_plan(target, s, self.encoder, k, seed, self.C))
+                for s in self.strategies:
+                    out.append(run_plan(target, s, self.encoder, SOURCE_LABELS, seed, self.C))
+        return out
+
+    def units(self) -> list[Unit]:
+        return [plan_unit(p) for p in self.plans()]
+
+    def pretraining(self):
+        return None
+
+    def workbench(self, device: torch.device, pretrained=None) -> "TextContext":
+        return TextContext(self)
+
+    def finished_text(self, unit: Unit, record: dict) -> str:
+        return f"{unit.label}: {record['test_accuracy']:.1f}%"
 
 
 def majority_baseline(target: str) -> float:
@@ -285,3 +445,43 @@ def majority_baseline(target: str) -> float:
     counts = split.pool_counts(data.y, data.n_classes)
     majority = int(np.argmax(counts))
     return float((data.y.numpy()[split.test_idx] == majority).mean() * 100.0)
+
+
+@dataclass(frozen=True)
+class Mistakes:
+    """What runs of one target, size and seed got wrong: every test sentence some run
+    misclassified, with its true class and each run's answer (`table`), and counts."""
+
+    table: "pd.DataFrame"  # sentence, true class, then one column per strategy (its answer)
+    tested: int  # test sentences
+    wrong: dict  # strategy -> test sentences it got wrong
+    wrong_by_all: int  # test sentences every strategy got wrong
+
+
+def mistakes(records: "pd.DataFrame") -> Optional[Mistakes]:
+    """The error table of stored runs of one target that share a labelled set (one size, one
+    seed, no source), one run per strategy; None when no run carries its predictions (runs
+    stored before they were kept) or the records mix targets."""
+    import pandas as pd
+
+    runs = records[records["predictions"].notna()] if "predictions" in records else records.iloc[0:0]
+    runs = runs.drop_duplicates("strategy")
+    if runs.empty or runs["target"].nunique() != 1:
+        return None
+    data = load_text(str(runs["target"].iloc[0]))
+    test = split_target(data.y).test_idx
+    truth = data.y.numpy()[test]
+    answers = {}
+    for _, run in runs.iterrows():
+        predicted = np.array([int(c) for c in str(run["predictions"])])
+        if len(predicted) != len(test):  # another split or corpus: not these sentences
+            return None
+        answers[str(run["strategy"])] = predicted
+    wrong = {s: a != truth for s, a in answers.items()}
+    any_wrong = np.logical_or.reduce(list(wrong.values()))
+    names = data.class_names
+    table = pd.DataFrame({"sentence": [data.texts[i] for i in test[any_wrong]],
+                          "true class": [names[c] for c in truth[any_wrong]],
+                          **{s: [names[c] for c in a[any_wrong]] for s, a in answers.items()}})
+    return Mistakes(table, len(test), {s: int(w.sum()) for s, w in wrong.items()},
+                    int(np.logical_and.reduce(list(wrong.values())).sum()))

@@ -1,7 +1,11 @@
-"""The "Transfer on text" lesson's form, chart and readings: words from scratch against a linear
-probe on frozen MiniLM sentence features, over labels per class, on one of the four sentiment
-corpora, with the majority-class baseline drawn. The settings and their text sweep are
-`engine.experiments.lessons.text`; nothing here trains."""
+"""The "Transfer on text" lesson's sections.
+
+- `curves`: words from scratch, a linear probe on frozen MiniLM sentence features, LoRA and
+  fine-tuning, over labels per class, on one corpus, with the majority-class baseline drawn,
+  its readings, and the error table (the test sentences each method got wrong).
+- `shift`: trained on one sentiment corpus and tested on the others, then adapted with a few
+  of their labels, beside their own labels alone.
+The settings and their experiments are `engine.experiments.lessons.text`; nothing here trains."""
 
 from __future__ import annotations
 
@@ -10,17 +14,25 @@ from typing import Callable, Optional
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine.core.datasets import labels_text
+import pandas as pd
+
+from engine.core.datasets import labels_per_class_text, labels_text
 from engine.core.text import TEXT_DATASETS
 from engine.experiments.lessons.links import MAX_SEEDS
-from engine.experiments.lessons.text import TEXT_LABEL_CHOICES, TextCurveSettings
+from engine.experiments.lessons.text import (ADDED_CHOICES, SENTIMENT, TEXT_LABEL_CHOICES,
+                                             TextCurveSettings, TextShiftSettings)
 from engine.experiments.readings.curves import sweep_readings
-from engine.experiments.text_sweep import LORA_RANK, TEXT_STRATEGIES, majority_baseline
+from engine.experiments.readings.text import adapt_sentence, corpus_name, shift_sentence
+from engine.experiments.stats import point_label, strategy_label, summarize
+from engine.experiments.text_sweep import (DETERMINISTIC, LORA_RANK, SOURCE_LABELS,
+                                           TEXT_STRATEGIES, majority_baseline, mistakes)
 from ui.kit.exports import show_chart
-from ui.kit.figures import reference_line
+from ui.kit.figures import chart_layout, error_bars, reference_line, strategy_color
 from ui.kit.jobs import stored
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
+from ui.kit.shell import page_view
+from ui.kit.tables import show_table
 from ui.kit.text import plural
 from ui.lessons.curves import chart_caption, curve_figure
 
@@ -81,8 +93,161 @@ def text_results(settings: TextCurveSettings, notes) -> None:
                "probe: MiniLM's frozen sentence features. Both end in the same logistic "
                "regression.")
     show_readings(sweep_readings(records), settings, "text_curves")
+    error_table(records)
+
+
+ERRORS_SHOWN = 200  # rows of the error table drawn (the CSV under it holds them all)
+
+
+def error_table(records: pd.DataFrame) -> None:
+    """The test sentences the runs of one labelled set got wrong, with the true class and each
+    strategy's answer: one size and one seed, chosen here, every strategy stored there."""
+    if records.empty or page_view():
+        return
+    st.subheader("Which sentences does each method get wrong?")
+    runs = records[records["predictions"].notna()] if "predictions" in records else records.iloc[0:0]
+    if runs.empty:
+        st.caption("These runs were stored before the app kept each run's answers: Run again "
+                   "to see the sentences each method gets wrong.")
+        return
+    sizes = sorted(runs["labels_per_class"].unique(), key=lambda k: (bool(
+        runs[runs["labels_per_class"] == k]["all_labels"].any()), k))
+    left, right = st.columns([3, 1])
+    k = left.selectbox("Labelled sentences per class", sizes, index=len(sizes) - 1,
+                       key="text_errors_size", format_func=lambda k: labels_text(k) if not bool(
+                           runs[runs["labels_per_class"] == k]["all_labels"].any())
+                       else f"all ({k})")
+    at = runs[runs["labels_per_class"] == k]
+    seeds = sorted(int(x) for x in at["seed"].unique())
+    seed = right.selectbox("Seed", seeds, key="text_errors_seed") if len(seeds) > 1 else seeds[0]
+    found = mistakes(at[at["seed"] == seed])
+    if found is None:
+        st.caption("The runs here carry no answers to compare.")
+        return
+    counts = "; ".join(f"{strategy_label(s)} {found.wrong[s]:,}" for s in found.wrong)
+    every = "both" if len(found.wrong) == 2 else f"all {len(found.wrong)}"
+    both = f"; {found.wrong_by_all:,} are wrong for {every}" if len(found.wrong) > 1 else ""
+    size = labels_per_class_text(point_label(int(k), bool(at["all_labels"].any())))
+    st.markdown(f"Of the {found.tested:,} test sentences, wrong answers: {counts}{both} "
+                f"(one run each, {size}, seed {seed}: counts, not a comparison).")
+    table = found.table.rename(columns={s: strategy_label(s) for s in found.wrong})
+    show_table(table.head(ERRORS_SHOWN), "text_errors", sortable=True)
+    if len(table) > ERRORS_SHOWN:
+        st.caption(f"The first {ERRORS_SHOWN} of {len(table):,} sentences; the CSV holds them all.")
+    st.download_button("Sentences (CSV)", table.to_csv(index=False).encode(),
+                       f"text-mistakes-{k}-seed{seed}.csv", "text/csv",
+                       icon=":material/download:", key="text_errors_csv")
 
 
 TEXT_CURVES = Section("transfer_on_text", "curves", TextCurveSettings, text_form,
                       live=lambda s: text_chart(s, "text_curves_live"), results=text_results)
-SECTIONS = (TEXT_CURVES,)
+
+
+def shift_form(current: TextShiftSettings) -> Optional[Callable[[], TextShiftSettings]]:
+    """The corpus trained on, the ones tested on, the target labels added, the seeds."""
+    with st.form("shift_settings", border=True):
+        left, right = st.columns([2, 4])
+        source = left.selectbox("Trained on", SENTIMENT, index=SENTIMENT.index(current.source),
+                                format_func=lambda n: TEXT_DATASETS[n].title,
+                                help=f"{SOURCE_LABELS} labelled sentences per class of this "
+                                     "corpus (a draw per seed).")
+        targets = right.multiselect("Tested on", SENTIMENT, default=list(current.targets),
+                                    format_func=lambda n: TEXT_DATASETS[n].title,
+                                    help="The corpora the classifier is tested on (the one it "
+                                         "was trained on is left out).")
+        left, mid, right = st.columns([2, 3, 1])
+        strategies = left.multiselect("Strategies", DETERMINISTIC, default=list(current.strategies),
+                                      format_func=STRATEGY_NAMES.get)
+        added = mid.multiselect("Target labels per class added", ADDED_CHOICES,
+                                default=list(current.added),
+                                help="0: the source's labels alone. Each other size is also "
+                                     "run with the target's labels alone, for comparison.")
+        seeds = right.number_input("Seeds", 1, MAX_SEEDS, current.seeds, key="shift_seeds_input")
+        run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    if not run:
+        return None
+    return lambda: TextShiftSettings(source, tuple(t for t in targets if t != source),
+                                     tuple(strategies), tuple(added), int(seeds))
+
+
+OWN = "own"  # the x position of the target's own SOURCE_LABELS per class
+
+
+def shift_figure(records: pd.DataFrame, settings: TextShiftSettings, target: str) -> go.Figure:
+    """Test accuracy on `target` against the target labels per class used: with the source's
+    labels (solid) and without (dashed), per strategy; the last point is the target's own
+    SOURCE_LABELS per class; the majority-class line."""
+    runs = records[records["target"] == target]
+    source_runs = runs["train_source"].fillna("") == settings.source
+    order = [str(k) for k in settings.added] + [f"{SOURCE_LABELS} ({OWN})"]
+    fig = go.Figure()
+    for strategy in settings.strategies:
+        color, label = strategy_color(strategy), strategy_label(strategy)
+        for with_source, dash in ((True, "solid"), (False, "dash")):
+            part = runs[(runs["strategy"] == strategy) & (source_runs == with_source)]
+            if part.empty:
+                continue
+            s = summarize(part).sort_values("labels_per_class")
+            x = [f"{SOURCE_LABELS} ({OWN})" if k == SOURCE_LABELS else str(k)
+                 for k in s["labels_per_class"]]
+            name = (f"{label}, + {corpus_name(settings.source)}" if with_source
+                    else f"{label}, {corpus_name(target)} alone")
+            fig.add_trace(go.Scatter(
+                x=x, y=s["mean"].tolist(), mode="lines+markers", name=name,
+                line={"color": color, "dash": dash, "width": 3}, marker={"size": 9},
+                error_y=error_bars(s["std"].fillna(0), s["seeds"]),
+                hovertemplate=f"{name}<br>%{{x}} target labels per class: %{{y:.1f}}%<extra></extra>"))
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=order,
+                     title=f"labelled {corpus_name(target)} per class")
+    fig.update_yaxes(title=f"test accuracy on {corpus_name(target)} (%)", range=[40, 101])
+    reference_line(fig, majority_baseline(target), "always the commoner side")
+    return chart_layout(fig, 480, "trained on")
+
+
+def shift_target(settings: TextShiftSettings) -> str:
+    """The test corpus the chart shows (chosen above it)."""
+    if len(settings.targets) == 1:
+        return settings.targets[0]
+    return st.segmented_control("Tested on", settings.targets, default=settings.targets[0],
+                                format_func=lambda n: TEXT_DATASETS[n].title,
+                                key="shift_target_choice") or settings.targets[0]
+
+
+def shift_chart(settings: TextShiftSettings, key: str, target: Optional[str] = None):
+    records = stored(settings)
+    if not records.empty:
+        target = target or settings.targets[0]
+        show_chart(shift_figure(records, settings, target), key, runs=records,
+                   name=f"text-shift-{settings.source}-{target}")
+    return records
+
+
+def shift_results(settings: TextShiftSettings, notes) -> None:
+    total = len(settings.experiment().units())
+    records = stored(settings)
+    if records.empty:
+        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run.",
+                icon=":material/info:")
+        return
+    missing_note(len(records), total, notes)
+    target = shift_target(settings) if not page_view() else settings.targets[0]
+    shift_chart(settings, "text_shift", target)
+    st.caption(f"Solid: trained on {SOURCE_LABELS} labels per class of "
+               f"{corpus_name(settings.source)} plus the target labels on the x axis (0: none). "
+               f"Dashed: the target's labels alone, up to {SOURCE_LABELS} per class of its own. "
+               "Bars: ±1 standard deviation over seeds.")
+    sentences = []
+    for strategy in sorted(settings.strategies, key=lambda s: s != "probe"):
+        _, sentence = shift_sentence(records, settings.source, strategy)
+        if sentence is not None:
+            sentences.append(sentence)
+    for strategy in sorted(settings.strategies, key=lambda s: s != "probe"):
+        _, sentence = adapt_sentence(records, settings.source, target, strategy)
+        if sentence is not None:
+            sentences.append(sentence)
+    show_readings(sentences, settings, "text_shift")
+
+
+TEXT_SHIFT = Section("transfer_on_text", "shift", TextShiftSettings, shift_form,
+                     live=lambda s: shift_chart(s, "text_shift_live"), results=shift_results)
+SECTIONS = (TEXT_CURVES, TEXT_SHIFT)

@@ -1,7 +1,11 @@
-"""The "Transfer on text" lesson's settings: which corpus, which labelled-set sizes, how many
-seeds; its experiment is a text sweep (`engine.experiments.text_sweep`: words from scratch
-against a linear probe on frozen MiniLM sentence features), read by the same rule as the image
-curves (`sweep_readings`)."""
+"""The "Transfer on text" lesson's settings.
+
+- `curves`: which corpus, strategies, labelled-set sizes and seeds; its experiment is a text
+  sweep (`engine.experiments.text_sweep`: words from scratch, a linear probe on frozen MiniLM
+  sentence features, LoRA, fine-tuning), read by the same rule as the image curves
+  (`sweep_readings`).
+- `shift`: domain shift: trained on one sentiment corpus, tested on the others, then adapted
+  with a few of their labels (`TextShiftSpec`, read by `readings.text.shift_readings`)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,10 @@ from engine.core.text import TEXT_DATASETS
 from engine.experiments.lessons.links import QueryReader
 from engine.experiments.readings.common import Sentence
 from engine.experiments.readings.curves import sweep_readings
-from engine.experiments.text_sweep import DETERMINISTIC, TEXT_STRATEGIES, TextSweepSpec
+from engine.experiments.readings.text import shift_readings
+from engine.experiments.text_sweep import (DETERMINISTIC, SHIFT_ADDED, SHIFT_SOURCE, SHIFT_TARGETS,
+                                           TEXT_STRATEGIES, TextShiftSpec,
+                                           TextSweepSpec)
 
 TEXT_LABEL_CHOICES = (1, 2, 5, 10, 20, 50, 100, ALL_LABELS)
 _DEFAULT_LABELS = (1, 5, 20, 100, ALL_LABELS)
@@ -89,5 +96,78 @@ class TextCurveSettings:
         return sweep_readings(self.records(store))
 
 
+SENTIMENT = ("movie_reviews", "amazon_reviews", "tweets", "nyt_editorials")  # shift between these
+ADDED_CHOICES = (0, 1, 2, 5, 10, 20, 50, 100, 200)
+
+
+@dataclass(frozen=True)
+class TextShiftSettings:
+    PARAMS: ClassVar[tuple[str, ...]] = ("shift_source", "shift_targets", "shift_strategies",
+                                         "shift_added", "shift_seeds")
+
+    source: str = SHIFT_SOURCE  # the corpus trained on (SOURCE_LABELS per class)
+    targets: tuple[str, ...] = SHIFT_TARGETS  # the corpora tested on
+    strategies: tuple[str, ...] = DETERMINISTIC
+    added: tuple[int, ...] = SHIFT_ADDED  # target labels per class added; 0 = none
+    seeds: int = 3
+
+    def __post_init__(self):
+        if self.source not in SENTIMENT or not self.targets \
+                or any(t not in SENTIMENT for t in self.targets):
+            raise ValueError(f"the corpora are among {', '.join(SENTIMENT)}")
+        if any(k not in ADDED_CHOICES for k in self.added):
+            raise ValueError(f"target labels added are among {', '.join(map(str, ADDED_CHOICES))}")
+        spec = self.experiment()  # validates the rest
+        for name in ("targets", "strategies", "added"):
+            object.__setattr__(self, name, getattr(spec, name))
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> tuple["TextShiftSettings", list[str]]:
+        reader, fields = QueryReader(params), {}
+        fields["source"] = reader.choice("shift_source", SENTIMENT, cls.source)
+        targets = reader.items("shift_targets")
+        if targets is not None:
+            kept = tuple(t for t in targets if t in SENTIMENT and t != fields["source"])
+            if kept and len(kept) == len(targets):
+                fields["targets"] = kept
+            else:
+                reader.notices.append("the link's test corpora are not all other sentiment "
+                                      "corpora than its source; using the default")
+        if "targets" not in fields:
+            fields["targets"] = tuple(t for t in SENTIMENT if t != fields["source"])
+        strategies = reader.items("shift_strategies")
+        if strategies is not None:
+            if strategies and all(s in DETERMINISTIC for s in strategies):
+                fields["strategies"] = tuple(strategies)
+            else:
+                reader.notices.append(f"the link's strategies are not all among "
+                                      f"{', '.join(DETERMINISTIC)}; using the default")
+        added = reader.items("shift_added")
+        if added is not None:
+            if added and all(a.isdecimal() and int(a) in ADDED_CHOICES for a in added):
+                fields["added"] = tuple(int(a) for a in added)
+            else:
+                reader.notices.append("the link's target labels added are not all among "
+                                      f"{', '.join(map(str, ADDED_CHOICES))}; using the default")
+        fields["seeds"] = reader.seeds("shift_seeds", cls.seeds)
+        return cls(**fields), reader.notices
+
+    def to_query(self) -> dict[str, str]:
+        return {"shift_source": self.source, "shift_targets": ",".join(self.targets),
+                "shift_strategies": ",".join(self.strategies),
+                "shift_added": ",".join(map(str, self.added)), "shift_seeds": str(self.seeds)}
+
+    def experiment(self) -> TextShiftSpec:
+        return TextShiftSpec(source=self.source, targets=self.targets, strategies=self.strategies,
+                             added=self.added, seeds=self.seeds)
+
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        return records_frame(store.get_many(u.key for u in self.experiment().units()))
+
+    def readings(self, store: ResultStore) -> list[Sentence]:
+        """The shift per strategy, then the adaptation per target (the stored runs)."""
+        return shift_readings(self.records(store), self.source)
+
+
 LESSON = "transfer_on_text"  # the page's file stem, and the command line's lesson name
-SECTIONS = {"curves": TextCurveSettings}
+SECTIONS = {"curves": TextCurveSettings, "shift": TextShiftSettings}
