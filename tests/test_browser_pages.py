@@ -670,22 +670,46 @@ def lora_lab(lab: Lab) -> None:
     page.get_by_text(re.compile(r"^The highest LoRA mean here is")).scroll_into_view_if_needed()
 
 
+OWN_TEXT = {"glad": ["what a lovely day", "I loved every minute", "a warm and kind welcome",
+                     "the best meal in years", "such a happy ending", "great fun for all"],
+            "sad": ["what a grim day", "I hated every minute", "a cold and rude welcome",
+                    "the worst meal in years", "such a bleak ending", "no fun at all"]}
+
+
 def transfer_on_text(lab: Lab) -> None:
-    """The shipped curves show from the sections pack; a tiny Run (Tweets, the probe and LoRA,
-    1 label per class, one seed) computes the corpus's MiniLM features in the worker and tunes
+    """The shipped curves show from the sections pack; the visitor's own sentences (one text
+    file per class) upload through the real file input, and a tiny Run on them (the probe and
+    LoRA, 1 label per class, one seed) computes their MiniLM features in the worker and tunes
     the transformer with LoRA once."""
     from engine.experiments.lessons.text import TextCurveSettings
 
     page = lab.page
+    page.get_by_text("Use your own sentences").click()
+    uploader = page.locator("[data-testid='stFileUploader']").first
+    uploader.locator("input[type='file']").set_input_files(files=[
+        {"name": f"{side}.txt", "mimeType": "text/plain",
+         "buffer": "\n".join(f"{s}, number {i}" for s in lines for i in (1, 2)).encode()}
+        for side, lines in OWN_TEXT.items()])
+    _await(page, uploader.get_by_text("sad.txt"), "the uploaded files' names", 60)
+    page.get_by_role("button", name="Use these sentences").click()
+    _await(page, page.get_by_text(re.compile(r"^24 sentences in 2 classes: glad \(12\)")),
+           "the import", 60)
+    stored = list((lab.home / "uploads").glob("text-*.json"))
+    assert len(stored) == 1
+    corpus = "text:" + stored[0].stem.removeprefix("text-")
     form = _form(page, "Corpus")
-    _choose(page, form, "Corpus", "Tweets")
+    _choose(page, form, "Corpus", "Your sentences: glad.txt, sad.txt")
     _keep_tags(form, "Strategies", ["Linear probe (MiniLM, frozen)"])
     _choose(page, form, "Strategies", "LoRA r=8 (MiniLM adapts)")
     page.keyboard.press("Escape")  # the list stays open over the form otherwise
     _keep_tags(form, "Labels per class", ["1"])
     _number(form, "Seeds", 1)
     _press_run(lab, form.get_by_role("button", name="Run"))
-    _await_job_end(lab, TextCurveSettings("tweets", ("probe", "lora"), (1,), 1).experiment(),
+    with pytest.MonkeyPatch.context() as patch:  # the upload is in the server's data directory
+        patch.setenv("TRANSFERLAB_HOME", str(lab.home))
+        spec = TextCurveSettings(corpus, ("probe", "lora"), (1,), 1).experiment()
+        spec.units()  # reads the sentences once (kept for this process)
+    _await_job_end(lab, spec,
                    page.get_by_text(re.compile(r"^No run of training from scratch is stored")),
                    "the text reading")
     page.locator("[data-testid='stPlotlyChart']").first.scroll_into_view_if_needed()

@@ -312,3 +312,59 @@ def test_the_error_table_lists_what_each_run_got_wrong(tiny_text, tmp_path):
     assert found.wrong_by_all <= min(found.wrong.values())
     assert set(found.table["sentence"]) <= set(data.texts)
     assert mistakes(records.drop(columns=["predictions"])) is None
+
+
+def _lines(words: list[str], n: int) -> bytes:
+    return "\n".join(f"the {w} one number {i}" for i in range(n) for w in words[:1]).encode()
+
+
+def test_own_sentences_become_a_target_and_bad_files_are_refused(tiny_text, tmp_path):
+    from engine.core.text import (MAX_TEXT_BYTES, TextUploadError, import_text, is_text_dataset,
+                                  load_text, text_title, text_uploads)
+
+    good = [("happy.txt", _lines(["great"], 12)), ("sad.txt", _lines(["awful"], 12) + b"\n\n")]
+    info = import_text(good)
+    assert info.class_names == ("happy", "sad") and info.counts == (12, 12) and not info.reused
+    assert info.name.startswith("text:") and is_text_dataset(info.name)
+    data = load_text(info.name)
+    assert len(data.texts) == 24 and data.class_names == ("happy", "sad")
+    assert text_title(info.name) == "Your sentences: happy.txt, sad.txt"
+    assert import_text(good).reused and [u.name for u in text_uploads()] == [info.name]
+    # the same sentences as one CSV; a repeat kept once, a sentence in both classes left out
+    rows = ["text,label"] + [f"the great one number {i},happy" for i in range(12)] + \
+        [f"the awful one number {i},sad" for i in range(12)] + \
+        ["the great one number 0,happy", "torn,happy", "torn,sad"]
+    from_csv = import_text([("mine.csv", "\n".join(rows).encode())])
+    assert from_csv.counts == (12, 12) and from_csv.dropped == 3
+    assert from_csv.name == info.name  # the same sentences and classes: the same target
+    spec = TextSweepSpec(target=info.name, encoder="tiny", labels_per_class=(2,), seeds=1)
+    spec.check()
+    outcome = run_experiment(spec, ResultStore(tmp_path / "runs.sqlite"))
+    assert outcome.trained == 2
+    refusals = {
+        "not UTF-8": [("a.txt", b"caf\xe9 " * 20), ("b.txt", _lines(["x"], 12))],
+        "'text' and one called 'label'": [("a.csv", b"sentence,class\nhi,a\n")],
+        "at least two classes": [("only.txt", _lines(["great"], 30))],
+        r"too few in sad \(3\)": [("happy.txt", _lines(["great"], 12)), ("sad.txt", _lines(["awful"], 3))],
+        "not both": [("a.csv", b"text,label\n"), ("b.txt", b"x\n")],
+        "at most 5 MB": [("big.txt", b"x" * (MAX_TEXT_BYTES + 1)), ("b.txt", b"y")],
+        "No file": [],
+    }
+    for said, files in refusals.items():
+        with pytest.raises(TextUploadError, match=said):
+            import_text(files)
+    # a name from a link is checked before any file is read
+    for name in ("text:../../etc/passwd", "text:" + "0" * 16, "imdb"):
+        assert not is_text_dataset(name)
+    with pytest.raises(DatasetError, match="no longer stored"):
+        load_text("text:" + "0" * 16)
+
+
+def test_an_uploads_file_name_is_plain_text(tiny_text):
+    from engine.core.text import import_text, text_title
+
+    info = import_text([("[click](javascript:x)<b>.txt", _lines(["great"], 12)),
+                        ("**b**.txt", _lines(["awful"], 12))])
+    title = text_title(info.name)
+    assert title.startswith("Your sentences: ") and "(javascript_x)" in title
+    assert not set("[]*<>:") & set(title.removeprefix("Your sentences: "))

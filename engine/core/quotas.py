@@ -74,6 +74,8 @@ _DEFAULTS = {
     "SAVES_PER_HOUR": (60, "new saved quizzes, plans or decks per visitor per hour"),
     "SAVES_PER_ADDRESS_HOUR": (300, "new saved states per address per hour"),
     "SENDS_PER_MINUTE": (60, "predictions and answers a visitor sends to a class per minute"),
+    "UPLOADS_PER_HOUR": (20, "uploads of images or sentences per visitor per hour"),
+    "UPLOADS_PER_ADDRESS_HOUR": (100, "uploads per address per hour"),
 }
 
 

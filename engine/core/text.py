@@ -22,6 +22,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -190,12 +193,220 @@ TEXT_DATASETS: dict[str, TextInfo] = {
 
 
 def is_text_dataset(name: str) -> bool:
-    return name in TEXT_DATASETS
+    """A shipped corpus, or sentences uploaded to this server and still stored."""
+    if name in TEXT_DATASETS:
+        return True
+    if not isinstance(name, str) or not name.startswith(USER_TEXT_PREFIX):
+        return False
+    try:
+        _user_text(name)
+    except DatasetError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_user_text(name: str) -> TextData:
+    return _user_text(name)[0]
 
 
 def load_text(name: str) -> TextData:
-    """A registered text dataset (cached per process); DatasetError names the known ones."""
+    """A text dataset (cached per process): a shipped corpus or an upload (`text:<id>`, whose
+    id is its content's hash, so a cached copy is never stale); DatasetError names the known
+    ones."""
+    if isinstance(name, str) and name.startswith(USER_TEXT_PREFIX):
+        return _cached_user_text(name)
     info = TEXT_DATASETS.get(name)
     if info is None:
-        raise DatasetError(f"unknown text dataset {name!r}; known: {', '.join(TEXT_DATASETS)}")
+        raise DatasetError(f"unknown text dataset {name!r}; known: {', '.join(TEXT_DATASETS)}, "
+                           "or sentences you upload")
     return info.loader()
+
+
+# ---- bring your own text ----------------------------------------------------------------------
+# A user's labelled sentences become a target like the shipped corpora: either one CSV with a
+# `text` and a `label` column, or one plain-text file per class (the file's name is the class,
+# one sentence a line). `import_text` checks them and stores them once under
+# `<home>/uploads/text-<id>.json`; the target's name is `text:<id>` (16 hex digits of the
+# SHA-256 of what was kept), which `load_text` and `is_text_dataset` understand.
+
+USER_TEXT_PREFIX = "text:"
+MAX_TEXT_BYTES = 5 * 1024 * 1024  # all files of one upload together
+MAX_TEXT_FILES = 10  # files of one upload (and so classes, for one file per class)
+MAX_TEXT_SENTENCES = 10_000  # kept sentences: the features of each are computed once, on this server
+MAX_SENTENCE_CHARS = 1_000  # a longer line is cut (the encoder reads 128 tokens at most)
+MIN_TEXT_PER_CLASS = 10  # sentences a class needs (30% are held out for the test)
+MAX_TEXT_CLASSES = 10  # a run stores each test answer as one digit
+MAX_TEXT_UPLOADS = 200  # stored text uploads kept on a server; the oldest go first
+_TEXT_ID = re.compile(r"[0-9a-f]{16}")
+_SAFE_TITLE = re.compile(r"[^\w .,()+-]")
+
+
+class TextUploadError(DatasetError):
+    """Sentences refused; the message is a whole sentence meant for the user."""
+
+
+@dataclass(frozen=True)
+class TextUploadInfo:
+    name: str  # the target's name: "text:<id>"
+    title: str  # what the user called it (the file names)
+    class_names: tuple[str, ...]
+    counts: tuple[int, ...]  # sentences kept per class
+    dropped: int  # repeats and sentences given two classes, left out
+    reused: bool  # already stored: nothing written
+
+
+def _decoded(name: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise TextUploadError(f"{name} is not UTF-8 text (the bytes on line {line} cannot be "
+                              "read as UTF-8). Save it as UTF-8 and upload it again.") from err
+
+
+def _csv_rows(name: str, text: str) -> list[tuple[str, str]]:
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(reader, [])]
+    if "text" not in header or "label" not in header:
+        raise TextUploadError(f"{name} needs a first row naming its columns, with one called "
+                              f"'text' and one called 'label' (it has: "
+                              f"{', '.join(header[:6]) or 'nothing'}).")
+    t, y = header.index("text"), header.index("label")
+    try:
+        return [(row[t], row[y].strip()) for row in reader if len(row) > max(t, y)]
+    except csv.Error as err:
+        raise TextUploadError(f"{name} is not a readable CSV file ({err}).") from err
+
+
+def _class_name(file_name: str) -> str:
+    stem = Path(file_name).name.rsplit(".", 1)[0].strip()
+    return stem or file_name
+
+
+def import_text(files: list[tuple[str, bytes]]) -> TextUploadInfo:
+    """Check and store labelled sentences (see above): one `.csv`, or one `.txt` per class.
+    TextUploadError says what is wrong (size, encoding, columns, too few classes or sentences)."""
+    if not files:
+        raise TextUploadError("No file was uploaded.")
+    if len(files) > MAX_TEXT_FILES:
+        raise TextUploadError(f"{len(files)} files were uploaded; at most {MAX_TEXT_FILES} "
+                              "(one per class) are read.")
+    size = sum(len(raw) for _, raw in files)
+    if size > MAX_TEXT_BYTES:
+        raise TextUploadError(f"The files hold {size / 1e6:.1f} MB; at most "
+                              f"{MAX_TEXT_BYTES / 1e6:.0f} MB of text are read.")
+    csvs = [n for n, _ in files if n.lower().endswith(".csv")]
+    if csvs and len(files) > 1:
+        raise TextUploadError("Upload either one CSV file (columns 'text' and 'label') or one "
+                              "text file per class, not both.")
+    rows: list[tuple[str, str]] = []
+    if csvs:
+        rows = _csv_rows(files[0][0], _decoded(*files[0]))
+    else:
+        for name, raw in files:
+            label = _class_name(name)
+            rows += [(line, label) for line in _decoded(name, raw).splitlines()]
+    classes_of: dict[str, set[str]] = {}
+    for sentence, label in rows:
+        sentence = " ".join(sentence.split())[:MAX_SENTENCE_CHARS]
+        if sentence and label:
+            classes_of.setdefault(sentence, set()).add(label)
+    kept = [(s, next(iter(ls))) for s, ls in classes_of.items() if len(ls) == 1]
+    dropped = len([r for r in rows if " ".join(r[0].split()) and r[1]]) - len(kept)
+    labels = sorted({label for _, label in kept})
+    counts = {c: sum(1 for _, label in kept if label == c) for c in labels}
+    if len(labels) < 2:
+        raise TextUploadError("The sentences need at least two classes "
+                              f"(found {len(labels)}: {', '.join(labels) or 'none'}).")
+    if len(labels) > MAX_TEXT_CLASSES:
+        raise TextUploadError(f"{len(labels)} classes found; at most {MAX_TEXT_CLASSES}.")
+    few = [c for c in labels if counts[c] < MIN_TEXT_PER_CLASS]
+    if few:
+        raise TextUploadError(
+            "Every class needs at least " f"{MIN_TEXT_PER_CLASS} different sentences (30% are "
+            "held out to test on); too few in " + ", ".join(f"{c} ({counts[c]})" for c in few) + ".")
+    if len(kept) > MAX_TEXT_SENTENCES:
+        raise TextUploadError(f"{len(kept):,} sentences; at most {MAX_TEXT_SENTENCES:,} are "
+                              "read (each one's features are computed on this server).")
+    data = _text_data("", [s for s, _ in kept], [labels.index(c) for _, c in kept], tuple(labels))
+    name = USER_TEXT_PREFIX + data.digest
+    path = _text_upload_path(data.digest)
+    # the file names, as the pages show them: letters, digits and a few plain marks only (a
+    # name is text a visitor typed, and pages write it into Markdown)
+    title = _SAFE_TITLE.sub("_", ", ".join(Path(n).name for n, _ in files))[:120]
+    info = TextUploadInfo(name, title, tuple(labels), tuple(counts[c] for c in labels), dropped,
+                          path.exists())
+    if not info.reused:
+        from engine.core.store import write_atomic
+
+        record = {"title": title, "class_names": labels, "sentences": list(data.texts),
+                  "labels": data.y.tolist(), "dropped": dropped, "created_at": time.time()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda f: f.write(json.dumps(record).encode("utf-8")))
+        _prune_text_uploads()
+    return info
+
+
+def _text_upload_path(digest: str) -> Path:
+    from engine.core.store import home_dir
+
+    return home_dir() / "uploads" / f"text-{digest}.json"
+
+
+def _prune_text_uploads() -> None:
+    from engine.core.store import home_dir
+
+    stored = sorted((home_dir() / "uploads").glob("text-*.json"), key=lambda p: p.stat().st_mtime)
+    for old in stored[:-MAX_TEXT_UPLOADS]:
+        old.unlink(missing_ok=True)
+
+
+def _user_text(name: str) -> tuple[TextData, str]:
+    """A stored upload by its target name: (its data, its title); TextUploadError otherwise."""
+    digest = name[len(USER_TEXT_PREFIX):]
+    if not _TEXT_ID.fullmatch(digest):  # checked before any file is touched: it may come from a link
+        raise TextUploadError(f"{name[:40]!r} is not the name of uploaded sentences.")
+    try:
+        record = json.loads(_text_upload_path(digest).read_text("utf-8"))
+        data = _text_data(name, record["sentences"], record["labels"],
+                          tuple(record["class_names"]))
+    except FileNotFoundError as err:
+        raise TextUploadError("These uploaded sentences are no longer stored on this server: "
+                              "upload them again.") from err
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise TextUploadError(f"The stored upload {digest} is damaged ({err}); upload the "
+                              "sentences again.") from err
+    if data.digest != digest:
+        raise TextUploadError(f"The stored upload {digest} does not hold what was uploaded; "
+                              "upload the sentences again.")
+    return data, str(record.get("title", name))
+
+
+def text_uploads() -> list[TextUploadInfo]:
+    """The sentences uploaded to this server, newest first (damaged files skipped)."""
+    from engine.core.store import home_dir
+
+    found = []
+    for path in sorted((home_dir() / "uploads").glob("text-*.json"),
+                       key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            data, title = _user_text(USER_TEXT_PREFIX + path.stem[len("text-"):])
+        except DatasetError:
+            continue
+        counts = tuple(int((data.y == c).sum()) for c in range(data.n_classes))
+        found.append(TextUploadInfo(data.name, title, data.class_names, counts, 0, True))
+    return found
+
+
+def text_title(name: str) -> str:
+    """What the page calls a text target: a shipped corpus's title, an upload's file names."""
+    if name in TEXT_DATASETS:
+        return TEXT_DATASETS[name].title
+    try:
+        return f"Your sentences: {_user_text(name)[1]}"
+    except DatasetError:
+        return name

@@ -44,7 +44,7 @@ from engine import ENGINE_VERSION
 from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, labels_text,
                                   sample_labels, split_target)
 from engine.core.datatypes import DatasetError
-from engine.core.text import TEXT_DATASETS, TextData, load_text
+from engine.core.text import TextData, is_text_dataset, load_text, text_title
 from engine.core.text_models import TEXT_ENCODERS, cached_text_features
 from engine.experiments.protocol import Unit, digest
 
@@ -106,9 +106,8 @@ class TextSweepSpec:
     C: float = 1.0  # the logistic regressions' inverse regularisation strength
 
     def __post_init__(self):
-        if self.target not in TEXT_DATASETS:
-            raise DatasetError(f"unknown text dataset {self.target!r}; known: "
-                               f"{', '.join(TEXT_DATASETS)}")
+        if not is_text_dataset(self.target):
+            load_text(self.target)  # DatasetError: what is known, or why an upload is not
         if self.encoder not in TEXT_ENCODERS:
             raise ValueError(f"unknown text encoder {self.encoder!r}; known: "
                              f"{', '.join(TEXT_ENCODERS)}")
@@ -209,8 +208,7 @@ class TextContext:
         corpus = self.corpus(name)
         if corpus.features is None:
             encoder = TEXT_ENCODERS[self.spec.encoder]
-            title = TEXT_DATASETS[corpus.data.name].title if corpus.data.name in TEXT_DATASETS \
-                else corpus.data.name
+            title = text_title(corpus.data.name)
 
             def on_batch(done: int, total: int) -> None:
                 if self.say is not None:
@@ -376,9 +374,8 @@ class TextShiftSpec:
     def __post_init__(self):
         targets = tuple(dict.fromkeys(self.targets))
         for name in (self.source, *targets):
-            if name not in TEXT_DATASETS:
-                raise DatasetError(f"unknown text dataset {name!r}; known: "
-                                   f"{', '.join(TEXT_DATASETS)}")
+            if not is_text_dataset(name):
+                load_text(name)  # DatasetError: what is known, or why an upload is not
         if not targets or self.source in targets:
             raise ValueError("a shift is tested on at least one corpus other than its source")
         strategies = tuple(dict.fromkeys(self.strategies))

@@ -31,3 +31,13 @@ def who() -> Who:
 def on_this_machine() -> bool:
     """Whether the visitor sits at the server's own machine (the operator, in practice)."""
     return who().address == LOCAL
+
+
+_UPLOADS = quotas.Window(3600.0)  # uploads (images or sentences) per visitor and address, an hour
+
+
+def take_upload() -> None:
+    """Count one upload of this session's visitor; QuotaError (a sentence for the page) when
+    they, or their address, have uploaded too often in the last hour."""
+    _UPLOADS.take(quotas.per_keys(who(), "UPLOADS_PER_HOUR", "UPLOADS_PER_ADDRESS_HOUR"),
+                  "You have uploaded too many files in the last hour")

@@ -16,8 +16,10 @@ from engine.core.imagenet import (IMAGENET_MODELS, WeightsUnavailable, load_imag
                                   weights_status)
 from engine.core.remote import REMOTE_DATASETS, describe_status, download, missing_files
 from engine.core.userdata import import_zip, list_uploads
+from engine.core.quotas import QuotaError
 from ui.kit.tables import Compact, show_table
 from ui.kit.text import plain
+from ui.kit.visitor import take_upload
 
 
 def backbone_table() -> None:
@@ -104,8 +106,9 @@ def _download(name: str, area) -> None:
 def import_upload(upload) -> None:
     """Imports an uploaded zip of class folders and says what it held, or why it was refused."""
     try:
+        take_upload()
         info = import_zip(upload.getvalue(), name=upload.name)
-    except DatasetError as err:
+    except (DatasetError, QuotaError) as err:
         st.error(f"This upload was refused. {err}", icon=":material/error:")
         return
     seen = "was already imported" if info.reused else "is imported"

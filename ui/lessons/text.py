@@ -17,7 +17,10 @@ import streamlit as st
 import pandas as pd
 
 from engine.core.datasets import labels_per_class_text, labels_text
-from engine.core.text import TEXT_DATASETS
+from engine.core.datatypes import DatasetError
+from engine.core.quotas import QuotaError
+from engine.core.text import (MAX_TEXT_BYTES, MAX_TEXT_SENTENCES, MIN_TEXT_PER_CLASS,
+                              TEXT_DATASETS, import_text, text_title, text_uploads)
 from engine.experiments.lessons.links import MAX_SEEDS
 from engine.experiments.lessons.text import (ADDED_CHOICES, SENTIMENT, TEXT_LABEL_CHOICES,
                                              TextCurveSettings, TextShiftSettings)
@@ -33,7 +36,8 @@ from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
 from ui.kit.shell import page_view
 from ui.kit.tables import show_table
-from ui.kit.text import plural
+from ui.kit.text import plain, plural
+from ui.kit.visitor import take_upload
 from ui.lessons.curves import chart_caption, curve_figure
 
 
@@ -45,9 +49,11 @@ def text_form(current: TextCurveSettings) -> Optional[Callable[[], TextCurveSett
     """The corpus, the labelled-set sizes and the seeds, showing `current`."""
     with st.form("text_settings", border=True):
         top_left, top_right = st.columns([2, 4])
-        names = list(TEXT_DATASETS)
+        names = list(TEXT_DATASETS) + [u.name for u in text_uploads()]
+        if current.target not in names:
+            names.append(current.target)
         target = top_left.selectbox("Corpus", names, index=names.index(current.target),
-                                    format_func=lambda n: TEXT_DATASETS[n].title)
+                                    format_func=text_title)
         strategies = top_right.multiselect(
             "Strategies", TEXT_STRATEGIES, default=list(current.strategies),
             format_func=STRATEGY_NAMES.get,
@@ -139,8 +145,42 @@ def error_table(records: pd.DataFrame) -> None:
                        icon=":material/download:", key="text_errors_csv")
 
 
+def own_sentences(settings: TextCurveSettings) -> None:
+    """Bring your own text: one CSV (columns text, label) or one text file per class becomes a
+    corpus the form offers; refusals say why."""
+    if page_view():
+        return
+    with st.expander("Use your own sentences", icon=":material/upload_file:"):
+        st.markdown(
+            "Upload **one CSV file** with a `text` and a `label` column, or **one text file per "
+            "class** (the file's name is the class, one sentence a line), UTF-8. At least two "
+            f"classes of {MIN_TEXT_PER_CLASS} different sentences each; at most "
+            f"{MAX_TEXT_SENTENCES:,} sentences and {MAX_TEXT_BYTES // 2**20} MB. A sentence given "
+            "two classes is left out. The sentences stay on this server; anyone with the "
+            "page's link can train on them.")
+        with st.form("own_text", border=False):
+            files = st.file_uploader("Sentences", type=["csv", "txt"], accept_multiple_files=True,
+                                     key="own_text_files",
+                                     max_upload_size=max(1, MAX_TEXT_BYTES // 2**20))
+            sent = st.form_submit_button("Use these sentences", icon=":material/upload:")
+        if sent:
+            try:
+                take_upload()
+                info = import_text([(f.name, f.getvalue()) for f in files or []])
+            except (DatasetError, QuotaError) as err:
+                st.error(f"These sentences were refused. {err}", icon=":material/error:")
+                return
+            classes = ", ".join(f"{plain(c)} ({n:,})" for c, n in zip(info.class_names, info.counts))
+            dropped = (f" {plural(info.dropped, 'repeated or doubly labelled sentence')} left out."
+                       if info.dropped else "")
+            st.success(f"{sum(info.counts):,} sentences in {len(info.class_names)} classes: "
+                       f"{classes}.{dropped} Pick **{plain(text_title(info.name))}** as the "
+                       "Corpus below and press Run.", icon=":material/check_circle:")
+
+
 TEXT_CURVES = Section("transfer_on_text", "curves", TextCurveSettings, text_form,
-                      live=lambda s: text_chart(s, "text_curves_live"), results=text_results)
+                      live=lambda s: text_chart(s, "text_curves_live"), results=text_results,
+                      above=own_sentences)
 
 
 def shift_form(current: TextShiftSettings) -> Optional[Callable[[], TextShiftSettings]]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from engine.core.datasets import ALL_LABELS, labels_list_text, labels_text
 from engine.core.store import ResultStore, records_frame
-from engine.core.text import TEXT_DATASETS
+from engine.core.text import TEXT_DATASETS, is_text_dataset
 from engine.experiments.lessons.links import QueryReader
 from engine.experiments.readings.common import Sentence
 from engine.experiments.readings.curves import sweep_readings
@@ -40,8 +40,9 @@ class TextCurveSettings:
     seeds: int = 3  # label draws per point ("all" is one run: the same pool every seed)
 
     def __post_init__(self):
-        if self.target not in TEXT_DATASETS:
-            raise ValueError(f"the corpus is one of {', '.join(TEXT_DATASETS)}")
+        if not is_text_dataset(self.target):
+            raise ValueError(f"the corpus is one of {', '.join(TEXT_DATASETS)} or sentences "
+                             "uploaded to this server")
         if not self.labels_per_class or any(k not in TEXT_LABEL_CHOICES
                                             for k in self.labels_per_class):
             raise ValueError("labels per class are among "
@@ -55,10 +56,11 @@ class TextCurveSettings:
         reader, fields = QueryReader(params), {}
         target = params.get("text_target")
         if target is not None:
-            if target in TEXT_DATASETS:
+            if is_text_dataset(target):
                 fields["target"] = target
             else:
-                reader.notices.append(f"the link's corpus is not one of {', '.join(TEXT_DATASETS)}; "
+                reader.notices.append(f"the link's corpus is not one of {', '.join(TEXT_DATASETS)} "
+                                      "nor sentences uploaded to this server; "
                                       "using the default")
         strategies = reader.items("text_strategies")
         if strategies is not None:

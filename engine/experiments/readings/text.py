@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from engine.core.text import TEXT_DATASETS
+from engine.core.text import TEXT_DATASETS, text_title
 from engine.experiments.readings.common import (Claim, Sentence, and_list, clean, family,
                                                 group_by_verdict, holm_note, name_of, quoted,
                                                 sizes_sentence)
@@ -32,7 +32,7 @@ def alone(strategy: str, target: str) -> str:
 def corpus_name(name: str) -> str:
     """'Amazon reviews': a corpus as sentences name it."""
     info = TEXT_DATASETS.get(name)
-    return info.said if info is not None else name
+    return info.said if info is not None else text_title(name)
 
 
 def _from(records: pd.DataFrame, source: str) -> pd.Series:
