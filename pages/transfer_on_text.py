@@ -1,15 +1,15 @@
 """Transfer on text: words counted from scratch against a linear probe on a real pretrained
 transformer's frozen sentence features (and LoRA, fine-tuning), over labels per class, on real
-corpora; then domain shift between sentiment corpora.
+corpora; the LoRA trade-off on that transformer; then domain shift between sentiment corpora.
 
-Words only: the sections (`ui.lessons.text.TEXT_CURVES`, `TEXT_SHIFT`) are drawn by
+Words only: the sections (`ui.lessons.text.TEXT_CURVES`, `TEXT_LORA`, `TEXT_SHIFT`) are drawn by
 `ui.kit.section.show_section`; their experiments run as jobs like every other lesson's."""
 
 import streamlit as st
 
 from ui.kit.section import show_section
 from ui.kit.shell import page_setup
-from ui.lessons.text import TEXT_CURVES, TEXT_SHIFT
+from ui.lessons.text import TEXT_CURVES, TEXT_LORA, TEXT_SHIFT
 
 page_setup()
 st.title("Transfer on text")
@@ -23,6 +23,16 @@ st.markdown(
     "curves is what the features carry.")
 
 show_section(TEXT_CURVES)
+
+st.header("LoRA on a real transformer: how many weights need to change?")
+st.markdown(
+    "LoRA leaves MiniLM's 22.7 million weights as they are and learns, beside each attention "
+    "query and value projection, an update of rank r: two thin matrices, r × 384 and 384 × r. "
+    "Rank 1 trains 9,216 numbers across the six layers, rank 16 trains 147,456; full "
+    "fine-tuning trains every weight. Here each one trains for the same 30 steps on the same "
+    "labelled sentences, beside the linear probe, which trains none of the transformer. Is a "
+    "higher rank worth its weights and its seconds?")
+show_section(TEXT_LORA)
 
 st.header("Domain shift: trained on one kind of text, tested on another")
 st.markdown(

@@ -154,7 +154,7 @@ def test_a_text_sweep_runs_in_the_protocol_stores_and_reuses(tiny_text, tmp_path
 
 
 def test_bad_text_settings_are_refused(tiny_text):
-    with pytest.raises(ValueError, match="compares scratch, probe, lora, finetune; not adapter"):
+    with pytest.raises(ValueError, match=r"compares scratch, probe, lora, finetune \(or lora:r<rank>, .*\); not adapter"):
         TextSweepSpec(target="tiny_reviews", strategies=("adapter",))
     with pytest.raises(ValueError, match="seeds"):
         TextSweepSpec(target="tiny_reviews", seeds=0)
@@ -368,3 +368,33 @@ def test_an_uploads_file_name_is_plain_text(tiny_text):
     title = text_title(info.name)
     assert title.startswith("Your sentences: ") and "(javascript_x)" in title
     assert not set("[]*<>:") & set(title.removeprefix("Your sentences: "))
+
+
+def test_the_lora_trade_off_trains_each_rank_with_its_exact_count(tiny_text, tmp_path):
+    """lora:r<rank> trains 2 x rank x (in + out) weights per adapted projection (plus the head);
+    'lora' is rank 8 under its old key; the trade-off's readings quote the stored runs."""
+    from engine.experiments.lessons.text import TextLoraSettings
+    from engine.experiments.readings.lora import tradeoff_readings
+    from engine.experiments.text_sweep import is_text_strategy, lora_rank
+
+    assert lora_rank("lora") == 8 and lora_rank("lora:r4") == 4 and lora_rank("probe") is None
+    assert not is_text_strategy("lora:r3") and not is_text_strategy("lora:4")
+    spec = TextSweepSpec(target="tiny_reviews", encoder="tiny",
+                         strategies=("probe", "lora:r1", "lora:r4"), labels_per_class=(5,), seeds=3)
+    store = ResultStore(tmp_path / "runs.sqlite")
+    run_experiment(spec, store)
+    records = records_frame(store.get_many(u.key for u in spec.units()))
+    hidden, head = 16, 16 * 2 + 2
+    for rank in (1, 4):
+        runs = records[records["strategy"] == f"lora:r{rank}"]
+        assert len(runs) == 3 and (runs["trainable"] == 2 * rank * (hidden + hidden) + head).all()
+    sentences = tradeoff_readings(records, lambda s: int(records.loc[records["strategy"] == s,
+                                                                     "trainable"].max()), 10_000)
+    assert sentences and sentences[0].text.startswith("The highest LoRA mean here is **LoRA r=")
+    settings = TextLoraSettings("amazon_reviews", 20, (16, 1), 2)
+    assert settings.ranks == (1, 16)
+    assert settings.experiment().strategies == ("probe", "lora:r1", "lora:r16", "finetune")
+    again, notices = TextLoraSettings.from_query(settings.to_query())
+    assert again == settings and not notices
+    junk, notices = TextLoraSettings.from_query({"tl_ranks": "3,x", "tl_labels": "7"})
+    assert junk == TextLoraSettings() and len(notices) == 2

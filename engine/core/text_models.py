@@ -17,6 +17,7 @@ seconds. Nothing here decides what a run trains.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -156,3 +157,15 @@ def cached_text_features(encoder: str, folder: Path, expected_sha256: str, texts
     path.with_suffix(".json").write_text(
         f'{{"seconds": {time.perf_counter() - started:.2f}, "sentences": {len(texts)}}}')
     return features
+
+
+@functools.lru_cache(maxsize=4)
+def encoder_weights(folder: Path) -> int:
+    """The exact number of weights of the model in `folder`, counted from its configuration
+    (built on the meta device: nothing is loaded or allocated)."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    return sum(p.numel() for p in model.parameters())

@@ -50,8 +50,8 @@ def strategy_label(name: str) -> str:
 CHANCE_MARGIN = 5.0
 LEARNED_MARGIN = 40.0
 # the columns that tell one point of an experiment from another (those a record has)
-POINT_COLUMNS = ("strategy", "labels_per_class", "all_labels", "target", "source", "backbone",
-                 "lr", "backbone_lr", "severity", "unit", "curve")
+POINT_COLUMNS = ("strategy", "labels_per_class", "all_labels", "target", "source", "train_source",
+                 "backbone", "lr", "backbone_lr", "severity", "unit", "curve")
 FAILED_RULE = (f"A run is called failed, not a result, when it ended at chance (within "
                f"{CHANCE_MARGIN:g} points of guessing) while the median of the other seeds at "
                f"its point is at least {LEARNED_MARGIN:g} points above chance, or when it ended "

@@ -33,6 +33,7 @@ alone are the text sweep's own (the same keys, `run_plan`).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Optional
@@ -51,8 +52,23 @@ from engine.experiments.protocol import Unit, digest
 if TYPE_CHECKING:
     import pandas as pd
 
-TEXT_STRATEGIES = ("scratch", "probe", "lora", "finetune")
+TEXT_STRATEGIES = ("scratch", "probe", "lora", "finetune")  # and lora:r<rank>, LoRA of that rank
 DETERMINISTIC = ("scratch", "probe")  # the same labels give the same run whatever the seed
+TEXT_LORA_RANKS = (1, 2, 4, 8, 16, 32, 64)  # ranks a lora:r<rank> strategy may have
+_LORA_NAME = re.compile(r"lora:r(\d+)")
+
+
+def lora_rank(strategy: str) -> Optional[int]:
+    """The LoRA rank of a text strategy ('lora': LORA_RANK; 'lora:r4': 4); None for the others."""
+    if strategy == "lora":
+        return LORA_RANK
+    found = _LORA_NAME.fullmatch(strategy)
+    return int(found.group(1)) if found else None
+
+
+def is_text_strategy(strategy: str) -> bool:
+    return strategy in TEXT_STRATEGIES or (
+        _LORA_NAME.fullmatch(strategy) is not None and lora_rank(strategy) in TEXT_LORA_RANKS)
 LORA_RANK, LORA_ALPHA = 8, 16
 TUNE_STEPS, TUNE_BATCH = 30, 16  # AdamW steps on the labelled sentences, sentences per step
 TUNE_LR = {"lora": 1e-3, "finetune": 5e-5}  # the encoder's rate (the head: HEAD_LR)
@@ -77,9 +93,11 @@ def features_name(strategy: str, encoder: str) -> str:
     """What a strategy's classifier reads, as run keys write it."""
     info = TEXT_ENCODERS[encoder]
     model = f"{info.name}:{info.folder[-1]}"
+    rank = lora_rank(strategy)
+    if rank is not None:  # alpha = 2 x rank: the same scale alpha / r at every rank
+        return (f"{model}:lora-r{rank}-a{2 * rank}-qv:{TUNE_STEPS}x{TUNE_BATCH}"
+                f"@{TUNE_LR['lora']}")
     return {"scratch": "tfidf-words-1-2", "probe": model,
-            "lora": f"{model}:lora-r{LORA_RANK}-a{LORA_ALPHA}-qv:{TUNE_STEPS}x{TUNE_BATCH}"
-                    f"@{TUNE_LR['lora']}",
             "finetune": f"{model}:full:{TUNE_STEPS}x{TUNE_BATCH}@{TUNE_LR['finetune']}"}[strategy]
 
 
@@ -112,9 +130,10 @@ class TextSweepSpec:
             raise ValueError(f"unknown text encoder {self.encoder!r}; known: "
                              f"{', '.join(TEXT_ENCODERS)}")
         strategies = tuple(dict.fromkeys(self.strategies))
-        unknown = [s for s in strategies if s not in TEXT_STRATEGIES]
+        unknown = [s for s in strategies if not is_text_strategy(s)]
         if not strategies or unknown:
-            raise ValueError(f"a text sweep compares {', '.join(TEXT_STRATEGIES)}"
+            raise ValueError(f"a text sweep compares {', '.join(TEXT_STRATEGIES)} (or "
+                             f"lora:r<rank>, rank among {', '.join(map(str, TEXT_LORA_RANKS))})"
                              + (f"; not {', '.join(unknown)}" if unknown else ""))
         labels = tuple(sorted(dict.fromkeys(self.labels_per_class), key=lambda k: (k == ALL_LABELS, k)))
         if not labels or any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in labels):
@@ -233,7 +252,7 @@ class TextContext:
         idx = (sample_labels(target.data.y, target.split, plan.labels_per_class, plan.seed)
                if not plan.source or plan.labels_per_class else np.zeros(0, dtype=np.int64))
         test = target.split.test_idx
-        if plan.strategy in ("lora", "finetune"):
+        if plan.strategy not in DETERMINISTIC:
             predicted, trainable, steps = self.tune(plan, target, idx, test, should_stop)
             if predicted is None:
                 return None
@@ -275,7 +294,8 @@ class TextContext:
         try:
             torch.manual_seed(plan.seed)
             tokenizer, model = load_encoder(encoder.path(), encoder.weights_sha256)
-            if plan.strategy == "lora":
+            rank = lora_rank(plan.strategy)
+            if rank is not None:
                 import warnings
 
                 from peft import LoraConfig, get_peft_model
@@ -283,11 +303,12 @@ class TextContext:
                 warnings.filterwarnings("ignore", category=FutureWarning,
                                         module=r"transformers\..*")  # peft asks a renamed property
                 model = get_peft_model(model, LoraConfig(
-                    r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
+                    r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
                     target_modules=["query", "value"]))
             head = torch.nn.Linear(model.config.hidden_size, target.data.n_classes)
             trainable = [p for p in model.parameters() if p.requires_grad]
-            optimizer = torch.optim.AdamW([{"params": trainable, "lr": TUNE_LR[plan.strategy]},
+            rate = TUNE_LR["lora" if rank is not None else plan.strategy]
+            optimizer = torch.optim.AdamW([{"params": trainable, "lr": rate},
                                            {"params": head.parameters(), "lr": HEAD_LR}])
             generator = torch.Generator().manual_seed(plan.seed)
             texts = [target.data.texts[i] for i in idx]

@@ -23,12 +23,16 @@ from engine.core.text import (MAX_TEXT_BYTES, MAX_TEXT_SENTENCES, MIN_TEXT_PER_C
                               TEXT_DATASETS, import_text, text_title, text_uploads)
 from engine.experiments.lessons.links import MAX_SEEDS
 from engine.experiments.lessons.text import (ADDED_CHOICES, SENTIMENT, TEXT_LABEL_CHOICES,
-                                             TextCurveSettings, TextShiftSettings)
+                                             TRADEOFF_LABELS, TextCurveSettings, TextLoraSettings,
+                                             TextShiftSettings, model_weights, rank_sort,
+                                             trainable_of)
+from engine.experiments.readings.lora import tradeoff_readings
 from engine.experiments.readings.curves import sweep_readings
 from engine.experiments.readings.text import adapt_sentence, corpus_name, shift_sentence
 from engine.experiments.stats import point_label, strategy_label, summarize
 from engine.experiments.text_sweep import (DETERMINISTIC, LORA_RANK, SOURCE_LABELS,
-                                           TEXT_STRATEGIES, majority_baseline, mistakes)
+                                           TEXT_LORA_RANKS, TEXT_STRATEGIES, lora_rank,
+                                           majority_baseline, mistakes)
 from ui.kit.exports import show_chart
 from ui.kit.figures import chart_layout, error_bars, reference_line, strategy_color
 from ui.kit.jobs import stored
@@ -38,6 +42,7 @@ from ui.kit.shell import page_view
 from ui.kit.tables import show_table
 from ui.kit.text import plain, plural
 from ui.kit.visitor import take_upload
+from ui.lessons.lora import tradeoff_figure
 from ui.lessons.curves import chart_caption, curve_figure
 
 
@@ -290,4 +295,77 @@ def shift_results(settings: TextShiftSettings, notes) -> None:
 
 TEXT_SHIFT = Section("transfer_on_text", "shift", TextShiftSettings, shift_form,
                      live=lambda s: shift_chart(s, "text_shift_live"), results=shift_results)
-SECTIONS = (TEXT_CURVES, TEXT_SHIFT)
+
+
+def lora_form(current: TextLoraSettings) -> Optional[Callable[[], TextLoraSettings]]:
+    """The corpus, the labelled-set size, the LoRA ranks and the seeds."""
+    with st.form("text_lora_settings", border=True):
+        left, right = st.columns([3, 2])
+        names = list(TEXT_DATASETS) + [u.name for u in text_uploads()]
+        if current.target not in names:
+            names.append(current.target)
+        target = left.selectbox("Corpus", names, index=names.index(current.target),
+                                format_func=text_title, key="text_lora_target")
+        labels = right.selectbox("Labels per class", TRADEOFF_LABELS,
+                                 index=TRADEOFF_LABELS.index(current.labels_per_class),
+                                 key="text_lora_labels")
+        left, right = st.columns([4, 1])
+        ranks = left.multiselect("LoRA ranks", TEXT_LORA_RANKS, default=list(current.ranks),
+                                 help="r: the rank of the update LoRA learns beside each query "
+                                      "and value projection (6 layers, 2 each). Each rank, and "
+                                      "full fine-tuning, is about 15 s a run on two cores.")
+        seeds = right.number_input("Seeds", 1, MAX_SEEDS, current.seeds, key="text_lora_seeds")
+        run = st.form_submit_button("Run", type="primary", icon=":material/play_arrow:")
+    return (lambda: TextLoraSettings(target, int(labels), tuple(ranks), int(seeds))) if run else None
+
+
+def lora_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy: trainable weights (counted in the run), share of MiniLM, accuracy, seconds."""
+    total = model_weights()
+    rows = []
+    for _, row in summarize(records).iterrows():
+        strategy = str(row["strategy"])
+        runs = records[records["strategy"] == strategy]
+        n = trainable_of(records, strategy)
+        rows.append({"strategy": strategy, "Strategy": strategy_label(strategy),
+                     "rank": lora_rank(strategy), "Trainable parameters": n,
+                     "% of the model": 100.0 * n / total, "Mean test accuracy (%)": row["mean"],
+                     "± std": row["std"], "Seeds": int(row["seeds"]),
+                     "Seconds per run": float(runs["train_seconds"].mean())})
+    return pd.DataFrame(rows).sort_values("strategy", key=lambda c: c.map(rank_sort), kind="stable")
+
+
+def lora_chart(settings: TextLoraSettings, key: str):
+    records = stored(settings)
+    if not records.empty:
+        show_chart(tradeoff_figure(lora_table(records)), key, runs=records,
+                   name=f"text-lora-{settings.target}")
+    return records
+
+
+def lora_results(settings: TextLoraSettings, notes) -> None:
+    total = len(settings.experiment().units())
+    records = lora_chart(settings, "text_lora")
+    if records.empty:
+        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run.",
+                icon=":material/info:")
+        return
+    missing_note(len(records), total, notes)
+    table = lora_table(records)
+    show_table(table.drop(columns=["strategy", "rank"]), "text_lora_table",
+               formats={"Trainable parameters": ",d", "% of the model": ".3f",
+                        "Mean test accuracy (%)": ".1f", "± std": ".1f",
+                        "Seconds per run": ".1f"})
+    st.caption(f"{labels_per_class_text(settings.labels_per_class)} of "
+               f"{text_title(settings.target)}. Trainable parameters: counted in each run, the "
+               "new classification head included (the probe's is its logistic regression). "
+               "Seconds per run: on the machine that trained it, loading MiniLM included; the "
+               "probe's is its logistic regression alone, since the corpus's MiniLM features "
+               "are computed once and kept for every run.")
+    show_readings(tradeoff_readings(records, lambda s: trainable_of(records, s), model_weights()),
+                  settings, "text_lora")
+
+
+TEXT_LORA = Section("transfer_on_text", "lora", TextLoraSettings, lora_form,
+                    live=lambda s: lora_chart(s, "text_lora_live"), results=lora_results)
+SECTIONS = (TEXT_CURVES, TEXT_LORA, TEXT_SHIFT)

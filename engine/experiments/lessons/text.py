@@ -20,10 +20,11 @@ from engine.core.text import TEXT_DATASETS, is_text_dataset
 from engine.experiments.lessons.links import QueryReader
 from engine.experiments.readings.common import Sentence
 from engine.experiments.readings.curves import sweep_readings
+from engine.experiments.readings.lora import tradeoff_readings
 from engine.experiments.readings.text import shift_readings
 from engine.experiments.text_sweep import (DETERMINISTIC, SHIFT_ADDED, SHIFT_SOURCE, SHIFT_TARGETS,
-                                           TEXT_STRATEGIES, TextShiftSpec,
-                                           TextSweepSpec)
+                                           TEXT_LORA_RANKS, TEXT_STRATEGIES, TextShiftSpec,
+                                           TextSweepSpec, lora_rank)
 
 TEXT_LABEL_CHOICES = (1, 2, 5, 10, 20, 50, 100, ALL_LABELS)
 _DEFAULT_LABELS = (1, 5, 20, 100, ALL_LABELS)
@@ -171,5 +172,93 @@ class TextShiftSettings:
         return shift_readings(self.records(store), self.source)
 
 
+TRADEOFF_LABELS = (5, 20, 100)
+
+
+@dataclass(frozen=True)
+class TextLoraSettings:
+    """The LoRA trade-off on MiniLM: LoRA at several ranks, beside the linear probe and full
+    fine-tuning, at one labelled-set size of one corpus."""
+
+    PARAMS: ClassVar[tuple[str, ...]] = ("tl_target", "tl_labels", "tl_ranks", "tl_seeds")
+
+    target: str = "amazon_reviews"
+    labels_per_class: int = 20
+    ranks: tuple[int, ...] = (1, 4, 16)
+    seeds: int = 3
+
+    def __post_init__(self):
+        if not is_text_dataset(self.target):
+            raise ValueError(f"the corpus is one of {', '.join(TEXT_DATASETS)} or sentences "
+                             "uploaded to this server")
+        if self.labels_per_class not in TRADEOFF_LABELS:
+            raise ValueError(f"labels per class are one of {', '.join(map(str, TRADEOFF_LABELS))}")
+        ranks = tuple(sorted(set(self.ranks)))
+        if not ranks or any(r not in TEXT_LORA_RANKS for r in ranks):
+            raise ValueError(f"LoRA ranks are among {', '.join(map(str, TEXT_LORA_RANKS))}")
+        object.__setattr__(self, "ranks", ranks)
+        self.experiment()  # validates the seeds
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, str]) -> tuple["TextLoraSettings", list[str]]:
+        reader, fields = QueryReader(params), {}
+        target = params.get("tl_target")
+        if target is not None:
+            if is_text_dataset(target):
+                fields["target"] = target
+            else:
+                reader.notices.append("the link's corpus for the LoRA trade-off is not known "
+                                      "here; using the default")
+        fields["labels_per_class"] = reader.size("tl_labels", TRADEOFF_LABELS, cls.labels_per_class)
+        ranks = reader.items("tl_ranks")
+        if ranks is not None:
+            if ranks and all(r.isdecimal() and int(r) in TEXT_LORA_RANKS for r in ranks):
+                fields["ranks"] = tuple(int(r) for r in ranks)
+            else:
+                reader.notices.append("the link's LoRA ranks are not all among "
+                                      f"{', '.join(map(str, TEXT_LORA_RANKS))}; using the default")
+        fields["seeds"] = reader.seeds("tl_seeds", cls.seeds)
+        return cls(**fields), reader.notices
+
+    def to_query(self) -> dict[str, str]:
+        return {"tl_target": self.target, "tl_labels": str(self.labels_per_class),
+                "tl_ranks": ",".join(map(str, self.ranks)), "tl_seeds": str(self.seeds)}
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return ("probe", *(f"lora:r{r}" for r in self.ranks), "finetune")
+
+    def experiment(self) -> TextSweepSpec:
+        return TextSweepSpec(target=self.target, strategies=self.strategies,
+                             labels_per_class=(self.labels_per_class,), seeds=self.seeds)
+
+    def records(self, store: ResultStore) -> pd.DataFrame:
+        return records_frame(store.get_many(u.key for u in self.experiment().units()))
+
+    def readings(self, store: ResultStore) -> list[Sentence]:
+        """The best LoRA rank against the other ranks, fine-tuning and the probe."""
+        records = self.records(store)
+        return tradeoff_readings(records, lambda s: trainable_of(records, s), model_weights())
+
+
+def trainable_of(records: pd.DataFrame, strategy: str) -> int:
+    """The exact trainable weights of a strategy's runs (each run counts its own)."""
+    found = records.loc[records["strategy"] == strategy, "trainable"]
+    return int(found.max()) if len(found) else 0
+
+
+def model_weights(encoder: str = "minilm") -> int:
+    """MiniLM's weights, counted exactly from its configuration."""
+    from engine.core.text_models import TEXT_ENCODERS, encoder_weights
+
+    return encoder_weights(TEXT_ENCODERS[encoder].path())
+
+
+def rank_sort(strategy: str) -> tuple:
+    """probe, the LoRA ranks in order, then fine-tuning."""
+    rank = lora_rank(strategy)
+    return (0 if strategy == "probe" else 1 if rank is not None else 2, rank or 0)
+
+
 LESSON = "transfer_on_text"  # the page's file stem, and the command line's lesson name
-SECTIONS = {"curves": TextCurveSettings, "shift": TextShiftSettings}
+SECTIONS = {"curves": TextCurveSettings, "shift": TextShiftSettings, "lora": TextLoraSettings}
