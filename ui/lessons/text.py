@@ -321,7 +321,7 @@ def lora_form(current: TextLoraSettings) -> Optional[Callable[[], TextLoraSettin
 
 def lora_table(records: pd.DataFrame) -> pd.DataFrame:
     """Per strategy: trainable weights (counted in the run), share of MiniLM, accuracy, seconds."""
-    total = model_weights()
+    total = model_weights(str(records["target"].iloc[0]))
     rows = []
     for _, row in summarize(records).iterrows():
         strategy = str(row["strategy"])
@@ -358,12 +358,13 @@ def lora_results(settings: TextLoraSettings, notes) -> None:
                         "Seconds per run": ".1f"})
     st.caption(f"{labels_per_class_text(settings.labels_per_class)} of "
                f"{text_title(settings.target)}. Trainable parameters: counted in each run, the "
-               "new classification head included (the probe's is its logistic regression). "
+               "new classification head included (the probe's is its logistic regression); "
+               "the model is MiniLM and that head. "
                "Seconds per run: on the machine that trained it, loading MiniLM included; the "
                "probe's is its logistic regression alone, since the corpus's MiniLM features "
                "are computed once and kept for every run.")
-    show_readings(tradeoff_readings(records, lambda s: trainable_of(records, s), model_weights()),
-                  settings, "text_lora")
+    show_readings(tradeoff_readings(records, lambda s: trainable_of(records, s),
+                                    model_weights(settings.target)), settings, "text_lora")
 
 
 TEXT_LORA = Section("transfer_on_text", "lora", TextLoraSettings, lora_form,

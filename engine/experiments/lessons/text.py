@@ -238,7 +238,8 @@ class TextLoraSettings:
     def readings(self, store: ResultStore) -> list[Sentence]:
         """The best LoRA rank against the other ranks, fine-tuning and the probe."""
         records = self.records(store)
-        return tradeoff_readings(records, lambda s: trainable_of(records, s), model_weights())
+        return tradeoff_readings(records, lambda s: trainable_of(records, s),
+                                 model_weights(self.target))
 
 
 def trainable_of(records: pd.DataFrame, strategy: str) -> int:
@@ -247,11 +248,21 @@ def trainable_of(records: pd.DataFrame, strategy: str) -> int:
     return int(found.max()) if len(found) else 0
 
 
-def model_weights(encoder: str = "minilm") -> int:
-    """MiniLM's weights, counted exactly from its configuration."""
+def model_weights(target: str, encoder: str = "minilm") -> int:
+    """The weights full fine-tuning trains on `target`: the encoder's (counted exactly from its
+    configuration) and the new head's (a weight per feature and class, a bias per class)."""
+    from engine.core.text import load_text
     from engine.core.text_models import TEXT_ENCODERS, encoder_weights
 
-    return encoder_weights(TEXT_ENCODERS[encoder].path())
+    folder = TEXT_ENCODERS[encoder].path()
+    classes = load_text(target).n_classes
+    return encoder_weights(folder) + (hidden_size(folder) + 1) * classes
+
+
+def hidden_size(folder) -> int:
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(str(folder), local_files_only=True).hidden_size)
 
 
 def rank_sort(strategy: str) -> tuple:
