@@ -180,7 +180,7 @@ def own_sentences(settings: TextCurveSettings) -> None:
                        if info.dropped else "")
             st.success(f"{sum(info.counts):,} sentences in {len(info.class_names)} classes: "
                        f"{classes}.{dropped} Pick **{plain(text_title(info.name))}** as the "
-                       "Corpus below and press Run.", icon=":material/check_circle:")
+                       "Corpus in the form and press Run.", icon=":material/check_circle:")
 
 
 TEXT_CURVES = Section("transfer_on_text", "curves", TextCurveSettings, text_form,
