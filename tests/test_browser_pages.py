@@ -677,13 +677,25 @@ OWN_TEXT = {"glad": ["what a lovely day", "I loved every minute", "a warm and ki
 
 
 def transfer_on_text(lab: Lab) -> None:
-    """The shipped curves show from the sections pack; the visitor's own sentences (one text
-    file per class) upload through the real file input, and a tiny Run on them (the probe and
-    LoRA, 1 label per class, one seed) computes their MiniLM features in the worker and tunes
-    the transformer with LoRA once."""
+    """Predict first hides the curves until a prediction is saved; then the shipped curves show
+    from the sections pack; the visitor's own sentences (one text file per class) upload
+    through the real file input, and a tiny Run on them (the probe and LoRA, 1 label per class,
+    one seed) computes their MiniLM features in the worker and tunes the transformer with LoRA
+    once."""
+    from playwright.sync_api import expect
+
     from engine.experiments.lessons.text import TextCurveSettings
 
     page = lab.page
+    _await(page, page.get_by_text(re.compile(r"^Predict first: the curves and the head start")),
+           "the hidden curves", 60)
+    box = page.get_by_role("spinbutton", name="Linear probe at 1 label per class (%)", exact=True)
+    box.fill("70")
+    box.press("Tab")
+    expect(box).to_have_value("70.0")
+    page.get_by_role("button", name="Save my predictions").click()
+    _await(page, page.get_by_text(re.compile(r"^Your predictions against the runs")),
+           "the prediction's report", 60)
     page.get_by_text("Use your own sentences").click()
     uploader = page.locator("[data-testid='stFileUploader']").first
     uploader.locator("input[type='file']").set_input_files(files=[

@@ -629,3 +629,25 @@ def test_the_projected_class_view_marks_the_right_answers_only_once_revealed():
     next(t for t in at.toggle if t.label == REVEAL).set_value(True).run()
     marked = [p.proto.text for p in at.get("progress") if p.proto.text.startswith("✓ right answer: ")]
     assert len(marked) == len(QUESTIONS)
+
+
+def test_the_text_curves_wait_for_a_prediction_that_stays_out_of_a_class(empty_default_store):
+    """Transfer on text: Predict first hides the curves (from the lesson pack) until a
+    prediction is saved; then the chart draws it and the page says how far off it was. The
+    prediction is the text page's own: Transfer curves' predictions (a class's) are untouched."""
+    at = open_page("pages/transfer_on_text.py")
+    _no_errors(at)
+    assert "Predict first: the curves and the head start" in texts(at.info)
+    assert not any("your prediction" in t.get("name", "") for c in charts(at) for t in c["data"])
+    before = len(charts(at))  # the LoRA trade-off and the shift still draw theirs
+    assert "always answering the commoner class scores 58.7%" in texts(at.markdown)
+    widget(at.number_input, "Linear probe at 5 labels per class (%)").set_value(80.0)
+    at = _button(at, "Save my predictions").click().run()
+    _no_errors(at)
+    assert len(charts(at)) == before + 1
+    traces = [t for t in charts(at)[0]["data"] if "your prediction" in t.get("name", "")]
+    assert [t["y"] for t in traces] == [[80.0]]
+    assert "Linear probe at 5 labels per class: you predicted 80.0%, the runs averaged" in \
+        texts(at.markdown)
+    assert at.session_state["transfer_on_text.predictions"] == {("probe", 5): 80.0}
+    assert "transfer_curves.predictions" not in at.session_state

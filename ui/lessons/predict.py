@@ -1,6 +1,8 @@
-"""Predict first, on the Transfer curves page: the learner types the accuracy they expect for
-each strategy at a few labelled-set sizes, and once runs are stored the chart and a few
-sentences compare prediction with result.
+"""Predict first, on the Transfer curves and Transfer on text pages: the learner types the
+accuracy they expect for each strategy at a few labelled-set sizes, and once runs are stored
+the chart and a few sentences compare prediction with result. A `Topic` says which page's
+predictions these are (their session keys, what guessing scores there, whether a class pools
+them: Transfer curves' do, the text page's stay in the learner's session).
 
 Until the learner has saved predictions for the settings shown, or chosen to see the results
 without them (Skip in the form; Show the results, for a teacher, where the results would be),
@@ -16,7 +18,8 @@ Nothing here trains.
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -37,6 +40,21 @@ REVEALED_KEY = "transfer_curves.revealed"
 MAX_SIZES = 4  # labelled-set sizes offered for predictions
 
 
+@dataclass(frozen=True)
+class Topic:
+    """Whose predictions: a page's session keys, widget keys and words."""
+
+    predictions_key: str  # session_state: {(strategy, k): accuracy %}
+    revealed_key: str  # session_state: experiments whose results the learner chose to see
+    widgets: str  # prefix of the form's widget keys ("" for Transfer curves, as before)
+    chance: Callable[[object], str]  # spec -> what guessing scores there, in words
+    pooled: bool  # saved predictions go to the learner's class, whose reveal they wait for
+
+
+CURVES_TOPIC = Topic(PREDICTIONS_KEY, REVEALED_KEY, "",
+                     lambda spec: "10% is guessing among the ten digits", pooled=True)
+
+
 def prediction_sizes(spec: SweepSpec) -> list[int]:
     """Up to MAX_SIZES of the spec's labels per class: the two smallest (where pretraining
     matters most), the largest, and one from the middle. 'all' is left out: its size is only
@@ -48,22 +66,28 @@ def prediction_sizes(spec: SweepSpec) -> list[int]:
     return [sizes[0], sizes[1], middle[len(middle) // 2], sizes[-1]]
 
 
-def _reveal(key: str) -> None:
-    st.session_state.setdefault(REVEALED_KEY, set()).add(key)
+def _reveal(key: str, topic: Topic = CURVES_TOPIC) -> None:
+    st.session_state.setdefault(topic.revealed_key, set()).add(key)
 
 
-def _saved() -> dict:
+def _saved(topic: Topic = CURVES_TOPIC) -> dict:
     """This session's saved predictions, {(strategy, k): %}; a new session starts from the
-    ones the learner saved earlier (`EARLIER_PREDICTIONS`), if any."""
-    if PREDICTIONS_KEY not in st.session_state:
+    ones the learner saved earlier (`EARLIER_PREDICTIONS`, a class's), if any."""
+    if topic.predictions_key not in st.session_state:
         earlier: dict = {}
-        for found in emit(EARLIER_PREDICTIONS):
-            earlier.update(found)
-        st.session_state[PREDICTIONS_KEY] = earlier
-    return st.session_state[PREDICTIONS_KEY]
+        if topic.pooled:
+            for found in emit(EARLIER_PREDICTIONS):
+                earlier.update(found)
+        st.session_state[topic.predictions_key] = earlier
+    return st.session_state[topic.predictions_key]
 
 
-def results_shown(spec: SweepSpec, predictions: dict) -> bool:
+def _held(topic: Topic) -> Optional[str]:
+    """Why a class holds these results back (only a class's own page: pooled predictions)."""
+    return held_back() if topic.pooled else None
+
+
+def results_shown(spec: SweepSpec, predictions: dict, topic: Topic = CURVES_TOPIC) -> bool:
     """True when the spec's results may be drawn: the learner saved predictions for it, chose
     to see them without predicting, or it has no size to predict, and no class holds them
     back. In presentation mode and the handout always (presentation mode holds them back
@@ -71,15 +95,15 @@ def results_shown(spec: SweepSpec, predictions: dict) -> bool:
     if page_view():
         return True
     return ((bool(predictions) or not prediction_sizes(spec)
-             or spec.key() in st.session_state.get(REVEALED_KEY, set()))
-            and not held_back())
+             or spec.key() in st.session_state.get(topic.revealed_key, set()))
+            and not _held(topic))
 
 
-def hidden_results(spec: SweepSpec) -> None:
+def hidden_results(spec: SweepSpec, topic: Topic = CURVES_TOPIC) -> None:
     """Where the spec's results would be, while they are hidden: why, and Show the results
     (for a teacher showing them to a class without predictions); in a class that holds them
     back, only why, and the page waits for the teacher's reveal."""
-    held = held_back()
+    held = _held(topic)
     if held:
         st.info(f"Blind until revealed: {held} The curves and the head start appear here by "
                 "themselves once your teacher shows them.", icon=":material/visibility_off:")
@@ -88,14 +112,15 @@ def hidden_results(spec: SweepSpec) -> None:
     st.info("Predict first: the curves and the head start of these settings stay hidden until "
             "you save your predictions above, or press Skip there.",
             icon=":material/visibility_off:")
-    st.button("Show the results", key="predict.reveal", on_click=_reveal, args=(spec.key(),),
+    st.button("Show the results", key=f"{topic.widgets}predict.reveal", on_click=_reveal,
+              args=(spec.key(), topic),
               icon=":material/visibility:",
               help="For a teacher showing the results to a class: shows the curves of these "
                    "settings without asking for predictions.")
 
 
 def prediction_grid(strategies: Sequence[str], sizes: Sequence[int],
-                    saved: dict) -> dict[tuple[str, int], float | None]:
+                    saved: dict, widgets: str = "") -> dict[tuple[str, int], float | None]:
     """One number input per strategy and size, each with its own label ('Linear probe at 5
     labels per class (%)'). On a wide screen they form a grid (sizes across, strategies down)
     and the labels are left to screen readers; on a narrow one, where the columns stack, the
@@ -127,54 +152,56 @@ def prediction_grid(strategies: Sequence[str], sizes: Sequence[int],
                 values[(strategy, k)] = column.number_input(
                     f"{strategy_label(strategy)} at {labels_per_class_text(k)} (%)",
                     min_value=0.0, max_value=100.0, value=saved.get((strategy, k)), step=1.0,
-                    format="%.1f", key=f"predict.{strategy}.{k}", placeholder="%")
+                    format="%.1f", key=f"{widgets}predict.{strategy}.{k}", placeholder="%")
     return values
 
 
-def saved_predictions(spec: SweepSpec) -> dict[tuple[str, int], float]:
+def saved_predictions(spec: SweepSpec, topic: Topic = CURVES_TOPIC) -> dict[tuple[str, int], float]:
     """The learner's saved predictions that apply to `spec` (its strategies, the sizes offered);
     none in presentation mode and the handout."""
     if page_view():
         return {}
     sizes = prediction_sizes(spec)
-    return {key: v for key, v in _saved().items()
+    return {key: v for key, v in _saved(topic).items()
             if key[0] in spec.strategies and key[1] in sizes}
 
 
-def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
+def prediction_panel(spec: SweepSpec, topic: Topic = CURVES_TOPIC) -> dict[tuple[str, int], float]:
     """The predictions form for the spec's strategies; returns the saved predictions that
     apply to this spec (possibly none). Skip marks the spec's results as shown. Nothing in
     presentation mode and the handout (the class predicts aloud; a handout has no inputs)."""
     if page_view():
         return {}
-    saved, held = _saved(), held_back()
+    saved, held = _saved(topic), _held(topic)
     sizes = prediction_sizes(spec)
     applies = {key: v for key, v in saved.items()
                if key[0] in spec.strategies and key[1] in sizes}
     with st.expander("Predict first: how accurate will each strategy be?",
                      expanded=not applies, icon=":material/psychology:"):
         st.markdown(
-            "Before you press Run, write down the test accuracy you expect, in percent: 10% "
-            "is guessing among the ten digits, 100% is perfect. Leave a box empty to skip it. "
+            "Before you press Run, write down the test accuracy you expect, in percent: "
+            f"{topic.chance(spec)}, 100% is perfect. Leave a box empty to skip it. "
             "Your predictions are drawn on the chart as dashed lines labelled **your "
             "prediction**, and once the runs are stored the page says how far off each one "
             "was. " + ("In your class, the results stay hidden until your teacher shows "
                        "them, and your saved predictions are kept with the class."
                        if held else "Until you save predictions or press Skip, the results of "
-                       "these settings stay hidden. They stay in this browser session only."))
+                       "these settings stay hidden. They stay in this browser session only"
+                       + ("" if topic.pooled else ", and a class does not collect them")
+                       + "."))
         if not sizes:
             st.caption("Choose at least one number of labels per class other than 'all' to "
                        "predict.")
             return {}
-        with st.form("predictions", border=False):
-            values = prediction_grid(spec.strategies, sizes, saved)
+        with st.form(f"{topic.widgets}predictions", border=False):
+            values = prediction_grid(spec.strategies, sizes, saved, topic.widgets)
             save_column, skip_column = st.columns(2)
             save = save_column.form_submit_button("Save my predictions", icon=":material/save:")
             skip = not held and skip_column.form_submit_button(  # in a blind class, no Skip
                 "Skip", icon=":material/skip_next:",
                 help="See the results of these settings without predicting.")
         if skip:
-            _reveal(spec.key())
+            _reveal(spec.key(), topic)
         if save:
             for key, value in values.items():
                 if value is None:
@@ -184,7 +211,8 @@ def prediction_panel(spec: SweepSpec) -> dict[tuple[str, int], float]:
             applies = {key: v for key, v in saved.items()
                        if key[0] in spec.strategies and key[1] in sizes}
             st.caption(f"Saved {len(applies)} prediction{'s' if len(applies) != 1 else ''}.")
-            emit(PREDICTIONS_SAVED, predictions=saved)  # a learner in a class: to the class too
+            if topic.pooled:  # a learner in a class: to the class too
+                emit(PREDICTIONS_SAVED, predictions=saved)
     return applies
 
 

@@ -43,6 +43,8 @@ from ui.kit.tables import show_table
 from ui.kit.text import plain, plural
 from ui.kit.visitor import take_upload
 from ui.lessons.lora import tradeoff_figure
+from ui.lessons.predict import (Topic, figure_with_predictions, hidden_results, prediction_panel,
+                                prediction_report, results_shown, saved_predictions)
 from ui.lessons.curves import chart_caption, curve_figure
 
 
@@ -79,21 +81,49 @@ def text_form(current: TextCurveSettings) -> Optional[Callable[[], TextCurveSett
         if run else None
 
 
-def text_chart(settings: TextCurveSettings, key: str):
-    """Both curves from what is stored, with the majority-class line; their runs."""
+TEXT_TOPIC = Topic(
+    "transfer_on_text.predictions", "transfer_on_text.revealed", "text_",
+    lambda spec: (f"always answering the commoner class scores "
+                  f"{majority_baseline(spec.target):.1f}% on these test sentences"), pooled=False)
+
+
+def text_chart(settings: TextCurveSettings, key: str, predictions: Optional[dict] = None):
+    """The curves from what is stored, with the majority-class line and the learner's
+    predictions; their runs."""
     records = stored(settings)
     if not records.empty:
-        figure = go.Figure(curve_figure(records, settings.experiment().strategies))  # a copy
+        strategies = settings.experiment().strategies
+        figure = go.Figure(curve_figure(records, strategies))  # a copy
         reference_line(figure, majority_baseline(settings.target),
                        "always the commoner side (majority class)")
-        show_chart(figure, key, runs=records, name=f"text-curves-{settings.target}")
+        show_chart(figure_with_predictions(figure, predictions or {}, strategies), key,
+                   runs=records, name=f"text-curves-{settings.target}")
     return records
 
 
+def text_before(settings: TextCurveSettings) -> None:
+    """Predict first: the learner's guesses for these settings, before or after Run."""
+    prediction_panel(settings.experiment(), TEXT_TOPIC)
+
+
+def text_live(settings: TextCurveSettings) -> None:
+    spec = settings.experiment()
+    if results_shown(spec, saved_predictions(spec, TEXT_TOPIC), TEXT_TOPIC):
+        text_chart(settings, "text_curves_live")
+    else:
+        hidden_results(spec, TEXT_TOPIC)
+
+
 def text_results(settings: TextCurveSettings, notes) -> None:
-    """The chart and the reading, or an invitation to press Run."""
-    total = len(settings.experiment().units())
-    records = text_chart(settings, "text_curves")
+    """The chart and the reading, or an invitation to press Run; hidden until the learner
+    has predicted or skipped (Predict first)."""
+    spec = settings.experiment()
+    total = len(spec.units())
+    predictions = saved_predictions(spec, TEXT_TOPIC)
+    if not results_shown(spec, predictions, TEXT_TOPIC):
+        hidden_results(spec, TEXT_TOPIC)
+        return
+    records = text_chart(settings, "text_curves", predictions)
     if records.empty:
         st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run.",
                 icon=":material/info:")
@@ -104,6 +134,7 @@ def text_results(settings: TextCurveSettings, notes) -> None:
                "probe: MiniLM's frozen sentence features. Both end in the same logistic "
                "regression.")
     show_readings(sweep_readings(records), settings, "text_curves")
+    prediction_report(records, predictions)
     error_table(records)
 
 
@@ -184,8 +215,8 @@ def own_sentences(settings: TextCurveSettings) -> None:
 
 
 TEXT_CURVES = Section("transfer_on_text", "curves", TextCurveSettings, text_form,
-                      live=lambda s: text_chart(s, "text_curves_live"), results=text_results,
-                      above=own_sentences)
+                      live=text_live, results=text_results, above=own_sentences,
+                      before=text_before)
 
 
 def shift_form(current: TextShiftSettings) -> Optional[Callable[[], TextShiftSettings]]:
