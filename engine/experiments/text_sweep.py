@@ -45,7 +45,7 @@ from engine import ENGINE_VERSION
 from engine.core.datasets import (ALL_LABELS, SPLIT_SEED, TEST_FRACTION, labels_text,
                                   sample_labels, split_target)
 from engine.core.datatypes import DatasetError
-from engine.core.text import TextData, is_text_dataset, load_text, text_title
+from engine.core.text import TextData, corpus_digest, is_text_dataset, load_text, text_title
 from engine.core.text_models import TEXT_ENCODERS, cached_text_features
 from engine.experiments.protocol import Unit, digest
 
@@ -105,12 +105,12 @@ def run_plan(target: str, strategy: str, encoder: str, labels_per_class: int, se
              C: float, source: str = "") -> TextRunPlan:
     """One text run and its key: the corpus (by content), the split, what the classifier reads,
     the labels, the seed, and the source corpus when one joins the training."""
-    key = {"kind": "text-run", "target": target, "corpus": load_text(target).digest,
+    key = {"kind": "text-run", "target": target, "corpus": corpus_digest(target),
            "split": [SPLIT_SEED, TEST_FRACTION], "C": C, "engine": ENGINE_VERSION,
            "strategy": strategy, "features": features_name(strategy, encoder),
            "labels_per_class": labels_per_class, "seed": seed}
     if source:
-        key["source"] = [source, load_text(source).digest, SOURCE_LABELS]
+        key["source"] = [source, corpus_digest(source), SOURCE_LABELS]
     return TextRunPlan(strategy, labels_per_class, seed, digest(key), target, source)
 
 

