@@ -139,6 +139,8 @@ PAGES = {
     "lora_lab": ("LoRA lab", _lora, 4),
     "data_models": ("Data and models", None, 1),
     "flashcards": ("Flashcards", _flashcards, 1),
+    # the LoRA trade-off's table and, once predict first lets the curves show, the error table
+    "transfer_on_text": ("Transfer on text", _show_results, 2),
 }
 
 

@@ -314,6 +314,9 @@ def test_the_error_table_lists_what_each_run_got_wrong(tiny_text, tmp_path):
         assert wrong == round((100 - run["test_accuracy"]) / 100 * found.tested)
         assert (found.table[run["strategy"]] != found.table["true class"]).sum() == wrong
     assert found.wrong_by_all <= min(found.wrong.values())
+    misses = sum((found.table[s] != found.table["true class"]).astype(int) for s in found.wrong)
+    assert misses.is_monotonic_increasing and misses.min() >= 1  # where methods differ, first
+    assert (misses == len(found.wrong)).sum() == found.wrong_by_all
     assert set(found.table["sentence"]) <= set(data.texts)
     assert mistakes(records.drop(columns=["predictions"])) is None
 

@@ -496,10 +496,13 @@ def mistakes(records: "pd.DataFrame") -> Optional[Mistakes]:
             return None
         answers[str(run["strategy"])] = predicted
     wrong = {s: a != truth for s, a in answers.items()}
-    any_wrong = np.logical_or.reduce(list(wrong.values()))
+    misses = np.sum(list(wrong.values()), axis=0)
+    # the sentences some method got right first (where the methods differ), then the rest;
+    # in the split's order within each
+    rows = np.concatenate([np.flatnonzero(misses == n) for n in range(1, len(wrong) + 1)])
     names = data.class_names
-    table = pd.DataFrame({"sentence": [data.texts[i] for i in test[any_wrong]],
-                          "true class": [names[c] for c in truth[any_wrong]],
-                          **{s: [names[c] for c in a[any_wrong]] for s, a in answers.items()}})
+    table = pd.DataFrame({"sentence": [data.texts[i] for i in test[rows]],
+                          "true class": [names[c] for c in truth[rows]],
+                          **{s: [names[c] for c in a[rows]] for s, a in answers.items()}})
     return Mistakes(table, len(test), {s: int(w.sum()) for s, w in wrong.items()},
                     int(np.logical_and.reduce(list(wrong.values())).sum()))

@@ -39,7 +39,7 @@ from ui.kit.jobs import stored
 from ui.kit.readings import show_readings
 from ui.kit.section import Section, missing_note
 from ui.kit.shell import page_view
-from ui.kit.tables import show_table
+from ui.kit.tables import Compact, show_table
 from ui.kit.text import plain, plural
 from ui.kit.visitor import take_upload
 from ui.lessons.lora import tradeoff_figure
@@ -154,7 +154,7 @@ def text_results(settings: TextCurveSettings, notes) -> None:
     error_table(records)
 
 
-ERRORS_SHOWN = 200  # rows of the error table drawn (the CSV under it holds them all)
+ERRORS_SHOWN = 25  # rows of the error table drawn (the CSV under it holds them all)
 
 
 def error_table(records: pd.DataFrame) -> None:
@@ -192,10 +192,13 @@ def error_table(records: pd.DataFrame) -> None:
     size = labels_per_class_text(point_label(int(k), bool(at["all_labels"].any())))
     st.markdown(f"Of the {found.tested:,} test sentences, wrong answers: {counts}{both} "
                 f"(one run each, {size}, seed {seed}: counts, not a comparison).")
-    table = found.table.rename(columns={s: strategy_label(s) for s in found.wrong})
-    show_table(table.head(ERRORS_SHOWN), "text_errors", sortable=True)
+    table = found.table.rename(columns={"sentence": "Sentence", "true class": "True class",
+                                        **{s: strategy_label(s) for s in found.wrong}})
+    show_table(table.head(ERRORS_SHOWN), "text_errors", sortable=True,
+               compact=Compact("{Sentence}"))
     if len(table) > ERRORS_SHOWN:
-        st.caption(f"The first {ERRORS_SHOWN} of {len(table):,} sentences; the CSV holds them all.")
+        st.caption(f"The first {ERRORS_SHOWN} of {len(table):,} sentences, those some method "
+                   "got right first; the CSV holds them all.")
     st.download_button("Sentences (CSV)", table.to_csv(index=False).encode(),
                        f"text-mistakes-{k}-seed{seed}.csv", "text/csv",
                        icon=":material/download:", key="text_errors_csv")
