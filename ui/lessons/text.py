@@ -422,7 +422,7 @@ def lora_results(settings: TextLoraSettings, notes) -> None:
     show_table(table.drop(columns=["strategy", "rank"]), "text_lora_table",
                formats={"Trainable parameters": ",d", "% of the model": ".3f",
                         "Mean test accuracy (%)": ".1f", "± std": ".1f",
-                        "Seconds per run": ".1f"})
+                        "Seconds per run": ".1f"}, compact=Compact("{Strategy}"))
     st.caption(f"{labels_per_class_text(settings.labels_per_class)} of "
                f"{text_title(settings.target)}. Trainable parameters: counted in each run, the "
                "new classification head included (the probe's is its logistic regression); "
