@@ -64,9 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--source", default="mnist5k", help="dataset the backbone is pretrained on")
     sweep.add_argument("--target", default="uci_digits",
                        help="dataset the strategies are compared on (a text corpus too: "
-                            "movie_reviews, amazon_reviews, tweets, nyt_editorials)")
+                            "movie_reviews, amazon_reviews, tweets, nyt_editorials, sms_spam, "
+                            "trec_questions, or text:<id> of sentences uploaded on the page)")
     sweep.add_argument("--backbone", default="small_cnn")
-    sweep.add_argument("--strategies", default="scratch,probe,finetune", help="comma-separated")
+    sweep.add_argument("--strategies", default="scratch,probe,finetune",
+                       help="comma-separated (a text target: scratch, probe, lora, lora:r<rank>, "
+                            "finetune)")
     sweep.add_argument("--labels", default=labels_list_text(DEFAULT_LABELS),
                        help="labels per class, comma-separated; 'all' uses every training label")
     sweep.add_argument("--seeds", type=int, default=3, help="runs per point (seeds 0..N-1)")
@@ -224,7 +227,7 @@ def text_sweep(args: argparse.Namespace) -> int:
     encoder (`engine.experiments.text_sweep`); printed as an image sweep is."""
     from engine.core.store import records_frame
     from engine.experiments.protocol import run_experiment
-    from engine.experiments.text_sweep import LORA_RANK, TextSweepSpec, majority_baseline
+    from engine.experiments.text_sweep import TextSweepSpec, lora_rank, majority_baseline
 
     if args.source != "mnist5k" or args.backbone != "small_cnn" or args.ray:
         raise UsageError("a text target takes no --source, --backbone or --ray: its probe reads "
@@ -252,9 +255,11 @@ def text_sweep(args: argparse.Namespace) -> int:
     summary = summarize(records)
     summary["order"] = summary["strategy"].map(spec.strategies.index)
     names = {"scratch": "scratch (TF-IDF words)", "probe": f"probe ({spec.encoder})",
-             "lora": f"LoRA r{LORA_RANK} ({spec.encoder})", "finetune": f"fine-tune ({spec.encoder})"}
+             "finetune": f"fine-tune ({spec.encoder})"}
     for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
-        print(f"  {names[row['strategy']]:>22}  {point_label(row['labels_per_class'], row['all_labels']):>9} "
+        rank = lora_rank(row["strategy"])
+        name = names.get(row["strategy"]) or f"LoRA r{rank} ({spec.encoder})"
+        print(f"  {name:>22}  {point_label(row['labels_per_class'], row['all_labels']):>9} "
               f"labels/class  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} "
               f"seed{'s' if row['seeds'] != 1 else ''})")
     readings = sweep_readings(records)
