@@ -229,16 +229,21 @@ def text_sweep(args: argparse.Namespace) -> int:
     from engine.experiments.protocol import run_experiment
     from engine.experiments.text_sweep import TextSweepSpec, lora_rank, majority_baseline
 
-    if args.source != "mnist5k" or args.backbone != "small_cnn" or args.ray:
-        raise UsageError("a text target takes no --source, --backbone or --ray: its probe reads "
-                         "the MiniLM sentence encoder")
+    if args.source != "mnist5k" or args.backbone != "small_cnn":
+        raise UsageError("a text target takes no --source or --backbone: its probe reads the "
+                         "MiniLM sentence encoder")
     spec = TextSweepSpec(target=args.target, strategies=tuple(_split(args.strategies)),
                          labels_per_class=parse_labels(args.labels), seeds=args.seeds)
     spec.check()
     store = ResultStore(args.store) if args.store else ResultStore()
     on_progress = progress_printer(not args.no_progress)
     try:
-        outcome = run_experiment(spec, store, on_progress=on_progress)
+        if args.ray:  # every run a task on the cluster, as an image sweep's
+            from engine.infra.ray_backend import RayBackend, run_on_ray
+
+            outcome = run_on_ray(spec, store, RayBackend(args.ray), on_progress=on_progress)
+        else:
+            outcome = run_experiment(spec, store, on_progress=on_progress)
     except KeyboardInterrupt:
         print("cancelled: every finished run is kept in the store", file=sys.stderr)
         return 130

