@@ -37,8 +37,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine.core.datasets import labels_text
+from engine.core.text import USER_TEXT_PREFIX, TEXT_DATASETS, text_title
 from engine.experiments.stats import strategy_label
 from ui.kit.shell import HANDOUT, PRESENT, VIEW_PARAMS, current_page, page_view
+from ui.kit.text import plain
 
 VIEW_KEY = "present.view"  # session_state: the view this session stays in ("" or absent: none)
 REVEALED_KEY = "present.revealed"  # session_state: pages whose results the teacher has shown
@@ -56,7 +58,9 @@ FIELD_NAMES = {"labels_per_class": "Labels per class", "lr": "Learning rate",
                "imagenet": "ImageNet network", "kind": "Shift", "highest": "Highest severity",
                "steps": "Severity steps", "probe_labels_per_class": "Probe labels per class",
                "freeze_blocks": "Frozen blocks", "replay_fraction": "Replay share of each batch",
-               "layers": "Layers LoRA wraps", "shift": "Mismatched source"}
+               "layers": "Layers LoRA wraps", "shift": "Mismatched source",
+               "added": "Target labels per class added", "source": "Trained on",
+               "targets": "Tested on", "ranks": "LoRA ranks"}
 EMPTY_VALUES = {"layers": "every one"}  # what an empty choice means (else "none")
 
 
@@ -307,6 +311,10 @@ def _value_text(name: str, value: Any) -> str:
         return ", ".join(labels_text(int(v)) for v in values)
     if name == "strategies":
         return ", ".join(strategy_label(v) for v in values)
+    if values and all(isinstance(v, str) and (v in TEXT_DATASETS or v.startswith(USER_TEXT_PREFIX))
+                      for v in values):  # a text corpus by its title (an upload's, escaped)
+        return ", ".join(TEXT_DATASETS[v].title if v in TEXT_DATASETS else plain(text_title(v))
+                         for v in values)
     return (", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
             or EMPTY_VALUES.get(name, "none"))
 
