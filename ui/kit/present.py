@@ -184,6 +184,10 @@ h1 { font-size: var(--present-title) !important; }
 @media (min-width: 641px) { [class*="st-key-present_phone_"] { display: none !important; } }
 .st-key-view_bar p { font-size: 1rem !important; }
 .stDownloadButton { display: none !important; }
+/* a page link in large text wraps instead of being cut off with an ellipsis on a phone */
+[data-testid="stPageLink"] a, [data-testid="stPageLink"] p, [data-testid="stPageLink"] span {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  height: auto !important; }
 </style>""")
 
 
