@@ -114,8 +114,25 @@ def run_plan(target: str, strategy: str, encoder: str, labels_per_class: int, se
     return TextRunPlan(strategy, labels_per_class, seed, digest(key), target, source)
 
 
+class TextExperiment:
+    """What both text experiments do the same way in the protocol: a unit per planned run
+    (`plans()`), nothing pretrained, one `TextContext` for the runs."""
+
+    def units(self) -> list[Unit]:
+        return [plan_unit(p) for p in self.plans()]
+
+    def pretraining(self):
+        return None
+
+    def workbench(self, device: torch.device, pretrained=None) -> "TextContext":
+        return TextContext(self)
+
+    def finished_text(self, unit: Unit, record: dict) -> str:
+        return f"{unit.label}: {record['test_accuracy']:.1f}%"
+
+
 @dataclass(frozen=True)
-class TextSweepSpec:
+class TextSweepSpec(TextExperiment):
     target: str = "amazon_reviews"  # a text dataset (TEXT_DATASETS)
     encoder: str = "minilm"  # the pretrained encoder the probe reads (TEXT_ENCODERS)
     strategies: tuple[str, ...] = DETERMINISTIC
@@ -171,17 +188,6 @@ class TextSweepSpec:
                 for s in self.strategies
                 if seed == 0 or k != ALL_LABELS or s not in DETERMINISTIC]
 
-    def units(self) -> list[Unit]:
-        return [plan_unit(p) for p in self.plans()]
-
-    def pretraining(self):
-        return None
-
-    def workbench(self, device: torch.device, pretrained=None) -> "TextContext":
-        return TextContext(self)
-
-    def finished_text(self, unit: Unit, record: dict) -> str:
-        return f"{unit.label}: {record['test_accuracy']:.1f}%"
 
 
 def plan_unit(plan: TextRunPlan) -> Unit:
@@ -373,7 +379,7 @@ SHIFT_ADDED = (0, 5, 20, 100)
 
 
 @dataclass(frozen=True)
-class TextShiftSpec:
+class TextShiftSpec(TextExperiment):
     """Domain shift on text: a classifier trained on one corpus (the source, `SOURCE_LABELS`
     labels per class, a seeded draw) and tested on others, then adapted with a few labels of
     each target; beside it, the same target labels alone, and `SOURCE_LABELS` per class of the
@@ -442,17 +448,6 @@ class TextShiftSpec:
                     out.append(run_plan(target, s, self.encoder, SOURCE_LABELS, seed, self.C))
         return out
 
-    def units(self) -> list[Unit]:
-        return [plan_unit(p) for p in self.plans()]
-
-    def pretraining(self):
-        return None
-
-    def workbench(self, device: torch.device, pretrained=None) -> "TextContext":
-        return TextContext(self)
-
-    def finished_text(self, unit: Unit, record: dict) -> str:
-        return f"{unit.label}: {record['test_accuracy']:.1f}%"
 
 
 def majority_baseline(target: str) -> float:

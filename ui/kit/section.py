@@ -373,6 +373,17 @@ def _follow_job(settings, section: Section, area) -> bool:
     return False
 
 
+def stored_note(records, total: int, area, unit: str = "run") -> bool:
+    """Whether any of the `total` units is stored: if none, an invitation to press Run (on the
+    page); if some, `missing_note` for the rest (in `area`)."""
+    if records.empty:
+        st.info(f"None of the {plural(total, unit)} of these settings is stored yet. Press Run.",
+                icon=":material/info:")
+        return False
+    missing_note(len(records), total, area, unit)
+    return True
+
+
 def missing_note(stored: int, total: int, area, unit: str = "run") -> None:
     """A warning in `area` when some of the `total` units are not stored yet."""
     if stored < total:

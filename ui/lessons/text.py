@@ -37,7 +37,7 @@ from ui.kit.exports import show_chart
 from ui.kit.figures import chart_layout, error_bars, reference_line, strategy_color
 from ui.kit.jobs import stored
 from ui.kit.readings import show_readings
-from ui.kit.section import Section, missing_note
+from ui.kit.section import Section, stored_note
 from ui.kit.shell import page_view
 from ui.kit.tables import Compact, show_table
 from ui.kit.text import plain, plural
@@ -52,15 +52,21 @@ STRATEGY_NAMES = {"scratch": "From scratch (words)", "probe": "Linear probe (Min
                   "lora": f"LoRA r={LORA_RANK} (MiniLM adapts)", "finetune": "Fine-tune (all of MiniLM)"}
 
 
+def corpus_box(area, current: str, key: Optional[str] = None) -> str:
+    """The Corpus choice: the shipped corpora and the sentences uploaded here, showing
+    `current` (a link's upload that is gone still shows, and Run then says why)."""
+    names = list(TEXT_DATASETS) + [u.name for u in text_uploads()]
+    if current not in names:
+        names.append(current)
+    return area.selectbox("Corpus", names, index=names.index(current), format_func=text_title,
+                          key=key)
+
+
 def text_form(current: TextCurveSettings) -> Optional[Callable[[], TextCurveSettings]]:
     """The corpus, the labelled-set sizes and the seeds, showing `current`."""
     with st.form("text_settings", border=True):
         top_left, top_right = st.columns([2, 4])
-        names = list(TEXT_DATASETS) + [u.name for u in text_uploads()]
-        if current.target not in names:
-            names.append(current.target)
-        target = top_left.selectbox("Corpus", names, index=names.index(current.target),
-                                    format_func=text_title)
+        target = corpus_box(top_left, current.target)
         strategies = top_right.multiselect(
             "Strategies", TEXT_STRATEGIES, default=list(current.strategies),
             format_func=STRATEGY_NAMES.get,
@@ -140,11 +146,8 @@ def text_results(settings: TextCurveSettings, notes) -> None:
         hidden_results(spec, TEXT_TOPIC)
         return
     records = text_chart(settings, "text_curves", predictions)
-    if records.empty:
-        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run.",
-                icon=":material/info:")
+    if not stored_note(records, total, notes):
         return
-    missing_note(len(records), total, notes)
     st.caption(chart_caption(int(records["seed"].nunique())) + " From scratch: words counted "
                "from the labelled sentences alone (TF-IDF of words and word pairs). Linear "
                "probe: MiniLM's frozen sentence features. Both end in the same logistic "
@@ -326,11 +329,8 @@ def shift_chart(settings: TextShiftSettings, key: str, target: Optional[str] = N
 def shift_results(settings: TextShiftSettings, notes) -> None:
     total = len(settings.experiment().units())
     records = stored(settings)
-    if records.empty:
-        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run.",
-                icon=":material/info:")
+    if not stored_note(records, total, notes):
         return
-    missing_note(len(records), total, notes)
     target = shift_target(settings) if not page_view() else settings.targets[0]
     shift_chart(settings, "text_shift", target)
     st.caption(f"Solid: trained on {SOURCE_LABELS} labels per class of "
@@ -357,11 +357,7 @@ def lora_form(current: TextLoraSettings) -> Optional[Callable[[], TextLoraSettin
     """The corpus, the labelled-set size, the LoRA ranks and the seeds."""
     with st.form("text_lora_settings", border=True):
         left, right = st.columns([3, 2])
-        names = list(TEXT_DATASETS) + [u.name for u in text_uploads()]
-        if current.target not in names:
-            names.append(current.target)
-        target = left.selectbox("Corpus", names, index=names.index(current.target),
-                                format_func=text_title, key="text_lora_target")
+        target = corpus_box(left, current.target, "text_lora_target")
         labels = right.selectbox("Labels per class", TRADEOFF_LABELS,
                                  index=TRADEOFF_LABELS.index(current.labels_per_class),
                                  key="text_lora_labels")
@@ -413,11 +409,8 @@ def lora_chart(settings: TextLoraSettings, key: str):
 def lora_results(settings: TextLoraSettings, notes) -> None:
     total = len(settings.experiment().units())
     records = lora_chart(settings, "text_lora")
-    if records.empty:
-        st.info(f"None of the {plural(total, 'run')} of these settings is stored yet. Press Run.",
-                icon=":material/info:")
+    if not stored_note(records, total, notes):
         return
-    missing_note(len(records), total, notes)
     table = lora_table(records)
     show_table(table.drop(columns=["strategy", "rank"]), "text_lora_table",
                formats={"Trainable parameters": ",d", "% of the model": ".3f",
