@@ -25,7 +25,9 @@ ADDRESS ?=
 TEST_TIMEOUT ?= 300
 # Test processes side by side (pytest-xdist), one test file per process at a time, so a
 # module's server, browser and fixtures are set up once; TEST_WORKERS=0 runs in one process.
-TEST_WORKERS ?= 2
+# Three on two cores: each computes with one torch thread (tests/conftest.py), and while one
+# waits on a browser, a server or a Ray cluster the other two keep the cores busy.
+TEST_WORKERS ?= 3
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 

@@ -287,3 +287,15 @@ def test_the_eta_counts_only_the_runs_time_and_never_guesses_first():
     assert job.eta_seconds() == pytest.approx(10 / 2 * 8, abs=1.0)  # not 140 / 2 * 8
     assert replace(job, runs_since=None).eta_seconds() is None  # pretraining, or not started
     assert replace(job, trained_before=2).eta_seconds() is None  # no run of this stretch yet
+
+
+def test_worker_niceness_reads_its_setting(monkeypatch):
+    from engine.infra.jobs import NICENESS_ENV, WORKER_NICENESS, worker_niceness
+
+    for value, expected in [(None, WORKER_NICENESS), ("0", 0), ("5", 5), ("40", 19), ("-3", 0),
+                            ("high", WORKER_NICENESS)]:
+        if value is None:
+            monkeypatch.delenv(NICENESS_ENV, raising=False)
+        else:
+            monkeypatch.setenv(NICENESS_ENV, value)
+        assert worker_niceness() == expected, value

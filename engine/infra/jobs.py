@@ -46,7 +46,10 @@ from engine.experiments.sweep import SweepSpec
 ACTIVE = ("queued", "running")
 # Workers run at a lower CPU priority than the server process (Unix niceness 0..19). A classroom
 # of sessions polling one job needs the server's thread promptly; training soaks up the rest.
+# `TRANSFERLAB_WORKER_NICENESS` sets another (0: the server's own priority; the test suite uses
+# it, where two test processes already share the cores and a worker at 10 would get a tenth).
 WORKER_NICENESS = 10
+NICENESS_ENV = "TRANSFERLAB_WORKER_NICENESS"
 # A worker killed from outside (the kernel's out-of-memory killer, an operator) is replaced this
 # many times; the new worker trains only the runs the store still lacks. An exception inside the
 # sweep is not retried: it would fail the same way again.
@@ -130,10 +133,19 @@ class JobStatus:
         return (time.time() - self.runs_since) / trained * (self.total - self.done)
 
 
+def worker_niceness() -> int:
+    """How far below the server a worker runs (`NICENESS_ENV`, 0..19; WORKER_NICENESS when unset
+    or not a number)."""
+    try:
+        return min(19, max(0, int(os.environ.get(NICENESS_ENV, WORKER_NICENESS))))
+    except ValueError:
+        return WORKER_NICENESS
+
+
 def _prepare_worker(threads: int) -> None:
     os.environ[WORKER_ENV] = "1"  # code that trains can tell it runs beside a busy server
     try:  # below the server in CPU priority: pages stay responsive, training takes what is left
-        os.nice(WORKER_NICENESS)
+        os.nice(worker_niceness())
     except (AttributeError, OSError):  # not on this platform, or not allowed
         pass
     import torch
