@@ -40,7 +40,8 @@ def main() -> None:
     st.markdown(
         "Predict together, then see how the class's guesses compare with the real runs. The "
         "teacher opens a class and projects its code; each student joins on their own device, "
-        "saves predictions on **Transfer curves** and answers the class's quiz questions. The "
+        "saves predictions on **Transfer curves** (or **Transfer on text**) and answers the "
+        "class's quiz questions. The "
         "teacher's view pools them: the spread of predictions for each strategy and number of "
         "labels, drawn against the runs' results, and how many picked each answer.")
     link, notices = current_link()

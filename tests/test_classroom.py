@@ -5,6 +5,7 @@ runs' results or the note that there are none yet).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -654,3 +655,113 @@ def test_a_class_answers_blind_until_the_teacher_reveals(empty_default_store):
     at.run()
     assert next(m for m in at.metric if m.label == "Score").value == "0 of 1"
     assert question.answer in texts(at.markdown)
+
+
+# --- a class on Transfer on text ------------------------------------------------------------------
+
+def test_a_text_class_keeps_its_corpus_and_refuses_what_it_cannot_predict(store, clock):
+    from engine.experiments.lessons.text import TextCurveSettings
+    from engine.experiments.text_sweep import TextSweepSpec
+
+    spec = TextCurveSettings(target="tweets", strategies=("scratch", "probe"),
+                             labels_per_class=(1, 5), seeds=3).experiment()
+    room, _ = store.open_class(spec, "concepts", QUESTIONS, 2)
+    again = store.load(room.code)  # as read back from its file
+    assert again.lesson == "transfer_on_text" and again.target == "tweets"
+    assert again.spec() == spec and isinstance(again.spec(), TextSweepSpec)
+    sid = store.join(room.code)
+    assert store.send_predictions(room.code, sid, {("probe", 5): 70.0}) == 1
+    with pytest.raises(ValueError, match="predicts scratch, probe at 1, 5 labels per class"):
+        store.send_predictions(room.code, sid, {("finetune", 5): 70.0})
+    # a class of the digits has no target in its file and stays one (classes opened before)
+    digits, _ = opened(store)
+    header = json.loads((store.folder / digits.code / "class.json").read_text())
+    assert "target" not in header["experiment"] and store.load(digits.code).lesson == "transfer_curves"
+    # a corpus the app does not ship: refused when opened, and a damaged file when read
+    upload = object.__new__(TextSweepSpec)  # an upload's name, as a spec holds it
+    for field in dataclasses.fields(spec):
+        object.__setattr__(upload, field.name, getattr(spec, field.name))
+    object.__setattr__(upload, "target", "text:0123456789abcdef")
+    with pytest.raises(ValueError, match="not on uploaded sentences"):
+        store.open_class(upload, "concepts", QUESTIONS, 2)
+    for name in ("class.json", "class.good.json"):
+        path = store.folder / room.code / name
+        raw = json.loads(path.read_text())
+        raw["experiment"]["target"] = "../../etc/passwd"
+        path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="damaged"):
+        ClassStore(store.folder, clock=clock).load(room.code)
+
+
+def _student_on(page: str, visitor) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.session_state[WHO_KEY] = visitor
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_text_class_pools_the_predictions_of_transfer_on_text(empty_default_store):
+    """A class opened on Transfer on text: the text page predicts blind and sends to it; the
+    Transfer curves page neither holds its results nor sends; the teacher's view names the
+    corpus and draws the class's predictions, then the runs' means (the sections pack's)."""
+    from engine.experiments.lessons.text import TextCurveSettings
+
+    store = ClassStore()
+    room, token = store.open_class(TextCurveSettings().experiment(), "concepts", QUESTIONS, 2)
+    sid = store.join(room.code, browser("student"))
+
+    curves = _student_on("pages/transfer_curves.py", browser("student"))
+    assert "Blind until revealed" not in texts(curves.info)
+    assert "Transfer on text" in texts(curves.info)  # the banner names the class's lesson
+    inputs = {n.label: n for n in curves.number_input}
+    inputs["Linear probe at 1 label per class (%)"].set_value(48.0)
+    button(curves, "Save my predictions").click().run()
+    assert not curves.exception, [e.value for e in curves.exception]
+    assert (f"Kept in this session only: your class {room.code} predicts on Transfer on text"
+            in texts(curves.caption))
+    assert not store.load(room.code).students[sid].predictions
+
+    text = _student_on("pages/transfer_on_text.py", browser("student"))
+    assert f"Blind until revealed: Your class {room.code} sees the results" in texts(text.info)
+    assert "Skip" not in [b.label for b in text.button]
+    inputs = {n.label: n for n in text.number_input}
+    inputs["Linear probe at 5 labels per class (%)"].set_value(71.0)
+    button(text, "Save my predictions").click().run()
+    assert not text.exception, [e.value for e in text.exception]
+    assert f"Sent 1 prediction to class {room.code}" in texts(text.caption)
+    assert store.load(room.code).students[sid].predictions == (("probe", 5, 71.0),)
+    again = _student_on("pages/transfer_on_text.py", browser("student"))  # a reload
+    assert {n.label: n for n in again.number_input}[
+        "Linear probe at 5 labels per class (%)"].value == 71.0
+
+    teacher = open_class_page({"class": room.code, "teacher": token})
+    assert "Amazon product reviews: From scratch, Linear probe" in texts(teacher.caption)
+    next(t for t in teacher.toggle
+         if t.label == "Show the results and the right answers").set_value(True).run()
+    charts = [json.loads(c.proto.spec) for c in teacher.get("plotly_chart")]
+    five = next(c for c in charts if c["layout"]["title"]["text"] == "5 labels per class")
+    probe_box = next(t for t in five["data"] if t["type"] == "box" and "Linear probe" in t["name"])
+    assert list(probe_box["y"]) == [71.0]
+    means = [t for t in five["data"] if t.get("name") == "the runs' mean"]
+    assert len(means) == 2  # scratch and probe, from the sections pack's text runs
+    assert "from the lesson pack" in texts(teacher.caption)
+    text.run()  # what the student's page does by itself once revealed
+    assert text.get("plotly_chart") and "Blind until revealed" not in texts(text.info)
+
+
+def test_a_teacher_opens_a_class_on_transfer_on_text(empty_default_store):
+    at = open_class_page(visitor=browser("teacher"))
+    radio = next(r for r in at.radio if r.label == "Experiment")
+    assert radio.options[1].startswith("**Transfer on text** on Amazon product reviews: ")
+    radio.set_value("transfer_on_text")
+    button(at, "Open the class").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    room = ClassStore().load(at.query_params["class"])
+    assert room.lesson == "transfer_on_text" and room.target == "amazon_reviews"
+    student = open_class_page({"class": room.code}, browser("student"))
+    button(student, f"Join class {room.code}").click().run()
+    assert "#### 1. Predict on Transfer on text" in texts(student.markdown)
+    link = next(p for p in student.get("page_link") if "Transfer on text" in p.proto.label)
+    assert link.proto.page.endswith("transfer_on_text")

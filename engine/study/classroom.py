@@ -7,9 +7,10 @@ token that only the teacher's secret link carries; the file keeps only the token
 reading the file does not give the teacher's view away. A student is a random id (`STUDENT_ID`): no
 name is ever asked for or stored, so nothing a student sends can be shown with a name.
 
-A class is attached to one Transfer curves experiment (strategies, labels per class, seeds:
-the fields the lesson's settings choose, `Classroom.spec()` its `SweepSpec`) and to one list of
-quiz questions (a question set's id and the ids drawn from it), so every student predicts the
+A class is attached to one curves experiment, on Transfer curves (digits) or on Transfer on
+text (one of the shipped corpora, `target`): its strategies, labels per class and seeds, the
+fields those lessons' settings choose (`Classroom.spec()` its `SweepSpec` or `TextSweepSpec`,
+`Classroom.lesson` the lesson's name), and to one list of quiz questions (a question set's id and the ids drawn from it), so every student predicts the
 same strategies and sizes and answers the same questions. A student's predictions are replaced
 by each new save (their latest guesses count); only a student's first answer to a question
 counts (a retry comes after the explanation, so it says nothing about what they thought).
@@ -65,7 +66,9 @@ from engine.core import quotas
 from engine.core.datasets import ALL_LABELS
 from engine.core.quotas import NOBODY, QuotaError, Who, Window
 from engine.core.store import home_dir, write_atomic
+from engine.core.text import TEXT_DATASETS
 from engine.experiments.sweep import SweepSpec
+from engine.experiments.text_sweep import TextSweepSpec
 from engine.study.content import ID_PATTERN, MAX_OPTIONS
 from engine.study.predictions import check_prediction
 
@@ -77,6 +80,7 @@ STUDENT_ID = re.compile(r"^[0-9a-f]{16}$")  # what secrets.token_hex(8) writes
 TEACHER_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32}$")  # what secrets.token_urlsafe(24) writes
 MIN_HOURS, MAX_HOURS, DEFAULT_HOURS = 1, 8, 2  # how long a class lasts
 MAX_STUDENTS = 300  # students who may join one class
+CURVES_LESSON, TEXT_LESSON = "transfer_curves", "transfer_on_text"  # the lessons a class predicts on
 MAX_PREDICTIONS = 64  # predictions per student (6 strategies x 4 sizes is the most asked)
 MAX_ANSWERS = 100  # quiz answers per student (at most MAX_QUESTIONS count)
 MAX_QUESTIONS = 100  # questions a class's quiz may ask
@@ -164,8 +168,19 @@ class Classroom:
     devices: tuple[str, ...] = ()  # hashes of the teacher's other browsers (a secret link opened there)
     damaged: int = 0  # entries of its journal that could not be read and were left out
     recovered: bool = False  # its header was read from the last good copy
+    # "" for Transfer curves' digits (every class opened before text classes); else the
+    # shipped text corpus (TEXT_DATASETS) of a Transfer on text experiment
+    target: str = ""
 
-    def spec(self) -> SweepSpec:
+    @property
+    def lesson(self) -> str:
+        """The lesson whose Predict first the class pools: its page's name."""
+        return TEXT_LESSON if self.target else CURVES_LESSON
+
+    def spec(self) -> SweepSpec | TextSweepSpec:
+        if self.target:
+            return TextSweepSpec(target=self.target, strategies=self.strategies,
+                                 labels_per_class=self.labels_per_class, seeds=self.seeds)
         return SweepSpec(strategies=self.strategies, labels_per_class=self.labels_per_class,
                          seeds=self.seeds)
 
@@ -205,7 +220,8 @@ class Classroom:
                 "created_at": self.created_at, "expires_at": self.expires_at,
                 "experiment": {"strategies": list(self.strategies),
                                "labels_per_class": list(self.labels_per_class),
-                               "seeds": self.seeds},
+                               "seeds": self.seeds, **({"target": self.target} if self.target
+                                                       else {})},
                 "quiz": {"set": self.question_set, "questions": list(self.questions)},
                 "revealed": self.revealed, "owner": self.owner,
                 "owner_address": self.owner_address, "devices": list(self.devices)}
@@ -277,6 +293,10 @@ def parse_classroom(raw, code: str) -> Classroom:
                          tuple(lists[1]), experiment["seeds"], quiz["set"], tuple(lists[2]),
                          {sid: _student(s) for sid, s in students.items()}, revealed, owner,
                          owner_address, tuple(devices))
+        target = experiment.get("target", "")  # absent in every class of the digits
+        if target and target not in TEXT_DATASETS:
+            raise ValueError("its experiment's corpus is not one the app ships")
+        room = replace(room, target=target)
         check_quiz(room.question_set, room.questions)
         room.spec()  # validates the experiment (ValueError)
     except (KeyError, TypeError, AttributeError) as err:
@@ -530,7 +550,7 @@ class ClassStore:
 
     # ---- the teacher ---------------------------------------------------------------------------
 
-    def open_class(self, spec: SweepSpec, question_set: str, questions: Iterable[str],
+    def open_class(self, spec: SweepSpec | TextSweepSpec, question_set: str, questions: Iterable[str],
                    hours: float = DEFAULT_HOURS, who: Who = NOBODY) -> tuple[Classroom, str]:
         """Open a class on `spec`'s strategies, sizes and seeds and the quiz `questions` of
         `question_set`, lasting `hours`; returns it and the teacher's token (shown to the
@@ -538,6 +558,15 @@ class ClassStore:
         MAX_OPEN_CLASSES, QuotaError over the visitor's or the address's open classes."""
         if isinstance(hours, bool) or not MIN_HOURS <= hours <= MAX_HOURS:
             raise ValueError(f"a class lasts from {MIN_HOURS} to {MAX_HOURS} hours")
+        target = ""
+        if isinstance(spec, TextSweepSpec):
+            if spec.target not in TEXT_DATASETS:  # an upload may be gone before the class ends
+                raise ValueError("a class predicts on one of the corpora the app ships, not on "
+                                 "uploaded sentences")
+            target = spec.target
+        elif spec != SweepSpec(strategies=spec.strategies, labels_per_class=spec.labels_per_class,
+                               seeds=spec.seeds):
+            raise ValueError("a class predicts on Transfer curves' own source and target")
         questions = tuple(questions)
         check_quiz(question_set, questions)
         token = secrets.token_urlsafe(24)
@@ -565,7 +594,7 @@ class ClassStore:
             now = self.clock()
             room = Classroom(code, token_hash(token), now, now + hours * 3600, spec.strategies,
                              spec.labels_per_class, spec.seeds, question_set, questions,
-                             owner=owner, owner_address=address)
+                             owner=owner, owner_address=address, target=target)
             self._write_header(room)
         return room, token
 

@@ -1,5 +1,6 @@
 """Class mode in the app: the Class page's forms and views, the banner a student sees on every
-page, and what the Transfer curves and Quiz pages call to send a student's entries.
+page, and what Predict first (on Transfer curves and Transfer on text) and the Quiz page announce,
+passed on to the student's class.
 
 Who is who is kept in the session (`LINK_KEY`) and known by the browser, never by a link: the
 address bar shows only `?class=CODE` (the join link; the QR code carries it). A student is the
@@ -22,7 +23,7 @@ import contextlib
 import io
 import random
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
@@ -31,14 +32,15 @@ import streamlit as st
 
 from engine.core.datasets import labels_per_class_text
 from engine.experiments.stats import strategy_label, summarize
-from engine.experiments.sweep import plan_runs
 from engine.core.quotas import QuotaError
-from engine.study.classroom import (CODE, DEFAULT_HOURS, EMPTY_MINUTES, MAX_HOURS, MAX_QUESTIONS,
-                                    MIN_HOURS, TEACHER_TOKEN, ClassBusy, ClassDamaged,
-                                    Classroom, ClassStore,
-                                    normalize_code)
+from engine.core.text import text_title
+from engine.study.classroom import (CODE, CURVES_LESSON, DEFAULT_HOURS, EMPTY_MINUTES, MAX_HOURS,
+                                    MAX_QUESTIONS, MIN_HOURS, TEACHER_TOKEN, TEXT_LESSON, ClassBusy,
+                                    ClassDamaged, Classroom, ClassStore, normalize_code)
 from engine.study.content import Content, Question
+from ui.kit.section import Section
 from ui.lessons.controls import CURVES
+from ui.lessons.text import TEXT_CURVES
 from ui.kit.text import plural
 from ui.lessons.curves import describe_spec
 from engine.experiments.lessons.links import MAX_QUERY_VALUE, link_text
@@ -51,6 +53,7 @@ from ui.kit.figures import rgba, chart_layout, strategy_color
 from ui.lessons.predict import prediction_sizes
 from ui.study.quiz import ALL, QUIZ_KEY, QuestionSet, new_round
 from engine.experiments.lessons.curves import CurveSettings
+from engine.experiments.lessons.text import TextCurveSettings
 
 from ui.study.learner import loaded_content, study_content
 
@@ -225,10 +228,40 @@ def time_left(room: Classroom, now: float, until: Optional[float] = None) -> str
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
-def class_settings(room: Classroom) -> CurveSettings:
-    """The class's experiment as Transfer curves settings (ValueError if the lesson does not
-    offer it)."""
-    return CurveSettings(room.strategies, room.labels_per_class, room.seeds)
+@dataclass(frozen=True)
+class ClassLesson:
+    """A lesson a class predicts on: its page, its title, and its curves section (the session
+    key and settings its Predict first reads)."""
+
+    page: str
+    title: str
+    section: Section
+    settings: Callable[[Classroom], Any]  # the class's experiment as the section's settings
+
+
+LESSONS = {
+    CURVES_LESSON: ClassLesson("pages/transfer_curves.py", "Transfer curves", CURVES,
+                               lambda r: CurveSettings(r.strategies, r.labels_per_class, r.seeds)),
+    TEXT_LESSON: ClassLesson("pages/transfer_on_text.py", "Transfer on text", TEXT_CURVES,
+                             lambda r: TextCurveSettings(r.target, r.strategies,
+                                                         r.labels_per_class, r.seeds)),
+}
+
+
+def class_lesson(room: Classroom) -> ClassLesson:
+    return LESSONS[room.lesson]
+
+
+def class_settings(room: Classroom):
+    """The class's experiment as its lesson's settings (ValueError if the lesson no longer
+    offers it)."""
+    return class_lesson(room).settings(room)
+
+
+def describe_class(room: Classroom) -> str:
+    """The class's experiment in one line, its corpus first on text."""
+    corpus = f"{text_title(room.target)}: " if room.target else ""
+    return corpus + describe_spec(room.spec())
 
 
 def quiz_sets(library: Content) -> dict[str, QuestionSet]:
@@ -244,7 +277,7 @@ def class_questions(room: Classroom, library: Content) -> list[Question]:
     return [by_id[i] for i in room.questions if i in by_id]
 
 
-# --- sending a student's entries (called by the Transfer curves and Quiz pages) ---------------
+# --- sending a student's entries (Predict first's and the quiz's events) ---------------------
 
 def _member() -> Optional[ClassLink]:
     """This session's student link: kept in the session, or recognised by the browser."""
@@ -303,9 +336,11 @@ def outbox(link: ClassLink) -> None:
         st.rerun(scope="app")
 
 
-def send_predictions(predictions: Mapping[tuple[str, int], float]) -> Optional[str]:
-    """When this learner is in a class: send their saved predictions for the class's strategies
-    and sizes (replacing what they sent before), and say so, or why not, where called."""
+def send_predictions(predictions: Mapping[tuple[str, int], float],
+                     lesson: str = CURVES_LESSON) -> Optional[str]:
+    """When this learner is in a class that predicts on `lesson`: send their saved predictions
+    for the class's strategies and sizes (replacing what they sent before), and say so, or why
+    not, where called."""
     link = _member()
     if link is None:
         return None
@@ -317,11 +352,15 @@ def send_predictions(predictions: Mapping[tuple[str, int], float]) -> Optional[s
     except ValueError as err:
         st.error(f"Not sent to your class: {err}", icon=":material/groups:")
         return None
+    if room.lesson != lesson:
+        st.caption(f"Kept in this session only: your class {room.code} predicts on "
+                   f"{class_lesson(room).title}.")
+        return None
     sizes = prediction_sizes(room.spec())
     mine = {key: v for key, v in predictions.items() if key[0] in room.strategies and key[1] in sizes}
     if not mine:
         st.warning(f"None of these predictions is one your class {room.code} asks for "
-                   f"({describe_spec(room.spec())}): open the class's settings from the "
+                   f"({describe_class(room)}): open the class's settings from the "
                    "Class page.", icon=":material/groups:")
         return None
     notice = _send(link, ("predictions", mine))
@@ -364,24 +403,30 @@ def _open_room() -> Optional[tuple[ClassLink, Classroom]]:
         return None
 
 
-def held_for_class(question_id: Optional[str] = None) -> Optional[str]:
-    """Blind until revealed: why this student may not see the Transfer curves' results (or the
-    right answer to one of the class's questions) yet; None when the teacher has revealed them,
-    or the question is not the class's, or the learner is in no open class."""
+def held_for_class(question_id: Optional[str] = None,
+                   lesson: Optional[str] = None) -> Optional[str]:
+    """Blind until revealed: why this student may not see the results of `lesson`'s Predict
+    first (or the right answer to one of the class's questions) yet; None when the teacher has
+    revealed them, or the lesson or question is not the class's, or the learner is in no open
+    class."""
     found = _open_room()
     if found is None:
         return None
     room = found[1]
-    if room.revealed or (question_id is not None and question_id not in room.questions):
+    if room.revealed or (question_id is not None and question_id not in room.questions) \
+            or (question_id is None and lesson != room.lesson):
         return None
     what = "the right answers" if question_id is not None else "the results"
     return f"Your class {room.code} sees {what} when your teacher shows them."
 
 
-def earlier_predictions() -> Optional[dict[tuple[str, int], float]]:
-    """The predictions this student sent to their class (a reload keeps them on the page)."""
+def earlier_predictions(lesson: str = CURVES_LESSON) -> Optional[dict[tuple[str, int], float]]:
+    """The predictions this student sent to their class, when it predicts on `lesson` (a reload
+    keeps them on the page)."""
     found = _open_room()
-    student = found[1].students.get(found[0].student) if found else None
+    if found is None or found[1].lesson != lesson:
+        return None
+    student = found[1].students.get(found[0].student)
     return {(s, k): v for s, k, v in student.predictions} if student else None
 
 
@@ -422,7 +467,11 @@ def class_banner(page_path: str) -> None:
     link = _member()
     if link is None:
         return
-    st.info(f"You are in class **{link.code}**: your saved predictions on Transfer curves and "
+    try:  # as it is, ended or not: the Class page says it ended, and removes it
+        where = class_lesson(class_store().load(link.code, allow_expired=True)).title
+    except ValueError:
+        where = "the class's lesson"
+    st.info(f"You are in class **{link.code}**: your saved predictions on {where} and "
             "your answers to the class's quiz questions are sent to it, without your name. "
             "The Class page shows what you sent.", icon=":material/groups:")
     if st.session_state.get(OUTBOX_KEY):
@@ -452,22 +501,32 @@ def join(code: str) -> None:
         st.error(f"Not joined: {err}.".replace("..", "."), icon=":material/error:")
         return
     use_link(ClassLink(code, student=student))
-    try:
-        st.session_state[CURVES.key] = class_settings(room)  # Transfer curves opens them
+    try:  # the class's lesson page opens them
+        st.session_state[class_lesson(room).section.key] = class_settings(room)
     except ValueError:
         pass
     st.rerun()
 
 
 def open_form(library: Content) -> None:
-    """A teacher opens a class on the Transfer curves settings this session last showed."""
-    spec = st.session_state.get(CURVES.key, CurveSettings()).experiment()
+    """A teacher opens a class on the settings this session last showed on Transfer curves or
+    on Transfer on text (each lesson's default until changed there)."""
+    specs = {name: st.session_state.get(lesson.section.key,
+                                        lesson.section.settings()).experiment()
+             for name, lesson in LESSONS.items()}
+
+    def choice(name: str) -> str:
+        spec = specs[name]
+        corpus = f" on {text_title(spec.target)}" if name == TEXT_LESSON else ""
+        return f"**{LESSONS[name].title}**{corpus}: {describe_spec(spec)}"
+
     sets = quiz_sets(library)
     with st.form("class.open", border=True):
         st.markdown("#### Open a class")
-        st.markdown(f"**Experiment:** {describe_spec(spec)}")
-        st.caption("The Transfer curves settings you last showed (the lesson's default until "
-                   "you change them there). Every student predicts these strategies and sizes.")
+        lesson = st.radio("Experiment", list(LESSONS), format_func=choice, key="class.lesson")
+        st.caption("The settings you last showed on each page (the lesson's default until you "
+                   "change them there). Every student predicts these strategies and sizes on "
+                   "that page.")
         set_id = st.selectbox("Quiz questions from", list(sets), key="class.set",
                               format_func=lambda s: f"{sets[s].title} "
                                                     f"({len(sets[s].questions)} questions)")
@@ -488,7 +547,7 @@ def open_form(library: Content) -> None:
         drawn = sorted(random.sample([q.id for q in pool], min(int(count), len(pool))),
                        key=order.get)
         try:
-            room, token = class_store().open_class(spec, set_id, drawn, hours, who())
+            room, token = class_store().open_class(specs[lesson], set_id, drawn, hours, who())
         except ValueError as err:
             st.error(f"Not opened: {err}", icon=":material/error:")
             return
@@ -511,8 +570,8 @@ def student_view(link: ClassLink, room: Classroom, library: Content, now: float)
     st.success(f"You are in class **{room.code}** (it ends in {time_left(room, now)}). Your "
                "entries are sent without your name; only you see them here.",
                icon=":material/groups:")
-    st.markdown("#### 1. Predict on Transfer curves")
-    st.markdown(f"Your class's experiment: {describe_spec(room.spec())}. Open it, write your "
+    st.markdown(f"#### 1. Predict on {class_lesson(room).title}")
+    st.markdown(f"Your class's experiment: {describe_class(room)}. Open it, write your "
                 "predictions in **Predict first** and press **Save my predictions**.")
     curves_link(room)
     questions = class_questions(room, library)
@@ -548,12 +607,13 @@ def own_entries(predictions, answers: dict[str, int], questions: list[Question])
 
 
 def curves_link(room: Classroom) -> None:
-    """A link to Transfer curves with the class's experiment (its settings in the link)."""
+    """A link to the class's lesson page with its experiment (its settings in the link)."""
+    lesson = class_lesson(room)
     try:
         query = class_settings(room).to_query()
     except ValueError:  # settings the page can no longer write: open it with its defaults
         query = None
-    st.page_link("pages/transfer_curves.py", label="Open the class's Transfer curves",
+    st.page_link(lesson.page, label=f"Open the class's {lesson.title}",
                  icon=":material/show_chart:", query_params=query)
 
 
@@ -578,7 +638,7 @@ def teacher_header(link: ClassLink, room: Classroom, now: float) -> None:
             ends = (f"Ends in {time_left(room, now, room.empty_until)} if nobody joins it (a "
                     f"class without students ends {EMPTY_MINUTES} min after it opened)")
         st.caption(f"{ends}; then its entries are deleted. Experiment: "
-                   f"{describe_spec(room.spec())}.")
+                   f"{describe_class(room)}.")
         with st.expander("Your teacher link, for another device", icon=":material/key:"):
             teacher_link(link, url)
             if st.button("End the class now", icon=":material/stop_circle:"):
@@ -652,18 +712,18 @@ def class_results(code: str) -> None:
         class_answers(room, class_questions(room, library), reveal)
 
 
-def class_runs(settings: CurveSettings) -> pd.DataFrame:
-    """The runs of the class's experiment, found as the Transfer curves page finds them: the
-    store, else the lesson pack (precomputed by the same code); where they come from, and what
-    is missing, in a caption."""
-    spec = settings.experiment()
-    records, total = stored(settings), len(plan_runs(spec))
+def class_runs(room: Classroom) -> pd.DataFrame:
+    """The runs of the class's experiment, found as its lesson's page finds them: the store,
+    else the sections pack (precomputed by the same code); where they come from, and what is
+    missing, in a caption."""
+    settings, title = class_settings(room), class_lesson(room).title
+    records, total = stored(settings), len(settings.experiment().units())
     pack = packed(settings)
     if pack is not None:
         st.caption(f"The runs' means come from the lesson pack where this server has not "
                    f"trained them: {pack['units']} of {plural(pack['total'], 'run')} trained ahead "
                    f"of time by the same code on {pack.get('device', '?')} on "
-                   f"{str(pack.get('built_at', ''))[:10]}. Running them on Transfer curves "
+                   f"{str(pack.get('built_at', ''))[:10]}. Running them on {title} "
                    "stores this server's own.")
     elif len(records) < total:
         st.caption(f"{len(records)} of {plural(total, 'run')} of the class's experiment are "
@@ -679,10 +739,11 @@ def measured_means(room: Classroom, reveal: bool) -> dict[tuple[str, int], tuple
         st.caption("The runs' results are hidden, so the class predicts without them: turn on "
                    f"**{REVEAL}** above to draw them.")
         return {}
-    records = class_runs(class_settings(room))
+    records = class_runs(room)
     if records.empty:
-        st.info(f"None of the {plural(len(plan_runs(spec)), 'run')} of the class's experiment "
-                "is stored yet, so there is nothing to compare with: open it on Transfer curves "
+        st.info(f"None of the {plural(len(spec.units()), 'run')} of the class's experiment "
+                f"is stored yet, so there is nothing to compare with: open it on "
+                f"{class_lesson(room).title} "
                 "and press Run.", icon=":material/info:")
         curves_link(room)
         return {}
@@ -708,7 +769,7 @@ def class_predictions(room: Classroom, reveal: bool) -> None:
     measured = measured_means(room, reveal)
     pooled = room.predictions()
     if not pooled:
-        st.caption("No predictions yet: students save them on Transfer curves.")
+        st.caption(f"No predictions yet: students save them on {class_lesson(room).title}.")
         return
     for k, cell in in_pairs(sizes):
         entries = {s: [v for ps, pk, v in pooled if ps == s and pk == k] for s in spec.strategies}

@@ -1,16 +1,17 @@
 """What happened on a page, told to whoever listens: the lesson and study pages announce their
 learner's actions here, and class mode (`ui.classroom`) listens, so they never import it.
 
-Two events: `PREDICTIONS_SAVED` (Transfer curves' Predict first; payload `predictions`,
-{(strategy, labels per class): accuracy %}) and `QUESTION_ANSWERED` (the quiz; payload
+Two events: `PREDICTIONS_SAVED` (a lesson's Predict first; payload `predictions`,
+{(strategy, labels per class): accuracy %}, and `lesson`, the page's name, e.g.
+"transfer_curves" or "transfer_on_text") and `QUESTION_ANSWERED` (the quiz; payload
 `question_id`, `choice`). A listener may return a sentence for the learner (a notice, e.g. that
 the class did not receive the answer); `emit` returns those sentences.
 
 And two questions the pages ask of whoever listens: `RESULTS_HELD` (payload: `question_id`, or
-none for the Transfer curves' results): a listener returns a sentence saying why the learner
+`lesson` for the results of that lesson's Predict first): a listener returns a sentence saying why the learner
 may not see the results, or the right answer to that question, yet (a class whose teacher has
-not revealed them), else None; and `EARLIER_PREDICTIONS` (no payload): a listener returns the
-predictions this learner saved before, {(strategy, labels per class): %}, e.g. in an earlier
+not revealed them), else None; and `EARLIER_PREDICTIONS` (payload `lesson`): a listener returns the
+predictions this learner saved before on that lesson, {(strategy, labels per class): %}, e.g. in an earlier
 session that a reload ended. `emit` returns every answer that is not None or empty.
 
 The listeners are registered once, when their module is imported (app.py imports class mode,

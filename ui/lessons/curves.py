@@ -69,11 +69,11 @@ PREPROCESSING_NAMES = {"source": "Loaded from", "original_size": "Original size"
 
 
 def describe_spec(spec: SweepSpec) -> str:
-    """One line naming what a spec trains, e.g. 'From scratch, Linear probe · labels per class
+    """One line naming what a spec (a sweep, or a text sweep) trains, e.g. 'From scratch, Linear probe · labels per class
     1, 2 · 1 seed · 4 runs'."""
     labels = ", ".join(map(labels_text, spec.labels_per_class))
     return (f"{', '.join(strategy_label(s) for s in spec.strategies)} · labels per class {labels}"
-            f" · {plural(spec.seeds, 'seed')} · {plural(len(plan_runs(spec)), 'run')}")
+            f" · {plural(spec.seeds, 'seed')} · {plural(len(spec.units()), 'run')}")
 
 
 def lesson_data_facts(spec: SweepSpec) -> None:

@@ -1,8 +1,8 @@
 """Predict first, on the Transfer curves and Transfer on text pages: the learner types the
 accuracy they expect for each strategy at a few labelled-set sizes, and once runs are stored
 the chart and a few sentences compare prediction with result. A `Topic` says which page's
-predictions these are (their session keys, what guessing scores there, whether a class pools
-them: Transfer curves' do, the text page's stay in the learner's session).
+predictions these are (their session keys, what guessing scores there, the lesson's name, which
+a class that predicts on that lesson pools them under).
 
 Until the learner has saved predictions for the settings shown, or chosen to see the results
 without them (Skip in the form; Show the results, for a teacher, where the results would be),
@@ -48,11 +48,11 @@ class Topic:
     revealed_key: str  # session_state: experiments whose results the learner chose to see
     widgets: str  # prefix of the form's widget keys ("" for Transfer curves, as before)
     chance: Callable[[object], str]  # spec -> what guessing scores there, in words
-    pooled: bool  # saved predictions go to the learner's class, whose reveal they wait for
+    lesson: str  # the page's name: a class predicting on this lesson pools the predictions
 
 
 CURVES_TOPIC = Topic(PREDICTIONS_KEY, REVEALED_KEY, "",
-                     lambda spec: "10% is guessing among the ten digits", pooled=True)
+                     lambda spec: "10% is guessing among the ten digits", "transfer_curves")
 
 
 def prediction_sizes(spec: SweepSpec) -> list[int]:
@@ -75,16 +75,15 @@ def _saved(topic: Topic = CURVES_TOPIC) -> dict:
     ones the learner saved earlier (`EARLIER_PREDICTIONS`, a class's), if any."""
     if topic.predictions_key not in st.session_state:
         earlier: dict = {}
-        if topic.pooled:
-            for found in emit(EARLIER_PREDICTIONS):
-                earlier.update(found)
+        for found in emit(EARLIER_PREDICTIONS, lesson=topic.lesson):
+            earlier.update(found)
         st.session_state[topic.predictions_key] = earlier
     return st.session_state[topic.predictions_key]
 
 
 def _held(topic: Topic) -> Optional[str]:
-    """Why a class holds these results back (only a class's own page: pooled predictions)."""
-    return held_back() if topic.pooled else None
+    """Why a class holds these results back (only on the lesson the class predicts on)."""
+    return held_back(lesson=topic.lesson) or None
 
 
 def results_shown(spec: SweepSpec, predictions: dict, topic: Topic = CURVES_TOPIC) -> bool:
@@ -107,7 +106,7 @@ def hidden_results(spec: SweepSpec, topic: Topic = CURVES_TOPIC) -> None:
     if held:
         st.info(f"Blind until revealed: {held} The curves and the head start appear here by "
                 "themselves once your teacher shows them.", icon=":material/visibility_off:")
-        wait_for_reveal()
+        wait_for_reveal(lesson=topic.lesson)
         return
     st.info("Predict first: the curves and the head start of these settings stay hidden until "
             "you save your predictions above, or press Skip there.",
@@ -186,9 +185,8 @@ def prediction_panel(spec: SweepSpec, topic: Topic = CURVES_TOPIC) -> dict[tuple
             "was. " + ("In your class, the results stay hidden until your teacher shows "
                        "them, and your saved predictions are kept with the class."
                        if held else "Until you save predictions or press Skip, the results of "
-                       "these settings stay hidden. They stay in this browser session only"
-                       + ("" if topic.pooled else ", and a class does not collect them")
-                       + "."))
+                       "these settings stay hidden. They stay in this browser session only, and go "
+                       "to your class if you are in one that predicts on this page."))
         if not sizes:
             st.caption("Choose at least one number of labels per class other than 'all' to "
                        "predict.")
@@ -211,8 +209,8 @@ def prediction_panel(spec: SweepSpec, topic: Topic = CURVES_TOPIC) -> dict[tuple
             applies = {key: v for key, v in saved.items()
                        if key[0] in spec.strategies and key[1] in sizes}
             st.caption(f"Saved {len(applies)} prediction{'s' if len(applies) != 1 else ''}.")
-            if topic.pooled:  # a learner in a class: to the class too
-                emit(PREDICTIONS_SAVED, predictions=saved)
+            # a learner in a class that predicts on this lesson: to the class too
+            emit(PREDICTIONS_SAVED, predictions=saved, lesson=topic.lesson)
     return applies
 
 

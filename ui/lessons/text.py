@@ -105,7 +105,7 @@ def _chance(spec) -> str:
 
 
 TEXT_TOPIC = Topic("transfer_on_text.predictions", "transfer_on_text.revealed", "text_",
-                   _chance, pooled=False)
+                   _chance, "transfer_on_text")
 
 
 def text_chart(settings: TextCurveSettings, key: str, predictions: Optional[dict] = None):
