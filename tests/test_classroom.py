@@ -710,9 +710,9 @@ def test_a_text_class_pools_the_predictions_of_transfer_on_text(empty_default_st
 
     store = ClassStore()
     room, token = store.open_class(TextCurveSettings().experiment(), "concepts", QUESTIONS, 2)
-    sid = store.join(room.code, browser("student"))
+    sid = store.join(room.code, browser("text class student"))
 
-    curves = _student_on("pages/transfer_curves.py", browser("student"))
+    curves = _student_on("pages/transfer_curves.py", browser("text class student"))
     assert "Blind until revealed" not in texts(curves.info)
     assert "Transfer on text" in texts(curves.info)  # the banner names the class's lesson
     inputs = {n.label: n for n in curves.number_input}
@@ -723,7 +723,7 @@ def test_a_text_class_pools_the_predictions_of_transfer_on_text(empty_default_st
             in texts(curves.caption))
     assert not store.load(room.code).students[sid].predictions
 
-    text = _student_on("pages/transfer_on_text.py", browser("student"))
+    text = _student_on("pages/transfer_on_text.py", browser("text class student"))
     assert f"Blind until revealed: Your class {room.code} sees the results" in texts(text.info)
     assert "Skip" not in [b.label for b in text.button]
     inputs = {n.label: n for n in text.number_input}
@@ -732,7 +732,7 @@ def test_a_text_class_pools_the_predictions_of_transfer_on_text(empty_default_st
     assert not text.exception, [e.value for e in text.exception]
     assert f"Sent 1 prediction to class {room.code}" in texts(text.caption)
     assert store.load(room.code).students[sid].predictions == (("probe", 5, 71.0),)
-    again = _student_on("pages/transfer_on_text.py", browser("student"))  # a reload
+    again = _student_on("pages/transfer_on_text.py", browser("text class student"))  # a reload
     assert {n.label: n for n in again.number_input}[
         "Linear probe at 5 labels per class (%)"].value == 71.0
 
@@ -752,7 +752,7 @@ def test_a_text_class_pools_the_predictions_of_transfer_on_text(empty_default_st
 
 
 def test_a_teacher_opens_a_class_on_transfer_on_text(empty_default_store):
-    at = open_class_page(visitor=browser("teacher"))
+    at = open_class_page(visitor=browser("text teacher"))  # a browser with no class open
     radio = next(r for r in at.radio if r.label == "Experiment")
     assert radio.options[1].startswith("**Transfer on text** on Amazon product reviews: ")
     radio.set_value("transfer_on_text")
@@ -760,7 +760,7 @@ def test_a_teacher_opens_a_class_on_transfer_on_text(empty_default_store):
     assert not at.exception, [e.value for e in at.exception]
     room = ClassStore().load(at.query_params["class"])
     assert room.lesson == "transfer_on_text" and room.target == "amazon_reviews"
-    student = open_class_page({"class": room.code}, browser("student"))
+    student = open_class_page({"class": room.code}, browser("text student"))
     button(student, f"Join class {room.code}").click().run()
     assert "#### 1. Predict on Transfer on text" in texts(student.markdown)
     link = next(p for p in student.get("page_link") if "Transfer on text" in p.proto.label)
