@@ -24,6 +24,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # process sharing the cores with another test process, so a worker at 10 got about a tenth of a
 # core while the other test computed: a page test's tiny job then waited on the scheduler.
 os.environ.setdefault("TRANSFERLAB_WORKER_NICENESS", "0")
+# and with one torch thread each, like the test processes (a worker's default is its share of
+# the cores, two here, which three test processes beside it would oversubscribe)
+os.environ.setdefault("TRANSFERLAB_WORKER_THREADS", "1")
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="transferlab-test-"))
 os.environ["TRANSFERLAB_HOME"] = str(SESSION_HOME)
 # the app keeps a spare worker process waiting for the next job; in-process page tests run with

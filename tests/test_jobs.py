@@ -299,3 +299,14 @@ def test_worker_niceness_reads_its_setting(monkeypatch):
         else:
             monkeypatch.setenv(NICENESS_ENV, value)
         assert worker_niceness() == expected, value
+
+
+def test_worker_threads_follow_their_setting(monkeypatch):
+    from engine.infra.jobs import THREADS_ENV, default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert default_workers() == (4, 2)  # two cores per worker
+    for value, threads in (("1", 1), ("3", 3), ("0", 1), ("many", 2)):
+        monkeypatch.setenv(THREADS_ENV, value)
+        assert default_workers() == (4, threads), value

@@ -50,6 +50,7 @@ ACTIVE = ("queued", "running")
 # it, where two test processes already share the cores and a worker at 10 would get a tenth).
 WORKER_NICENESS = 10
 NICENESS_ENV = "TRANSFERLAB_WORKER_NICENESS"
+THREADS_ENV = "TRANSFERLAB_WORKER_THREADS"  # torch threads of each worker (default: its cores)
 # A worker killed from outside (the kernel's out-of-memory killer, an operator) is replaced this
 # many times; the new worker trains only the runs the store still lacks. An exception inside the
 # sweep is not retried: it would fail the same way again.
@@ -247,10 +248,16 @@ def _bare_main():
 
 
 def default_workers() -> tuple[int, int]:
-    """(worker processes, torch threads each): about two cores per worker, at most 4 workers."""
+    """(worker processes, torch threads each): about two cores per worker, at most 4 workers;
+    `THREADS_ENV` sets the threads (the test suite: 1, beside its other test processes)."""
     cores = os.cpu_count() or 1
     workers = max(1, min(4, cores // 2))
-    return workers, max(1, cores // workers)
+    threads = max(1, cores // workers)
+    try:
+        threads = max(1, int(os.environ.get(THREADS_ENV, threads)))
+    except ValueError:
+        pass
+    return workers, threads
 
 
 class JobManager:
