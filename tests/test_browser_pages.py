@@ -687,8 +687,8 @@ def transfer_on_text(lab: Lab) -> None:
     from engine.experiments.lessons.text import TextCurveSettings
 
     page = lab.page
-    _await(page, page.get_by_text(re.compile(r"^Predict first: the curves and the head start")),
-           "the hidden curves", 60)
+    _await(page, page.get_by_text(re.compile(r"^Predict first: the curves, their reading and the "
+                                                 r"error table")), "the hidden curves", 60)
     box = page.get_by_role("spinbutton", name="Linear probe at 1 label per class (%)", exact=True)
     box.fill("70")
     box.press("Tab")

@@ -631,13 +631,13 @@ def test_the_projected_class_view_marks_the_right_answers_only_once_revealed():
     assert len(marked) == len(QUESTIONS)
 
 
-def test_the_text_curves_wait_for_a_prediction_that_stays_out_of_a_class(empty_default_store):
+def test_the_text_curves_wait_for_a_prediction_of_their_own(empty_default_store):
     """Transfer on text: Predict first hides the curves (from the lesson pack) until a
     prediction is saved; then the chart draws it and the page says how far off it was. The
-    prediction is the text page's own: Transfer curves' predictions (a class's) are untouched."""
+    prediction is the text page's own: Transfer curves' predictions are untouched."""
     at = open_page("pages/transfer_on_text.py")
     _no_errors(at)
-    assert "Predict first: the curves and the head start" in texts(at.info)
+    assert "Predict first: the curves, their reading and the error table" in texts(at.info)
     assert not any("your prediction" in t.get("name", "") for c in charts(at) for t in c["data"])
     before = len(charts(at))  # the LoRA trade-off and the shift still draw theirs
     assert "always answering the commoner class scores 58.7%" in texts(at.markdown)

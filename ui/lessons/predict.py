@@ -49,6 +49,7 @@ class Topic:
     widgets: str  # prefix of the form's widget keys ("" for Transfer curves, as before)
     chance: Callable[[object], str]  # spec -> what guessing scores there, in words
     lesson: str  # the page's name: a class predicting on this lesson pools the predictions
+    hidden: str = "the curves and the head start"  # what Predict first hides, in words
 
 
 CURVES_TOPIC = Topic(PREDICTIONS_KEY, REVEALED_KEY, "",
@@ -104,11 +105,12 @@ def hidden_results(spec: SweepSpec, topic: Topic = CURVES_TOPIC) -> None:
     back, only why, and the page waits for the teacher's reveal."""
     held = _held(topic)
     if held:
-        st.info(f"Blind until revealed: {held} The curves and the head start appear here by "
-                "themselves once your teacher shows them.", icon=":material/visibility_off:")
+        st.info(f"Blind until revealed: {held} {topic.hidden[0].upper()}{topic.hidden[1:]} "
+                "appear here by themselves once your teacher shows them.",
+                icon=":material/visibility_off:")
         wait_for_reveal(lesson=topic.lesson)
         return
-    st.info("Predict first: the curves and the head start of these settings stay hidden until "
+    st.info(f"Predict first: {topic.hidden} of these settings stay hidden until "
             "you save your predictions above, or press Skip there.",
             icon=":material/visibility_off:")
     st.button("Show the results", key=f"{topic.widgets}predict.reveal", on_click=_reveal,

@@ -105,7 +105,7 @@ def _chance(spec) -> str:
 
 
 TEXT_TOPIC = Topic("transfer_on_text.predictions", "transfer_on_text.revealed", "text_",
-                   _chance, "transfer_on_text")
+                   _chance, "transfer_on_text", "the curves, their reading and the error table")
 
 
 def text_chart(settings: TextCurveSettings, key: str, predictions: Optional[dict] = None):
