@@ -755,7 +755,11 @@ def test_a_teacher_opens_a_class_on_transfer_on_text(empty_default_store):
     at = open_class_page(visitor=browser("text teacher"))  # a browser with no class open
     radio = next(r for r in at.radio if r.label == "Experiment")
     assert radio.options[1].startswith("**Transfer on text** on Amazon product reviews: ")
-    radio.set_value("transfer_on_text")
+    assert radio.value == "transfer_curves"  # neither page shown yet: the first
+    at.switch_page("pages/transfer_on_text.py").run()
+    at.switch_page(PAGE).run()  # back from the text page, the only one shown: it is chosen
+    radio = next(r for r in at.radio if r.label == "Experiment")
+    assert radio.value == "transfer_on_text"
     button(at, "Open the class").click().run()
     assert not at.exception, [e.value for e in at.exception]
     room = ClassStore().load(at.query_params["class"])

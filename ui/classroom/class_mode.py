@@ -510,7 +510,8 @@ def join(code: str) -> None:
 
 def open_form(library: Content) -> None:
     """A teacher opens a class on the settings this session last showed on Transfer curves or
-    on Transfer on text (each lesson's default until changed there)."""
+    on Transfer on text (each lesson's default until changed there); the one page of the two
+    this session has shown is chosen to begin with."""
     specs = {name: st.session_state.get(lesson.section.key,
                                         lesson.section.settings()).experiment()
              for name, lesson in LESSONS.items()}
@@ -523,7 +524,9 @@ def open_form(library: Content) -> None:
     sets = quiz_sets(library)
     with st.form("class.open", border=True):
         st.markdown("#### Open a class")
-        lesson = st.radio("Experiment", list(LESSONS), format_func=choice, key="class.lesson")
+        shown = [name for name, lesson in LESSONS.items() if lesson.section.key in st.session_state]
+        lesson = st.radio("Experiment", list(LESSONS), format_func=choice, key="class.lesson",
+                          index=list(LESSONS).index(shown[0]) if len(shown) == 1 else 0)
         st.caption("The settings you last showed on each page (the lesson's default until you "
                    "change them there). Every student predicts these strategies and sizes on "
                    "that page.")
