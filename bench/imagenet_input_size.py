@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from engine.core.datasets import labels_text, parse_labels_list
+from engine.core.datasets import parse_labels_list
 from engine.experiments.stats import summarize
 from engine.experiments.sweep import IMAGENET, SweepSpec, run_sweep
 
@@ -29,8 +29,7 @@ def sweep_at(size: int, strategies: tuple[str, ...], labels: tuple[int, ...], se
     print(f"\n## {size} px: {result.trained} runs trained in {wall:.1f} s (spec {spec.key()})")
     summary = summarize(result.records)
     for _, row in summary.iterrows():
-        size_text = labels_text(0) if row["all_labels"] else str(row["labels_per_class"])
-        print(f"{row['strategy']:>14}  {size_text:>4} labels/class  {row['mean']:5.1f} "
+        print(f"{row['strategy']:>14}  {str(row['size']):>4} labels/class  {row['mean']:5.1f} "
               f"± {row['std']:4.1f}  ({row['seeds']} seeds)")
 
 

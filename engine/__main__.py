@@ -23,7 +23,7 @@ from engine.core.store import ResultStore
 from engine.core.text import is_text_dataset
 from engine.experiments.protocol import Progress
 from engine.experiments.readings.curves import sweep_readings
-from engine.experiments.stats import RULE, failed_note, point_label, summarize
+from engine.experiments.stats import RULE, failed_note, summarize
 from engine.experiments.sweep import DEFAULT_LABELS, SweepSpec, run_sweep
 from engine.infra.ray_backend import RayError
 
@@ -206,8 +206,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"runs: {result.trained} trained, {result.reused} reused from the store")
     summary = summarize(records)
     summary["order"] = summary["strategy"].map(spec.strategies.index)
-    for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
-        print(f"  {row['strategy']:>9}  {point_label(row['labels_per_class'], row['all_labels']):>9} labels/class"
+    for _, row in summary.sort_values(["order", "size"]).iterrows():
+        print(f"  {row['strategy']:>9}  {str(row['size']):>9} labels/class"
               f"  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} seed{'s' if row['seeds'] != 1 else ''})")
     note = failed_note(records)
     if note:
@@ -261,10 +261,10 @@ def text_sweep(args: argparse.Namespace) -> int:
     summary["order"] = summary["strategy"].map(spec.strategies.index)
     names = {"scratch": "scratch (TF-IDF words)", "probe": f"probe ({spec.encoder})",
              "finetune": f"fine-tune ({spec.encoder})"}
-    for _, row in summary.sort_values(["order", "labels_per_class"]).iterrows():
+    for _, row in summary.sort_values(["order", "size"]).iterrows():
         rank = lora_rank(row["strategy"])
         name = names.get(row["strategy"]) or f"LoRA r{rank} ({spec.encoder})"
-        print(f"  {name:>22}  {point_label(row['labels_per_class'], row['all_labels']):>9} "
+        print(f"  {name:>22}  {str(row['size']):>9} "
               f"labels/class  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} "
               f"seed{'s' if row['seeds'] != 1 else ''})")
     readings = sweep_readings(records)

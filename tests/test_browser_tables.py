@@ -173,7 +173,7 @@ def test_the_handout_fits_and_prints_every_points_mean(phone):
     text, no collapsed section; instead of 105 rows, the mean ± sd of every point."""
     from playwright.sync_api import expect
 
-    from engine.experiments.stats import point_label, summarize
+    from engine.experiments.stats import summarize
     from engine.experiments.sweep import SweepSpec
     from engine.infra.packs import pack_records
 
@@ -209,8 +209,7 @@ def test_the_handout_fits_and_prints_every_points_mean(phone):
     missing = [f"{row.strategy} {row.labels_per_class}" for row in points.itertuples()
                if f"{row.mean:.1f}±{row.std:.1f}" not in text]
     assert not missing, f"points not in the printed handout: {missing}"
-    assert all(point_label(int(k), bool(a)).replace(" ", "") in text
-               for k, a in zip(points["labels_per_class"], points["all_labels"]))
+    assert all(str(size).replace(" ", "") in text for size in points["size"])
 
 
 # Last: the LoRA lab's trade-off stores runs of the default sweep's probe and fine-tune, which

@@ -285,6 +285,33 @@ def test_summary_and_head_start_sentence():
         "level: the gap of +1.0 points (95% interval")
 
 
+def test_a_label_size_is_one_value_read_from_the_records_pair():
+    """A record keeps (labels_per_class, all_labels); every reader gets one `LabelSize` from it:
+    named '5' or 'all (40)', ordered by count, a run on every label apart from a drawn run of
+    the same count, and the value a spec gives back (ALL_LABELS for "all")."""
+    from engine.core.datasets import LabelSize
+    from engine.experiments.stats import label_sizes
+
+    every, drawn = LabelSize.of(40, True), LabelSize.of(np.int64(40), np.False_)
+    assert (str(every), every.text, every.setting) == ("all (40)", "all (40) labels per class", ALL_LABELS)
+    assert (str(drawn), drawn.setting, LabelSize(1).text) == ("40", 40, "1 label per class")
+    assert every != drawn and sorted([every, LabelSize(5), drawn]) == [LabelSize(5), drawn, every]
+    assert LabelSize.of(5, float("nan")) == LabelSize(5)  # a record stored without the flag
+    df = pd.concat([_records([(s, k, i, 50.0 + k + i) for s in ("scratch", "probe") for k in (5, 40)
+                              for i in range(3)]),
+                    _records([(s, 40, 0, 90.0) for s in ("scratch", "probe")]).assign(all_labels=True)],
+                   ignore_index=True)
+    assert label_sizes(df.drop(columns="all_labels")).map(str).tolist() == [
+        str(k) for k in df["labels_per_class"]]
+    summary = summarize(df)
+    assert list(summary.columns[:3]) == ["strategy", "size", "labels_per_class"]
+    probe = summary[summary["strategy"] == "probe"]
+    assert probe["size"].map(str).tolist() == ["5", "40", "all (40)"]
+    assert probe["seeds"].tolist() == [3, 3, 1] and probe["labels_per_class"].tolist() == [5, 40, 40]
+    fig = transfer_curve_figure(df, ("scratch", "probe"))
+    assert list(fig.layout.xaxis.ticktext) == ["5", "40", "all (40)"]
+
+
 def test_figure_has_one_legend_group_per_strategy_on_a_log_axis():
     df = _records([(s, k, i, 50.0 + k + i) for s in ("scratch", "probe") for k in (1, 2, 5) for i in (0, 1)])
     fig = transfer_curve_figure(df, ("scratch", "probe"), marker_n=2)

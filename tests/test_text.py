@@ -144,8 +144,9 @@ def test_a_text_sweep_runs_in_the_protocol_stores_and_reuses(tiny_text, tmp_path
     # untrained, so its probe is near chance: only the shipped encoder carries meaning)
     assert (full[full["strategy"] == "scratch"]["test_accuracy"] > 90).all()
     summary = summarize(records)
-    assert set(summary[~summary["all_labels"]]["seeds"]) == {2}
-    assert set(summary[summary["all_labels"]]["seeds"]) == {1}
+    every = summary["size"].map(lambda size: size.every).astype(bool)
+    assert set(summary[~every]["seeds"]) == {2} and set(summary[every]["seeds"]) == {1}
+    assert [str(size) for size in summary[every]["size"]] == [f"all ({full['labels_per_class'].iloc[0]})"] * 2
     cache = list((tmp_path / "home" / "features").glob("text-tiny-*.pt"))
     assert len(cache) == 1
     again = run_experiment(spec, store)

@@ -51,6 +51,37 @@ def labels_per_class_text(size) -> str:
     return f"{text} label per class" if text == "1" else f"{text} labels per class"
 
 
+@dataclass(frozen=True, order=True)
+class LabelSize:
+    """One point of a curve on the label axis, as a run measured it: `count` labels per class
+    (where the point sits on the axis) and `every`, true when that count was every label the
+    pool holds (a spec's ALL_LABELS, measured as the count it came to). One value for what a
+    record keeps as the pair (`labels_per_class`, `all_labels`), read from it in one place
+    (`of`), so a reader never carries the pair; ordered by count, then `every`.
+
+    str() is the point's name, '5' or 'all (1045)'; `text` the size in a sentence."""
+    count: int
+    every: bool = False
+
+    @classmethod
+    def of(cls, labels_per_class, all_labels=False) -> "LabelSize":
+        """The size of a record's (or a summary row's) pair; a missing flag reads as drawn."""
+        return cls(int(labels_per_class), bool(all_labels) if all_labels == all_labels else False)
+
+    def __str__(self) -> str:
+        return f"{ALL_LABELS_TEXT} ({self.count})" if self.every else str(self.count)
+
+    @property
+    def text(self) -> str:
+        """'1 label per class', 'all (1045) labels per class'."""
+        return labels_per_class_text(str(self))
+
+    @property
+    def setting(self) -> int:
+        """The value a spec, a link or the command line gives for this size."""
+        return ALL_LABELS if self.every else self.count
+
+
 def parse_labels_value(value) -> int:
     """'all' (any case) -> ALL_LABELS; a positive whole number (text or int) -> that number.
     ValueError otherwise, with a sentence for the user."""

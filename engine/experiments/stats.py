@@ -21,9 +21,11 @@ from typing import Optional, Sequence
 import pandas as pd
 from scipy.stats import t as student_t
 
+from engine.core.datasets import LabelSize
 from engine.core.strategies import StrategyError, get_strategy
 
-SUMMARY_COLUMNS = ["strategy", "labels_per_class", "all_labels", "mean", "std", "seeds", "n_train"]
+# size: the point's `LabelSize` (labels per class, "all" or not); labels_per_class: its count
+SUMMARY_COLUMNS = ["strategy", "size", "labels_per_class", "mean", "std", "seeds", "n_train"]
 
 
 OTHER_LABELS = {"lora": "LoRA"}  # strategies of the text sweep that no image strategy names
@@ -50,13 +52,23 @@ def strategy_label(name: str) -> str:
 CHANCE_MARGIN = 5.0
 LEARNED_MARGIN = 40.0
 # the columns that tell one point of an experiment from another (those a record has)
-POINT_COLUMNS = ("strategy", "labels_per_class", "all_labels", "target", "source", "train_source",
+POINT_COLUMNS = ("strategy", "size", "target", "source", "train_source",
                  "backbone", "lr", "backbone_lr", "severity", "unit", "curve")
 FAILED_RULE = (f"A run is called failed, not a result, when it ended at chance (within "
                f"{CHANCE_MARGIN:g} points of guessing) while the median of the other seeds at "
                f"its point is at least {LEARNED_MARGIN:g} points above chance, or when it ended "
                "without a number. A failed run is left out of every curve, mean and reading, "
                "and the page names it.")
+
+
+def label_sizes(records: pd.DataFrame) -> pd.Series:
+    """Each run's (or summary row's) `LabelSize`: the one place that reads a record's pair
+    (`labels_per_class`, `all_labels`); a frame without the flag has drawn sizes only."""
+    if "size" in records:
+        return records["size"]
+    every = records["all_labels"] if "all_labels" in records else [False] * len(records)
+    return pd.Series([LabelSize.of(k, a) for k, a in zip(records["labels_per_class"], every)],
+                     index=records.index, dtype=object)
 
 
 def chance_levels(records: pd.DataFrame) -> pd.Series:
@@ -66,8 +78,8 @@ def chance_levels(records: pd.DataFrame) -> pd.Series:
     chance = pd.Series(float("nan"), index=records.index)
     if not {"labels_per_class", "n_train"} <= set(records):
         return chance
-    drawn = records[(records["labels_per_class"] > 0)
-                    & ~records.get("all_labels", pd.Series(False, index=records.index)).astype(bool)]
+    drawn = records[label_sizes(records).map(lambda size: size.count > 0 and not size.every)
+                    .astype(bool)]
     if drawn.empty:
         return chance
     classes = (drawn["n_train"] / drawn["labels_per_class"]).round()
@@ -85,6 +97,8 @@ def failed_runs(records: pd.DataFrame) -> pd.Series:
     accuracy = pd.to_numeric(records["test_accuracy"], errors="coerce")
     failed = ~accuracy.map(lambda v: math.isfinite(v))
     chance = chance_levels(records)
+    if "labels_per_class" in records:
+        records = records.assign(size=label_sizes(records))
     keys = [c for c in POINT_COLUMNS if c in records]
     if not keys:
         return failed
@@ -116,8 +130,7 @@ def failed_note(records: pd.DataFrame) -> Optional[str]:
     for index, run in failed.head(MAX_FAILED_NAMED).iterrows():
         where = [strategy_label(str(run["strategy"]))] if "strategy" in run else []
         if "labels_per_class" in run:
-            where.append(f"{point_label(int(run['labels_per_class']), bool(run.get('all_labels', False)))} "
-                         "labels per class")
+            where.append(label_sizes(failed.loc[[index]]).iloc[0].text)
         if "seed" in run:
             where.append(f"seed {int(run['seed'])}")
         value = pd.to_numeric(pd.Series([run["test_accuracy"]]), errors="coerce").iloc[0]
@@ -146,16 +159,14 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
     records = without_failed(records)
     if records.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    grouped = records.groupby(["strategy", "labels_per_class", "all_labels"], sort=True)
+    records = records.assign(size=label_sizes(records))
+    grouped = records.groupby(["strategy", "size"], sort=True)
     out = grouped.agg(mean=("test_accuracy", "mean"), std=("test_accuracy", "std"),
                       seeds=("seed", "nunique"), n_train=("n_train", "mean")).reset_index()
+    out["labels_per_class"] = [size.count for size in out["size"]]
     out["std"] = out["std"].fillna(0.0)
     out["n_train"] = out["n_train"].round().astype(int)
     return out[SUMMARY_COLUMNS]
-
-
-def point_label(labels_per_class: int, all_labels: bool) -> str:
-    return f"all ({labels_per_class})" if all_labels else str(labels_per_class)
 
 
 ALPHA = 0.05  # the error rate of one call: a 95% interval

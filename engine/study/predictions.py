@@ -13,7 +13,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from engine.core.datasets import labels_per_class_text
+from engine.core.datasets import LabelSize, labels_per_class_text
 from engine.experiments.stats import strategy_label, summarize
 
 Predictions = Mapping[tuple[str, int], float]  # (strategy, labels per class) -> accuracy (%)
@@ -33,8 +33,7 @@ def compare(records: pd.DataFrame, predictions: Predictions) -> pd.DataFrame:
     summary = summarize(records)
     rows = []
     for (strategy, k), predicted in sorted(predictions.items()):
-        at = summary[(summary["strategy"] == strategy) & (summary["labels_per_class"] == k)
-                     & ~summary["all_labels"].astype(bool)]
+        at = summary[(summary["strategy"] == strategy) & (summary["size"] == LabelSize(k))]
         if at.empty:
             continue
         measured = float(at["mean"].iloc[0])

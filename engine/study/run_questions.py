@@ -19,20 +19,16 @@ from statistics import fmean as mean
 
 import pandas as pd
 
-from engine.core.datasets import labels_per_class_text
+from engine.core.datasets import LabelSize
 from engine.experiments.readings.common import and_list, clean
 from engine.experiments.stats import (MIN_GAP, MIN_SEEDS, RULE, Comparison, compare, compare_runs,
-                                      interval_text, point_label, seeds_text, strategy_label,
+                                      interval_text, seeds_text, strategy_label,
                                       summarize)
 from engine.study.content import Question
 
 TOPIC = "Your runs"
 NO_WINNER = "None: the best two are level"  # the winner question's answer for a tie
 MIN_GAP_BETWEEN_OPTIONS = 1.0  # points between any two numeric options
-
-
-def _size(k: int, all_labels: bool) -> str:
-    return labels_per_class_text(point_label(int(k), bool(all_labels)))
 
 
 def _means_text(at: pd.DataFrame) -> str:
@@ -66,15 +62,14 @@ def _numeric_options(correct: float, pool: list[float]) -> tuple[str, ...]:
     return tuple(_points(v) for v in sorted(chosen))
 
 
-def _sizes(summary: pd.DataFrame) -> list[tuple[int, bool]]:
-    sizes = summary.drop_duplicates("labels_per_class").sort_values("labels_per_class")
-    return [(int(k), bool(a)) for k, a in zip(sizes["labels_per_class"], sizes["all_labels"])]
+def _sizes(summary: pd.DataFrame) -> list[LabelSize]:
+    return sorted(set(summary["size"]))
 
 
-def _pick_sizes(sizes: list[tuple[int, bool]], limit: int = 3) -> list[tuple[int, bool]]:
+def _pick_sizes(sizes: list[LabelSize], limit: int = 3) -> list[LabelSize]:
     """A few sizes to ask about: the smallest, 2 if present, then the largest."""
-    picked: list[tuple[int, bool]] = []
-    for want in (sizes[0], next((s for s in sizes if s[0] == 2 and not s[1]), None), sizes[-1]):
+    picked: list[LabelSize] = []
+    for want in (sizes[0], LabelSize(2) if LabelSize(2) in sizes else None, sizes[-1]):
         if want is not None and want not in picked:
             picked.append(want)
     return picked[:limit]
@@ -117,14 +112,14 @@ def run_questions(records: pd.DataFrame) -> tuple[Question, ...]:
     if summary.empty:
         return ()
     all_gaps: list[float] = []
-    for _, at in summary.groupby("labels_per_class"):
+    for _, at in summary.groupby("size"):
         means = sorted(at["mean"].tolist(), reverse=True)
         all_gaps += [a - b for i, a in enumerate(means) for b in means[i + 1:]]
     questions: list[Question] = []
-    for k, all_labels in _pick_sizes(_sizes(summary)):
-        at = summary[summary["labels_per_class"] == k].sort_values("mean", ascending=False)
+    for size in _pick_sizes(_sizes(summary)):
+        at = summary[summary["size"] == size].sort_values("mean", ascending=False)
         if len(at) >= 2:
-            questions += _winner_questions(records, at, _size(k, all_labels), all_gaps)
+            questions += _winner_questions(records, at, size.text, all_gaps)
     questions += _head_start_question(records, summary)
     questions += _scratch_gain_question(records, summary, all_gaps)
     return tuple(questions)
@@ -167,17 +162,17 @@ def _interval(c: Comparison) -> str:
     return interval_text(c)
 
 
-def _leads(records: pd.DataFrame, summary: pd.DataFrame) -> dict[tuple[int, bool], list[float]]:
+def _leads(records: pd.DataFrame, summary: pd.DataFrame) -> dict[LabelSize, list[float]]:
     """Per size: the best transfer strategy's lead over training from scratch, per seed."""
     leads = {}
-    for k, all_labels in _sizes(summary):
-        at = summary[summary["labels_per_class"] == k]
+    for size in _sizes(summary):
+        at = summary[summary["size"] == size]
         others = at[at["strategy"] != "scratch"]
         if (at["strategy"] == "scratch").any() and not others.empty:
             best = others.loc[others["mean"].idxmax(), "strategy"]
-            lead = _lead_values(records, best, "scratch", k)
+            lead = _lead_values(records, best, "scratch", size.count)
             if len(lead) >= MIN_SEEDS:
-                leads[(k, all_labels)] = lead
+                leads[size] = lead
     return leads
 
 
@@ -190,18 +185,18 @@ def _head_start_question(records: pd.DataFrame, summary: pd.DataFrame) -> list[Q
     ranked = sorted(leads.items(), key=lambda item: mean(item[1]), reverse=True)
     if not compare(ranked[0][1], ranked[1][1], paired=False).counts:
         return []
-    (k, all_labels), lead = ranked[0][0], mean(ranked[0][1])
-    listed = ", ".join(f"{point_label(kk, aa)}: {mean(v):+.1f}" for (kk, aa), v in sorted(leads.items()))
+    size, lead = ranked[0][0], mean(ranked[0][1])
+    listed = ", ".join(f"{other}: {mean(v):+.1f}" for other, v in sorted(leads.items()))
     usual = ("As usual, pretraining helped most where labels were scarcest."
-             if (k, all_labels) == min(leads) else
+             if size == min(leads) else
              "Pretraining usually helps most where labels are scarcest; your runs show the "
              "largest lead at a bigger labelled set.")
     return [Question(
         "run-head-start", "In your runs, at which number of labels per class did the best "
         "transfer strategy lead training from scratch by the most points?",
-        tuple(point_label(kk, aa) for kk, aa in sorted(leads)), point_label(k, all_labels),
+        tuple(str(other) for other in sorted(leads)), str(size),
         f"The best transfer strategy's lead over training from scratch, in points, at each size: "
-        f"{listed}. The largest is at {point_label(k, all_labels)} ({lead:+.1f}), ahead of the "
+        f"{listed}. The largest is at {size} ({lead:+.1f}), ahead of the "
         f"next by the rule. {usual}", kind="run", topic=TOPIC)]
 
 
@@ -228,7 +223,7 @@ def _scratch_gain_question(records: pd.DataFrame, summary: pd.DataFrame,
                            pool: list[float]) -> list[Question]:
     """How much did training from scratch gain from the smallest to the largest size? Asked
     only when the gain counts by the rule."""
-    scratch = summary[summary["strategy"] == "scratch"].sort_values("labels_per_class")
+    scratch = summary[summary["strategy"] == "scratch"].sort_values("size")
     if len(scratch) < 2:
         return []
     low, high = scratch.iloc[0], scratch.iloc[-1]
@@ -237,7 +232,7 @@ def _scratch_gain_question(records: pd.DataFrame, summary: pd.DataFrame,
                paired=False).sign <= 0:
         return []
     gain = float(high["mean"] - low["mean"])
-    low_size, high_size = _size(lk, low["all_labels"]), _size(hk, high["all_labels"])
+    low_size, high_size = low["size"].text, high["size"].text
     compared = _gain_comparison(records, lk, hk,
                                 _paired(_runs(records, "scratch", hk), _runs(records, "scratch", lk)))
     return [Question(

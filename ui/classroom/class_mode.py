@@ -751,9 +751,9 @@ def measured_means(room: Classroom, reveal: bool) -> dict[tuple[str, int], tuple
         curves_link(room)
         return {}
     summary = summarize(records)
-    summary = summary[~summary["all_labels"].astype(bool)]
-    return {(s, int(k)): (float(m), int(n)) for s, k, m, n in
-            zip(summary["strategy"], summary["labels_per_class"], summary["mean"], summary["seeds"])}
+    return {(s, size.count): (float(m), int(n)) for s, size, m, n in
+            zip(summary["strategy"], summary["size"], summary["mean"], summary["seeds"])
+            if not size.every}
 
 
 def in_pairs(items: Sequence[T]) -> Iterator[tuple[T, Any]]:

@@ -17,7 +17,7 @@ from typing import Mapping, Optional, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from engine.experiments.stats import point_label, strategy_label, summarize
+from engine.experiments.stats import strategy_label, summarize
 from engine.study.predictions import Predictions
 
 # Colour-blind-safe (Okabe-Ito) colours, one per strategy family, stable across pages. The
@@ -137,11 +137,11 @@ def rgba(hex_color: str, alpha: float) -> str:
 
 def _hover(label: str, s: pd.DataFrame) -> list[str]:
     """One hover text per point; the spread only where the point has more than one seed."""
-    return [f"<b>{label}</b><br>labels per class: {point_label(k, a)}<br>labelled examples: {n}"
+    return [f"<b>{label}</b><br>labels per class: {size}<br>labelled examples: {n}"
             f"<br>test accuracy: {m:.1f}%" + (f" ± {sd:.1f} (1 std)" if sc > 1 else "")
             + f"<br>seeds: {sc}"
-            for k, a, n, m, sd, sc in zip(s["labels_per_class"], s["all_labels"], s["n_train"],
-                                          s["mean"], s["std"], s["seeds"])]
+            for size, n, m, sd, sc in zip(s["size"], s["n_train"], s["mean"], s["std"],
+                                          s["seeds"])]
 
 
 def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
@@ -156,7 +156,7 @@ def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
     styles = curve_styles(order, strategy_of or {})
     fig = go.Figure()
     for name in order:
-        s = summary[summary["strategy"] == name].sort_values("labels_per_class")
+        s = summary[summary["strategy"] == name].sort_values("size")
         if s.empty:
             continue
         (color, dash), label = styles[name], strategy_label(name)
@@ -172,11 +172,9 @@ def transfer_curve_figure(records: pd.DataFrame, strategies: Sequence[str] = (),
             x=x, y=s["mean"].tolist(), mode="lines+markers", name=label, legendgroup=name,
             line={"color": color, "width": 3, "dash": dash}, marker={"size": 8},
             text=_hover(label, s), hovertemplate="%{text}<extra></extra>"))
-    ticks = summary.drop_duplicates("labels_per_class").sort_values("labels_per_class")
+    ticks = sorted(set(summary["size"]))
     fig.update_xaxes(type="log", title="labelled examples per class (log scale)",
-                     tickvals=ticks["labels_per_class"].tolist(),
-                     ticktext=[point_label(k, a)
-                               for k, a in zip(ticks["labels_per_class"], ticks["all_labels"])])
+                     tickvals=[size.count for size in ticks], ticktext=[str(size) for size in ticks])
     fig.update_yaxes(title="test accuracy (%)", range=[0, 101])
     if marker_n is not None and not summary.empty:
         fig.add_vline(x=marker_n, line_dash="dash", line_color="#444")

@@ -25,7 +25,7 @@ from engine.core.datasets import (TEST_FRACTION, get_dataset_info, labels_per_cl
 from engine.core.pretrain import PretrainResult, load_cached
 from engine.experiments.readings import Sentence
 from engine.experiments.readings.curves import head_start, sweep_readings
-from engine.experiments.stats import failed_runs, point_label, strategy_label, summarize
+from engine.experiments.stats import failed_runs, label_sizes, strategy_label, summarize
 from engine.experiments.sweep import SweepSpec, plan_runs
 from ui.kit.exports import show_chart
 from ui.kit.figures import transfer_curve_figure
@@ -145,9 +145,8 @@ def stored_pretraining(spec: SweepSpec) -> Optional[PretrainResult]:
 
 def n_selector(records: pd.DataFrame) -> int:
     """The `n =` slider over the labels-per-class values present in `records`."""
-    is_all = records.groupby("labels_per_class")["all_labels"].any()
-    values = [int(k) for k in sorted(is_all.index)]
-    names = {k: point_label(k, bool(is_all[k])) for k in values}
+    names = {size.count: str(size) for size in sorted(set(label_sizes(records)))}
+    values = sorted(names)
     if len(values) == 1:
         st.markdown(f"n = {labels_per_class_text(names[values[0]])}")
         return values[0]
@@ -183,8 +182,7 @@ def runs_table(records: pd.DataFrame, strategies) -> None:
           .sort_values(["_order", "labels_per_class", "seed"], kind="stable"))
     table = pd.DataFrame({
         "Strategy": df["strategy"].map(strategy_label),
-        "Labels per class": [point_label(int(k), bool(a))
-                             for k, a in zip(df["labels_per_class"], df["all_labels"])],
+        "Labels per class": label_sizes(df).map(str).tolist(),
         "Labelled examples": df["n_train"].astype(int),
         "Seed": df["seed"].astype(int),
         "Test accuracy (%)": df["test_accuracy"].astype(float),
@@ -207,14 +205,13 @@ def means_table(records: pd.DataFrame, strategies) -> None:
     seeds ± its standard deviation (the chart's lines and bands, as numbers)."""
     summary = summarize(records)
     shown = [s for s in strategies if s in set(summary["strategy"])]
-    sizes = summary.drop_duplicates("labels_per_class").sort_values("labels_per_class")
-    table = pd.DataFrame({"Labels per class": [point_label(int(k), bool(a)) for k, a in
-                                               zip(sizes["labels_per_class"], sizes["all_labels"])]})
+    sizes = sorted(set(summary["size"]))
+    table = pd.DataFrame({"Labels per class": [str(size) for size in sizes]})
     for strategy in shown:
-        at = summary[summary["strategy"] == strategy].set_index("labels_per_class")
+        at = summary[summary["strategy"] == strategy].set_index("size")
         table[strategy_label(strategy)] = [
-            f"{at.at[k, 'mean']:.1f} ± {at.at[k, 'std']:.1f}" if k in at.index else "–"
-            for k in sizes["labels_per_class"]]
+            f"{at.at[size, 'mean']:.1f} ± {at.at[size, 'std']:.1f}" if size in at.index else "–"
+            for size in sizes]
     st.subheader("Means over seeds")
     show_table(table, "means", compact=Compact("{Labels per class} per class"))
     seeds = int(records["seed"].nunique())

@@ -29,7 +29,7 @@ from engine.experiments.lessons.text import (ADDED_CHOICES, SENTIMENT, TEXT_LABE
 from engine.experiments.readings.lora import tradeoff_readings
 from engine.experiments.readings.curves import sweep_readings
 from engine.experiments.readings.text import adapt_sentence, corpus_name, shift_sentence
-from engine.experiments.stats import point_label, strategy_label, summarize
+from engine.experiments.stats import label_sizes, strategy_label, summarize
 from engine.experiments.text_sweep import (DETERMINISTIC, LORA_RANK, SOURCE_LABELS,
                                            TEXT_LORA_RANKS, TEXT_STRATEGIES, lora_rank,
                                            majority_baseline, mistakes)
@@ -171,14 +171,12 @@ def error_table(records: pd.DataFrame) -> None:
         st.caption("These runs were stored before the app kept each run's answers: Run again "
                    "to see the sentences each method gets wrong.")
         return
-    sizes = sorted(runs["labels_per_class"].unique(), key=lambda k: (bool(
-        runs[runs["labels_per_class"] == k]["all_labels"].any()), k))
+    runs = runs.assign(size=label_sizes(runs))
+    sizes = sorted(set(runs["size"]))
     left, right = st.columns([3, 1])
-    k = left.selectbox("Labelled sentences per class", sizes, index=len(sizes) - 1,
-                       key="text_errors_size", format_func=lambda k: labels_text(k) if not bool(
-                           runs[runs["labels_per_class"] == k]["all_labels"].any())
-                       else f"all ({k})")
-    at = runs[runs["labels_per_class"] == k]
+    chosen = left.selectbox("Labelled sentences per class", sizes, index=len(sizes) - 1,
+                            key="text_errors_size", format_func=str)
+    at = runs[runs["size"] == chosen]
     seeds = sorted(int(x) for x in at["seed"].unique())
     seed = right.selectbox("Seed", seeds, key="text_errors_seed") if len(seeds) > 1 else seeds[0]
     try:
@@ -192,9 +190,8 @@ def error_table(records: pd.DataFrame) -> None:
     counts = "; ".join(f"{strategy_label(s)} {found.wrong[s]:,}" for s in found.wrong)
     every = "both" if len(found.wrong) == 2 else f"all {len(found.wrong)}"
     both = f"; {found.wrong_by_all:,} are wrong for {every}" if len(found.wrong) > 1 else ""
-    size = labels_per_class_text(point_label(int(k), bool(at["all_labels"].any())))
     st.markdown(f"Of the {found.tested:,} test sentences, wrong answers: {counts}{both} "
-                f"(one run each, {size}, seed {seed}: counts, not a comparison).")
+                f"(one run each, {chosen.text}, seed {seed}: counts, not a comparison).")
     table = found.table.rename(columns={"sentence": "Sentence", "true class": "True class",
                                         **{s: strategy_label(s) for s in found.wrong}})
     show_table(table.head(ERRORS_SHOWN), "text_errors", sortable=True,
@@ -203,7 +200,7 @@ def error_table(records: pd.DataFrame) -> None:
         st.caption(f"The first {ERRORS_SHOWN} of {len(table):,} sentences, those some method "
                    "got right first; the CSV holds them all.")
     st.download_button("Sentences (CSV)", table.to_csv(index=False).encode(),
-                       f"text-mistakes-{k}-seed{seed}.csv", "text/csv",
+                       f"text-mistakes-{labels_text(chosen.setting)}-seed{seed}.csv", "text/csv",
                        icon=":material/download:", key="text_errors_csv")
 
 

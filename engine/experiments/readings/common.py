@@ -12,7 +12,7 @@ import pandas as pd
 
 from engine.core.datasets import labels_per_class_text, labels_text
 from engine.experiments.stats import (Comparison, compare_runs, holm, interval_text,
-                                      point_label, strategy_label, without_failed)
+                                      label_sizes, strategy_label, without_failed)
 
 TOO_FEW = "too few seeds to call"  # what a sentence says where a side has under MIN_SEEDS runs
 
@@ -58,8 +58,7 @@ def runs_of(records: pd.DataFrame, strategy: str, k: Optional[int] = None) -> pd
 def size_name(records: pd.DataFrame, k: int) -> str:
     """'2 labels per class', 'all (120) labels per class': one size as the sentences write it."""
     at = records[records["labels_per_class"] == k]
-    every = bool(at["all_labels"].iloc[0]) if "all_labels" in at and not at.empty else False
-    return labels_per_class_text(point_label(int(k), every))
+    return label_sizes(at).iloc[0].text if not at.empty else labels_per_class_text(int(k))
 
 
 def sizes_list(ks: Sequence[int]) -> str:
