@@ -2,13 +2,20 @@
 where each run trained alone with `train.fit` ends: the same weights and test accuracy, run by
 run, within float rounding.
 
-Everything here computes in float32 (autocast off), on the CPU, in seconds. The stacked and the
-lone run differ only in summation order (a grouped convolution, a batched matrix product) and in
-the last bit of Adam's update; Adam divides by the root of the squared gradient, so a rounding
-difference in a near-zero gradient can move a weight by up to a learning rate and grows a little
-step by step. The stated tolerance: all but a thousandth of the weights within WEIGHT_TOL of
-the lone run's and every one within WEIGHT_MAX (one step at the head's learning rate), and the
-same test accuracy within ACCURACY_TOL points (one test image of the 400 is 0.25 points).
+Everything here computes in float32 (autocast off), on the CPU, in seconds. Adam's update is
+the same kernel call in both (`train.adam_step`: bit-identical given the same gradients, tested
+below), so the stacked and the lone run differ only in the gradients' summation order (a
+grouped convolution, a batched matrix product). Adam divides by the root of the squared
+gradient, so a rounding difference in a near-zero gradient can move a weight by up to a
+learning rate, and it grows step by step. The stated tolerance, after one step for every run
+and after all steps for runs that start from pretrained weights: all but a thousandth of the
+weights within WEIGHT_TOL of the lone run's and every one within WEIGHT_MAX (one step at the
+head's learning rate); after all steps, the same test accuracy within ACCURACY_TOL points (one
+test image of the 400 is 0.25 points). A run from scratch (random weights, 20-100 examples) is
+chaotic enough that its last-bit differences can grow past WEIGHT_TOL for 1 to 5% of its
+weights after a dozen steps, with either order of summation winning: measured over 12 such
+runs (seeds 0-5, 20 and 100 examples, 14 steps), 3 to 4 of them, whichever way the stacked Adam
+was written; so for those only the accuracy and WEIGHT_MAX_SCRATCH are asserted.
 """
 
 import pytest
@@ -28,6 +35,7 @@ from engine.experiments.sweep import SweepContext, SweepSpec
 LR = 3e-3  # the head's learning rate (the pretrained layers train at a tenth of it)
 WEIGHT_TOL = 1e-5  # |batched - alone| of all but a thousandth of the weights
 WEIGHT_MAX = LR  # |batched - alone| of every weight
+WEIGHT_MAX_SCRATCH = 2 * LR  # |batched - alone| of every weight of a run from scratch, all steps
 ACCURACY_TOL = 0.5  # points of test accuracy
 CPU = torch.device("cpu")
 
@@ -98,44 +106,16 @@ def test_stacked_adam_is_each_runs_own_adam():
         params["bias"].grad.copy_(torch.stack([g[1]] * 3))
         stack.optimizer.step(torch.tensor([True, True, step < 2]))
     for r, model in enumerate(models[:2]):
-        assert torch.allclose(params["weight"][r], model.weight, atol=1e-6, rtol=0)
-        assert torch.allclose(params["bias"][r], model.bias, atol=1e-6, rtol=0)
+        assert torch.equal(params["weight"][r], model.weight)
+        assert torch.equal(params["bias"][r], model.bias)
     assert torch.equal(params["bias"][2], frozen_bias)
 
 
-class PerParameterAdam:
-    """The stacked Adam as it was written before the flat buffer: ~10 operations per stacked
-    parameter (name -> (R, ...)), a (R,) rate each. The flat one must step exactly like it."""
-
-    def __init__(self, params, lrs):
-        self.params, self.lrs = params, lrs
-        self.count = torch.zeros(next(iter(params.values())).shape[0], dtype=torch.float64)
-        self.moments = {n: (torch.zeros_like(p), torch.zeros_like(p)) for n, p in params.items()
-                        if bool((lrs[n] > 0).any())}
-
-    @torch.no_grad()
-    def step(self, active):
-        beta1, beta2 = Adam.BETAS
-        self.count += active.double()
-        steps = self.count.clamp(min=1)
-        correction1, correction2_sqrt = 1 - beta1 ** steps, (1 - beta2 ** steps).sqrt()
-        for name, (avg, sq) in self.moments.items():
-            p, grad = self.params[name], self.params[name].grad
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            on = (active & (self.lrs[name] > 0)).view(shape)
-            new_avg = avg.lerp(grad, 1 - beta1)
-            new_sq = sq * beta2 + grad * grad * (1 - beta2)
-            denom = new_sq.sqrt() / correction2_sqrt.float().view(shape) + Adam.EPS
-            step_size = (self.lrs[name].double() / correction1).float().view(shape)
-            moved = p - step_size * new_avg / denom
-            avg.copy_(torch.where(on, new_avg, avg))
-            sq.copy_(torch.where(on, new_sq, sq))
-            p.copy_(torch.where(on, moved, p))
-
-
-def test_flat_adam_steps_exactly_like_the_per_parameter_one():
-    """Five steps over parameters of several shapes, rates differing by run, one parameter
-    frozen in one run and one frozen in every run, runs dropping out: bit-identical weights."""
+def test_the_stacked_adam_steps_each_run_exactly_as_adam_alone():
+    """Five steps over parameters of several shapes, rates differing by run (three distinct
+    rates in one parameter), one parameter frozen in one run and one frozen in every run, runs
+    dropping out: each run's weights are bit-identical to `train.Adam` stepping that run alone
+    (both are the one `adam_step`), the frozen ones untouched."""
     torch.manual_seed(1)
     runs = 4
     shapes = {"conv": (5, 2, 3, 3), "bias": (5,), "head": (3, 7), "frozen": (2, 2)}
@@ -143,20 +123,28 @@ def test_flat_adam_steps_exactly_like_the_per_parameter_one():
              "head": [3e-3, 3e-3, 1e-3, 2e-2], "frozen": [0.0] * runs}
     start = {n: torch.randn(runs, *shape) for n, shape in shapes.items()}
     flat = FlatStack({n: t.clone() for n, t in start.items()}, rates)
-    reference = {n: t.clone().requires_grad_(any(r > 0 for r in rates[n])) for n, t in start.items()}
-    old = PerParameterAdam(reference, {n: torch.tensor(r) for n, r in rates.items()})
+    alone = [{n: start[n][r].clone().requires_grad_() for n in shapes} for r in range(runs)]
+    optimizers = [Adam([{"params": [alone[r][n]], "lr": rates[n][r]} for n in shapes
+                        if rates[n][r] > 0]) for r in range(runs)]
+    steps = [5, 3, 5, 1]
     for step in range(5):
-        active = torch.tensor([True, step < 3, True, step < 1])
         for name in ("conv", "bias", "head"):
             grad = torch.randn(runs, *shapes[name]) * 10.0 ** -step
             flat.params[name].grad.copy_(grad)
-            reference[name].grad = grad.clone()
-        flat.optimizer.step(active)
-        old.step(active)
-    for name, tensor in reference.items():
-        assert torch.equal(flat.params[name].detach(), tensor.detach()), name
+            for r in range(runs):
+                alone[r][name].grad = grad[r].clone()
+        flat.optimizer.step(torch.tensor([step < s for s in steps]))
+        for r in range(runs):
+            if step < steps[r]:
+                optimizers[r].step()
+    for name in shapes:
+        for r in range(runs):
+            assert torch.equal(flat.params[name][r].detach(), alone[r][name].detach()), (name, r)
     assert not torch.equal(flat.params["conv"], start["conv"])  # it did move
     assert torch.equal(flat.params["frozen"], start["frozen"])
+    assert torch.equal(flat.params["bias"][1], start["bias"][1])
+    assert flat.optimizer.count.tolist() == steps
+    assert len(flat.optimizer.calls) == 5  # one kernel call per distinct rate
     assert flat.flat.numel() == sum(runs * torch.Size(shapes[n]).numel() for n in ("conv", "bias", "head"))
 
 
@@ -237,11 +225,25 @@ def test_runs_trained_stacked_equal_runs_trained_alone(digits, source_state):
                         [y[:n] for _, n, _, _ in RUNS], [r[3] for r in RUNS], 64,
                         [r[2] for r in RUNS])
     assert [s.steps for s in stats] == [r[3] for r in RUNS] and not any(s.stopped for s in stats)
-    for (strategy, *_), lone, stacked, start in zip(RUNS, alone, models, initial):
+    # one step: every run, from scratch too
+    first = [prepared(s, seed, source_state) for s, _, seed, _ in RUNS]
+    fit_batched([m for m, _ in first], [g for _, g in first], [x[:n] for _, n, _, _ in RUNS],
+                [y[:n] for _, n, _, _ in RUNS], [1] * len(RUNS), 64, [r[2] for r in RUNS])
+    for (strategy, n, seed, _), (stacked, _) in zip(RUNS, first):
+        lone, groups = prepared(strategy, seed, source_state)
+        fit(lone, groups, x[:n], y[:n], steps=1, batch_size=64, seed=seed)
         gaps = torch.cat([(a - b).detach().abs().flatten()
                           for a, b in zip(lone.parameters(), stacked.parameters())])
         assert gaps.max().item() <= WEIGHT_MAX, strategy
-        assert (gaps > WEIGHT_TOL).float().mean().item() <= 1e-3, strategy
+        assert (gaps > WEIGHT_TOL).float().mean().item() <= 1e-3, (strategy, "first step")
+    for (strategy, *_), lone, stacked, start in zip(RUNS, alone, models, initial):
+        gaps = torch.cat([(a - b).detach().abs().flatten()
+                          for a, b in zip(lone.parameters(), stacked.parameters())])
+        if get_strategy(strategy).uses_pretrained:
+            assert gaps.max().item() <= WEIGHT_MAX, strategy
+            assert (gaps > WEIGHT_TOL).float().mean().item() <= 1e-3, strategy
+        else:
+            assert gaps.max().item() <= WEIGHT_MAX_SCRATCH, strategy
         for name, b in stacked.named_parameters():
             if not b.requires_grad:  # frozen: exactly the weights it started with
                 assert torch.equal(b, start[name]), (strategy, name)

@@ -20,12 +20,11 @@ padding: a 1-label run would otherwise pay for 64 examples a step).
 
 Every parameter that some run trains lives in one flat buffer, parameter after parameter
 (`FlatStack`: each stacked parameter is a view of it, its gradient a view of one flat gradient
-buffer), so the stacked Adam is a handful of elementwise operations over one tensor, with a
-learning rate and a run index per element. It follows `engine.core.train.Adam`'s maths
-(PyTorch's fused kernel: betas 0.9, 0.999, eps 1e-8, no weight decay), written out because the
-fused kernel takes one scalar rate per tensor. Only models whose layers behave alike in
-training and evaluation and keep no buffers (no BatchNorm, no dropout) can be stacked:
-`can_stack` says which.
+buffer), and the stacked Adam steps each run's slice of it with the project's one Adam step
+(`engine.core.train.adam_step`, PyTorch's fused kernel), one kernel call per distinct rate, so
+a run's weights are what `engine.core.train.Adam` gives it alone. Only models whose layers
+behave alike in training and evaluation and keep no buffers (no BatchNorm, no dropout) can be
+stacked: `can_stack` says which.
 
 One step (`StackStep`) is a function of device tensors only: the step counter is a tensor,
 nothing reads a value back to the host. On CUDA it is captured once per stack as a CUDA graph
@@ -54,7 +53,7 @@ from torch.func import functional_call, vmap
 from engine.core.backbones import Classifier
 from engine.core.device import autocast_dtype
 from engine.core.lora import LoRAConv2d, LoRALinear
-from engine.core.train import Adam, FitStats, batch_order
+from engine.core.train import FitStats, adam_step, batch_order
 
 # layers whose output depends only on their input and weights, with no buffers and no randomness
 STACKABLE = (Classifier, nn.Sequential, nn.Conv2d, nn.Linear, nn.ReLU, nn.MaxPool2d, nn.Flatten,
@@ -79,41 +78,43 @@ def architecture(model: nn.Module) -> tuple:
 
 
 class StackedAdam:
-    """Adam over one flat buffer holding every trained stacked parameter (`FlatStack.flat`),
-    each element with its own learning rate (its run's rate for its parameter; 0 where that run
-    keeps it frozen) and its run's index: the update of `engine.core.train.Adam` (PyTorch's
-    fused kernel), run by run, as a handful of elementwise operations over the whole buffer."""
+    """Adam over one flat buffer holding every trained stacked parameter (`FlatStack.flat`):
+    each run's slice of each parameter is a tensor of its own, stepped by the project's one Adam
+    step (`engine.core.train.adam_step`, PyTorch's fused kernel) at the run's rate for that
+    parameter, with the run's own step count; a slice a run keeps frozen (rate 0) is never
+    stepped. Slices are batched into one kernel call per distinct rate, fixed when the stack is
+    built, so a step's work does not depend on any value on the device.
 
-    BETAS, EPS = Adam.BETAS, Adam.EPS
+    A run that has taken its steps (`active` false) must not move: the kernel steps every
+    slice, so its parameters and moments are put back from a copy taken before the step, an
+    elementwise choice on the device (`run`, each flat element's run). So each run's weights
+    are exactly what `engine.core.train.Adam` gives it alone."""
 
-    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor,
-                 run: torch.Tensor, runs: int):
+    def __init__(self, flat: torch.Tensor, grad: torch.Tensor,
+                 slices: Sequence[tuple[int, int, int, float]], run: torch.Tensor, runs: int):
         self.flat, self.grad = flat, grad  # (E,) the parameters and their gradients
-        self.lr = lr.double()  # (E,) each element's rate, as float64 (the fused kernel's maths)
         self.run = run  # (E,) each element's run, 0 .. runs - 1
-        self.trains = lr > 0  # (E,) false where the element's run keeps it frozen
-        self.count = torch.zeros(runs, dtype=torch.float64, device=flat.device)  # steps, per run
+        self.count = torch.zeros(runs, dtype=torch.float32, device=flat.device)  # steps, per run
         self.avg, self.sq = torch.zeros_like(flat), torch.zeros_like(flat)  # first, second moment
+        # (start, size, run, rate) of each trained slice -> per rate, the kernel's tensor lists
+        self.calls: dict[float, tuple[list, ...]] = {}
+        for start, size, r, rate in slices:
+            lists = self.calls.setdefault(rate, ([], [], [], [], []))
+            for into, whole in zip(lists[:4], (flat, grad, self.avg, self.sq)):
+                into.append(whole[start:start + size])
+            lists[4].append(self.count[r])
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
         """One Adam step of every run where `active` (R,) is true; the others stay as they are.
         Device tensors only: nothing here waits for the device."""
-        beta1, beta2 = self.BETAS
-        self.count += active.double()
-        steps = self.count.clamp(min=1)  # a run that never stepped is masked below
-        # bias corrections in float64, as the fused kernel computes them from its step count
-        correction1, correction2_sqrt = 1 - beta1 ** steps, (1 - beta2 ** steps).sqrt()  # (R,)
-        on = active[self.run] & self.trains  # (E,)
-        grad = self.grad
-        new_avg = self.avg.lerp(grad, 1 - beta1)
-        new_sq = self.sq * beta2 + grad * grad * (1 - beta2)
-        denom = new_sq.sqrt() / correction2_sqrt.float()[self.run] + self.EPS
-        step_size = (self.lr / correction1[self.run]).float()
-        moved = self.flat - step_size * new_avg / denom
-        self.avg.copy_(torch.where(on, new_avg, self.avg))
-        self.sq.copy_(torch.where(on, new_sq, self.sq))
-        self.flat.copy_(torch.where(on, moved, self.flat))
+        self.count += active.float()
+        kept = ~active[self.run]  # (E,) elements of runs that do not step
+        before = [t.clone() for t in (self.flat, self.avg, self.sq)]
+        for rate, (params, grads, avgs, sqs, steps) in self.calls.items():
+            adam_step(params, grads, avgs, sqs, steps, rate)
+        for now, was in zip((self.flat, self.avg, self.sq), before):
+            now.copy_(torch.where(kept, was, now))
 
 
 class FlatStack:
@@ -129,18 +130,18 @@ class FlatStack:
         self.flat = torch.cat([stacked[n].flatten() for n in trained])  # (E,)
         self.grad = torch.zeros_like(self.flat)  # (E,)
         self.params = dict(stacked)  # name -> (R, ...)
-        lr, run, offset = [], [], 0
+        slices, run, offset = [], [], 0
         for name in trained:
             shape, size = stacked[name].shape, stacked[name].numel()
             view = self.flat[offset:offset + size].view(shape).requires_grad_()
             view.grad = self.grad[offset:offset + size].view(shape)  # backward adds into it
             self.params[name] = view
             per_run = size // runs
-            lr.append(torch.tensor(rates[name], dtype=torch.float32).repeat_interleave(per_run))
+            slices += [(offset + r * per_run, per_run, r, float(rate))
+                       for r, rate in enumerate(rates[name]) if rate > 0]
             run.append(torch.arange(runs).repeat_interleave(per_run))
             offset += size
-        self.optimizer = StackedAdam(self.flat, self.grad, torch.cat(lr).to(device),
-                                     torch.cat(run).to(device), runs)
+        self.optimizer = StackedAdam(self.flat, self.grad, slices, torch.cat(run).to(device), runs)
 
 
 def stacked_parameters(models: Sequence[nn.Module]) -> dict[str, torch.Tensor]:

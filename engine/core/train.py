@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -68,16 +68,34 @@ def batch_order(n: int, batch_size: int, steps: int, seed: int) -> torch.Tensor:
     return torch.cat(permutations).view(-1, bs)[:steps]
 
 
+BETAS, EPS = (0.9, 0.999), 1e-8  # Adam's, as torch.optim.Adam's defaults
+
+
+def adam_step(params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor],
+              avgs: Sequence[torch.Tensor], sqs: Sequence[torch.Tensor],
+              steps: Sequence[torch.Tensor], lr: float) -> None:
+    """The one Adam step of the project, in place: PyTorch's fused kernel (what
+    `torch.optim.Adam(fused=True)` runs: betas 0.9 and 0.999, eps 1e-8, no weight decay, bias
+    corrections computed from each tensor's step count), at one rate, on tensors of one device
+    and dtype. `steps` holds each tensor's step count (a 0-dim float32 tensor on the device,
+    already counting this step; tensors may share one); the kernel only reads it, so nothing
+    waits for the device and a CUDA graph can capture the call. `Adam` steps a model with it,
+    `engine.core.batched.StackedAdam` a stack of runs."""
+    torch._fused_adam_(list(params), list(grads), list(avgs), list(sqs), [], list(steps),
+                       amsgrad=False, lr=lr, beta1=BETAS[0], beta2=BETAS[1], weight_decay=0.0,
+                       eps=EPS, maximize=False)
+
+
 class Adam:
     """Adam over parameter groups (each a dict with "params" and "lr"; other keys ignored),
-    stepped by PyTorch's fused kernel directly: the same update as
+    stepped by PyTorch's fused kernel directly (`adam_step`): the same update as
     `torch.optim.Adam(groups, fused=True)` (betas 0.9 and 0.999, eps 1e-8, no weight decay),
     with state made for a parameter the first time it has a gradient, and a parameter whose
     gradient is None left untouched. Without `torch.optim`'s bookkeeping a step costs less, and
     a fresh process does not import the compiler stack (about a second) on its first step.
     Devices without the fused kernel (MPS, others) use `torch.optim.Adam` itself."""
 
-    BETAS, EPS = (0.9, 0.999), 1e-8
+    BETAS, EPS = BETAS, EPS
 
     def __init__(self, param_groups: list[dict]):
         self.groups = [(list(g["params"]), float(g["lr"])) for g in param_groups]
@@ -113,9 +131,7 @@ class Adam:
             for batch in batches.values():
                 steps, avgs, sqs = zip(*(self._state_of(p) for p in batch))
                 torch._foreach_add_(steps, 1)
-                torch._fused_adam_(batch, [p.grad for p in batch], avgs, sqs, [], steps,
-                                   amsgrad=False, lr=lr, beta1=self.BETAS[0], beta2=self.BETAS[1],
-                                   weight_decay=0.0, eps=self.EPS, maximize=False)
+                adam_step(batch, [p.grad for p in batch], avgs, sqs, steps, lr)
 
 
 @dataclass(frozen=True)
