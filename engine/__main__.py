@@ -82,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     lesson = sub.add_parser("lesson", help="run a lesson's sections as its page does and print "
                                            "their readings")
-    lesson.add_argument("name", help="transfer-curves, which-source, when-transfer-hurts, "
-                                     "forgetting, depth or lora-lab")
+    from engine.experiments.lessons.catalog import LESSONS
+
+    names = [name.replace("_", "-") for name in LESSONS]
+    lesson.add_argument("name", help=", ".join(names[:-1]) + " or " + names[-1])
     lesson.add_argument("--section", action="append", help="run only this section (repeatable); "
                                                            "default: every section of the lesson")
     lesson.add_argument("--seeds", type=int, help="seeds per point of every section that has seeds")

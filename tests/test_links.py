@@ -123,6 +123,18 @@ def test_the_ui_sections_are_the_engine_lessons_sections():
     assert len({s.key for s in SECTIONS}) == len(SECTIONS)  # one session key per section
 
 
+def test_the_command_line_names_every_lesson(capsys):
+    """`python -m engine lesson --help` lists the lessons from the catalog, so a new lesson is
+    named there without a second list to keep."""
+    from engine.__main__ import build_parser
+    from engine.experiments.lessons.catalog import LESSONS
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["lesson", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert len(LESSONS) >= 7 and all(name.replace("_", "-") in shown for name in LESSONS)
+
+
 def test_a_sections_sweeps_are_built_once_per_settings():
     """A page rerun asks a section for its experiment several times (Run, the live panel, the
     results): the sweeps are built and validated once per distinct settings."""
