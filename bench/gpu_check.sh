@@ -113,6 +113,7 @@ from engine.core.device import describe_device, pick_device, precision_name
 from engine.core.pretrain import pretrain
 from engine.core.store import ResultStore
 from engine.core.datasets import labels_text
+from engine.experiments.stats import summarize
 from engine.experiments.sweep import run_sweep
 import torch
 device = pick_device()
@@ -128,9 +129,8 @@ if device.type == "cuda":
     torch.cuda.synchronize()
 print(f"default_sweep_warm_s={time.perf_counter() - start:.2f}")
 print(f"default_sweep_runs={result.trained}")
-table = result.records.groupby(["strategy", "labels_per_class", "all_labels"])["test_accuracy"].mean()
-for (strategy, k, everything), acc in table.items():
-    print(f"acc_{strategy}_{labels_text(0 if everything else int(k))}={acc:.2f}")
+for _, row in summarize(result.records).iterrows():
+    print(f"acc_{row['strategy']}_{labels_text(row['size'].setting)}={row['mean']:.2f}")
 EOF
 
 # 2. the same sweep from a fresh interpreter (imports, CUDA start-up), pretraining cached
