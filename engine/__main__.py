@@ -23,7 +23,7 @@ from engine.core.store import ResultStore
 from engine.core.text import is_text_dataset
 from engine.experiments.protocol import Progress
 from engine.experiments.readings.curves import sweep_readings
-from engine.experiments.stats import RULE, failed_note, summarize
+from engine.experiments.stats import RULE, failed_note, interval_text, summarize
 from engine.experiments.sweep import DEFAULT_LABELS, SweepSpec, run_sweep
 from engine.infra.ray_backend import RayError
 
@@ -214,11 +214,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     note = failed_note(records)
     if note:
         print("failed: " + note)
-    readings = sweep_readings(records)
-    if readings:
-        print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
-    for sentence in readings:
-        print("  " + sentence.text.replace("**", ""))
+    print_readings(sweep_readings(records))
     if args.out:
         print(f"wrote {len(records)} runs to {args.out}")
     return 0
@@ -269,14 +265,31 @@ def text_sweep(args: argparse.Namespace) -> int:
         print(f"  {name:>22}  {str(row['size']):>9} "
               f"labels/class  {row['mean']:5.1f}% ± {row['std']:4.1f}  ({row['seeds']} "
               f"seed{'s' if row['seeds'] != 1 else ''})")
-    readings = sweep_readings(records)
-    if readings:
-        print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
-    for sentence in readings:
-        print("  " + sentence.text.replace("**", ""))
+    print_readings(sweep_readings(records))
     if args.out:
         print(f"wrote {len(records)} runs to {args.out}")
     return 0
+
+
+def print_readings(readings) -> None:
+    """The readings, one sentence a line under the rule's summary; then, where gaps of at least
+    MIN_GAP points were not called although each side had enough seeds, a line that says so
+    and that more seeds narrow the intervals (the rule is not loosened: only more runs help)."""
+    from engine.experiments.stats import MIN_GAP
+
+    if readings:
+        print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
+    for sentence in readings:
+        print("  " + sentence.text.replace("**", "").replace("#### ", ""))
+    wide = [c for sentence in readings for c in sentence.claims
+            if not c.comparison.counts and not c.comparison.too_few
+            and abs(c.comparison.gap) >= MIN_GAP]
+    if wide:
+        first = wide[0]
+        gaps = "1 gap" if len(wide) == 1 else f"{len(wide)} gaps"
+        print(f"not called: {gaps} of at least {MIN_GAP:g} point whose interval holds 0 (first: "
+              f"{first.at}, {first.comparison.gap:+.1f} points, {interval_text(first.comparison)}); "
+              "more seeds narrow the intervals (--seeds).")
 
 
 def lesson_settings(cls: type, params: dict[str, str], seeds: Optional[int]):
@@ -345,11 +358,7 @@ def cmd_lesson(args: argparse.Namespace) -> int:
         finally:
             on_progress.close()
         print(f"units: {outcome.trained} trained, {outcome.reused} reused from the store")
-        readings = section.readings(store)
-        if readings:
-            print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
-        for sentence in readings:
-            print("  " + sentence.text.replace("**", "").replace("#### ", ""))
+        print_readings(section.readings(store))
     return 0
 
 

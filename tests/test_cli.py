@@ -103,3 +103,34 @@ def test_a_sweep_runs_without_plotly_or_streamlit(tmp_path):
     assert row[:3] == ["probe", "1", "labels/class"] and row[-2:] == ["(1", "seed)"]
     assert 0.0 <= float(row[3].rstrip("%")) <= 100.0
     assert (tmp_path / "home" / "results.sqlite").exists()
+
+
+def _runs(gaps_by_size, scratch=60.0):
+    """Paired runs of scratch and probe: at each size, probe = scratch + that seed's gap."""
+    rows = []
+    for k, gaps in gaps_by_size.items():
+        for seed, gap in enumerate(gaps):
+            base = scratch + 2.0 * ((seed * 7) % 3)
+            rows += [{"strategy": "scratch", "labels_per_class": k, "all_labels": False,
+                      "seed": seed, "test_accuracy": base, "n_train": 10 * k},
+                     {"strategy": "probe", "labels_per_class": k, "all_labels": False,
+                      "seed": seed, "test_accuracy": base + gap, "n_train": 10 * k}]
+    return pd.DataFrame(rows)
+
+
+def test_the_command_line_says_when_a_gap_was_not_called_for_want_of_seeds(capsys):
+    """Under the readings, one line names the gaps of at least a point whose interval holds 0
+    (with enough seeds to be read) and points to --seeds; none when every such gap is called,
+    or when the sides have too few seeds to be read at all."""
+    from engine.__main__ import print_readings
+    from engine.experiments.readings.curves import sweep_readings
+
+    print_readings(sweep_readings(_runs({2: [14.0, 15.0, 16.0], 5: [1.0, 15.0, 8.0]})))
+    out = capsys.readouterr().out
+    assert "not called: 1 gap of at least 1 point whose interval holds 0 (first: 5 labels per " \
+           "class, +8.0 points," in out and out.rstrip().endswith("(--seeds).")
+    print_readings(sweep_readings(_runs({2: [14.0, 15.0, 16.0], 5: [8.0, 9.0, 8.5]})))
+    assert "not called" not in capsys.readouterr().out
+    print_readings(sweep_readings(_runs({2: [14.0, 15.0], 5: [1.0, 15.0]})))
+    out = capsys.readouterr().out
+    assert "too few seeds" in out and "not called" not in out
