@@ -26,7 +26,8 @@ TEST_TIMEOUT ?= 300
 # Test processes side by side (pytest-xdist), one test file per process at a time, so a
 # module's server, browser and fixtures are set up once; TEST_WORKERS=0 runs in one process.
 # Three on two cores: each computes with one torch thread (tests/conftest.py), and while one
-# waits on a browser, a server or a Ray cluster the other two keep the cores busy.
+# waits on a browser, a server or a Ray cluster the other two keep the cores busy. The longest
+# test files go first (tests/conftest.py's SLOW_FIRST), so the three finish close together.
 TEST_WORKERS ?= 3
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
@@ -42,7 +43,7 @@ run: $(STAMP) $(TEXT_STAMP)
 # so both fail `make test`.
 test: $(STAMP) $(RAY_STAMP) $(TEXT_STAMP)
 	$(BIN)/python -m pytest tests -q -ra --durations=10 --timeout=$(TEST_TIMEOUT) \
-	  -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 bench: $(STAMP) $(TEXT_STAMP)
 	@for f in bench/*.py; do \
