@@ -23,7 +23,7 @@ from engine.core.store import ResultStore
 from engine.core.text import is_text_dataset
 from engine.experiments.protocol import Progress
 from engine.experiments.readings.curves import sweep_readings
-from engine.experiments.stats import RULE, failed_note, interval_text, summarize
+from engine.experiments.stats import RULE, failed_note, summarize
 from engine.experiments.sweep import DEFAULT_LABELS, SweepSpec, run_sweep
 from engine.infra.ray_backend import RayError
 
@@ -272,24 +272,19 @@ def text_sweep(args: argparse.Namespace) -> int:
 
 
 def print_readings(readings) -> None:
-    """The readings, one sentence a line under the rule's summary; then, where gaps of at least
-    MIN_GAP points were not called although each side had enough seeds, a line that says so
-    and that more seeds narrow the intervals (the rule is not loosened: only more runs help)."""
-    from engine.experiments.stats import MIN_GAP
+    """The readings, one sentence a line under the rule's summary; then, where gaps of a point
+    or more were left uncalled with enough seeds a side, the note that says so
+    (`uncalled_note`) and the option that adds seeds (the rule is not loosened: only more runs
+    help)."""
+    from engine.experiments.readings.common import uncalled_note
 
     if readings:
         print("readings (" + RULE.split(": ", 1)[1].split(".")[0] + "):")
     for sentence in readings:
         print("  " + sentence.text.replace("**", "").replace("#### ", ""))
-    wide = [c for sentence in readings for c in sentence.claims
-            if not c.comparison.counts and not c.comparison.too_few
-            and abs(c.comparison.gap) >= MIN_GAP]
-    if wide:
-        first = wide[0]
-        gaps = "1 gap" if len(wide) == 1 else f"{len(wide)} gaps"
-        print(f"not called: {gaps} of at least {MIN_GAP:g} point whose interval holds 0 (first: "
-              f"{first.at}, {first.comparison.gap:+.1f} points, {interval_text(first.comparison)}); "
-              "more seeds narrow the intervals (--seeds).")
+    note = uncalled_note(readings)
+    if note:
+        print(f"{note.rstrip('.')} (--seeds).")
 
 
 def lesson_settings(cls: type, params: dict[str, str], seeds: Optional[int]):

@@ -127,10 +127,13 @@ def test_the_command_line_says_when_a_gap_was_not_called_for_want_of_seeds(capsy
 
     print_readings(sweep_readings(_runs({2: [14.0, 15.0, 16.0], 5: [1.0, 15.0, 8.0]})))
     out = capsys.readouterr().out
-    assert "not called: 1 gap of at least 1 point whose interval holds 0 (first: 5 labels per " \
-           "class, +8.0 points," in out and out.rstrip().endswith("(--seeds).")
+    assert out.splitlines()[-1] == (
+        "1 gap quoted above is at least 1 point yet not called: its interval holds 0. Level "
+        "there means these runs cannot tell the two apart yet, not that they are equal; more "
+        "seeds narrow the intervals (--seeds).")
+    assert "5 labels per class: +8.0 points" in out  # the gap it means, quoted above
     print_readings(sweep_readings(_runs({2: [14.0, 15.0, 16.0], 5: [8.0, 9.0, 8.5]})))
-    assert "not called" not in capsys.readouterr().out
+    assert "yet not called" not in capsys.readouterr().out
     print_readings(sweep_readings(_runs({2: [14.0, 15.0], 5: [1.0, 15.0]})))
     out = capsys.readouterr().out
-    assert "too few seeds" in out and "not called" not in out
+    assert "too few seeds" in out and "yet not called" not in out

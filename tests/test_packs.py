@@ -178,3 +178,25 @@ def test_a_section_partly_trained_here_shows_the_rest_from_the_pack(empty_defaul
     assert any(f"for {total - 1} of these {total} runs" in n and "the other 1 were trained on "
                "this server" in n for n in notes), notes
     assert not any("not stored yet" in w.value for w in at.warning)
+
+
+def test_a_level_reading_with_enough_seeds_says_it_is_not_shown_equal(empty_default_store):
+    """Transfer on text from the pack (3 seeds): the gaps the rule leaves uncalled although
+    their sides have 3 seeds are named under the reading, as the engine words them
+    (`uncalled_note`), with the way to narrow them."""
+    from engine.core.store import ResultStore
+    from engine.experiments.lessons.text import TextCurveSettings
+    from engine.experiments.readings.common import uncalled_note
+    from engine.infra.packs import pack_store
+    from tests.test_pages import open_page
+    from ui.kit.jobs import MergedStore
+
+    at = open_page("pages/transfer_on_text.py")
+    reveal = [b for b in at.button if b.key == "predict.reveal"]
+    if reveal:
+        reveal[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    note = uncalled_note(TextCurveSettings().readings(MergedStore(ResultStore(), pack_store())))
+    assert note is not None and "gaps quoted above are at least 1 point yet not called" in note
+    assert note + (" Raise Seeds in the form above and press Run: only the new seeds train."
+                   ) in [c.value for c in at.caption]

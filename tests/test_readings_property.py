@@ -138,6 +138,29 @@ def test_transfer_curve_readings(records):
 
 
 @SETTINGS
+@given(runs(("scratch", "probe", "finetune")))
+def test_the_uncalled_note_counts_the_gaps_the_sentences_leave_open(records):
+    """For any records: the note under the readings counts exactly the quoted gaps of at least
+    MIN_GAP points whose interval holds 0 with MIN_SEEDS or more seeds a side (recounted here
+    from each claim's interval, not from its verdict), and is absent when there are none."""
+    from engine.experiments.readings.common import uncalled_note
+    from engine.experiments.readings.curves import sweep_readings
+    from engine.experiments.stats import MIN_GAP, MIN_SEEDS
+
+    sentences = sweep_readings(records)
+    open_gaps = sum(1 for s in sentences for c in s.claims
+                    if c.comparison.seeds >= MIN_SEEDS and abs(c.comparison.gap) >= MIN_GAP
+                    and c.comparison.low <= 0 <= c.comparison.high)
+    note = uncalled_note(sentences)
+    if not open_gaps:
+        assert note is None
+    else:
+        start = ("1 gap quoted above is" if open_gaps == 1
+                 else f"{open_gaps} gaps quoted above are")
+        assert note.startswith(f"{start} at least {MIN_GAP:g} point yet not called")
+
+
+@SETTINGS
 @given(runs(("scratch", "bad-fine", "bad-probe")), st.sampled_from(("permuted", "randlabels")))
 def test_negative_transfer_readings(records, shift):
     from engine.experiments.readings.hurts import negative_readings, why_negative

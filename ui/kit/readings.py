@@ -1,7 +1,8 @@
 """How a page shows the sentences the engine reads off its runs (`engine.experiments.readings`).
 
-`show_readings` writes each sentence, a link to the page that explains how a difference is
-called, and, where a sentence had too few seeds to call, one button that runs the section again
+`show_readings` writes each sentence, the engine's note on gaps left uncalled for want of seeds
+(`uncalled_note`), a link to the page that explains how a difference is called, and, where a
+sentence had too few seeds to call, one button that runs the section again
 with enough seeds. The button only records the request (`ADD_SEEDS`, keyed by the section's
 experiment); `ui.kit.section.show_section` starts the run on the next script run, as if Run had
 been pressed with more seeds. Nothing here words a result.
@@ -14,6 +15,7 @@ from typing import Any, Optional, Sequence
 import streamlit as st
 
 from engine.experiments.readings import Sentence
+from engine.experiments.readings.common import uncalled_note
 from engine.experiments.stats import MIN_SEEDS
 from ui.kit.shell import page_view
 
@@ -38,6 +40,12 @@ def show_readings(sentences: Sequence[Sentence], settings: Optional[Any] = None,
     if not sentences:
         return
     st.markdown("\n\n".join(s.text for s in sentences))
+    note = uncalled_note(sentences)
+    if note:
+        more = (settings is not None and not page_view()
+                and isinstance(getattr(settings, "seeds", None), int))
+        st.caption(note + (" Raise Seeds in the form above and press Run: only the new seeds "
+                           "train." if more else ""))
     st.page_link(HOW_CALLED, label="How a difference is called, and why seeds matter",
                  icon=":material/functions:")
     if (settings is not None and not page_view() and wants_seeds(settings)

@@ -11,7 +11,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 import pandas as pd
 
 from engine.core.datasets import labels_per_class_text, labels_text
-from engine.experiments.stats import (Comparison, compare_runs, holm, interval_text,
+from engine.experiments.stats import (MIN_GAP, Comparison, compare_runs, holm, interval_text,
                                       label_sizes, strategy_label, without_failed)
 
 TOO_FEW = "too few seeds to call"  # what a sentence says where a side has under MIN_SEEDS runs
@@ -41,6 +41,23 @@ class Sentence:
 
     def __str__(self) -> str:
         return self.text
+
+
+def uncalled_note(sentences: Sequence[Sentence]) -> Optional[str]:
+    """A sentence on the gaps of at least MIN_GAP points that these sentences call level
+    although each side had enough seeds (their interval holds 0): level there means the runs
+    cannot tell the two apart yet, not that they are equal. None when there is no such gap."""
+    wide = [c for sentence in sentences for c in sentence.claims
+            if not c.comparison.counts and not c.comparison.too_few
+            and abs(c.comparison.gap) >= MIN_GAP]
+    if not wide:
+        return None
+    said = (f"1 gap quoted above is at least {MIN_GAP:g} point yet not called: its interval "
+            "holds 0" if len(wide) == 1 else
+            f"{len(wide)} gaps quoted above are at least {MIN_GAP:g} point yet not called: their "
+            "intervals hold 0")
+    return (f"{said}. Level there means these runs cannot tell the two apart yet, not that they "
+            "are equal; more seeds narrow the intervals.")
 
 
 def clean(records: pd.DataFrame) -> pd.DataFrame:
